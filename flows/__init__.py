@@ -1,0 +1,1 @@
+"""Prefect flows (thin wrappers over pipeline/ and model/): build-corpus, train-fsclap, evaluate-fsclap."""

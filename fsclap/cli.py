@@ -1,0 +1,256 @@
+"""The ``fsclap`` command line (contract in DESIGN.md).
+
+Each command parses its options, loads :class:`~fsclap.config.Settings` and calls into
+``pipeline/``, ``model/`` or ``flows/``; heavy imports happen inside the command so that
+``fsclap --help`` stays fast. Bad input ends as ``error: <one line>`` and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from fsclap import __version__
+from fsclap.config import Settings, load_settings
+from fsclap.errors import FsclapError, NotBuiltError
+from fsclap.log import setup_logging
+
+app = typer.Typer(
+    name="fsclap",
+    help="Build emotional-speaking-style speech corpora from short dramas; train, evaluate and serve FS-CLAP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+corpus_app = typer.Typer(help="Corpus builder: sources -> clips with style captions.", no_args_is_help=True)
+synth_app = typer.Typer(help="Generated speech with ground truth (demo, tests, benchmarks).", no_args_is_help=True)
+models_app = typer.Typer(help="Paper-profile model weights: list, pull, verify.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(synth_app, name="synth")
+app.add_typer(models_app, name="models")
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML settings file (else $FSCLAP_CONFIG).")
+SetOpt = typer.Option(None, "--set", help="Override a setting: key=value (repeatable, dotted keys for sections).")
+ProfileOpt = typer.Option(None, "--profile", help="offline (default) | paper")
+
+
+def _settings(ctx: typer.Context, profile: str | None = None, extra: dict | None = None) -> Settings:
+    """Global settings from the top-level --config/--set, with a command's own overrides on top."""
+    obj = ctx.find_root().obj or {}
+    overrides = list(obj.get("set") or [])
+    if profile is not None:
+        overrides.append(f"profile={profile}")
+    for key, value in (extra or {}).items():
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_settings(obj.get("config"), overrides)
+
+
+def _not_built(command: str, issue: int) -> None:
+    raise NotBuiltError(f"'fsclap {command}' is not built yet (tracked in issue #{issue})")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fsclap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG | INFO | WARNING | ERROR"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.obj = {"config": config, "set": set_ or []}
+    setup_logging(log_level)
+
+
+@app.command("config")
+def show_config(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None:
+    """Print the effective settings (defaults < file < FSCLAP_* env < --set) as YAML."""
+    import yaml
+
+    settings = _settings(ctx, profile)
+    typer.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+# --- corpus builder -------------------------------------------------------------------------
+
+@corpus_app.command("build")
+def corpus_build(
+    ctx: typer.Context,
+    sources: Path = typer.Option(..., "--sources", help="Sources YAML (see data_manifests/)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Output folder for manifests and audio."),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Run build-corpus: acquire -> extract -> separate -> diarize -> consistency -> caption -> publish."""
+    _settings(ctx, profile, {"data_root": data_root})
+    _not_built("corpus build", 6)
+
+
+@app.command("caption")
+def caption(
+    ctx: typer.Context,
+    manifest: Path = typer.Option(..., "--manifest", help="Clip manifest to caption."),
+    out: Path = typer.Option(..., "--out", help="Output clip manifest with attributes and captions."),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Measure gender/pitch/speed/energy (+ emotion on the paper profile) and write style captions."""
+    _settings(ctx, profile)
+    _not_built("caption", 8)
+
+
+# --- generated speech -----------------------------------------------------------------------
+
+@synth_app.command("style")
+def synth_style(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="Output folder for clips and manifest."),
+    n: int = typer.Option(200, "--n", min=1, help="Number of clips."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
+) -> None:
+    """Generate a style corpus: clips with known gender/pitch/speed/energy and captions."""
+    _settings(ctx)
+    _not_built("synth style", 3)
+
+
+@synth_app.command("drama")
+def synth_drama(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="Output folder for episodes, sources.yaml and ground truth."),
+    dramas: int = typer.Option(1, "--dramas", min=1, help="Number of dramas."),
+    episodes: int = typer.Option(3, "--episodes", min=1, help="Episodes per drama."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
+) -> None:
+    """Generate short-drama episodes (MP4) with speakers over music and exact ground truth."""
+    _settings(ctx)
+    _not_built("synth drama", 3)
+
+
+# --- model ----------------------------------------------------------------------------------
+
+@app.command("train")
+def train(
+    ctx: typer.Context,
+    train_manifest: Path = typer.Option(..., "--train", help="Training clip manifest."),
+    val_manifest: Path = typer.Option(..., "--val", help="Validation clip manifest."),
+    out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, metrics, plots)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config (JSON/YAML)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Training override key=value (repeatable)."),
+) -> None:
+    """Train FS-CLAP (or an ablation / the CLAP baseline) on a clip manifest."""
+    _settings(ctx)
+    _not_built("train", 4)
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
+    manifest: Path = typer.Option(..., "--manifest", help="Test clip manifest."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics JSON here."),
+) -> None:
+    """Leak-free full-gallery retrieval metrics (R@1/5/10, mAP@10, both directions)."""
+    _settings(ctx)
+    _not_built("eval", 5)
+
+
+@app.command("index")
+def index(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
+    manifest: Path = typer.Option(..., "--manifest", help="Clip manifest to embed."),
+    out: Path = typer.Option(..., "--out", help="Index directory."),
+) -> None:
+    """Embed a manifest once and build a searchable index."""
+    _settings(ctx)
+    _not_built("index", 5)
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., help="A style description, or a path to an audio file."),
+    index_dir: Path = typer.Option(..., "--index", help="Index directory from 'fsclap index'."),
+    k: int = typer.Option(10, "-k", min=1, help="Number of results."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Find clips by style description (text->audio) or by example clip (audio->audio/text)."""
+    _settings(ctx)
+    _not_built("search", 5)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    index_dir: Path = typer.Option(..., "--index", help="Index directory from 'fsclap index'."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """Serve the style-search page and HTTP API over an index."""
+    _settings(ctx)
+    _not_built("serve", 10)
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Working folder for the demo."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Run every stage that exists end to end on generated data (offline profile) and print the result."""
+    from fsclap.demo import run_demo
+
+    run_demo(_settings(ctx), out=out, seed=seed)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None:
+    """Every model the profiles use, where it is looked for, and whether it is present."""
+    _settings(ctx, profile)
+    _not_built("models list", 11)
+
+
+@models_app.command("pull")
+def models_pull(
+    ctx: typer.Context,
+    profile: Optional[str] = ProfileOpt,
+    to: Optional[Path] = typer.Option(None, "--to", help="Model root (default: models_dir / $FSCLAP_MODELS)."),
+) -> None:
+    """Download the paper profile's models with their ecosystems' own clients."""
+    _settings(ctx, profile)
+    _not_built("models pull", 11)
+
+
+@models_app.command("verify")
+def models_verify(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None:
+    """Check presence, checksums and that each model loads."""
+    _settings(ctx, profile)
+    _not_built("models verify", 11)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: usage errors are Typer's; our own errors print one line and exit non-zero."""
+    try:
+        app(args=argv, prog_name="fsclap")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except FsclapError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Logging and progress bars: readable in a terminal, quiet and line-oriented in CI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+_PROGRESS: bool | None = None
+
+
+def setup_logging(level: str | int = "INFO", progress: bool | None = None) -> None:
+    """Configure the ``fsclap`` loggers once; rich output for a terminal, plain lines otherwise."""
+    global _PROGRESS
+    _PROGRESS = progress
+    root = logging.getLogger("fsclap")
+    root.setLevel(level if isinstance(level, int) else level.upper())
+    if root.handlers:
+        return
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.propagate = False
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Loggers live under ``fsclap.`` so one setup call covers pipeline/, model/ and flows/."""
+    return logging.getLogger(name if name.startswith("fsclap") else f"fsclap.{name}")
+
+
+def progress_enabled() -> bool:
+    if _PROGRESS is not None:
+        return _PROGRESS
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        return False
+    return sys.stderr.isatty()
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """A tqdm bar for long loops; disabled in CI and when stderr is not a terminal."""
+    return iter(tqdm(iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(), leave=False))
+
+
+@contextmanager
+def timed(label: str, logger: logging.Logger | None = None, out=None):
+    """Time a block and report ``label: 1.23 s``; the elapsed seconds are in the yielded dict."""
+    record = {"label": label, "seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        yield record
+    finally:
+        record["seconds"] = time.perf_counter() - start
+        message = f"{label}: {record['seconds']:.2f} s"
+        if out is not None:
+            print(message, file=out, flush=True)
+        elif logger is not None:
+            logger.info(message)

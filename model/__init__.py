@@ -1,0 +1,1 @@
+"""FS-CLAP: backbones, fusion-separation, losses, training, evaluation, retrieval."""

@@ -1,0 +1,2 @@
+"""Corpus-builder stages, one module per stage: acquire -> extract -> separate -> diarize ->
+consistency -> caption -> publish (DESIGN.md)."""

@@ -1,0 +1,40 @@
+"""Shared fixtures. Tiny random-weight models are built once per session and saved in their
+real layouts, so every test goes through the same loaders as real weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No model hub is reachable; make every HF/ModelScope client fail fast instead of retrying.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MODELSCOPE_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """Tests never read the developer's FSCLAP_* environment or config file."""
+    for key in list(os.environ):
+        if key.startswith("FSCLAP_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("FSCLAP_MODELS", str(tmp_path / "models"))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave files worth looking at (plots, screenshots)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def tiny_htdemucs_repo(tmp_path_factory) -> Path:
+    from fsclap.testing.tiny_models import write_htdemucs_repo
+
+    return write_htdemucs_repo(tmp_path_factory.mktemp("demucs_repo"))

@@ -1,0 +1,53 @@
+"""The console script as users run it: a real subprocess for --help, in-process for the rest."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fsclap.cli import main
+
+CONTRACT_COMMANDS = ["corpus", "caption", "synth", "train", "eval", "index", "search", "serve", "demo", "models"]
+
+
+def test_console_script_help_lists_commands():
+    proc = subprocess.run([sys.executable, "-m", "fsclap.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for command in CONTRACT_COMMANDS:
+        assert command in proc.stdout
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert "fsclap 0.1.0" in capsys.readouterr().out
+
+
+def test_config_shows_effective_settings(capsys, tmp_path):
+    assert main(["--set", "seed=7", "config", "--profile", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 7" in out and "profile: paper" in out
+
+
+def test_bad_setting_is_one_line_error(capsys):
+    assert main(["--set", "profile=cloud", "config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid settings: profile") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["models", "pull"],
+        ["serve", "--index", "x"],
+    ],
+)
+def test_unbuilt_commands_fail_and_say_so(argv, capsys):
+    code = main(argv)
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "not built yet" in err and "issue #" in err
+
+
+def test_usage_error_exit_code(capsys):
+    assert main(["train"]) == 2  # missing required options
+    assert "Missing option" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fsclap.manifest import ClipManifest, ManifestError, normalise_caption
+
+
+def _write_wav(path: Path):
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(1600, dtype="float32"), 16000)
+
+
+def test_aliases_and_relative_paths(tmp_path):
+    _write_wav(tmp_path / "wavs" / "a.wav")
+    csv = tmp_path / "m.csv"
+    pd.DataFrame({"wav_fp": ["wavs/a.wav"], "style_prompt": ["A calm man."], "gender": ["Male"]}).to_csv(csv, index=False)
+    m = ClipManifest.read(csv)
+    clip = next(iter(m))
+    assert clip.audio_path == tmp_path / "wavs" / "a.wav"
+    assert clip.caption == "A calm man."
+    assert clip.attributes == {"gender": "male"}
+    assert clip.clip_id == "clip0000000"
+    assert m.problems().empty
+
+
+def test_parquet_roundtrip_with_segments(tmp_path):
+    _write_wav(tmp_path / "long.wav")
+    frame = pd.DataFrame({
+        "clip_id": ["x", "y"], "audio_path": ["long.wav", "long.wav"], "caption": ["a", "b"],
+        "start_s": [0.0, 0.05], "end_s": [0.05, 0.1], "split": ["train", "test"],
+    })
+    frame.to_parquet(tmp_path / "m.parquet")
+    m = ClipManifest.read(tmp_path / "m.parquet")
+    clips = list(m)
+    assert clips[1].start_s == pytest.approx(0.05) and clips[1].end_s == pytest.approx(0.1)
+    assert len(m.split("test")) == 1
+    out = m.write(tmp_path / "out.parquet")
+    assert len(ClipManifest.read(out)) == 2
+
+
+def test_problems_lists_missing_files_and_empty_captions(tmp_path):
+    _write_wav(tmp_path / "ok.wav")
+    frame = pd.DataFrame({"audio_path": ["ok.wav", "gone.wav", "ok.wav"], "caption": ["fine", "x", "  "]})
+    problems = ClipManifest.from_frame(frame, base_dir=tmp_path).problems()
+    assert sorted(problems["problem"]) == ["audio file not found", "empty caption"]
+
+
+@pytest.mark.parametrize(
+    "frame, fragment",
+    [
+        (pd.DataFrame({"audio_path": ["a.wav"]}), "lacks column"),
+        (pd.DataFrame({"audio_path": [], "caption": []}), "no rows"),
+        (pd.DataFrame({"audio_path": ["a", "b"], "caption": ["x", "y"], "clip_id": ["1", "1"]}), "repeats clip_id"),
+        (pd.DataFrame({"audio_path": ["a"], "caption": ["x"], "pitch": ["very high"]}), "outside"),
+    ],
+)
+def test_contract_violations(frame, fragment):
+    with pytest.raises(ManifestError, match=fragment):
+        ClipManifest.from_frame(frame)
+
+
+def test_unreadable_manifest(tmp_path):
+    with pytest.raises(ManifestError, match="not found"):
+        ClipManifest.read(tmp_path / "none.parquet")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(ManifestError, match="cannot read"):
+        ClipManifest.read(bad)
+
+
+def test_normalise_caption():
+    assert normalise_caption("  A Sad  woman speaks.") == normalise_caption("a sad woman speaks")
+    assert normalise_caption("fast!") != normalise_caption("slow")
