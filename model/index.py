@@ -1,0 +1,211 @@
+"""A searchable index of clip embeddings (FAISS), built once per checkpoint.
+
+Layout of ``INDEX_DIR``::
+
+    index.json      format version, model fingerprint, dimension, kind, counts (written last)
+    clips.parquet   one row per indexed clip (clip manifest columns), row i = vector i
+    audio.faiss     audio embeddings of the clips (text->audio and audio->audio search)
+    text.faiss      caption embeddings (audio->text search)
+
+Exact inner-product search (``IndexFlatIP``) for small corpora, HNSW for large ones; vectors are
+L2-normalised, so inner product is cosine similarity. New clips can be added incrementally.
+An index remembers the fingerprint of the checkpoint that embedded it and refuses queries from
+another model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fsclap.errors import FsclapError
+from fsclap.io import atomic_path, write_json, write_parquet
+
+FORMAT_VERSION = 1
+EXACT_MAX_ITEMS = 100_000  # above this, "auto" builds HNSW
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+class IndexError_(FsclapError):
+    """The index is missing, corrupt, or was built with another model."""
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+def new_vector_index(dim: int, kind: str):
+    faiss = _faiss()
+    if kind == "exact":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index
+    raise FsclapError(f"unknown index kind {kind!r} (exact | hnsw | auto)")
+
+
+def choose_kind(kind: str, n_items: int) -> str:
+    if kind == "auto":
+        return "exact" if n_items <= EXACT_MAX_ITEMS else "hnsw"
+    return kind
+
+
+def _as_matrix(vectors, dim: int | None = None) -> np.ndarray:
+    mat = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if mat.ndim != 2 or (dim is not None and mat.shape[1] != dim):
+        raise FsclapError(f"expected vectors of shape (n, {dim or 'd'}), got {mat.shape}")
+    if not np.isfinite(mat).all():
+        raise FsclapError("embeddings contain NaN or inf")
+    return mat
+
+
+@dataclass
+class SearchHit:
+    row: int
+    score: float
+
+
+class ClipIndex:
+    """Audio and caption embeddings of a set of clips, with their metadata."""
+
+    def __init__(self, root: Path, meta: dict, clips: pd.DataFrame, audio_index, text_index):
+        self.root = Path(root)
+        self.meta = meta
+        self.clips = clips
+        self.audio_index = audio_index
+        self.text_index = text_index
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        root: str | Path,
+        clips: pd.DataFrame,
+        audio_vectors,
+        text_vectors,
+        model_fingerprint: str,
+        model_info: dict | None = None,
+        kind: str = "auto",
+    ) -> "ClipIndex":
+        audio = _as_matrix(audio_vectors)
+        text = _as_matrix(text_vectors, audio.shape[1])
+        if not (len(audio) == len(text) == len(clips)):
+            raise FsclapError("clips, audio vectors and text vectors must have the same length")
+        kind = choose_kind(kind, len(clips))
+        dim = audio.shape[1]
+        audio_index, text_index = new_vector_index(dim, kind), new_vector_index(dim, kind)
+        audio_index.add(audio)
+        text_index.add(text)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_fingerprint": model_fingerprint,
+            "model": model_info or {},
+            "dim": dim,
+            "kind": kind,
+            "count": len(clips),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        index = cls(Path(root), meta, clips.reset_index(drop=True), audio_index, text_index)
+        index.save()
+        return index
+
+    def add(self, clips: pd.DataFrame, audio_vectors, text_vectors, model_fingerprint: str) -> int:
+        """Append clips not yet indexed (by ``clip_id``); returns how many were added."""
+        self.check_model(model_fingerprint)
+        audio = _as_matrix(audio_vectors, self.dim)
+        text = _as_matrix(text_vectors, self.dim)
+        known = set(self.clips["clip_id"].astype(str))
+        new = ~clips["clip_id"].astype(str).isin(known).to_numpy()
+        if not new.any():
+            return 0
+        self.audio_index.add(audio[new])
+        self.text_index.add(text[new])
+        self.clips = pd.concat([self.clips, clips[new]], ignore_index=True)
+        self.meta["count"] = len(self.clips)
+        self.meta["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.save()
+        return int(new.sum())
+
+    def save(self) -> None:
+        faiss = _faiss()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, index in (("audio.faiss", self.audio_index), ("text.faiss", self.text_index)):
+            with atomic_path(self.root / name) as tmp:
+                faiss.write_index(index, str(tmp))
+        write_parquet(self.root / "clips.parquet", self.clips)
+        write_json(self.root / "index.json", self.meta)  # last: marks a complete index
+
+    # -- loading ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: str | Path) -> "ClipIndex":
+        faiss = _faiss()
+        root = Path(root)
+        meta_path = root / "index.json"
+        if not meta_path.is_file():
+            raise IndexError_(f"no index at {root} (index.json missing; build one with 'fsclap index')")
+        try:
+            meta = json.loads(meta_path.read_text())
+            clips = pd.read_parquet(root / "clips.parquet")
+            audio_index = faiss.read_index(str(root / "audio.faiss"))
+            text_index = faiss.read_index(str(root / "text.faiss"))
+        except Exception as exc:
+            raise IndexError_(f"index at {root} is unreadable: {str(exc).splitlines()[0]}") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexError_(f"index at {root} has format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        if not (audio_index.ntotal == text_index.ntotal == len(clips) == meta["count"]):
+            raise IndexError_(f"index at {root} is inconsistent (vector and clip counts differ): rebuild it")
+        if isinstance(audio_index, faiss.IndexHNSW):
+            audio_index.hnsw.efSearch = text_index.hnsw.efSearch = HNSW_EF_SEARCH
+        return cls(root, meta, clips, audio_index, text_index)
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def check_model(self, model_fingerprint: str) -> None:
+        if model_fingerprint != self.meta["model_fingerprint"]:
+            raise IndexError_(
+                f"index at {self.root} was built with checkpoint {self.meta['model_fingerprint'][:12]}, "
+                f"the query model is {model_fingerprint[:12]}: rebuild the index or use that checkpoint"
+            )
+
+    # -- searching --------------------------------------------------------------------------
+    def search(self, query_vectors, k: int, target: str = "audio") -> list[list[SearchHit]]:
+        """Top-``k`` rows per query against the ``audio`` or ``text`` (caption) embeddings."""
+        index = self.audio_index if target == "audio" else self.text_index
+        queries = _as_matrix(np.atleast_2d(query_vectors), self.dim)
+        k = min(k, len(self))
+        scores, rows = index.search(queries, k)
+        return [[SearchHit(int(r), float(s)) for r, s in zip(rs, ss) if r >= 0] for rs, ss in zip(rows, scores)]
+
+    def search_captions(self, query_vector, k: int) -> list[tuple[str, float, int]]:
+        """Best-matching distinct captions for one query: ``(caption, score, row)``."""
+        from fsclap.manifest import normalise_caption
+
+        fetch = min(len(self), 4 * k)
+        while True:
+            seen: set[str] = set()
+            out: list[tuple[str, float, int]] = []
+            for hit in self.search(query_vector, fetch, target="text")[0]:
+                caption = str(self.clips.at[hit.row, "caption"])
+                key = normalise_caption(caption)
+                if key not in seen:
+                    seen.add(key)
+                    out.append((caption, hit.score, hit.row))
+            if len(out) >= k or fetch >= len(self):
+                return out[:k]
+            fetch = min(len(self), 4 * fetch)

@@ -1,0 +1,83 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fsclap.errors import FsclapError
+from model.index import ClipIndex
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _corpus(n, dim=16, seed=0, offset=0):
+    rng = np.random.default_rng(seed)
+    clips = pd.DataFrame({
+        "clip_id": [f"c{i + offset}" for i in range(n)],
+        "audio_path": [f"/a/{i}.wav" for i in range(n)],
+        "caption": [f"caption {(i + offset) % 7}" for i in range(n)],
+    })
+    return clips, _unit(rng.normal(size=(n, dim))), _unit(rng.normal(size=(n, dim)))
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_build_open_search(tmp_path, kind):
+    clips, audio, text = _corpus(200)
+    ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp1", kind=kind)
+    ix = ClipIndex.open(tmp_path / "ix")
+    assert len(ix) == 200 and ix.meta["kind"] == kind
+    hits = ix.search(audio[17], k=5)[0]
+    assert hits[0].row == 17 and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    exact = np.argsort(-(audio @ audio[17]))[:5]
+    assert [h.row for h in hits] == exact.tolist()
+
+
+def test_caption_search_dedupes_identical_captions(tmp_path):
+    clips, audio, text = _corpus(50)
+    ix = ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp")
+    results = ix.search_captions(text[3], k=5)
+    captions = [c for c, _, _ in results]
+    assert len(captions) == len(set(captions)) == 5
+    assert captions[0] == clips.caption[3]
+
+
+def test_incremental_add_skips_known_clips(tmp_path):
+    clips, audio, text = _corpus(30)
+    ix = ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp")
+    more, a2, t2 = _corpus(10, seed=1, offset=25)  # c25..c29 already indexed
+    assert ix.add(more, a2, t2, "fp") == 5
+    reopened = ClipIndex.open(tmp_path / "ix")
+    assert len(reopened) == 35
+    assert reopened.search(a2[9], k=1)[0][0].row == 34
+
+
+def test_refuses_another_model(tmp_path):
+    clips, audio, text = _corpus(10)
+    ix = ClipIndex.build(tmp_path / "ix", clips, audio, text, "fingerprint-A")
+    with pytest.raises(FsclapError, match="built with checkpoint"):
+        ix.check_model("fingerprint-B")
+    with pytest.raises(FsclapError, match="built with checkpoint"):
+        ix.add(clips, audio, text, "fingerprint-B")
+
+
+def test_missing_corrupt_or_inconsistent_index(tmp_path):
+    with pytest.raises(FsclapError, match="no index"):
+        ClipIndex.open(tmp_path / "none")
+    clips, audio, text = _corpus(10)
+    ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp")
+    (tmp_path / "ix" / "audio.faiss").write_bytes(b"junk")
+    with pytest.raises(FsclapError, match="unreadable"):
+        ClipIndex.open(tmp_path / "ix")
+    ClipIndex.build(tmp_path / "ix2", clips, audio, text, "fp")
+    clips.iloc[:5].to_parquet(tmp_path / "ix2" / "clips.parquet")
+    with pytest.raises(FsclapError, match="inconsistent"):
+        ClipIndex.open(tmp_path / "ix2")
+
+
+def test_rejects_bad_vectors(tmp_path):
+    clips, audio, text = _corpus(5)
+    audio[0, 0] = np.nan
+    with pytest.raises(FsclapError, match="NaN"):
+        ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp")
+    with pytest.raises(FsclapError, match="same length"):
+        ClipIndex.build(tmp_path / "ix", clips.iloc[:3], _corpus(5)[1], _corpus(5)[2], "fp")
