@@ -116,8 +116,11 @@ def synth_style(
     seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
 ) -> None:
     """Generate a style corpus: clips with known gender/pitch/speed/energy and captions."""
-    _settings(ctx)
-    _not_built("synth style", 3)
+    settings = _settings(ctx)
+    from pipeline.synth import generate_style_corpus
+
+    result = generate_style_corpus(out, n=n, seed=seed, workers=settings.workers)
+    typer.echo(result.summary())
 
 
 @synth_app.command("drama")
