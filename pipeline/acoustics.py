@@ -22,6 +22,7 @@ import numpy as np
 
 PITCH_FLOOR_HZ = 60.0
 PITCH_CEILING_HZ = 600.0
+PITCH_ANALYSIS_RATE = 16000
 FRAME_S = 0.025
 HOP_S = 0.010
 MIN_DURATION_S = 0.15
@@ -102,7 +103,12 @@ def f0_contour(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, cei
     """F0 per 10 ms frame in Hz, 0 where unvoiced (Praat autocorrelation method)."""
     import parselmouth
 
-    sound = parselmouth.Sound(_as_mono(audio), sampling_frequency=float(sr))
+    audio = _as_mono(audio)
+    if sr > PITCH_ANALYSIS_RATE:  # F0 <= 600 Hz needs no more bandwidth; Praat's cost grows with the rate
+        import soxr
+
+        audio, sr = soxr.resample(audio, sr, PITCH_ANALYSIS_RATE), PITCH_ANALYSIS_RATE
+    sound = parselmouth.Sound(audio, sampling_frequency=float(sr))
     pitch = sound.to_pitch(time_step=HOP_S, pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
     return np.nan_to_num(pitch.selected_array["frequency"], nan=0.0)
 

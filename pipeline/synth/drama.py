@@ -1,0 +1,395 @@
+"""``fsclap synth drama``: short-drama episodes with recurring speakers and exact ground truth.
+
+Each drama has 2-4 speakers (one synthetic voice each, the same in every episode, at least one
+female and one male) and a musical theme. An episode is a script of alternating lines, each in its
+own style (gender of the voice; pitch/speed/energy levels and a nominal emotion, see ``style.py``),
+separated by gaps and sometimes overlapping the previous line (an interruption). Speech is mixed
+with the drama's procedural music at one of a few speech-to-music ratios and with room noise, then
+packed as an MP4 (a test-pattern picture + AAC audio) that the corpus builder acquires like any
+downloaded episode.
+
+Layout of ``DIR``::
+
+    sources.yaml                          # Sources contract; relative paths to the videos
+    videos/<drama>/<episode>.mp4
+    truth/<drama>/<episode>/episode.json  # speakers, lines (start, end, text, labels, measurements)
+    truth/<drama>/<episode>/episode.rttm  # diarization reference (file id = episode id)
+    truth/<drama>/<episode>/{speech,music,noise,mix}.flac   # stems: mix = speech + music + noise
+    truth/lines.parquet, truth/episodes.parquet, truth/all.rttm
+    README.md
+
+Line times are exact: each line is trimmed to its first/last active 10 ms frame before it is
+placed, and the stems are summed sample for sample. Everything is a pure function of the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from fsclap.audio import write_audio
+from fsclap.errors import FsclapError
+from fsclap.io import atomic_path, write_json, write_table, write_text
+from fsclap.log import get_logger, progress
+from pipeline.caption_writer import CaptionWriter
+from pipeline.synth.music import MusicStyle, make_music, make_noise
+from pipeline.synth.sentences import ADJECTIVES, NOUNS, PLACES, make_sentence
+from pipeline.synth.style import STYLE_EMOTIONS, draw_levels, draw_targets, render
+from pipeline.synth.voices import Voice, check_tools, voice_catalogue
+
+log = get_logger("pipeline.synth.drama")
+
+DRAMA_SAMPLE_RATE = 44100
+GENERATOR_VERSION = 1
+STATE_FILE = "drama_corpus.json"
+SPEECH_TO_MUSIC_DB = (15.0, 10.0, 5.0)  # cycled over a drama's episodes
+SPEECH_TO_NOISE_DB = (30.0, 20.0)
+OVERLAP_PROBABILITY = 0.15
+VIDEO_PATTERNS = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
+VIDEO_SIZE, VIDEO_FPS = "320x180", 10
+PEAK = 0.89
+
+
+@dataclass(frozen=True)
+class Speaker:
+    speaker_id: str  # drama-level id, e.g. "drama01_spk2"
+    voice: Voice
+    temperament: str  # the emotion this character falls back to most often
+
+
+@dataclass(frozen=True)
+class Drama:
+    drama_id: str
+    title: str
+    speakers: tuple[Speaker, ...]
+    music: MusicStyle
+    pattern: str
+
+
+@dataclass
+class DramaCorpusResult:
+    out_dir: Path
+    sources_path: Path
+    episodes: list[dict]
+    seconds: float
+    failed: list[dict] = field(default_factory=list)
+    reused: int = 0
+
+    @property
+    def audio_seconds(self) -> float:
+        return float(sum(e["duration_s"] for e in self.episodes))
+
+    def summary(self) -> str:
+        lines = sum(e["lines"] for e in self.episodes)
+        per_min = self.seconds / (self.audio_seconds / 60) if self.audio_seconds else float("nan")
+        return (f"{len(self.episodes)} episodes ({self.audio_seconds:.0f} s of audio, {lines} lines) in "
+                f"{self.seconds:.1f} s = {per_min:.1f} s per minute of episode"
+                f"{f'; {self.reused} reused' if self.reused else ''}"
+                f"{f'; {len(self.failed)} failed (see truth/failures.csv)' if self.failed else ''} -> {self.sources_path}")
+
+
+def plan_dramas(n_dramas: int, seed: int) -> list[Drama]:
+    """Casts and themes; drama ``d`` does not depend on ``n_dramas``."""
+    voices = voice_catalogue()
+    dramas = []
+    for d in range(n_dramas):
+        rng = random.Random(f"drama|{seed}|{d}")
+        n_speakers = rng.choice((2, 3, 3, 4))
+        female = rng.sample([v for v in voices if v.gender == "female"], k=n_speakers)
+        male = rng.sample([v for v in voices if v.gender == "male"], k=n_speakers)
+        genders = ["female", "male"] + [rng.choice(("female", "male")) for _ in range(n_speakers - 2)]
+        rng.shuffle(genders)
+        cast, picks = [], {"female": iter(female), "male": iter(male)}
+        drama_id = f"drama{d + 1:02d}"
+        for k, gender in enumerate(genders):
+            cast.append(Speaker(f"{drama_id}_spk{k + 1}", next(picks[gender]), rng.choice(STYLE_EMOTIONS)))
+        title = f"The {rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} at {rng.choice(PLACES).title()}"
+        music = MusicStyle.draw(np.random.default_rng(rng.getrandbits(63)))
+        dramas.append(Drama(drama_id, title, tuple(cast), music, VIDEO_PATTERNS[d % len(VIDEO_PATTERNS)]))
+    return dramas
+
+
+def episode_id(drama: Drama, index: int) -> str:
+    return f"{drama.drama_id}_ep{index + 1:03d}"
+
+
+def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int):
+    """Render the lines of one episode and place them on the timeline."""
+    rng = random.Random(f"episode|{seed}|{drama.drama_id}|{index}")
+    lines, placed = [], []
+    cursor = rng.uniform(1.0, 2.5)  # music-only intro
+    previous: Speaker | None = None
+    prev_start = prev_end = 0.0
+    while True:
+        choices = [s for s in drama.speakers if s is not previous] or list(drama.speakers)
+        speaker = rng.choice(choices)
+        emotion = speaker.temperament if rng.random() < 0.5 else rng.choice(STYLE_EMOTIONS)
+        levels = draw_levels(rng, speaker.voice.gender, emotion)
+        targets = draw_targets(rng, levels)
+        text = make_sentence(rng) + (" " + make_sentence(rng) if rng.random() < 0.25 else "")
+        overlap = bool(lines) and rng.random() < OVERLAP_PROBABILITY and prev_end - prev_start > 1.2
+        gap = -rng.uniform(0.3, min(0.8, (prev_end - prev_start) / 2)) if overlap else rng.uniform(0.15, 1.2)
+        utt = render(speaker.voice, text, levels, targets, sr, pad_s=0.0)
+        start = round(cursor + gap if lines else cursor, 3)
+        length = utt.audio.size / sr
+        if start + length > duration_s - 0.8:
+            if lines:
+                break
+            utt.audio = utt.audio[: max(0, int((duration_s - 0.8 - start) * sr))]  # a too-short episode: cut
+            length = utt.audio.size / sr
+        lines.append((speaker, utt, start, overlap))
+        previous, prev_start, prev_end = speaker, start, start + length
+        cursor = max(cursor, prev_end) if overlap else prev_end
+        if start + length > duration_s - 1.5:
+            break
+    return lines
+
+
+def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_dir: Path,
+                  sr: int = DRAMA_SAMPLE_RATE) -> dict:
+    """Write one episode (video, stems, ground truth); reuse it if a finished one is on disk."""
+    ep_id = episode_id(drama, index)
+    truth_dir = out_dir / "truth" / drama.drama_id / ep_id
+    video = out_dir / "videos" / drama.drama_id / f"{ep_id}.mp4"
+    if (truth_dir / "episode.json").is_file() and video.is_file():
+        info = json.loads((truth_dir / "episode.json").read_text())
+        return {**_episode_row(info), "reused": True}
+    n = int(round(duration_s * sr))
+    speech = np.zeros(n)
+    script = _script(drama, index, seed, duration_s, sr)
+    for _, utt, start, _ in script:
+        a = int(round(start * sr))
+        speech[a:a + utt.audio.size] += utt.audio[: n - a]
+    mix_rng = np.random.default_rng(random.Random(f"mix|{seed}|{drama.drama_id}|{index}").getrandbits(63))
+    music = make_music(duration_s, sr, drama.music, mix_rng).astype(np.float64)
+    noise = make_noise(duration_s, sr, mix_rng).astype(np.float64)
+    smr = SPEECH_TO_MUSIC_DB[index % len(SPEECH_TO_MUSIC_DB)]
+    snr = SPEECH_TO_NOISE_DB[(index // len(SPEECH_TO_MUSIC_DB)) % len(SPEECH_TO_NOISE_DB)]
+    active = np.zeros(n, dtype=bool)
+    for _, utt, start, _ in script:
+        a = int(round(start * sr))
+        active[a:a + utt.audio.size] = True
+    speech_power = np.mean(speech[active] ** 2)
+    # levels are set where the speech is, so the ratios are the ones a listener faces during dialogue
+    music *= np.sqrt(speech_power / (np.mean(music[active] ** 2) * 10 ** (smr / 10)))
+    noise *= np.sqrt(speech_power / (np.mean(noise[active] ** 2) * 10 ** (snr / 10)))
+    mix = speech + music + noise
+    scale = min(1.0, PEAK / np.abs(mix).max())
+    stems = {"speech": speech * scale, "music": music * scale, "noise": noise * scale}
+    stems["mix"] = stems["speech"] + stems["music"] + stems["noise"]
+    gain_db = 20 * np.log10(scale)
+    for name, audio in stems.items():
+        write_audio(truth_dir / f"{name}.flac", audio.astype(np.float32), sr, subtype="PCM_16")
+    _encode_mp4(stems["mix"].astype(np.float32), sr, video, drama.pattern)
+    writer_en, writer_zh = CaptionWriter("en", seed), CaptionWriter("zh", seed)
+    lines = []
+    for k, (speaker, utt, start, overlap) in enumerate(script):
+        got = utt.acoustics
+        line_id = f"{ep_id}_line{k + 1:03d}"
+        labels = utt.levels.as_dict()
+        lines.append({
+            "line_id": line_id, "speaker_id": speaker.speaker_id, "voice_id": speaker.voice.voice_id,
+            "start_s": start, "end_s": round(start + utt.audio.size / sr, 6), "text": utt.text, **labels,
+            "emotion_nominal": True, "overlaps_previous": overlap,
+            "f0_median_hz": got.f0_median_hz, "f0_range_semitones": got.f0_range_semitones,
+            "speech_rate": got.speech_rate, "rms_dbfs": got.rms_dbfs + gain_db,
+            "caption": writer_en.write(labels, key=line_id), "caption_zh": writer_zh.write(labels, key=line_id),
+        })
+    info = {
+        "episode_id": ep_id, "drama_id": drama.drama_id, "title": f"{drama.title}, episode {index + 1}",
+        "episode_index": index + 1, "duration_s": duration_s, "sample_rate": sr,
+        "video": str(video.relative_to(out_dir)), "speech_to_music_db": smr, "speech_to_noise_db": snr,
+        "speakers": [{"speaker_id": s.speaker_id, "voice_id": s.voice.voice_id, "voice": s.voice.description,
+                      "gender": s.voice.gender} for s in drama.speakers],
+        "lines": lines,
+        "stems": {name: str((truth_dir / f"{name}.flac").relative_to(out_dir)) for name in stems},
+        "generator": {"name": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed},
+        "notes": "emotion labels are nominal prosody recipes (synthesis cannot act)",
+    }
+    write_text(truth_dir / "episode.rttm", rttm_lines(ep_id, lines))
+    write_json(truth_dir / "episode.json", info)  # written last: marks the episode finished
+    return {**_episode_row(info), "reused": False}
+
+
+def rttm_lines(file_id: str, lines: list[dict]) -> str:
+    """NIST RTTM: ``SPEAKER <file> 1 <onset> <duration> <NA> <NA> <speaker> <NA> <NA>``."""
+    rows = sorted(lines, key=lambda line: (line["start_s"], line["speaker_id"]))
+    return "".join(f"SPEAKER {file_id} 1 {r['start_s']:.3f} {r['end_s'] - r['start_s']:.3f} <NA> <NA> "
+                   f"{r['speaker_id']} <NA> <NA>\n" for r in rows)
+
+
+def _episode_row(info: dict) -> dict:
+    return {"episode_id": info["episode_id"], "drama_id": info["drama_id"], "title": info["title"],
+            "video": info["video"], "duration_s": info["duration_s"], "lines": len(info["lines"]),
+            "speakers": len(info["speakers"]), "speech_to_music_db": info["speech_to_music_db"],
+            "speech_to_noise_db": info["speech_to_noise_db"]}
+
+
+def _encode_mp4(audio: np.ndarray, sr: int, path: Path, pattern: str) -> None:
+    """Test-pattern video + AAC audio; single-threaded and bitexact so the bytes depend on the seed only."""
+    if shutil.which("ffmpeg") is None:
+        raise FsclapError("ffmpeg not found: install it (make setup, or apt-get install ffmpeg)")
+    duration = audio.size / sr
+    with atomic_path(path) as tmp:
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y",
+               "-f", "lavfi", "-i", f"{pattern}=size={VIDEO_SIZE}:rate={VIDEO_FPS}",
+               "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
+               "-t", f"{duration:.3f}", "-map", "0:v", "-map", "1:a",
+               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-threads", "1",
+               "-c:a", "aac", "-b:a", "128k", "-map_metadata", "-1", "-fflags", "+bitexact",
+               "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        proc = subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True)
+        if proc.returncode != 0:
+            reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+            raise FsclapError(f"ffmpeg could not encode {path.name}: {reason}")
+
+
+def _build(args: tuple) -> dict:
+    drama, index, seed, duration_s, out_dir = args
+    try:
+        return build_episode(drama, index, seed, duration_s, Path(out_dir))
+    except Exception as exc:  # one bad episode must not stop the others
+        return {"episode_id": episode_id(drama, index), "failed": True,
+                "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
+def _check_state(out_dir: Path, want: dict) -> None:
+    path = out_dir / STATE_FILE
+    if path.is_file():
+        have = json.loads(path.read_text())
+        diff = ", ".join(f"{k}={have.get(k)} (now {want[k]})" for k in want if have.get(k) != want[k])
+        if diff:
+            raise FsclapError(f"{out_dir} holds dramas made with other settings: {diff}; use another --out folder or delete it")
+    write_json(path, want)
+
+
+def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, seed: int = 0,
+                    duration_s: float = 60.0, workers: int = 2) -> DramaCorpusResult:
+    """Write ``dramas`` x ``episodes`` episodes, their ground truth and ``sources.yaml`` under ``out_dir``."""
+    if dramas < 1 or episodes < 1:
+        raise FsclapError("--dramas and --episodes must be at least 1")
+    if duration_s < 5:
+        raise FsclapError(f"episode duration must be at least 5 s (got {duration_s})")
+    check_tools()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_state(out_dir, {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
+                           "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE})
+    start = time.perf_counter()
+    plans = plan_dramas(dramas, seed)
+    jobs = [(d, e, seed, duration_s, str(out_dir)) for d in plans for e in range(episodes)]
+    if workers <= 1:
+        rows = [_build(j) for j in progress(jobs, desc="episodes", total=len(jobs), unit="ep")]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(progress(pool.map(_build, jobs), desc="episodes", total=len(jobs), unit="ep"))
+    failed = [r for r in rows if r.get("failed")]
+    done = [r for r in rows if not r.get("failed")]
+    for row in failed:
+        log.warning("episode %s failed: %s", row["episode_id"], row["error"])
+    if not done:
+        raise FsclapError(f"no episode could be generated; first error: {failed[0]['error']}")
+    reused = sum(r.pop("reused") for r in done)
+    truth = out_dir / "truth"
+    _write_tables(out_dir, done)
+    if failed:
+        write_table(truth / "failures.csv", pd.DataFrame(failed)[["episode_id", "error"]].assign(stage="synth-drama"))
+    elif (truth / "failures.csv").exists():
+        (truth / "failures.csv").unlink()
+    sources_path = write_sources(out_dir, plans, done)
+    write_text(out_dir / "README.md", _data_card(plans, done, seed, duration_s))
+    return DramaCorpusResult(out_dir, sources_path, done, time.perf_counter() - start, failed, reused)
+
+
+def load_truth(out_dir: str | Path) -> list[dict]:
+    """Every finished episode's ground truth (the parsed ``episode.json`` files), in episode order."""
+    return [json.loads(p.read_text()) for p in sorted(Path(out_dir, "truth").glob("*/*/episode.json"))]
+
+
+def _write_tables(out_dir: Path, done: list[dict]) -> None:
+    infos = [json.loads((out_dir / "truth" / r["drama_id"] / r["episode_id"] / "episode.json").read_text()) for r in done]
+    lines = pd.DataFrame([{"episode_id": i["episode_id"], "drama_id": i["drama_id"], **line}
+                          for i in infos for line in i["lines"]])
+    write_table(out_dir / "truth" / "lines.parquet", lines)
+    write_table(out_dir / "truth" / "episodes.parquet", pd.DataFrame(done))
+    write_text(out_dir / "truth" / "all.rttm", "".join(rttm_lines(i["episode_id"], i["lines"]) for i in infos))
+
+
+def sources_document(plans: list[Drama], done: list[dict], url_for) -> dict:
+    """The Sources contract (DESIGN.md) for the finished episodes; ``url_for(video_rel_path) -> url``."""
+    by_drama: dict[str, list[str]] = {}
+    for row in sorted(done, key=lambda r: r["episode_id"]):
+        by_drama.setdefault(row["drama_id"], []).append(url_for(row["video"]))
+    counts = [len(v) for v in by_drama.values()]
+    return {
+        "min_episodes": min(counts),
+        "dramas": [{"id": d.drama_id, "title": d.title, "language": "en",
+                    "licence": "generated by fsclap synth drama (no rights reserved)", "urls": by_drama[d.drama_id]}
+                   for d in plans if d.drama_id in by_drama],
+    }
+
+
+def write_sources(out_dir: Path, plans: list[Drama], done: list[dict], path: Path | None = None) -> Path:
+    """Write the sources YAML with the videos' paths relative to the YAML's folder (relocatable)."""
+    path = Path(path) if path else out_dir / "sources.yaml"
+    base = path.parent.resolve()
+    doc = sources_document(plans, done, lambda rel: os.path.relpath(out_dir.resolve() / rel, base))
+    return _write_yaml(path, doc)
+
+
+def write_served_sources(out_dir: str | Path, base_url: str, path: str | Path | None = None) -> Path:
+    """A copy of ``out_dir/sources.yaml`` whose URLs point at ``out_dir`` served under ``base_url``
+    (see :func:`pipeline.synth.serve.serve_directory`); default path ``out_dir/sources.http.yaml``."""
+    out_dir = Path(out_dir).resolve()
+    local = out_dir / "sources.yaml"
+    if not local.is_file():
+        raise FsclapError(f"{out_dir} holds no generated dramas (run fsclap synth drama first)")
+    doc = yaml.safe_load(local.read_text(encoding="utf-8"))
+    for drama in doc["dramas"]:
+        drama["urls"] = [f"{base_url.rstrip('/')}/{quote(Path(os.path.normpath(out_dir / u)).relative_to(out_dir).as_posix())}"
+                         for u in drama["urls"]]
+    return _write_yaml(Path(path) if path else out_dir / "sources.http.yaml", doc)
+
+
+def _write_yaml(path: Path, doc: dict) -> Path:
+    header = ("# Generated by fsclap synth drama: episodes with exact ground truth under truth/.\n"
+              "# min_episodes is the number of episodes generated per drama.\n")
+    write_text(path, header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def _data_card(plans: list[Drama], done: list[dict], seed: int, duration_s: float) -> str:
+    cast = "\n".join(f"- {d.drama_id} \"{d.title}\": " + ", ".join(
+        f"{s.speaker_id} ({s.voice.gender}, {s.voice.description})" for s in d.speakers) for d in plans)
+    return f"""# Generated short dramas (fsclap synth drama)
+
+{len(done)} episodes of {duration_s:.0f} s, {len(plans)} dramas, seed {seed}. Videos: `videos/` (MP4: test-pattern
+picture, {DRAMA_SAMPLE_RATE} Hz mono AAC). `sources.yaml` lists them (Sources contract, DESIGN.md).
+
+Ground truth in `truth/<drama>/<episode>/`: `episode.json` (speakers; lines with start/end in seconds,
+text, intended gender/pitch/speed/energy and nominal emotion, measured F0/rate/level, captions),
+`episode.rttm` (speaker turns), stems `speech.flac`, `music.flac`, `noise.flac` and `mix.flac`
+(mix = speech + music + noise exactly; the MP4 carries the AAC-coded mix). Speech-to-music ratios
+cycle over {list(SPEECH_TO_MUSIC_DB)} dB and speech-to-noise over {list(SPEECH_TO_NOISE_DB)} dB, measured
+over the speech. About {OVERLAP_PROBABILITY:.0%} of lines start before the previous one ends.
+Emotion labels are nominal prosody recipes: synthesis cannot act.
+
+Casts:
+{cast}
+"""
+
+
+__all__ = ["Drama", "DramaCorpusResult", "Speaker", "build_episode", "generate_dramas", "load_truth",
+           "plan_dramas", "rttm_lines", "sources_document", "write_served_sources", "write_sources"]
