@@ -130,10 +130,15 @@ def synth_drama(
     dramas: int = typer.Option(1, "--dramas", min=1, help="Number of dramas."),
     episodes: int = typer.Option(3, "--episodes", min=1, help="Episodes per drama."),
     seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
+    duration: float = typer.Option(60.0, "--duration", min=5.0, help="Seconds per episode."),
 ) -> None:
     """Generate short-drama episodes (MP4) with speakers over music and exact ground truth."""
-    _settings(ctx)
-    _not_built("synth drama", 3)
+    settings = _settings(ctx)
+    from pipeline.synth import generate_dramas
+
+    result = generate_dramas(out, dramas=dramas, episodes=episodes, seed=seed, duration_s=duration,
+                             workers=settings.workers)
+    typer.echo(result.summary())
 
 
 # --- model ----------------------------------------------------------------------------------
