@@ -40,3 +40,252 @@ def write_htdemucs_repo(
     save_with_checksum(package, root / f"{sig}.th")
     (root / f"{name}.yaml").write_text(yaml.safe_dump({"models": [sig], "segment": segment}))
     return root
+
+
+# --- FunASR (paper profile: Paraformer-large + fsmn-vad + ct-punc + CAM++) -----------------------
+#
+# Each builder writes a local model dir in the layout of the released ModelScope model
+# (configuration.json + config.yaml + weights + tokens.json / am.mvn / seg_dict), with the same
+# config keys and model classes as the release and tiny dimensions. The weights are created by
+# FunASR's own ``AutoModel.build_model`` from that config (so their keys and shapes are exactly
+# what the loader expects) and saved with a fixed seed.
+
+FUNASR_TINY_CHARS = list("的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年")
+
+
+def _write_kaldi_cmvn(path: Path, dim: int, shift: float = -8.0, scale: float = 0.25) -> None:
+    """am.mvn in the Kaldi nnet1 text format FunASR's ``load_cmvn`` parses (shift, then scale)."""
+    shift = " ".join([f"{shift:.4f}"] * dim)
+    scale = " ".join([f"{scale:.4f}"] * dim)
+    path.write_text(
+        "<Nnet>\n"
+        f"<Splice> {dim} {dim}\n[ 0 ]\n"
+        f"<AddShift> {dim} {dim}\n<LearnRateCoef> 0 [ {shift} ]\n"
+        f"<Rescale> {dim} {dim}\n<LearnRateCoef> 0 [ {scale} ]\n"
+        "</Nnet>\n"
+    )
+
+
+def _write_funasr_dir(root: Path, config: dict, file_path_metas: dict, hub_name: str, seed: int,
+                      tune=None) -> Path:
+    """Write configuration.json + config.yaml, build the model through FunASR and save model.pt."""
+    import json
+    import logging
+
+    import yaml
+    from funasr.auto.auto_model import AutoModel
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (root / "configuration.json").write_text(json.dumps({
+        "framework": "pytorch",
+        "task": config.get("task", "auto-speech-recognition"),
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": hub_name, "hf": ""},
+        "file_path_metas": file_path_metas,
+        "note": "tiny random-weight model written by fsclap.testing.tiny_models",
+    }, ensure_ascii=False, indent=2), encoding="utf-8")
+    weights = root / file_path_metas["init_param"]
+    torch.save({}, weights)  # placeholder so the loader runs; replaced below by the real weights
+    previous = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        model, _ = AutoModel.build_model(model=str(root), device="cpu", disable_update=True, seed=seed,
+                                         disable_log=True)
+    finally:
+        logging.getLogger().setLevel(previous)
+    if tune is not None:
+        tune(model)
+    torch.save(model.state_dict(), weights)
+    return root
+
+
+def write_funasr_paraformer_dir(root: str | Path, seed: int = 0, d_model: int = 32) -> Path:
+    """A tiny SeACo-Paraformer (the model behind FunASR's ``paraformer-zh``: timestamps + hotwords).
+
+    Same classes as ``speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch``
+    (SANM encoder, CifPredictorV3 with timestamp upsampling, SANM decoders, WavFrontend with LFR 7/6),
+    with 2 encoder/decoder blocks of width ``d_model`` and a 40-token vocabulary.
+    """
+    import json
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tokens = ["<blank>", "<s>", "</s>", *FUNASR_TINY_CHARS, "<unk>"]
+    (root / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+    (root / "seg_dict").write_text("".join(f"{c} {c}\n" for c in FUNASR_TINY_CHARS), encoding="utf-8")
+    _write_kaldi_cmvn(root / "am.mvn", 80 * 7)
+    sanm_decoder = {"attention_heads": 2, "linear_units": 2 * d_model, "num_blocks": 2, "dropout_rate": 0.1,
+                    "positional_dropout_rate": 0.1, "self_attention_dropout_rate": 0.1,
+                    "src_attention_dropout_rate": 0.1, "att_layer_num": 2, "kernel_size": 11, "sanm_shfit": 0}
+    config = {
+        "model": "SeacoParaformer",
+        "model_conf": {"ctc_weight": 0.0, "lsm_weight": 0.1, "length_normalized_loss": True,
+                       "predictor_weight": 1.0, "predictor_bias": 1, "sampling_ratio": 0.75,
+                       "inner_dim": d_model, "bias_encoder_type": "lstm", "bias_encoder_bid": False,
+                       "seaco_lsm_weight": 0.1, "seaco_length_normalized_loss": True, "train_decoder": True,
+                       "NO_BIAS": len(tokens) - 2},
+        "encoder": "SANMEncoder",
+        "encoder_conf": {"output_size": d_model, "attention_heads": 2, "linear_units": 2 * d_model,
+                         "num_blocks": 2, "dropout_rate": 0.1, "positional_dropout_rate": 0.1,
+                         "attention_dropout_rate": 0.1, "input_layer": "pe",
+                         "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True,
+                         "kernel_size": 11, "sanm_shfit": 0, "selfattention_layer_type": "sanm"},
+        "decoder": "ParaformerSANMDecoder",
+        "decoder_conf": sanm_decoder,
+        "seaco_decoder": "ParaformerSANMDecoder",
+        "seaco_decoder_conf": {**sanm_decoder, "kernel_size": 21, "use_output_layer": False,
+                               "wo_input_layer": True},
+        "predictor": "CifPredictorV3",
+        "predictor_conf": {"idim": d_model, "threshold": 1.0, "l_order": 1, "r_order": 1,
+                           "tail_threshold": 0.45, "smooth_factor2": 0.25, "noise_threshold2": 0.01,
+                           "upsample_times": 3, "use_cif1_cnn": False, "upsample_type": "cnn_blstm"},
+        "frontend": "WavFrontend",
+        "frontend_conf": {"fs": 16000, "window": "hamming", "n_mels": 80, "frame_length": 25,
+                          "frame_shift": 10, "lfr_m": 7, "lfr_n": 6, "dither": 0.0},
+        "specaug": "SpecAugLFR",
+        "specaug_conf": {"apply_time_warp": False, "time_warp_window": 5, "time_warp_mode": "bicubic",
+                         "apply_freq_mask": True, "freq_mask_width_range": [0, 30], "lfr_rate": 6,
+                         "num_freq_mask": 1, "apply_time_mask": True, "time_mask_width_range": [0, 12],
+                         "num_time_mask": 1},
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
+        "ctc_conf": {"dropout_rate": 0.0, "ctc_type": "builtin", "reduce": True, "ignore_nan_grad": True},
+        "normalize": None,
+    }
+
+    def fire_tokens(model):
+        # Random weights give CIF weights near 0.5 per frame, i.e. about one token per 120 ms:
+        # enough tokens (and timestamps) for every code path after the predictor to run.
+        with torch.no_grad():
+            model.predictor.cif_output.bias.fill_(0.0)
+            model.predictor.cif_output2.bias.fill_(0.0)
+
+    return _write_funasr_dir(root, config, {"init_param": "model.pt", "config": "config.yaml",
+                                            "tokenizer_conf": {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
+                                            "frontend_conf": {"cmvn_file": "am.mvn"}},
+                             "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
+                             seed, tune=fire_tokens)
+
+
+def write_funasr_fsmn_vad_dir(root: str | Path, seed: int = 0) -> Path:
+    """A tiny FSMN VAD (``speech_fsmn_vad_zh-cn-16k-common-pytorch`` layout; 2 small FSMN layers).
+
+    Its random weights are tuned so that the speech/silence decision follows the input: the
+    output layer reads one log-mel energy feature, so loud frames are speech and quiet ones are not.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    # log-mel (FunASR scales samples to int16 range): digital silence -15.9, -60 dBFS noise ~11,
+    # speech at -20 dBFS ~16. Shift -12, scale 0.5 puts the speech/silence boundary near -50 dBFS.
+    _write_kaldi_cmvn(root / "am.mvn", 400, shift=-12.0, scale=0.5)
+    config = {
+        "frontend": "WavFrontendOnline",
+        "frontend_conf": {"fs": 16000, "window": "hamming", "n_mels": 80, "frame_length": 25,
+                          "frame_shift": 10, "dither": 0.0, "lfr_m": 5, "lfr_n": 1},
+        "model": "FsmnVADStreaming",
+        "model_conf": {"sample_rate": 16000, "detect_mode": 1, "snr_mode": 0, "max_end_silence_time": 800,
+                       "max_start_silence_time": 3000, "do_start_point_detection": True,
+                       "do_end_point_detection": True, "window_size_ms": 200, "sil_to_speech_time_thres": 150,
+                       "speech_to_sil_time_thres": 150, "speech_2_noise_ratio": 1.0, "do_extend": 1,
+                       "lookback_time_start_point": 200, "lookahead_time_end_point": 100,
+                       "max_single_segment_time": 60000, "snr_thres": -100.0,
+                       "noise_frame_num_used_for_snr": 100, "decibel_thres": -100.0,
+                       "speech_noise_thres": 0.6, "fe_prior_thres": 0.0001, "silence_pdf_num": 1,
+                       "sil_pdf_ids": [0], "speech_noise_thresh_low": -0.1, "speech_noise_thresh_high": 0.3,
+                       "output_frame_probs": False, "frame_in_ms": 10, "frame_length_ms": 25},
+        "encoder": "FSMN",
+        "encoder_conf": {"input_dim": 400, "input_affine_dim": 32, "fsmn_layers": 2, "linear_dim": 32,
+                         "proj_dim": 16, "lorder": 20, "rorder": 0, "lstride": 1, "rstride": 0,
+                         "output_affine_dim": 32, "output_dim": 248},
+    }
+
+    def energy_driven(model):
+        # Keep the random weights (scaled down) and add one explicit path: unit 0 of every layer
+        # carries relu(mean normalised log-mel), which lowers the silence pdf's logit.
+        enc = model.encoder
+        with torch.no_grad():
+            for p in enc.parameters():
+                p.mul_(0.01)
+            enc.in_linear1.linear.weight[0].fill_(1.0 / 400)
+            enc.in_linear1.linear.bias[0] = 0.0
+            enc.in_linear2.linear.weight[0].zero_()
+            enc.in_linear2.linear.weight[0, 0] = 1.0
+            enc.in_linear2.linear.bias[0] = 0.0
+            for block in enc.fsmn:
+                block.linear.linear.weight[0].zero_()
+                block.linear.linear.weight[0, 0] = 1.0
+                block.fsmn_block.conv_left.weight[0].zero_()
+                block.affine.linear.weight[0].zero_()
+                block.affine.linear.weight[0, 0] = 1.0
+                block.affine.linear.bias[0] = 0.0
+            enc.out_linear1.linear.weight[0].zero_()
+            enc.out_linear1.linear.weight[0, 0] = 1.0
+            enc.out_linear1.linear.bias[0] = 0.0
+            enc.out_linear2.linear.weight[:, 0] = 0.0
+            enc.out_linear2.linear.weight[0, 0] = -20.0  # pdf 0 is silence (sil_pdf_ids: [0])
+            enc.out_linear2.linear.bias.zero_()
+            enc.out_linear2.linear.bias[0] = 8.0
+
+    return _write_funasr_dir(root, config, {"init_param": "model.pt", "config": "config.yaml",
+                                            "frontend_conf": {"cmvn_file": "am.mvn"}},
+                             "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch", seed, tune=energy_driven)
+
+
+def write_funasr_ct_punc_dir(root: str | Path, seed: int = 0, d_model: int = 32) -> Path:
+    """A tiny CT-Transformer punctuation model (``punc_ct-transformer_cn-en-common-vocab471067-large`` layout)."""
+    import json
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tokens = ["<blank>", "<s>", "</s>", *FUNASR_TINY_CHARS, "<unk>"]
+    (root / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+    (root / "jieba_usr_dict").write_text("".join(f"{a}{b} 10\n" for a, b in zip(FUNASR_TINY_CHARS[::2], FUNASR_TINY_CHARS[1::2])),
+                                         encoding="utf-8")
+    config = {
+        "model": "CTTransformer",
+        "model_conf": {"ignore_id": 0, "embed_unit": d_model, "att_unit": d_model, "dropout_rate": 0.1,
+                       "punc_list": ["<unk>", "_", "，", "。", "？", "、"],
+                       "punc_weight": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "sentence_end_id": 3},
+        "encoder": "SANMEncoder",
+        "encoder_conf": {"input_size": d_model, "output_size": d_model, "attention_heads": 2,
+                         "linear_units": 2 * d_model, "num_blocks": 2, "dropout_rate": 0.1,
+                         "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1, "input_layer": "pe",
+                         "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True,
+                         "kernel_size": 11, "sanm_shfit": 0, "selfattention_layer_type": "sanm",
+                         "padding_idx": 0},
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>"},
+        "task": "punctuation",
+    }
+    return _write_funasr_dir(root, config, {"init_param": "model.pt", "config": "config.yaml",
+                                            "tokenizer_conf": {"token_list": "tokens.json"}},
+                             "iic/punc_ct-transformer_cn-en-common-vocab471067-large", seed)
+
+
+def write_funasr_campplus_dir(root: str | Path, seed: int = 0) -> Path:
+    """A tiny CAM++ speaker model (``speech_campplus_sv_zh-cn_16k-common`` layout: the weights file is
+    ``campplus_cn_common.bin`` as in the release, named by configuration.json)."""
+    root = Path(root)
+    config = {
+        "model": "CAMPPlus",
+        "model_conf": {"feat_dim": 80, "embedding_size": 32, "growth_rate": 8, "bn_size": 2,
+                       "init_channels": 16, "config_str": "batchnorm-relu", "memory_efficient": True,
+                       "output_level": "segment"},
+        "task": "speaker-verification",
+    }
+    return _write_funasr_dir(root, config, {"init_param": "campplus_cn_common.bin", "config": "config.yaml"},
+                             "iic/speech_campplus_sv_zh-cn_16k-common", seed)
+
+
+def write_funasr_model_dirs(models_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """All four paper-profile diarization models under ``models_dir/<model id>`` (the layout
+    ``Settings.model_path`` resolves): ``paraformer``, ``fsmn_vad``, ``ct_punc``, ``campplus``."""
+    models_dir = Path(models_dir)
+    return {
+        "paraformer": write_funasr_paraformer_dir(models_dir / "paraformer", seed),
+        "fsmn_vad": write_funasr_fsmn_vad_dir(models_dir / "fsmn_vad", seed),
+        "ct_punc": write_funasr_ct_punc_dir(models_dir / "ct_punc", seed),
+        "campplus": write_funasr_campplus_dir(models_dir / "campplus", seed),
+    }
