@@ -46,6 +46,7 @@ from fsclap.log import get_logger, progress
 from pipeline.caption_writer import CaptionWriter
 from pipeline.synth.music import MusicStyle, make_music, make_noise
 from pipeline.synth.sentences import ADJECTIVES, NOUNS, PLACES, make_sentence
+from pipeline.synth.state import claim_folder
 from pipeline.synth.style import STYLE_EMOTIONS, draw_levels, draw_targets, render
 from pipeline.synth.voices import Voice, check_tools, voice_catalogue
 
@@ -128,7 +129,7 @@ def episode_id(drama: Drama, index: int) -> str:
 def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int):
     """Render the lines of one episode and place them on the timeline."""
     rng = random.Random(f"episode|{seed}|{drama.drama_id}|{index}")
-    lines, placed = [], []
+    lines = []
     cursor = rng.uniform(1.0, 2.5)  # music-only intro
     previous: Speaker | None = None
     prev_start = prev_end = 0.0
@@ -265,16 +266,6 @@ def _build(args: tuple) -> dict:
                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
 
 
-def _check_state(out_dir: Path, want: dict) -> None:
-    path = out_dir / STATE_FILE
-    if path.is_file():
-        have = json.loads(path.read_text())
-        diff = ", ".join(f"{k}={have.get(k)} (now {want[k]})" for k in want if have.get(k) != want[k])
-        if diff:
-            raise FsclapError(f"{out_dir} holds dramas made with other settings: {diff}; use another --out folder or delete it")
-    write_json(path, want)
-
-
 def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, seed: int = 0,
                     duration_s: float = 60.0, workers: int = 2) -> DramaCorpusResult:
     """Write ``dramas`` x ``episodes`` episodes, their ground truth and ``sources.yaml`` under ``out_dir``."""
@@ -285,8 +276,8 @@ def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, see
     check_tools()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_state(out_dir, {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
-                           "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE})
+    claim_folder(out_dir, STATE_FILE, {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
+                           "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE}, "dramas")
     start = time.perf_counter()
     plans = plan_dramas(dramas, seed)
     jobs = [(d, e, seed, duration_s, str(out_dir)) for d in plans for e in range(episodes)]

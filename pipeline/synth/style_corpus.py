@@ -31,6 +31,7 @@ from fsclap.manifest import ClipManifest
 from pipeline.acoustics import measure
 from pipeline.caption_writer import CaptionWriter
 from pipeline.synth.sentences import distinct_sentences
+from pipeline.synth.state import claim_folder
 from pipeline.synth.style import StyleLevels, StyleTargets, draw_levels, draw_targets, render
 from pipeline.synth.voices import Voice, check_tools, voice_catalogue
 
@@ -160,19 +161,6 @@ def _clip_record(plan: ClipPlan, out_dir: str, sample_rate: int) -> dict:
     }
 
 
-def _check_state(out_dir: Path, seed: int, sample_rate: int, include_piper: bool) -> None:
-    state_path = out_dir / STATE_FILE
-    want = {"generator": "fsclap synth style", "version": GENERATOR_VERSION, "seed": seed,
-            "sample_rate": sample_rate, "include_piper": include_piper}
-    if state_path.is_file():
-        have = json.loads(state_path.read_text())
-        diff = ", ".join(f"{k}={have.get(k)} (now {want[k]})" for k in want if have.get(k) != want[k])
-        if diff:
-            raise FsclapError(f"{out_dir} holds a style corpus made with other settings: {diff}; "
-                              "use another --out folder or delete it")
-    write_json(state_path, want)
-
-
 def generate_style_corpus(out_dir: str | Path, n: int, seed: int = 0, workers: int = 2,
                           sample_rate: int = STYLE_SAMPLE_RATE, include_piper: bool = True) -> StyleCorpusResult:
     """Write ``n`` clips to ``out_dir/clips/`` and ``out_dir/manifest.parquet`` (+ ``manifest.csv``).
@@ -184,7 +172,8 @@ def generate_style_corpus(out_dir: str | Path, n: int, seed: int = 0, workers: i
     check_tools()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_state(out_dir, seed, sample_rate, include_piper)
+    claim_folder(out_dir, STATE_FILE, {"generator": "fsclap synth style", "version": GENERATOR_VERSION, "seed": seed,
+                                       "sample_rate": sample_rate, "include_piper": include_piper}, "a style corpus")
     start = time.perf_counter()
     plans = plan_style_corpus(n, seed, include_piper)
     args = [(p, str(out_dir), sample_rate) for p in plans]

@@ -1,0 +1,21 @@
+"""The settings a generated folder was made with, so a rerun resumes it and never mixes two corpora."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fsclap.errors import FsclapError
+from fsclap.io import write_json
+
+
+def claim_folder(out_dir: Path, state_file: str, settings: dict, what: str) -> None:
+    """Record ``settings`` in ``out_dir/state_file``; refuse a folder made with other settings."""
+    path = Path(out_dir) / state_file
+    if path.is_file():
+        have = json.loads(path.read_text())
+        diff = ", ".join(f"{k}={have.get(k)} (now {settings[k]})" for k in settings if have.get(k) != settings[k])
+        if diff:
+            raise FsclapError(f"{out_dir} holds {what} made with other settings: {diff}; "
+                              "use another --out folder or delete it")
+    write_json(path, settings)
