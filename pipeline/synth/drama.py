@@ -275,7 +275,6 @@ def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, see
         raise FsclapError(f"episode duration must be at least 5 s (got {duration_s})")
     check_tools()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     claim_folder(out_dir, STATE_FILE, {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
                            "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE}, "dramas")
     start = time.perf_counter()

@@ -171,7 +171,6 @@ def generate_style_corpus(out_dir: str | Path, n: int, seed: int = 0, workers: i
         raise FsclapError("--n must be at least 1")
     check_tools()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     claim_folder(out_dir, STATE_FILE, {"generator": "fsclap synth style", "version": GENERATOR_VERSION, "seed": seed,
                                        "sample_rate": sample_rate, "include_piper": include_piper}, "a style corpus")
     start = time.perf_counter()

@@ -161,3 +161,10 @@ def test_cli_writes_a_corpus(tmp_path, capsys):
     assert "4 clips" in capsys.readouterr().out
     assert len(pd.read_parquet(tmp_path / "cli" / "manifest.parquet")) == 4
     assert main(["synth", "style", "--out", str(tmp_path / "cli"), "--n", "4", "--seed", "3"]) == 2
+
+
+def test_out_must_be_a_folder(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(FsclapError, match="not a folder"):
+        generate_style_corpus(afile, n=1, seed=0, workers=0)
