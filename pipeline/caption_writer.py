@@ -14,7 +14,7 @@ Rules the writer guarantees (tests check them):
 
 Template mini-language: ``{role:attrs}`` is a slot that describes ``attrs`` (comma list, or ``*``
 for "every known style attribute no other slot took") in a grammatical ``role`` (adv, np, pred, adj,
-noun); ``{subj}``, ``{pron}``, ``{poss}``, ``{gadj}``, ``{gvoice}`` describe the speaker. A
+noun); ``{subj}``, ``{pron}``, ``{poss}``, ``{gvoice}`` describe the speaker. A
 ``[...]`` segment is dropped when a slot inside it has nothing to describe; a template whose
 *required* slot would be empty, or that would leave a known attribute undescribed, is not used
 for that record.
@@ -51,7 +51,7 @@ class CaptionError(FsclapError):
 def _article(phrase: str) -> str:
     """"a" or "an" for the phrase's first word (enough for this vocabulary's words)."""
     first = phrase.split()[0].lower() if phrase.split() else ""
-    return "an" if first[:1] in "aeio" else "a"
+    return "an" if first[:1] in "aeio" or first.startswith("un") else "a"
 
 
 # --- English vocabulary ---------------------------------------------------------------------------
@@ -119,7 +119,6 @@ EN_AGE_ADJ = {"child": ["young"], "young": ["young"], "middle-aged": ["middle-ag
 EN_CHILD_NOUNS = {"female": ["girl"], "male": ["boy"], None: ["child"]}
 EN_PRONOUN = {"female": "she", "male": "he", None: "the speaker"}
 EN_POSSESSIVE = {"female": "her", "male": "his", None: "the speaker's"}
-EN_GENDER_ADJ = {"female": ["female"], "male": ["male"]}
 EN_GENDER_VOICE = {"female": ["female voice", "woman's voice"], "male": ["male voice", "man's voice"],
                    None: ["voice"]}
 
@@ -149,7 +148,7 @@ EN_TEMPLATES: tuple[str, ...] = (
     "{subj} expresses {noun:emotion}[ while speaking {adv:*}].",
     "The speech of {subj} is {pred:*}.",
     "Listen to {subj} speaking {adv:*}.",
-    "{subj} is talking {adv:*}[ and sounds {adj:emotion}].",
+    "{subj} is talking {adv:*}[, and sounds {adj:emotion}].",
     "{subj} says the words {adv:*}.",
     "{subj} utters the sentence {adv:*}.",
     "{subj} reads aloud {adv:*}.",
@@ -256,7 +255,7 @@ TEMPLATES = {"en": EN_TEMPLATES, "zh": ZH_TEMPLATES}
 
 _SLOT = re.compile(r"\{(\w+)(?::([\w,*\-]+))?\}")
 _SEGMENT = re.compile(r"\[([^\]]*)\]")
-SPEAKER_ROLES = {"subj", "pron", "poss", "gadj", "gvoice"}
+SPEAKER_ROLES = {"subj", "pron", "poss", "gvoice"}
 
 
 def known_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
@@ -413,8 +412,6 @@ class CaptionWriter:
             return EN_PRONOUN[gender]
         if role == "poss":
             return EN_POSSESSIVE[gender]
-        if role == "gadj":
-            return rng.choice(EN_GENDER_ADJ[gender]) if gender else ""
         if role == "gvoice":
             return rng.choice(EN_GENDER_VOICE[gender])
         if age == "child":
