@@ -47,7 +47,8 @@ from pipeline.caption_writer import CaptionWriter
 from pipeline.synth.music import MusicStyle, make_music, make_noise
 from pipeline.synth.sentences import ADJECTIVES, NOUNS, PLACES, make_sentence
 from pipeline.synth.state import claim_folder
-from pipeline.synth.style import STYLE_EMOTIONS, draw_levels, draw_targets, render
+from pipeline.acoustics import measure
+from pipeline.synth.style import STYLE_EMOTIONS, Utterance, draw_levels, draw_targets, render
 from pipeline.synth.voices import Voice, check_tools, voice_catalogue
 
 log = get_logger("pipeline.synth.drama")
@@ -126,13 +127,23 @@ def episode_id(drama: Drama, index: int) -> str:
     return f"{drama.drama_id}_ep{index + 1:03d}"
 
 
-def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int):
+@dataclass
+class _Placed:
+    speaker: Speaker
+    utterance: Utterance
+    start_s: float
+    overlaps_previous: bool
+    truncated: bool = False
+
+
+def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int) -> list[_Placed]:
     """Render the lines of one episode and place them on the timeline."""
     rng = random.Random(f"episode|{seed}|{drama.drama_id}|{index}")
-    lines = []
+    lines: list[_Placed] = []
     cursor = rng.uniform(1.0, 2.5)  # music-only intro
     previous: Speaker | None = None
     prev_start = prev_end = 0.0
+    misses = 0
     while True:
         choices = [s for s in drama.speakers if s is not previous] or list(drama.speakers)
         speaker = rng.choice(choices)
@@ -145,12 +156,19 @@ def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int):
         utt = render(speaker.voice, text, levels, targets, sr, pad_s=0.0)
         start = round(cursor + gap if lines else cursor, 3)
         length = utt.audio.size / sr
+        truncated = False
         if start + length > duration_s - 0.8:
+            misses += 1
+            if misses < 4:
+                continue  # try another (shorter) line before ending the episode
             if lines:
                 break
-            utt.audio = utt.audio[: max(0, int((duration_s - 0.8 - start) * sr))]  # a too-short episode: cut
-            length = utt.audio.size / sr
-        lines.append((speaker, utt, start, overlap))
+            # an episode too short for any whole line: keep the first line's beginning, measured as cut
+            utt.audio = utt.audio[: max(int(0.2 * sr), int((duration_s - 0.8 - start) * sr))]
+            utt.acoustics = measure(utt.audio, sr)
+            length, truncated = utt.audio.size / sr, True
+        misses = 0
+        lines.append(_Placed(speaker, utt, start, overlap, truncated))
         previous, prev_start, prev_end = speaker, start, start + length
         cursor = max(cursor, prev_end) if overlap else prev_end
         if start + length > duration_s - 1.5:
@@ -170,18 +188,18 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
     n = int(round(duration_s * sr))
     speech = np.zeros(n)
     script = _script(drama, index, seed, duration_s, sr)
-    for _, utt, start, _ in script:
-        a = int(round(start * sr))
-        speech[a:a + utt.audio.size] += utt.audio[: n - a]
+    for line in script:
+        a = int(round(line.start_s * sr))
+        speech[a:a + line.utterance.audio.size] += line.utterance.audio[: n - a]
     mix_rng = np.random.default_rng(random.Random(f"mix|{seed}|{drama.drama_id}|{index}").getrandbits(63))
     music = make_music(duration_s, sr, drama.music, mix_rng).astype(np.float64)
     noise = make_noise(duration_s, sr, mix_rng).astype(np.float64)
     smr = SPEECH_TO_MUSIC_DB[index % len(SPEECH_TO_MUSIC_DB)]
     snr = SPEECH_TO_NOISE_DB[(index // len(SPEECH_TO_MUSIC_DB)) % len(SPEECH_TO_NOISE_DB)]
     active = np.zeros(n, dtype=bool)
-    for _, utt, start, _ in script:
-        a = int(round(start * sr))
-        active[a:a + utt.audio.size] = True
+    for line in script:
+        a = int(round(line.start_s * sr))
+        active[a:a + line.utterance.audio.size] = True
     speech_power = np.mean(speech[active] ** 2)
     # levels are set where the speech is, so the ratios are the ones a listener faces during dialogue
     music *= np.sqrt(speech_power / (np.mean(music[active] ** 2) * 10 ** (smr / 10)))
@@ -196,14 +214,15 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
     _encode_mp4(stems["mix"].astype(np.float32), sr, video, drama.pattern)
     writer_en, writer_zh = CaptionWriter("en", seed), CaptionWriter("zh", seed)
     lines = []
-    for k, (speaker, utt, start, overlap) in enumerate(script):
+    for k, placed in enumerate(script):
+        speaker, utt, start = placed.speaker, placed.utterance, placed.start_s
         got = utt.acoustics
         line_id = f"{ep_id}_line{k + 1:03d}"
         labels = utt.levels.as_dict()
         lines.append({
             "line_id": line_id, "speaker_id": speaker.speaker_id, "voice_id": speaker.voice.voice_id,
             "start_s": start, "end_s": round(start + utt.audio.size / sr, 6), "text": utt.text, **labels,
-            "emotion_nominal": True, "overlaps_previous": overlap,
+            "emotion_nominal": True, "overlaps_previous": placed.overlaps_previous, "truncated": placed.truncated,
             "f0_median_hz": got.f0_median_hz, "f0_range_semitones": got.f0_range_semitones,
             "speech_rate": got.speech_rate, "rms_dbfs": got.rms_dbfs + gain_db,
             "caption": writer_en.write(labels, key=line_id), "caption_zh": writer_zh.write(labels, key=line_id),
