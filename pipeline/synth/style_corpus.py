@@ -149,6 +149,8 @@ def _clip_record(plan: ClipPlan, out_dir: str, sample_rate: int) -> dict:
         "clip_id": plan.clip_id, "audio_path": rel,
         "caption": CaptionWriter("en", plan.seed).write(levels, key=plan.clip_id),
         "caption_zh": CaptionWriter("zh", plan.seed).write(levels, key=plan.clip_id),
+        # the same clip described without its nominal emotion, for training/evaluating on audible labels only
+        "caption_no_emotion": CaptionWriter("en", plan.seed).write({**levels, "emotion": "unknown"}, key=plan.clip_id),
         "text": plan.text, "speaker_id": plan.voice.voice_id, "voice": plan.voice.description,
         "engine": plan.voice.engine, **levels, "emotion_nominal": True, "split": plan.split,
         "f0_median_hz": got.f0_median_hz, "f0_range_semitones": got.f0_range_semitones,
@@ -240,7 +242,7 @@ Manifest: `manifest.parquet` (and `manifest.csv`), clip manifest contract of DES
 - `emotion` is **nominal** (`emotion_nominal = True`): it names the prosody recipe used (intonation
   range, level biases, tremolo for fear). Synthesis cannot act; a listener would not reliably hear it.
 - `caption` (English) and `caption_zh` (Chinese) come from `pipeline.caption_writer` and describe
-  the intended levels.
+  the intended levels; `caption_no_emotion` leaves the nominal emotion out.
 
 Mean measured value per intended level:
 

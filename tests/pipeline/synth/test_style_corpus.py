@@ -1,5 +1,6 @@
 import hashlib
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,12 @@ def test_captions_describe_the_labels(corpus):
     assert frame["caption"].nunique() == N
     assert all(c.endswith(".") for c in frame["caption"])
     assert all(c.endswith("。") for c in frame["caption_zh"])
+    from pipeline.caption_writer import EN
+
+    emotion_words = {w for role in EN["emotion"].values() for words in role.values() for w in words}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, emotion_words)) + r")\b", re.I)
+    assert not any(pattern.search(c) for c in frame["caption_no_emotion"])
+    assert sum(bool(pattern.search(c)) for c in frame["caption"]) == N
 
 
 def test_labels_are_audible():
