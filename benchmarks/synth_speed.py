@@ -11,6 +11,7 @@ Writes a spectrogram PNG of one episode to test-artifacts/.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -37,6 +38,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # CPU cost per clip (this process + its espeak/sox children): what throughput an idle machine gives
+        before = os.times()
+        probe = generate_style_corpus(tmp / "probe", n=40, seed=args.seed + 1, workers=0)
+        after = os.times()
+        cpu = sum(getattr(after, f) - getattr(before, f) for f in ("user", "system", "children_user", "children_system"))
+        print(f"style corpus, one process: {probe.clips} clips in {probe.seconds:.1f} s wall, {cpu / probe.clips * 1000:.0f} ms "
+              f"CPU per clip (idle {os.cpu_count()}-core estimate: {os.cpu_count() * probe.clips / cpu * 60:.0f} clips/min)")
         style = generate_style_corpus(tmp / "style", n=args.clips, seed=args.seed, workers=args.workers)
         print(f"style corpus: {style.clips} clips in {style.seconds:.1f} s = {style.clips_per_second:.1f} clips/s "
               f"= {60 * style.clips_per_second:.0f} clips/min ({args.workers} workers)")
@@ -48,10 +56,11 @@ def main() -> None:
             print(f"    {row.attribute:<7} {row.gender:<7} {row.level:<7} {row.mean:7.1f} {row.unit}")
 
         drama = plan_dramas(1, args.seed)[0]
-        start = time.perf_counter()
+        start, before = time.perf_counter(), os.times()
         build_episode(drama, 0, args.seed, 60.0, tmp / "single")
-        single = time.perf_counter() - start
-        print(f"drama: one 60-s episode in {single:.2f} s (one process)")
+        single, after = time.perf_counter() - start, os.times()
+        cpu = sum(getattr(after, f) - getattr(before, f) for f in ("user", "system", "children_user", "children_system"))
+        print(f"drama: one 60-s episode in {single:.2f} s wall, {cpu:.2f} s CPU (one process)")
         result = generate_dramas(tmp / "drama", dramas=1, episodes=args.episodes, seed=args.seed, duration_s=60.0,
                                  workers=args.workers)
         per_episode = result.seconds / len(result.episodes)
