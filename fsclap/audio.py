@@ -144,3 +144,57 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data, sample_rate, subtype=subtype, format=path.suffix.lstrip(".").upper() or "WAV")
     return path
+
+
+def iter_audio_blocks(path: str | Path, block_frames: int, start: int = 0, stop: int | None = None):
+    """Yield ``(channels, frames)`` float32 blocks of a WAV/FLAC file without loading it whole."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            stop = f.frames if stop is None else min(stop, f.frames)
+            f.seek(min(max(start, 0), f.frames))
+            position = f.tell()
+            while position < stop:
+                block = f.read(min(block_frames, stop - position), dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                position += len(block)
+                yield block.T
+    except RuntimeError as exc:
+        raise AudioError(f"cannot decode {path.name}: {str(exc).splitlines()[0]}") from None
+
+
+def audio_stats(path: str | Path, block_s: float = 30.0) -> dict:
+    """Streaming level statistics of a WAV/FLAC file: frames, sample_rate, channels, duration_s,
+    peak_dbfs, rms_dbfs (over all channels) and the mean/std of the mono mix (Demucs' normaliser)."""
+    info = sf.info(str(path))
+    total = 0
+    peak = 0.0
+    sum_sq = 0.0
+    mono_sum = 0.0
+    mono_sq = 0.0
+    for block in iter_audio_blocks(path, max(int(block_s * info.samplerate), 1)):
+        block64 = block.astype(np.float64)
+        peak = max(peak, float(np.abs(block64).max(initial=0.0)))
+        sum_sq += float(np.square(block64).sum())
+        mono = block64.mean(axis=0)
+        mono_sum += float(mono.sum())
+        mono_sq += float(np.square(mono).sum())
+        total += block.shape[1]
+    n = max(total, 1)
+    mono_mean = mono_sum / n
+    return {
+        "frames": total,
+        "sample_rate": int(info.samplerate),
+        "channels": int(info.channels),
+        "duration_s": total / float(info.samplerate),
+        "peak_dbfs": _dbfs(peak),
+        "rms_dbfs": _dbfs(np.sqrt(sum_sq / (n * info.channels))),
+        "mono_mean": mono_mean,
+        "mono_std": float(np.sqrt(max(mono_sq / n - mono_mean**2, 0.0))),
+    }
+
+
+def _dbfs(amplitude: float) -> float:
+    return float(20.0 * np.log10(amplitude)) if amplitude > 0 else float("-inf")

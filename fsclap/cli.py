@@ -88,10 +88,15 @@ def corpus_build(
     sources: Path = typer.Option(..., "--sources", help="Sources YAML (see data_manifests/)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Output folder for manifests and audio."),
     profile: Optional[str] = ProfileOpt,
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry episodes that failed for a content reason."),
+    only: Optional[List[str]] = typer.Option(None, "--stage", help="Run only this stage (repeatable)."),
 ) -> None:
     """Run build-corpus: acquire -> extract -> separate -> diarize -> consistency -> caption -> publish."""
-    _settings(ctx, profile, {"data_root": data_root})
-    _not_built("corpus build", 6)
+    settings = _settings(ctx, profile, {"data_root": data_root})
+    from pipeline.runner import run_build
+
+    summary = run_build(settings, sources, only=only or None, retry_failed=retry_failed)
+    typer.echo(summary.render())
 
 
 @app.command("caption")

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     seed: int = 0
     workers: int = Field(2, ge=0, description="Parallel workers for data loading and per-episode work.")
     progress: bool | None = Field(None, description="Progress bars; default: on for a terminal, off in CI.")
+    stages: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Corpus-builder stage configs by stage name, e.g. stages.separate.method=demucs; "
+        "each stage validates its own section (pipeline/).",
+    )
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+_UMASK = os.umask(0o022)  # read the process umask once (os.umask can only read it by setting it)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -17,6 +20,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the result ordinary permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -51,3 +55,14 @@ def write_table(path: str | Path, frame) -> Path:
             frame.to_csv(tmp, index=False)
         return path
     return write_parquet(path, frame)
+
+
+def sha256_file(path: str | Path, block_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's content, read in blocks (content keys for resume and caching)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(block_bytes):
+            digest.update(block)
+    return digest.hexdigest()

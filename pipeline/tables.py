@@ -1,0 +1,361 @@
+"""The corpus builder's bookkeeping: ``DIR/manifests/episodes.parquet`` and ``failures.parquet``.
+
+* :class:`Episode` is one row of the episodes table (a small typed record). Columns written by
+  stages that are not fields here (later stages add their own) are kept in ``extra`` and
+  written back unchanged.
+* :class:`CorpusTables` holds both tables in memory for one runner process. Every change is
+  first appended to a write-ahead journal (``manifests/.journal.jsonl``, fsync'd), and the
+  Parquet files are rewritten atomically at most every ``flush_every_s`` seconds and at the end.
+  A killed run therefore loses no finished work: the next run replays the journal.
+* :class:`RunLock` keeps two runners from writing the same data root at once.
+
+The failures table holds the *current* failures, one row per (stage, item_id), with the number
+of runs that hit it (``attempts``); an item that later succeeds at that stage leaves the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from fsclap.errors import FsclapError
+from fsclap.io import write_parquet
+
+STAMP_PARTS = ("key", "version", "config")
+FAILURE_COLUMNS = [
+    "stage", "item_id", "drama_id", "error", "message", "time", "first_time", "attempts", "retryable", "key",
+]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Episode:
+    """One episode of one drama, as it moves through the stages.
+
+    Paths are stored relative to the data root when they lie inside it (absolute otherwise,
+    e.g. a local source registered in place). Stage stamps (resume key, stage version, config
+    hash) are written as ``<stage>_key``, ``<stage>_version``, ``<stage>_config`` columns.
+    """
+
+    episode_id: str
+    drama_id: str
+    source_url: str
+    source_key: str
+    source_kind: str = "url"  # url | file
+    episode_index: int | None = None
+    drama_title: str | None = None
+    language: str | None = None
+    title: str | None = None  # metadata only: never used to build a path
+    status: str = "discovered"
+    failed_stage: str | None = None
+    error: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+    failed_key: str | None = None
+    # acquire
+    media_path: str | None = None
+    media_sha256: str | None = None
+    media_bytes: int | None = None
+    source_mtime_ns: int | None = None
+    container: str | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    audio_stream: int | None = None
+    source_sample_rate: int | None = None
+    source_channels: int | None = None
+    media_duration_s: float | None = None  # as the container announces it
+    duration_s: float | None = None  # decoded audio once extracted (the container's before)
+    # extract
+    audio_path: str | None = None
+    audio_sha256: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    peak_dbfs: float | None = None
+    rms_dbfs: float | None = None
+    mono_mean: float | None = None
+    mono_std: float | None = None
+    # separate
+    vocals_path: str | None = None
+    vocals_sha256: str | None = None
+    accompaniment_path: str | None = None
+    separation: str | None = None  # which method ran: htdemucs | repet | none
+    separation_model: str | None = None
+    updated_at: str | None = None
+    stamps: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def stamp(self, stage: str) -> dict[str, str]:
+        return self.stamps.get(stage, {})
+
+    def set_stamp(self, stage: str, **values: str) -> None:
+        self.stamps[stage] = dict(values)
+
+    def copy(self) -> "Episode":
+        return dataclasses.replace(self, stamps={k: dict(v) for k, v in self.stamps.items()}, extra=dict(self.extra))
+
+    def to_row(self) -> dict[str, Any]:
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("stamps", "extra")}
+        for stage, stamp in self.stamps.items():
+            for part in STAMP_PARTS:
+                row[f"{stage}_{part}"] = stamp.get(part)
+        row.update(self.extra)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Episode":
+        row = {k: _clean(v) for k, v in row.items()}
+        names = {f.name for f in dataclasses.fields(cls)} - {"stamps", "extra"}
+        stages = {c[: -len("_key")] for c in row if c.endswith("_key")}
+        stages = {s for s in stages if all(f"{s}_{p}" in row for p in STAMP_PARTS)}
+        stamps = {s: {p: row.pop(f"{s}_{p}") for p in STAMP_PARTS} for s in sorted(stages)}
+        stamps = {s: v for s, v in stamps.items() if v.get("key")}
+        known = {k: row.pop(k) for k in list(row) if k in names}
+        for name in ("episode_index", "media_bytes", "source_mtime_ns", "audio_stream", "source_sample_rate",
+                     "source_channels", "sample_rate", "channels"):
+            if known.get(name) is not None:
+                known[name] = int(known[name])
+        return cls(**known, stamps=stamps, extra=row)
+
+
+def _clean(value: Any) -> Any:
+    """Parquet/pandas missing values (NaN, NA, NaT) as None; numpy scalars as Python ones."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            return value
+    return value
+
+
+class RunLock:
+    """An exclusive lock on ``DIR/manifests/.lock`` for the duration of a run."""
+
+    def __init__(self, data_root: Path):
+        self.path = Path(data_root) / "manifests" / ".lock"
+        self._handle = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise FsclapError(f"another corpus build is writing {self.path.parent.parent} (lock {self.path})") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+class CorpusTables:
+    """The episodes and failures tables of one data root, with a write-ahead journal."""
+
+    def __init__(self, data_root: str | Path, flush_every_s: float = 5.0, read_only: bool = False):
+        self.read_only = read_only
+        self.data_root = Path(data_root)
+        self.dir = self.data_root / "manifests"
+        self.episodes_path = self.dir / "episodes.parquet"
+        self.failures_path = self.dir / "failures.parquet"
+        self.journal_path = self.dir / ".journal.jsonl"
+        self.flush_every_s = flush_every_s
+        self._lock = threading.RLock()
+        self._journal = None
+        self._last_flush = time.monotonic()
+        self._dirty = False
+        self.episodes: dict[str, Episode] = {}
+        self.failures: dict[tuple[str, str], dict[str, Any]] = {}
+        self._load()
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self.episodes_path.exists():
+            for row in pd.read_parquet(self.episodes_path).to_dict("records"):
+                episode = Episode.from_row(row)
+                self.episodes[episode.episode_id] = episode
+        if self.failures_path.exists():
+            for row in pd.read_parquet(self.failures_path).to_dict("records"):
+                row = {k: _clean(v) for k, v in row.items()}
+                row["time"], row["first_time"] = _iso(row.get("time")), _iso(row.get("first_time"))
+                self.failures[(row["stage"], row["item_id"])] = row
+        replayed = self._replay_journal()
+        if replayed and not self.read_only:
+            self._dirty = True
+            self.flush(force=True)
+
+    def _replay_journal(self) -> int:
+        if not self.journal_path.exists():
+            return 0
+        count = 0
+        for line in self.journal_path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a torn last line from a kill: everything before it is intact
+            kind = entry.get("kind")
+            if kind == "episode":
+                episode = Episode.from_row(entry["row"])
+                self.episodes[episode.episode_id] = episode
+            elif kind == "failure":
+                self.failures[(entry["row"]["stage"], entry["row"]["item_id"])] = entry["row"]
+            elif kind == "resolve":
+                self.failures.pop((entry["stage"], entry["item_id"]), None)
+            count += 1
+        return count
+
+    # --- changes ----------------------------------------------------------------------------
+
+    def _log(self, entry: dict) -> None:
+        if self.read_only:
+            raise RuntimeError("these tables were opened read-only")
+        if self._journal is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._journal = open(self.journal_path, "a", encoding="utf-8")
+        self._journal.write(json.dumps(entry, default=str, ensure_ascii=False) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self._dirty = True
+
+    def save_episode(self, episode: Episode) -> None:
+        with self._lock:
+            episode.updated_at = utc_now()
+            self.episodes[episode.episode_id] = episode
+            self._log({"kind": "episode", "row": episode.to_row()})
+            self.flush()
+
+    def record_failure(
+        self,
+        stage: str,
+        item_id: str,
+        error: str,
+        message: str,
+        *,
+        drama_id: str | None = None,
+        retryable: bool = False,
+        key: str | None = None,
+    ) -> None:
+        with self._lock:
+            now = utc_now()
+            previous = self.failures.get((stage, item_id))
+            row = {
+                "stage": stage,
+                "item_id": item_id,
+                "drama_id": drama_id,
+                "error": error,
+                "message": _one_line(message),
+                "time": now,
+                "first_time": previous["first_time"] if previous else now,
+                "attempts": int(previous["attempts"]) + 1 if previous else 1,
+                "retryable": bool(retryable),
+                "key": key,
+            }
+            self.failures[(stage, item_id)] = row
+            self._log({"kind": "failure", "row": row})
+            self.flush()
+
+    def resolve_failure(self, stage: str, item_id: str) -> None:
+        with self._lock:
+            if (stage, item_id) in self.failures:
+                del self.failures[(stage, item_id)]
+                self._log({"kind": "resolve", "stage": stage, "item_id": item_id})
+
+    def failures_of(self, stage: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [row for (s, _), row in self.failures.items() if s == stage]
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def flush(self, force: bool = False) -> None:
+        """Rewrite the Parquet tables atomically (throttled unless ``force``) and reset the journal."""
+        with self._lock:
+            if not self._dirty or (not force and time.monotonic() - self._last_flush < self.flush_every_s):
+                return
+            write_parquet(self.episodes_path, self.episodes_frame())
+            write_parquet(self.failures_path, self.failures_frame())
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            self.journal_path.unlink(missing_ok=True)
+            self._dirty = False
+            self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self.flush(force=True)
+
+    def __enter__(self) -> "CorpusTables":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def episodes_frame(self) -> pd.DataFrame:
+        rows = [e.to_row() for e in sorted(self.episodes.values(), key=_episode_order)]
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(Episode.__dataclass_fields__)[:-2])
+        for name in ("episode_index", "media_bytes", "source_mtime_ns", "audio_stream", "source_sample_rate",
+                     "source_channels", "sample_rate", "channels"):
+            if name in frame:
+                frame[name] = frame[name].astype("Int64")
+        if "retryable" in frame:
+            frame["retryable"] = frame["retryable"].astype("boolean")
+        return frame
+
+    def failures_frame(self) -> pd.DataFrame:
+        rows = sorted(self.failures.values(), key=lambda r: (r["time"], r["stage"], r["item_id"]))
+        frame = pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+        for name in ("time", "first_time"):
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+        frame["attempts"] = frame["attempts"].astype("int64")
+        frame["retryable"] = frame["retryable"].astype(bool)
+        return frame
+
+
+def _episode_order(episode: Episode):
+    return (episode.drama_id, episode.episode_index if episode.episode_index is not None else 1 << 30, episode.episode_id)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def _one_line(message: str) -> str:
+    text = " ".join(str(message).split())
+    return text[:500]
+
+
+def read_episodes(data_root: str | Path) -> pd.DataFrame:
+    """The episodes table of a data root (empty frame when the builder has not run)."""
+    return CorpusTables(data_root, read_only=True).episodes_frame() if Path(data_root, "manifests").exists() else pd.DataFrame()
+
+
+def read_failures(data_root: str | Path) -> pd.DataFrame:
+    return CorpusTables(data_root, read_only=True).failures_frame() if Path(data_root, "manifests").exists() else pd.DataFrame()
+
+
+def episodes_of(tables: CorpusTables, ids: Iterable[str]) -> list[Episode]:
+    return [tables.episodes[i] for i in ids if i in tables.episodes]
