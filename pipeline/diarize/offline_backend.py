@@ -6,8 +6,11 @@
    are embedded with resemblyzer.
 3. The window embeddings are clustered with the number of speakers estimated: average-linkage
    agglomerative clustering on cosine distance cut at ``distance_threshold`` (default), or
-   spectral clustering with the eigengap rule. A median filter over each region's window labels
-   removes one-window flips.
+   spectral clustering with the eigengap rule; clusters of fewer than ``min_cluster_windows``
+   windows join their most similar cluster. A median filter over each region's window labels
+   removes one-window flips. Defaults chosen by measured DER on generated dramas
+   (benchmarks/diarize_consistency.py): agglomerative 0.4 / 5 windows gave 12 % DER on the speech
+   stems and 24 % on the music mixes of 14 episodes, spectral/eigengap 28 % and 38 %.
 4. Each region is split where its window label changes (at the midpoint between window centres),
    and the pieces are shaped to sentence length (:func:`pipeline.segments.shape_segments`).
 """
@@ -34,9 +37,10 @@ class OfflineDiarizerConfig(BaseModel):
     window_s: float = Field(1.5, gt=0.2, description="Embedding window length.")
     hop_s: float = Field(0.75, gt=0, description="Embedding window hop.")
     clustering: Literal["agglomerative", "spectral"] = "agglomerative"
-    distance_threshold: float = Field(0.3, gt=0, lt=2, description="Agglomerative: cosine distance at which merging stops.")
+    distance_threshold: float = Field(0.4, gt=0, lt=2, description="Agglomerative: cosine distance at which merging stops.")
     max_speakers: int = Field(10, ge=1, description="Upper bound on speakers per episode.")
     smooth_windows: int = Field(3, ge=1, description="Median filter length over a region's window labels (odd).")
+    min_cluster_windows: int = Field(5, ge=1, description="Smaller clusters (~4.5 s of speech at the default window) join the most similar one.")
 
 
 class OfflineDiarizer:
@@ -76,7 +80,7 @@ class OfflineDiarizer:
     def cluster(self, embeddings: np.ndarray) -> np.ndarray:
         """Speaker label per window, number of speakers estimated."""
         return cluster_embeddings(embeddings, self.config.clustering, self.config.distance_threshold,
-                                  self.config.max_speakers)
+                                  self.config.max_speakers, self.config.min_cluster_windows)
 
     def diarize(self, audio: np.ndarray) -> list[Segment]:
         audio = np.asarray(audio, dtype=np.float32)
@@ -101,7 +105,8 @@ class OfflineDiarizer:
         return shape_segments(pieces, self.segmentation, quietest_point(audio, MODEL_SAMPLE_RATE))
 
 
-def cluster_embeddings(embeddings: np.ndarray, method: str, distance_threshold: float, max_speakers: int) -> np.ndarray:
+def cluster_embeddings(embeddings: np.ndarray, method: str, distance_threshold: float, max_speakers: int,
+                       min_cluster_windows: int = 1) -> np.ndarray:
     n = len(embeddings)
     if n < 2:
         return np.zeros(n, dtype=int)
@@ -116,7 +121,23 @@ def cluster_embeddings(embeddings: np.ndarray, method: str, distance_threshold: 
         if labels.max() + 1 > max_speakers:
             labels = AgglomerativeClustering(n_clusters=max_speakers, metric="cosine",
                                              linkage="average").fit_predict(u)
-    return labels.astype(int)
+    return absorb_small_clusters(u, labels.astype(int), min_cluster_windows)
+
+
+def absorb_small_clusters(u: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Clusters of fewer than ``min_size`` windows join the cluster with the most similar
+    centroid (over-split speakers leave such fragments: a line said in an unusual voice)."""
+    labels = labels.copy()
+    while True:
+        ids, counts = np.unique(labels, return_counts=True)
+        if len(ids) < 2 or counts.min() >= min_size:
+            break
+        small = ids[np.argmin(counts)]
+        centroids = {k: u[labels == k].mean(axis=0) for k in ids}
+        target = max((k for k in ids if k != small), key=lambda k: float(centroids[small] @ centroids[k]))
+        labels[labels == small] = target
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels
 
 
 def spectral_eigengap(u: np.ndarray, max_speakers: int, pval: float = 0.022) -> np.ndarray:
