@@ -165,7 +165,7 @@ def iter_audio_blocks(path: str | Path, block_frames: int, start: int = 0, stop:
         raise AudioError(f"cannot decode {path.name}: {str(exc).splitlines()[0]}") from None
 
 
-def audio_stats(path: str | Path, block_s: float = 30.0) -> dict:
+def audio_stats(path: str | Path, block_s: float = 10.0) -> dict:
     """Streaming level statistics of a WAV/FLAC file: frames, sample_rate, channels, duration_s,
     peak_dbfs, rms_dbfs (over all channels) and the mean/std of the mono mix (Demucs' normaliser)."""
     info = sf.info(str(path))

@@ -20,11 +20,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -399,21 +397,14 @@ def register_local(source: Path, out_dir: Path, stem: str, mode: str) -> Path:
 
 def probe_media(path: Path) -> dict[str, Any]:
     """ffprobe facts about a media file; raises EmptyMedia / UnreadableMedia / NoAudioStream."""
-    size = path.stat().st_size
-    if size == 0:
-        raise EmptyMedia(f"{path.name} is empty (0 bytes)")
-    if shutil.which("ffprobe") is None:
-        from fsclap.errors import FsclapError
+    from fsclap.audio import AudioError, ffprobe
 
-        raise FsclapError("ffprobe not found: install ffmpeg (apt-get install ffmpeg)")
-    proc = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise UnreadableMedia(f"{path.name}: {_probe_reason(proc.stderr, path)}")
-    meta = json.loads(proc.stdout or "{}")
+    if path.stat().st_size == 0:
+        raise EmptyMedia(f"{path.name} is empty (0 bytes)")
+    try:
+        meta = ffprobe(path)
+    except AudioError as exc:
+        raise UnreadableMedia(f"{path.name}: {_probe_reason(str(exc), path)}") from None
     streams = meta.get("streams") or []
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     video = [s for s in streams if s.get("codec_type") == "video"]
@@ -437,18 +428,15 @@ def probe_media(path: Path) -> dict[str, Any]:
     }
 
 
-def _probe_reason(stderr: str, path: Path) -> str:
-    lines = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in stderr.strip().splitlines() if line.strip()]
-    text = " ".join(lines).lower()
+def _probe_reason(ffprobe_error: str, path: Path) -> str:
     with open(path, "rb") as handle:
         head = handle.read(12)
     # ISO-BMFF (MP4/MOV/M4A) files start with a box such as ftyp; anything else is not one
-    looks_like_mp4 = head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"styp"}
-    if "moov atom not found" in text and looks_like_mp4:
-        return "truncated or incomplete MP4 (moov atom not found)"
-    if "moov atom not found" in text or "invalid data found" in text:
+    if head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"styp"}:
+        return "truncated or corrupt MP4 (ffprobe cannot read it)"
+    if "invalid data found" in ffprobe_error.lower():
         return f"not a media file ffmpeg can read (unrecognised content, {path.stat().st_size} bytes)"
-    return lines[-1] if lines else "ffprobe failed"
+    return ffprobe_error.split(": ", 1)[-1]
 
 
 def _float(value: Any) -> float | None:

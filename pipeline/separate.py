@@ -203,8 +203,6 @@ def demucs_weight_files(repo: Path, name: str) -> tuple[Path, list[Path]]:
 class DemucsBackend:
     """Demucs through its Python API: ``get_model(name, repo=local)`` + ``apply_model``."""
 
-    label = "htdemucs"
-
     def __init__(self, config: SeparateConfig, repo: Path, device: str, seed: int):
         self.config = config
         self.repo = Path(repo).expanduser()
@@ -242,8 +240,8 @@ class DemucsBackend:
             raise FsclapError(f"Demucs {self.config.model} has no stem {self.config.stem!r} (it has {', '.join(model.sources)})")
         if (model.samplerate, model.audio_channels) != INPUT_FORMATS["demucs"]:
             raise FsclapError(
-                f"Demucs {self.config.model} expects {model.samplerate} Hz / {model.audio_channels} channels; "
-                "set stages.extract.sample_rate and stages.extract.channels to match"
+                f"Demucs {self.config.model} works at {model.samplerate} Hz / {model.audio_channels} channels; "
+                "only 44.1 kHz stereo models (all released Demucs models) are supported"
             )
         model.to(self.device)
         model.eval()

@@ -171,7 +171,8 @@ class Stage(ABC):
         if key is None:
             raise StageError(f"{episode.episode_id}: input of stage {self.name} is not available")
         self.ensure_setup()
-        self.calls += 1
+        with self._setup_lock:
+            self.calls += 1
         result = self.process(episode)
         result.set_stamp(self.name, key=key, version=self.version, config=self.config_hash)
         result.status = self.done_status

@@ -100,7 +100,7 @@ def test_same_basename_at_two_urls_are_two_downloads(tmp_path, server, web):
     [
         ("missing.mp4", NotFound, "HTTP 404"),
         ("empty.mp4", EmptyMedia, "empty file"),
-        ("truncated.mp4", UnreadableMedia, "truncated or incomplete MP4"),
+        ("truncated.mp4", UnreadableMedia, "truncated or corrupt MP4"),
         ("notes.mp4", UnreadableMedia, "not a media file"),
         ("noaudio.mp4", NoAudioStream, "no audio stream"),
     ],

@@ -133,3 +133,9 @@ def test_feed_is_listed_by_yt_dlp_and_titles_never_matter(tmp_path):
     assert [e.title for e in found.episodes] == [f"../../第{i}集 evil" for i in range(3)]
     (problem,) = found.problems
     assert problem.error == "Unreachable" and problem.retryable
+
+
+def test_the_shipped_example_is_valid():
+    example = Path(__file__).resolve().parents[2] / "data_manifests" / "sources.example.yaml"
+    sources = load_sources(example)
+    assert sources.min_episodes == 50 and sources.dramas[0].id == "example-drama"
