@@ -75,6 +75,10 @@ class DownloadFailed(StageError):
     retryable = True
 
 
+class ArchivedButMissing(StageError):
+    """The download archive says the video was fetched, but its file is gone."""
+
+
 class UnsupportedSource(StageError):
     """yt-dlp found no video at the URL, or the URL is a playlist where an episode was expected."""
 
@@ -185,8 +189,8 @@ class _ArchiveView:
     def _map(self, yt_dlp_id: str) -> str:
         return self._generic_id if yt_dlp_id.lower().startswith("generic ") else yt_dlp_id
 
-    def __contains__(self, yt_dlp_id: str) -> bool:
-        return self._map(yt_dlp_id) in self._archive
+    def __contains__(self, yt_dlp_id: str | None) -> bool:
+        return yt_dlp_id is not None and self._map(yt_dlp_id) in self._archive
 
     def __len__(self) -> int:
         return max(len(self._archive), 1)  # yt-dlp skips the archive check when it is falsy
@@ -294,6 +298,7 @@ class YtdlpClient:
         params = self.params(
             outtmpl={"default": f"{stem}.%(ext)s"},
             paths={"home": str(out_dir), "temp": str(out_dir)},
+            playlist_items="0",  # an episode URL that turns out to be a playlist downloads nothing
         )
         if self.archive is not None:
             params["download_archive"] = self.archive.for_url(url)
@@ -307,7 +312,7 @@ class YtdlpClient:
         existing = finished_file(out_dir, stem)
         if existing is not None:
             return existing
-        raise DownloadFailed(
+        raise ArchivedButMissing(
             f"{url} is in the download archive ({self.archive.path if self.archive else '-'}) but its file "
             f"{out_dir / stem}.* is missing; remove its line from the archive to download it again"
         )

@@ -15,6 +15,7 @@ from pipeline.acquire import (
     NotFound,
     Unreachable,
     UnreadableMedia,
+    UnsupportedSource,
     archive_id,
     classify_download_error,
 )
@@ -83,8 +84,24 @@ def test_archive_refuses_a_re_download_and_says_why(tmp_path, server):
     ep = remote(server.url("ep01.mp4"))
     done = stage(tmp_path).run(ep)
     (tmp_path / "data" / done.media_path).unlink()
-    with pytest.raises(StageError, match="in the download archive .* is missing"):
+    with pytest.raises(StageError, match="in the download archive .* is missing") as info:
         stage(tmp_path).run(ep)
+    assert info.value.error_type == "ArchivedButMissing" and not info.value.retryable
+
+
+def test_a_playlist_where_an_episode_was_expected_downloads_nothing(tmp_path, server, web):
+    feed = web / "feed.xml"
+    feed.write_text(
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+        f"<item><title>a</title><enclosure url='{server.url('ep01.mp4')}' type='video/mp4' length='1'/></item>"
+        "</channel></rss>"
+    )
+    try:
+        with pytest.raises(UnsupportedSource, match="is a playlist"):
+            stage(tmp_path).run(remote(server.url("feed.xml")))
+    finally:
+        feed.unlink()
+    assert not list((tmp_path / "data" / "media" / "d").iterdir())
 
 
 def test_same_basename_at_two_urls_are_two_downloads(tmp_path, server, web):

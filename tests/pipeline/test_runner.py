@@ -243,3 +243,6 @@ def test_cli_corpus_build(tmp_path, web, capsys):
     assert main(["--set", "stages.separat.method=none", "corpus", "build", "--sources", str(sources),
                  "--data-root", str(tmp_path / "data")]) == 2
     assert "unknown stage(s) in settings.stages: separat" in capsys.readouterr().err
+    assert main(["corpus", "build", "--sources", str(sources), "--data-root", str(tmp_path / "paper"), "--profile", "paper"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Demucs model file htdemucs.yaml not found at ") and "\n" not in err
