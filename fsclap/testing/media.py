@@ -6,12 +6,9 @@ sound) and served from 127.0.0.1 on an ephemeral port: no outside network is inv
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
 import socket
 import subprocess
-import threading
 from pathlib import Path
 
 AudioKind = str  # "tone" | "silence" | "none"
@@ -63,61 +60,38 @@ def truncate_file(source: str | Path, target: str | Path, keep: float = 0.5) -> 
     return Path(target)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    server_version = "fsclap-test"
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-    def do_GET(self):  # noqa: N802 - http.server naming
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
-        super().do_GET()
-
-    def do_HEAD(self):  # noqa: N802
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
-        super().do_HEAD()
-
-
 class LoopbackServer:
-    """Serve a folder over HTTP on 127.0.0.1 (ephemeral port) from a thread; records request paths.
+    """Serve a folder on 127.0.0.1 (ephemeral port) for the duration of a ``with`` block, through
+    :func:`pipeline.synth.serve.serving` (threaded, byte ranges for resumed downloads).
 
     >>> with LoopbackServer(folder) as server:
-    ...     url = server.url("ep01.mp4")
+    ...     url = server.url("ep01.mp4")   # server.requests: the paths asked for so far
     """
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._context = None
+        self.base_url = ""
+        self.log: list[str] = []  # "GET /ep01.mp4 206" lines
 
     def __enter__(self) -> "LoopbackServer":
-        handler = functools.partial(_QuietHandler, directory=str(self.directory))
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.requests = []  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-http", daemon=True)
-        self._thread.start()
+        from pipeline.synth.serve import serving
+
+        self._context = serving(self.directory)
+        self.base_url, self.log = self._context.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
+        self._context.__exit__(*exc)
 
     @property
     def requests(self) -> list[str]:
-        assert self._server is not None
-        return self._server.requests  # type: ignore[attr-defined]
+        return [line.split()[1] for line in list(self.log) if len(line.split()) > 1]
 
     def url(self, name: str = "") -> str:
         from urllib.parse import quote
 
-        return f"http://127.0.0.1:{self.port}/{quote(name)}"
+        return f"{self.base_url}/{quote(name)}"
 
 
 def closed_port() -> int:

@@ -80,6 +80,18 @@ def test_never_downloads_twice(tmp_path, server):
     assert again.media_path is not None
 
 
+def test_an_interrupted_download_resumes_from_its_part_file(tmp_path, server, web):
+    ep = remote(server.url("ep01.mp4"))
+    media_dir = tmp_path / "data" / "media" / "d"
+    media_dir.mkdir(parents=True)
+    whole = (web / "ep01.mp4").read_bytes()
+    (media_dir / f"{ep.episode_id}.mp4.part").write_bytes(whole[: len(whole) // 2])  # a killed download
+    done = stage(tmp_path).run(ep)
+    assert (tmp_path / "data" / done.media_path).read_bytes() == whole
+    assert any(line.endswith(" 206") for line in server.log), "the rest was fetched with a range request"
+    assert not list(media_dir.glob("*.part"))
+
+
 def test_archive_refuses_a_re_download_and_says_why(tmp_path, server):
     ep = remote(server.url("ep01.mp4"))
     done = stage(tmp_path).run(ep)

@@ -81,7 +81,7 @@ def test_loopback_drama_with_every_bad_input(tmp_path, web, tiny_htdemucs_repo):
         requests = len(server.requests)
         stages = build_stages(config)
         run_build(config, sources, stages=stages)
-        assert {r.split("?")[0] for r in server.requests[requests:]} == {"/feed.xml"}
+        assert set(server.requests[requests:]) == {"/feed.xml"}
         assert [s.calls for s in stages] == [1, 0, 0]
         (web / "feed.xml").unlink()
 
