@@ -56,6 +56,34 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+class RssSampler:
+    """Samples this process's resident memory (VmRSS) every ``every_s`` seconds in a thread."""
+
+    def __init__(self, every_s: float = 2.0):
+        import threading
+
+        self.every_s = every_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._start = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/self/status") as status:
+                kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            self.samples.append((time.perf_counter() - self._start, kib / 1024.0))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # --- child processes ------------------------------------------------------------------------
 
 
@@ -105,10 +133,12 @@ def child_separate(wav: Path, repo: Path, data_root: Path, chunk_s: float, overl
     params = sum(p.numel() for p in stage.backend.model.parameters())
     rss_before = rss_mib()
     start = time.perf_counter()
-    stage.run(episode)
+    with RssSampler() as sampler:
+        stage.run(episode)
     seconds = time.perf_counter() - start
     return {"audio_s": stats["duration_s"], "wall_s": seconds, "rss_before_mib": rss_before, "rss_peak_mib": rss_mib(),
-            "params_m": params / 1e6, "device": context.device, "threads": torch.get_num_threads()}
+            "params_m": params / 1e6, "device": context.device, "threads": torch.get_num_threads(),
+            "rss_samples": sampler.samples}
 
 
 def run_child(*args: str) -> dict:
@@ -129,6 +159,32 @@ def cut_wav(source: Path, target: Path, seconds: float) -> Path:
     return target
 
 
+def plot_memory(runs: dict[str, dict], path: Path) -> None:
+    """Resident memory over the run, x = fraction of the episode's wall time (flat = bounded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, run in runs.items():
+        samples = run.get("rss_samples") or []
+        if not samples:
+            continue
+        total = max(samples[-1][0], 1e-9)
+        ax.plot([t / total for t, _ in samples], [m for _, m in samples],
+                label=f"{name}: {run['audio_s'] / 60:.1f} min audio, {run['params_m']:.2f} M params")
+    ax.set_xlabel("progress through the separation (fraction of wall time)")
+    ax.set_ylabel("resident memory (MiB)")
+    ax.set_title("separate stage: memory stays flat with episode length (60-s chunks)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"memory plot: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0, help="Length of the long episode.")
@@ -137,6 +193,8 @@ def main() -> None:
     parser.add_argument("--chunk-s", type=float, default=60.0)
     parser.add_argument("--overlap-s", type=float, default=5.0)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "extract_separate")
+    parser.add_argument("--parts", default="extract,short,full,long",
+                        help="Comma-separated subset of: extract, short (tiny model), full (full-size model), long (tiny, whole episode).")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -169,21 +227,32 @@ def main() -> None:
         print(line, flush=True)
         rows.append(line)
 
-    stereo = run_child("extract", str(media), str(work / "data_44k"), "44100", "2")
-    report("extract -> 44.1 kHz stereo WAV (demucs input)", stereo)
-    mono = run_child("extract", str(media), str(work / "data_16k"), "16000", "1")
-    report("extract -> 16 kHz mono WAV (offline profile)", mono)
-
-    long_wav = Path(stereo["audio_path"])
+    parts = set(args.parts.split(","))
+    runs: dict[str, dict] = {}
+    long_wav_path = work / "data_44k" / "audio" / "bench"
+    if "extract" in parts or not long_wav_path.is_dir():
+        stereo = run_child("extract", str(media), str(work / "data_44k"), "44100", "2")
+        report("extract -> 44.1 kHz stereo WAV (demucs input)", stereo)
+        mono = run_child("extract", str(media), str(work / "data_16k"), "16000", "1")
+        report("extract -> 16 kHz mono WAV (offline profile)", mono)
+    long_wav = next(long_wav_path.glob("*.wav"))
     short_wav = cut_wav(long_wav, work / f"excerpt_{args.short_minutes:g}min.wav", args.short_minutes * 60)
     full_wav = cut_wav(long_wav, work / f"excerpt_{args.full_minutes:g}min.wav", args.full_minutes * 60)
     tiny = write_htdemucs_repo(work / "repo_tiny")
     full = write_htdemucs_repo(work / "repo_full", channels=48, t_layers=5, segment=7.8)
     chunk = [str(args.chunk_s), str(args.overlap_s)]
 
-    report("separate tiny HTDemucs, short excerpt", run_child("separate", str(short_wav), str(tiny), str(work / "sep_short"), *chunk))
-    report("separate full-size HTDemucs, excerpt", run_child("separate", str(full_wav), str(full), str(work / "sep_full"), *chunk))
-    report(f"separate tiny HTDemucs, {args.minutes:g}-min episode", run_child("separate", str(long_wav), str(tiny), str(work / "sep_long"), *chunk))
+    if "short" in parts:
+        runs["short"] = run_child("separate", str(short_wav), str(tiny), str(work / "sep_short"), *chunk)
+        report(f"separate tiny HTDemucs, {args.short_minutes:g}-min excerpt", runs["short"])
+    if "full" in parts:
+        runs["full"] = run_child("separate", str(full_wav), str(full), str(work / "sep_full"), *chunk)
+        report(f"separate full-size HTDemucs, {args.full_minutes:g}-min excerpt", runs["full"])
+    if "long" in parts:
+        runs["long"] = run_child("separate", str(long_wav), str(tiny), str(work / "sep_long"), *chunk)
+        report(f"separate tiny HTDemucs, {args.minutes:g}-min episode", runs["long"])
+    if runs:
+        plot_memory(runs, work / "separate_memory.png")
     (work / "results.txt").write_text("\n".join(rows) + "\n")
     print(f"figures also in {work / 'results.txt'}")
 
