@@ -26,11 +26,13 @@ EMBEDDING_SAMPLE_RATE = 16000
 
 # Cosine threshold between speaker centroids for linking them across episodes, per embedding model.
 # campplus: FunASR's own ClusterBackend merges two speaker centres of one recording at cos ≥ 0.78
-# (merge_thr); the same rule is used across episodes. resemblyzer: measured on generated dramas
-# by benchmarks/diarize_consistency.py (README, "Cross-episode speaker linking").
+# (merge_thr); the same rule is used across episodes (not measurable here: no CAM++ weights).
+# resemblyzer: measured by benchmarks/diarize_consistency.py on 3 generated dramas × 4 episodes
+# (10 speakers): the adjusted Rand index of drama-level ids vs the true speakers is flat at 0.70
+# for 0.55-0.70 and falls above (0.61 at 0.80, 0.39 at 0.90); 0.70 is the top of the plateau.
 LINK_THRESHOLDS: dict[str, float] = {
     "campplus": 0.78,
-    "resemblyzer": 0.85,
+    "resemblyzer": 0.70,
 }
 
 

@@ -153,3 +153,45 @@ def test_split_sentence_cuts_long_sentences_at_the_longest_pause_with_text():
     parts = split_sentence(sentence, max_s=4.0, min_s=1.0)
     assert [p.text for p in parts] == ["我们今", "天去哪，"]
     assert split_sentence({**sentence, "end": 3500}, max_s=4.0, min_s=1.0)[0].text == "我们今天去哪，"
+
+
+def test_paper_profile_stages_on_tiny_models(tiny_funasr_models, tmp_path):
+    import pandas as pd
+    import soundfile as sf
+
+    from fsclap.io import sha256_file
+    from pipeline.consistency import Consistency
+    from pipeline.diarize.stage import Diarize
+    from pipeline.stage import StageContext
+    from pipeline.tables import Episode
+
+    settings = load_settings(overrides={"models_dir": str(tiny_funasr_models), "profile": "paper"})
+    context = StageContext(data_root=tmp_path, profile="paper")
+    rng = np.random.default_rng(1)
+    audio = np.concatenate([quiet(1, rng), speechlike(4, 150, rng), quiet(3, rng), speechlike(4, 240, rng), quiet(1, rng)])
+    vocals = tmp_path / "vocals" / "d" / "d-e1.flac"
+    vocals.parent.mkdir(parents=True)
+    sf.write(vocals, np.stack([audio, audio], axis=1), SR)  # stereo 16 kHz in: mixed down, resampled to 24 kHz
+    episode = Episode(episode_id="d-e1", drama_id="d", source_url="x", source_key="x", episode_index=1,
+                      vocals_path="vocals/d/d-e1.flac", vocals_sha256=sha256_file(vocals))
+    diarize = Diarize({"backend": "funasr"}, context=context, settings=settings)
+    diarize.check()
+    done = diarize.run(episode)
+    assert done.extra["diarize_outcome"] == "ok"
+    rows = pd.read_parquet(tmp_path / done.extra["segments_path"])
+    assert set(rows["diarizer"]) == {"funasr-paraformer-campplus"} and set(rows["embedding_model"]) == {"campplus"}
+    assert rows["text"].map(lambda t: t is None or isinstance(t, str)).all()
+    clips = rows["clip_path"].dropna()
+    assert len(clips) and all(sf.info(tmp_path / p).samplerate == 24000 for p in clips)
+    Consistency({}, context=context).run(done)
+    table = pd.read_parquet(tmp_path / "manifests" / "segments.parquet")
+    assert set(table["reason"]) <= {"kept", "low_consistency", "single_clip_cluster", "too_short", "overlap"}
+
+
+def test_paper_profile_stage_fails_fast_without_models(tmp_path):
+    from pipeline.diarize.stage import Diarize
+    from pipeline.stage import StageContext
+
+    settings = load_settings(overrides={"models_dir": str(tmp_path / "none"), "profile": "paper"})
+    with pytest.raises(MissingModelError, match="Paraformer-large"):
+        Diarize({"backend": "funasr"}, context=StageContext(data_root=tmp_path), settings=settings).check()
