@@ -105,10 +105,80 @@ def caption(
     manifest: Path = typer.Option(..., "--manifest", help="Clip manifest to caption."),
     out: Path = typer.Option(..., "--out", help="Output clip manifest with attributes and captions."),
     profile: Optional[str] = ProfileOpt,
+    language: Optional[str] = typer.Option(None, "--language", help="Language of the `caption` column: en | zh "
+                                           "(default stages.caption.caption_language; both columns are written)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Template seed (default: settings seed)."),
 ) -> None:
     """Measure gender/pitch/speed/energy (+ emotion on the paper profile) and write style captions."""
-    _settings(ctx, profile)
-    _not_built("caption", 8)
+    settings = _settings(ctx, profile)
+    from pipeline.caption import caption_manifest
+
+    result = caption_manifest(manifest, out, settings, language=language, seed=seed)
+    typer.echo(result.summary())
+
+
+# --- datasets: publish, import, export (issue 8) --------------------------------------------
+
+dataset_app = typer.Typer(help="Dataset versions and other datasets' layouts: publish, import, export.",
+                          no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("publish")
+def dataset_publish(
+    ctx: typer.Context,
+    manifest: Path = typer.Option(..., "--manifest", help="Captioned clip manifest (e.g. `fsclap caption` output)."),
+    out: Path = typer.Option(..., "--out", help="Datasets folder; the version goes to OUT/<version>/."),
+    keep_splits: bool = typer.Option(False, "--keep-splits", help="Keep the manifest's own split column."),
+) -> None:
+    """Publish a clip manifest as a content-addressed dataset version with disjoint splits and a data card."""
+    settings = _settings(ctx)
+    from pipeline.publish import PublishConfig, publish_manifest
+
+    config = PublishConfig(**{**settings.stages.get("publish", {}), "keep_splits": keep_splits,
+                              "seed": settings.stages.get("publish", {}).get("seed", settings.seed)})
+    typer.echo(publish_manifest(manifest, out, config).summary())
+
+
+@dataset_app.command("import")
+def dataset_import(
+    ctx: typer.Context,
+    source: Path = typer.Option(..., "--input", help="The other dataset's manifest (CSV/TSV/JSONL/cuts/folder)."),
+    fmt: str = typer.Option(..., "--format", help="textrolspeech | promptspeech | fsclap-csv | hf-parquet | lhotse"),
+    out: Path = typer.Option(..., "--out", help="Clip manifest to write (.parquet or .csv)."),
+    audio_root: Optional[Path] = typer.Option(None, "--audio-root", help="Folder holding the audio (default: beside the input)."),
+) -> None:
+    """Read another dataset's layout into a clip manifest (rows that cannot be imported are listed)."""
+    _settings(ctx)
+    from fsclap.io import write_table
+    from pipeline.formats import import_manifest
+    from pipeline.formats.common import relative
+
+    result = import_manifest(source, fmt, audio_root)
+    if result.frame.empty:
+        raise FsclapError(f"nothing imported from {source}: {result.summary()}")
+    frame = result.frame.copy()
+    frame["audio_path"] = [relative(p, out.parent) for p in frame["audio_path"]]
+    write_table(out, frame)
+    if len(result.problems):
+        write_table(out.with_name(out.stem + ".problems.csv"), result.problems)
+    typer.echo(f"{result.summary()} -> {out}")
+
+
+@dataset_app.command("export")
+def dataset_export(
+    ctx: typer.Context,
+    manifest: Path = typer.Option(..., "--manifest", help="Clip manifest (or a published split)."),
+    fmt: str = typer.Option(..., "--format", help="fsclap-csv | textrolspeech | hf-parquet | lhotse"),
+    out: Path = typer.Option(..., "--out", help="Output file (csv, cuts.jsonl.gz) or folder (hf-parquet)."),
+) -> None:
+    """Write a clip manifest in another layout."""
+    _settings(ctx)
+    from fsclap.manifest import ClipManifest
+    from pipeline.formats import export_manifest
+
+    frame = ClipManifest.read(manifest, validate_levels=False).frame
+    typer.echo(f"exported {len(frame)} clips -> {export_manifest(frame, out, fmt)}")
 
 
 # --- generated speech -----------------------------------------------------------------------

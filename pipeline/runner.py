@@ -170,6 +170,8 @@ def run_build(
         order = {stage.name: i for i, stage in enumerate(stages)}
         for stage in stages:
             summary.stages.append(run_stage(stage, ids, tables, order, retry_failed))
+            if callable(getattr(stage, "finish", None)):
+                stage.finish()  # corpus-wide step after the per-episode work (clip manifest, dataset)
             if isinstance(stage, Acquire):
                 mark_duplicate_content(tables, ids, stage)
         last = stages[-1].done_status if stages else None

@@ -289,3 +289,105 @@ def write_funasr_model_dirs(models_dir: str | Path, seed: int = 0) -> dict[str, 
         "ct_punc": write_funasr_ct_punc_dir(models_dir / "ct_punc", seed),
         "campplus": write_funasr_campplus_dir(models_dir / "campplus", seed),
     }
+
+
+# --- SenseVoiceSmall (paper profile: emotion / audio events / language) --------------------------
+
+SENSEVOICE_TINY_TEXT = [
+    "hello how are you today", "the weather is nice", "please speak a little slower", "我们明天见",
+    "今天天气真好", "你在说什么", "good morning everyone", "thank you very much",
+]
+
+
+def write_tiny_sentencepiece(path: str | Path, user_symbols: list[str], vocab_size: int = 96) -> Path:
+    """A tiny BPE SentencePiece model with ``user_symbols`` as single pieces (how SenseVoice's
+    ``chn_jpn_yue_eng_ko_spectok.bpe.model`` holds its ``<|tag|>`` tokens)."""
+    import io
+
+    import sentencepiece as spm
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SENSEVOICE_TINY_TEXT * 8), model_writer=model, vocab_size=vocab_size,
+        model_type="bpe", character_coverage=1.0, user_defined_symbols=user_symbols,
+        hard_vocab_limit=False, minloglevel=2,
+    )
+    path.write_bytes(model.getvalue())
+    return path
+
+
+def write_sensevoice_small_dir(root: str | Path, seed: int = 0, d_model: int = 32,
+                               emit: tuple[str, ...] | None = None) -> Path:
+    """A tiny SenseVoiceSmall dir in the ``iic/SenseVoiceSmall`` layout (configuration.json,
+    config.yaml, model.pt, chn_jpn_yue_eng_ko_spectok.bpe.model, am.mvn), loadable by
+    ``funasr.AutoModel(model=root)``: SenseVoiceEncoderSmall with 2 + 1 blocks of width ``d_model``.
+
+    Random weights decode to arbitrary tokens. With ``emit`` (four tags, e.g.
+    ``("<|en|>", "<|HAPPY|>", "<|Speech|>", "<|woitn|>")``) only the CTC output layer is fitted,
+    on the model's own encoder outputs for a few noise/tone inputs, so that the four query frames
+    decode to those tags and the audio frames to blank: a known rich transcription that comes
+    out of the real inference code (front end, query embeddings, encoder, CTC, tokenizer).
+    """
+    import numpy as np
+
+    from pipeline.emotion import DEFAULT_BPE, all_tags
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_tiny_sentencepiece(root / DEFAULT_BPE, all_tags())
+    _write_kaldi_cmvn(root / "am.mvn", 80 * 7)
+    frontend_conf = {"fs": 16000, "window": "hamming", "n_mels": 80, "frame_length": 25, "frame_shift": 10,
+                     "lfr_m": 7, "lfr_n": 6}
+    config = {
+        "encoder": "SenseVoiceEncoderSmall",
+        "encoder_conf": {"output_size": d_model, "attention_heads": 2, "linear_units": 2 * d_model, "num_blocks": 2,
+                         "tp_blocks": 1, "dropout_rate": 0.1, "positional_dropout_rate": 0.1,
+                         "attention_dropout_rate": 0.1, "input_layer": "pe",
+                         "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True, "kernel_size": 11,
+                         "sanm_shfit": 0, "selfattention_layer_type": "sanm"},
+        "model": "SenseVoiceSmall",
+        "model_conf": {"length_normalized_loss": True, "sos": 1, "eos": 2, "ignore_id": -1},
+        "tokenizer": "SentencepiecesTokenizer",
+        "tokenizer_conf": {"bpemodel": None, "unk_symbol": "<unk>", "split_with_space": True},
+        "frontend": "WavFrontend",
+        "frontend_conf": {**frontend_conf, "cmvn_file": None},
+    }
+
+    def emit_tags(model):
+        import sentencepiece as spm
+        from funasr.frontends.wav_frontend import WavFrontend
+
+        sp = spm.SentencePieceProcessor(model_file=str(root / DEFAULT_BPE))
+        targets = [sp.piece_to_id(tag) for tag in emit]
+        frontend = WavFrontend(cmvn_file=str(root / "am.mvn"), **frontend_conf)
+        rng = np.random.default_rng(seed)
+        inputs = []
+        for n in (4000, 8000, 16000, 24000, 40000):
+            t = np.arange(n) / 16000.0
+            inputs.append(rng.normal(0, 0.05, n) + 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t))
+            inputs.append(rng.normal(0, rng.uniform(0.001, 0.3), n))
+        model.eval()
+        outs = []
+        with torch.no_grad():
+            for audio in inputs:
+                wav = torch.tensor(audio, dtype=torch.float32)[None]
+                feats, lens = frontend(wav, torch.tensor([wav.shape[1]]))
+                query = model.embed(torch.LongTensor([[0, 1, 2, model.textnorm_dict["woitn"]]]))
+                speech = torch.cat((query, feats), dim=1)
+                enc, _ = model.encoder(speech, lens + 4)
+                outs.append(enc[0])
+        head = model.ctc.ctc_lo
+        labels = [torch.tensor(targets + [0] * (o.shape[0] - 4)) for o in outs]
+        optimiser = torch.optim.Adam(head.parameters(), lr=0.1)
+        for _ in range(120):
+            optimiser.zero_grad()
+            loss = sum(torch.nn.functional.cross_entropy(head(o), y) for o, y in zip(outs, labels))
+            loss.backward()
+            optimiser.step()
+
+    return _write_funasr_dir(root, config, {"init_param": "model.pt", "config": "config.yaml",
+                                            "tokenizer_conf": {"bpemodel": DEFAULT_BPE},
+                                            "frontend_conf": {"cmvn_file": "am.mvn"}},
+                             "iic/SenseVoiceSmall", seed, tune=emit_tags if emit else None)
