@@ -25,7 +25,7 @@ from pydantic import Field
 
 from fsclap.audio import audio_stats
 from fsclap.io import atomic_path, sha256_file
-from pipeline.stage import Stage, StageConfig, StageError
+from pipeline.stage import Stage, StageConfig, StageError, clear_stale_temporaries
 from pipeline.tables import Episode
 
 
@@ -82,6 +82,7 @@ class Extract(Stage):
 
         source = self.context.abs(episode.media_path)
         target = self.output_path(episode)
+        clear_stale_temporaries(target)
         with atomic_path(target) as tmp:
             stream = ffmpeg.input(str(source)).output(
                 str(tmp),

@@ -34,7 +34,7 @@ from pydantic import Field, model_validator
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.io import atomic_path, sha256_file
 from fsclap.log import get_logger, progress
-from pipeline.stage import Stage, StageConfig, StageError, short_hash
+from pipeline.stage import Stage, StageConfig, StageError, clear_stale_temporaries, short_hash
 from pipeline.tables import Episode
 
 log = get_logger("pipeline.separate")
@@ -113,6 +113,8 @@ def separate_in_chunks(
     written = {name: 0 for name in targets}
     fmt = {"flac": "FLAC", "wav": "WAV"}
     with ExitStack() as stack, sf.SoundFile(str(source)) as reader:
+        for path in targets.values():
+            clear_stale_temporaries(path)
         tmps = {name: stack.enter_context(atomic_path(path)) for name, path in targets.items()}
         writers: dict[str, sf.SoundFile] = {}
         tails: dict[str, np.ndarray] = {}

@@ -80,6 +80,18 @@ class StageContext(BaseModel):
         return path if path.is_absolute() else self.data_root / path
 
 
+def clear_stale_temporaries(target: Path) -> int:
+    """Delete temporary files a killed run left beside ``target`` (``fsclap.io.atomic_path``
+    names them ``.<name>.<random>.tmp<suffix>``). Safe because one runner owns a data root at a
+    time (:class:`pipeline.tables.RunLock`) and one worker owns an episode. Returns the count."""
+    removed = 0
+    if target.parent.is_dir():
+        for stale in target.parent.glob(f".{target.name}.*.tmp*"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def short_hash(obj: Any, length: int = 16) -> str:
     """A stable hex digest of a JSON-able object (keys sorted)."""
     text = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=True)

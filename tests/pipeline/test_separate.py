@@ -80,6 +80,14 @@ def test_overlaps_are_cross_faded_linearly(tmp_path):
     np.testing.assert_allclose(np.diff(ramp), 0.1 / 1000, rtol=1e-3)
 
 
+def test_temporaries_of_a_killed_run_are_cleared(tmp_path):
+    source = write_wav(tmp_path / "in.wav", 1.0, 8000, 1)
+    stale = tmp_path / ".out.flac.k1ll3d.tmp.flac"  # what atomic_path leaves when the process is killed
+    stale.write_bytes(b"partial")
+    separate_in_chunks(source, {"out": tmp_path / "out.flac"}, lambda b: {"out": b}, 10.0, 1.0)
+    assert not stale.exists() and (tmp_path / "out.flac").is_file()
+
+
 def test_separator_returning_wrong_length_fails_cleanly(tmp_path):
     source = write_wav(tmp_path / "in.wav", 2.0, 8000, 1)
     with pytest.raises(SeparationFailed, match="frames"):
