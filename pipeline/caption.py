@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from fsclap.audio import AudioError, load_audio, resample
+from fsclap.audio import AudioError, load_audio
 from fsclap.errors import FsclapError
 from fsclap.io import write_parquet, write_table
 from fsclap.log import get_logger, progress
@@ -228,6 +229,47 @@ def no_emotion(frame: pd.DataFrame) -> pd.DataFrame:
                          "sensevoice_text": "", "emotion_note": ""})
 
 
+def _clip_key(job: ClipJob, tagger_identity: Any) -> str:
+    """What a clip's measurement depends on: the audio file (size, mtime), the span, the transcript."""
+    try:
+        stat = os.stat(job.audio_path)
+        file = [stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        file = None
+    text = job.text.hex() if isinstance(job.text, (bytes, bytearray)) else repr(job.text)
+    return short_hash([MEASURE_VERSION, job.audio_path, file, job.start_s, job.end_s, text, tagger_identity], 24)
+
+
+RESUME_CHUNK = 256  # clips per saved chunk of `fsclap caption`
+
+
+def measure_resumable(frame: pd.DataFrame, tagger, config: CaptionConfig, workers: int, cache_dir: Path) -> pd.DataFrame:
+    """Measurements (+ tags) of every row, done in chunks saved to ``cache_dir`` as they finish,
+    so a killed ``fsclap caption`` run resumes without measuring a clip twice."""
+    identity = tagger.identity() if tagger else "none"
+    keys = [_clip_key(job, identity) for job in _jobs(frame, transcript_column(frame))]
+    done = [pd.read_parquet(p) for p in sorted(cache_dir.glob("part-*.parquet"))] if cache_dir.is_dir() else []
+    done = pd.concat(done, ignore_index=True).drop_duplicates("key", keep="last") if done else pd.DataFrame(columns=["key"])
+    known = set(done["key"])
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    if known and todo:
+        log.info("resuming: %d of %d clips already measured in %s", len(keys) - len(todo), len(keys), cache_dir)
+    parts = [done]
+    chunk = RESUME_CHUNK
+    for start in range(0, len(todo), chunk):
+        rows = frame.iloc[todo[start:start + chunk]]
+        part = measure_frame(rows, workers=workers, desc=f"measure {start + len(rows)}/{len(todo)}")
+        emotions = tag_emotions(rows, tagger, config.batch_size) if tagger else no_emotion(rows)
+        part = part.merge(emotions, on="clip_id", how="left")
+        part.insert(0, "key", [keys[i] for i in todo[start:start + chunk]])
+        write_parquet(cache_dir / f"part-{short_hash(list(part['key']))}.parquet", _storable(part.drop(columns=["clip_id"])))
+        parts.append(part.drop(columns=["clip_id"]))
+    table = pd.concat([p for p in parts if len(p)], ignore_index=True).drop_duplicates("key", keep="last")
+    table = table.set_index("key").reindex(keys).reset_index(drop=True)
+    table.insert(0, "clip_id", frame["clip_id"].astype(str).to_numpy())
+    return table
+
+
 # --- levels, conflicts, captions ------------------------------------------------------------------
 
 
@@ -385,12 +427,12 @@ def caption_manifest(manifest: str | Path, out: str | Path, settings, language: 
     tagger = make_tagger(config, settings, settings.resolved_device())  # checked before any work
     frame = read_clip_table(manifest)
     workers = config.measure_workers or max(int(settings.workers), 1)
-    measured = measure_frame(frame, workers=workers)
-    emotions = tag_emotions(frame, tagger, config.batch_size) if tagger else no_emotion(frame)
+    cache_dir = out.with_name(out.name + ".partial")
+    measured = measure_resumable(frame, tagger, config, workers, cache_dir)
     keep = [c for c in frame.columns if c not in set(MEASURE_COLUMNS) | set(EMOTION_COLUMNS) | set(STYLE_COLUMNS)
             | {"caption", "caption_en", "caption_zh", "caption_status", "conflicts", "caption_language"}
             and not c.endswith(("_given", "_z", "_ref"))]
-    base = frame[keep].merge(measured, on="clip_id", how="left").merge(emotions, on="clip_id", how="left")
+    base = frame[keep].merge(measured, on="clip_id", how="left")
     given = frame[[c for c in STYLE_COLUMNS if c in frame.columns]] if any(c in frame.columns for c in STYLE_COLUMNS) else None
     result = describe(base, config, given)
     ok = result["caption_status"] == "ok"
@@ -403,6 +445,7 @@ def caption_manifest(manifest: str | Path, out: str | Path, settings, language: 
         raise FsclapError(f"no clip of {manifest} could be captioned; reasons in {rejects_path}")
     written["audio_path"] = [_relative_to(p, out.parent) for p in written["audio_path"]]
     write_table(out, _storable(written))
+    shutil.rmtree(cache_dir, ignore_errors=True)  # the output holds everything now
     levels = {attr: written[attr].value_counts().to_dict() for attr in STYLE_COLUMNS}
     return CaptionResult(out, rejects_path, int(ok.sum()), int((~ok).sum()),
                          int((written["conflicts"] != "").sum()), time.perf_counter() - start, levels)

@@ -108,3 +108,13 @@ def relative(path: str | Path, folder: Path) -> str:
 
 def problems_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "item", "problem"])
+
+
+def import_result(rows: list[dict], problems: list[tuple[int, str, str]], id_name: str) -> ImportResult:
+    """The imported rows, a repeated clip id keeping its first row (the others become problems)."""
+    frame = pd.DataFrame(rows)
+    if len(frame) and frame["clip_id"].duplicated().any():
+        dup = frame["clip_id"].duplicated(keep="first")
+        problems = problems + [(-1, c, f"repeated {id_name}; first kept") for c in frame.loc[dup, "clip_id"]]
+        frame = frame[~dup].reset_index(drop=True)
+    return ImportResult(frame, problems_frame(problems))

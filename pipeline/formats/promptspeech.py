@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from fsclap.manifest import ManifestError
-from pipeline.formats.common import AudioIndex, ImportResult, normalise_level, problems_frame
+from pipeline.formats.common import AudioIndex, ImportResult, import_result, normalise_level
 
 AUDIO_COLUMNS = ("wav_fp", "wav_path", "audio_path", "path", "wav", "audio", "file")
 ID_COLUMNS = ("item_name", "utt_id", "id", "key", "name")
@@ -79,9 +79,4 @@ def read_promptspeech(path: str | Path, audio_root: str | Path | None = None) ->
             if column in columns and attribute not in row:
                 row[attribute], row[f"{attribute}_label"] = normalise_level(attribute, r[columns[column]])
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if len(frame) and frame["clip_id"].duplicated().any():
-        dup = frame["clip_id"].duplicated(keep="first")
-        problems += [(-1, c, "repeated id; first kept") for c in frame.loc[dup, "clip_id"]]
-        frame = frame[~dup].reset_index(drop=True)
-    return ImportResult(frame, problems_frame(problems))
+    return import_result(rows, problems, "id")

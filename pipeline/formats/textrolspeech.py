@@ -16,7 +16,7 @@ import pandas as pd
 
 from fsclap.io import write_table
 from fsclap.manifest import ManifestError, read_table
-from pipeline.formats.common import AudioIndex, ImportResult, normalise_level, problems_frame, relative
+from pipeline.formats.common import AudioIndex, ImportResult, import_result, normalise_level, relative
 
 COLUMNS = ["item_name", "dur", "pitch", "energy", "gender", "emotion", "spk", "txt", "style_prompt"]
 LEVEL_COLUMNS = {"gender": "gender", "pitch": "pitch", "dur": "speed", "energy": "energy", "emotion": "emotion"}
@@ -45,12 +45,7 @@ def read_textrolspeech(path: str | Path, audio_root: str | Path | None = None) -
             if column in r:
                 row[attribute], row[f"{attribute}_label"] = normalise_level(attribute, r[column])
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if len(frame) and frame["clip_id"].duplicated().any():
-        dup = frame["clip_id"].duplicated(keep="first")
-        problems += [(-1, c, "repeated item_name; first kept") for c in frame.loc[dup, "clip_id"]]
-        frame = frame[~dup].reset_index(drop=True)
-    return ImportResult(frame, problems_frame(problems))
+    return import_result(rows, problems, "item_name")
 
 
 def write_textrolspeech(frame: pd.DataFrame, out: str | Path) -> Path:

@@ -126,3 +126,29 @@ def test_clean_transcript():
     assert clean_transcript(b"caf\xe9")[0] is None and "not valid UTF-8" in clean_transcript(b"caf\xe9")[1]
     assert clean_transcript("ok\udce9")[0] is None
     assert clean_transcript(float("nan")) == (None, "") and clean_transcript("  ") == (None, "")
+
+
+def test_a_killed_caption_run_resumes_without_measuring_twice(clip_folder, tmp_path, monkeypatch):
+    import pipeline.caption as caption
+
+    original = caption.measure_frame
+    measured = []
+
+    def counting(frame, workers=1, desc=""):
+        if kill_after is not None and len(measured) >= kill_after:
+            raise KeyboardInterrupt  # the run dies here
+        measured.extend(frame["clip_id"])
+        return original(frame, workers=1, desc=desc)
+
+    monkeypatch.setattr(caption, "measure_frame", counting)
+    monkeypatch.setattr(caption, "RESUME_CHUNK", 4)
+    out, settings = tmp_path / "r.parquet", load_settings(overrides={"workers": 1})
+    kill_after = 8
+    with pytest.raises(KeyboardInterrupt):
+        caption_manifest(clip_folder / "manifest.csv", out, settings)
+    assert len(list((tmp_path / "r.parquet.partial").glob("part-*.parquet"))) == 2 and not out.exists()
+    first, kill_after = list(measured), None
+    measured.clear()
+    result = caption_manifest(clip_folder / "manifest.csv", out, settings)
+    assert len(first) == 8 and not set(first) & set(measured) and len(first) + len(measured) == 17
+    assert result.clips == 13 and not (tmp_path / "r.parquet.partial").exists()

@@ -164,3 +164,26 @@ def test_caption_and_publish_stages_on_a_corpus(tmp_path):
     zh.finish()
     assert Publish(PublishConfig(), context=context).finish().version != result.version
     assert not np.any(pd.read_parquet(root / "manifests" / "clips.parquet")["caption"].str.contains("speak"))
+
+
+def test_caption_stage_on_the_paper_profile_uses_sensevoice_or_stops(tmp_path):
+    from fsclap.config import load_settings
+    from fsclap.errors import MissingModelError
+    from fsclap.testing.tiny_models import write_sensevoice_small_dir
+
+    root = tmp_path / "data"
+    episodes = fake_corpus(root)
+    context = StageContext(data_root=root, profile="paper")
+    settings = load_settings(overrides={"profile": "paper", "models_dir": str(tmp_path / "models")})
+    with pytest.raises(MissingModelError, match="SenseVoiceSmall model directory"):
+        Caption(context=context, settings=settings).check()
+    write_sensevoice_small_dir(tmp_path / "models" / "sensevoice", emit=("<|zh|>", "<|SURPRISED|>", "<|Speech|>", "<|woitn|>"))
+    caption = Caption(context=context, settings=settings)
+    caption.check()
+    for episode in episodes[:2]:
+        caption.run(episode)
+    caption.finish()
+    frame = pd.read_parquet(root / "manifests" / "clips.parquet")
+    assert len(frame) == 10 and (frame["emotion"] == "surprised").all()
+    assert (frame["emotion_source"] == "sensevoice-small").all() and (frame["language_detected"] == "zh").all()
+    assert caption.identity()["emotion"]["model"] == "iic/SenseVoiceSmall"  # the model is part of the resume key
