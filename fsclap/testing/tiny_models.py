@@ -42,6 +42,125 @@ def write_htdemucs_repo(
     return root
 
 
+# --- LAION-CLAP (transformers ClapModel) ------------------------------------------------------
+
+TINY_CAPTIONS = [
+    "a young woman speaking fast with high pitch and angry emotion",
+    "an old man speaking slowly with low pitch, sad and quiet",
+    "a male voice with normal pitch and normal speed, neutral energy",
+    "a female speaker whispering softly, fearful and surprised",
+    "a happy girl talking loudly with a high voice",
+]
+
+
+def write_tiny_roberta_tokenizer(folder: str | Path, vocab_size: int = 320) -> Path:
+    """A byte-level BPE tokenizer trained on a few captions, saved as a RoBERTa tokenizer
+    (``vocab.json`` + ``merges.txt`` + ``tokenizer.json``): the same files roberta-base ships."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(TINY_CAPTIONS * 4, vocab_size=vocab_size, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tok = RobertaTokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+def tiny_clap_config(vocab_size: int = 320):
+    """A ~0.2M-parameter ClapConfig with the real HTSAT input layout (64 mel bins, 256 x 256 spectrogram image)."""
+    from transformers import ClapConfig
+
+    return ClapConfig(
+        text_config=dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=80, layer_norm_eps=1e-5),
+        audio_config=dict(patch_embeds_hidden_size=8, depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 2, 2],
+                          hidden_size=64),
+        projection_dim=16,
+    )
+
+
+def write_tiny_clap_folder(root: str | Path, seed: int = 0) -> Path:
+    """A transformers-format LAION-CLAP folder (config, safetensors weights, tokenizer, preprocessor config)."""
+    from transformers import ClapFeatureExtractor, ClapModel
+
+    from model.backbones.laion_clap import CLAP_FEATURE_EXTRACTOR
+
+    root = Path(root)
+    tok_dir = write_tiny_roberta_tokenizer(root)
+    torch.manual_seed(seed)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    model = ClapModel(tiny_clap_config(len(tok)))
+    model.save_pretrained(str(root))
+    ClapFeatureExtractor(**CLAP_FEATURE_EXTRACTOR).save_pretrained(str(root))
+    return root
+
+
+def clap_state_dict_to_original(hf_state: dict) -> dict:
+    """Inverse of the transformers conversion: ClapModel names -> the names inside LAION's
+    ``630k-audioset-best.pt`` (``module.`` prefix, fused ``attn.qkv``, ``bn0``, ``norm1``, nn.Sequential
+    projections), plus the original-only tensors (in-model STFT/mel, AudioSet head, transform MLPs)."""
+    out = {}
+    enc = "audio_model.audio_encoder."
+    for key, value in hf_state.items():
+        if key.endswith(("position_ids", "token_type_ids")) and "embeddings." in key and value.dtype == torch.long:
+            continue  # buffers the original does not store
+        new = key
+        if key.startswith("text_model."):
+            new = "text_branch." + key[len("text_model."):]
+        elif key.startswith(enc):
+            new = "audio_branch." + key[len(enc):]
+            new = new.replace("batch_norm", "bn0").replace("layernorm_before", "norm1").replace("layernorm_after", "norm2")
+            new = new.replace("attention.self.", "attn.").replace("attention.output.dense", "attn.proj")
+            new = new.replace("intermediate.dense", "mlp.fc1").replace(".output.dense", ".mlp.fc2")
+            if any(new.endswith(f"attn.{p}.{w}") for p in ("key", "value") for w in ("weight", "bias")):
+                continue  # folded into qkv below
+            if new.endswith(("attn.query.weight", "attn.query.bias")):
+                kind = new.rsplit(".", 1)[1]
+                base = key.rsplit(".query.", 1)[0]
+                value = torch.cat([hf_state[f"{base}.query.{kind}"], hf_state[f"{base}.key.{kind}"],
+                                   hf_state[f"{base}.value.{kind}"]], dim=0)
+                new = new.replace("attn.query.", "attn.qkv.")
+        elif key.startswith(("text_projection.", "audio_projection.")):
+            new = key.replace(".linear1.", ".0.").replace(".linear2.", ".2.")
+        out["module." + new] = value.clone()
+    hidden = hf_state["audio_projection.linear1.weight"].shape[1]
+    out["module.audio_branch.spectrogram_extractor.stft.conv_real.weight"] = torch.randn(513, 1, 1024)
+    out["module.audio_branch.logmel_extractor.melW"] = torch.randn(513, 64)
+    out["module.audio_branch.tscam_conv.weight"] = torch.randn(527, hidden, 2, 3)
+    out["module.audio_branch.head.weight"] = torch.randn(527, hidden)
+    out["module.audio_branch.layers.0.blocks.0.attn_mask"] = torch.zeros(4, 64, 64)
+    out["module.text_transform.sequential.0.weight"] = torch.randn(8, 8)
+    out["module.audio_transform.sequential.3.weight"] = torch.randn(8, 8)
+    return out
+
+
+def write_tiny_clap_original(root: str | Path, seed: int = 0):
+    """An original-format ``630k-audioset-best.pt`` (from a random tiny ClapModel) with a ``roberta-base``
+    tokenizer folder beside it. Returns (checkpoint path, the ClapModel it was written from)."""
+    import json
+
+    from transformers import AutoTokenizer, ClapModel
+
+    root = Path(root)
+    tok_dir = write_tiny_roberta_tokenizer(root / "roberta-base")
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    torch.manual_seed(seed)
+    config = tiny_clap_config(len(tok))
+    model = ClapModel(config).eval()
+    state = clap_state_dict_to_original(model.state_dict())
+    path = root / "630k-audioset-best.pt"
+    torch.save({"epoch": 45, "state_dict": state}, path)
+    # text heads cannot be read off weight shapes (roberta-base: hidden/64 = 12); the tiny one has 2
+    (root / "clap_config.json").write_text(json.dumps({"text_config": {"num_attention_heads": 2}}))
+    return path, model
+
+
 # --- FunASR (paper profile: Paraformer-large + fsmn-vad + ct-punc + CAM++) -----------------------
 #
 # Each builder writes a local model dir in the layout of the released ModelScope model

@@ -1,0 +1,1 @@
+"""Backbones: audio + text encoders returning token-level features and masks (``base.Backbone``)."""

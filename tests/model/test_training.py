@@ -1,0 +1,169 @@
+"""Trainer and ``fsclap train``: learning, exact resume, bad input, NaN handling, configs."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fsclap.cli import main as cli
+from fsclap.errors import FsclapError
+from fsclap.manifest import ClipManifest
+from model.factory import load_checkpoint
+from model.train_config import load_train_config
+from model.training import Trainer, TrainingDiverged
+
+TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
+        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
+        "freeze_text=true", "workers=0", "val_rerank_k=3", "pair_negatives=2"]
+
+
+def _subset(manifest: Path, n: int, out: Path) -> Path:
+    frame = pd.read_csv(manifest).head(n)
+    frame["wav_fp"] = [str(manifest.parent / p) for p in frame["wav_fp"]]
+    frame.to_csv(out, index=False)
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir):
+    """A few CPU epochs on 96 clips: retrieval far above chance on held-out clips."""
+    train_m, val_m = style_corpus
+    run = tmp_path / "run"
+    sets = [f"--set={s}" for s in TINY + ["epochs=5", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]]
+    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    rows = _rows(run / "metrics.csv")
+    assert len(rows) == 5 and (run / "curves.png").stat().st_size > 10_000
+    best = json.loads((run / "checkpoints" / "best" / "info.json").read_text())["metrics"]
+    # 32 val clips, 16 captions x 2: random embeddings give mAP@10 ~ 20
+    from model.metrics import evaluate_embeddings
+
+    g = torch.Generator().manual_seed(0)
+    caps = [r for r in pd.read_csv(val_m)["style_prompt"]]
+    chance = evaluate_embeddings(torch.randn(32, 8, generator=g), torch.randn(32, 8, generator=g), caps).to_json()
+    assert best["a2t_mAP@10"] > 2 * chance["a2t"]["mAP@10"] and best["t2a_mAP@10"] > 2 * chance["t2a"]["mAP@10"]
+    assert best["a2t_R@1"] >= 30 and best["t2a_R@1"] >= 30
+    # the run directory is a checkpoint for load_checkpoint (best epoch)
+    model = load_checkpoint(run, "cpu")
+    emb = model.embed_manifest(ClipManifest.read(val_m), batch_size=7, show_progress=False)
+    again = evaluate_embeddings(emb.audio, emb.text, emb.captions).to_json()
+    assert again["a2t"]["mAP@10"] == pytest.approx(best["a2t_mAP@10"], abs=0.15)
+    (artifacts_dir / "model_train_curves.png").write_bytes((run / "curves.png").read_bytes())
+
+
+def test_resume_reproduces_an_uninterrupted_run(style_corpus, tmp_path):
+    train_m = _subset(style_corpus[0], 40, tmp_path / "train.csv")
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    base = TINY + ["epochs=2", "batch_size=8", "grad_accum=2", "seed=3"]
+    manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
+    Trainer(load_train_config(None, base), *manifests, tmp_path / "straight").fit()
+    # killed mid-epoch (after 2 of 3 optimizer steps of epoch 1), then resumed by the same command
+    stopped = Trainer(load_train_config(None, base + ["stop_after_steps=2"]), *manifests, tmp_path / "resumed").fit()
+    assert not stopped.finished and stopped.steps == 2
+    state = json.loads((tmp_path / "resumed" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["epoch"] == 0 and state["batch_in_epoch"] == 4
+    done = Trainer(load_train_config(None, base), *manifests, tmp_path / "resumed").fit()
+    assert done.finished and done.steps == 6
+    a = load_file(tmp_path / "straight" / "checkpoints" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "checkpoints" / "last" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
+    ra, rb = _rows(tmp_path / "straight" / "metrics.csv"), _rows(tmp_path / "resumed" / "metrics.csv")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("clips_per_s", "epoch_seconds", "train_loss")} for r in rows]
+    assert strip(ra) == strip(rb)
+    # a finished run is not trained again; a changed setting is refused
+    again = Trainer(load_train_config(None, base), *manifests, tmp_path / "resumed").fit()
+    assert again.steps == 6
+    with pytest.raises(FsclapError, match="different settings.*lr_fusion"):
+        Trainer(load_train_config(None, base + ["lr_fusion=0.5"]), *manifests, tmp_path / "resumed").fit()
+
+
+def test_bad_rows_are_skipped_and_listed(style_corpus, tmp_path, capsys):
+    train_m = _subset(style_corpus[0], 24, tmp_path / "train.csv")
+    frame = pd.read_csv(train_m)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    bad = pd.DataFrame([
+        {"clip_id": "missing", "wav_fp": str(tmp_path / "nope.wav"), "style_prompt": "a calm voice"},
+        {"clip_id": "corrupt", "wav_fp": str(tmp_path / "corrupt.wav"), "style_prompt": "a calm voice"},
+        {"clip_id": "empty_file", "wav_fp": str(tmp_path / "empty.wav"), "style_prompt": "a calm voice"},
+        {"clip_id": "no_caption", "wav_fp": frame["wav_fp"][0], "style_prompt": "  "},
+    ])
+    pd.concat([frame.iloc[:5], bad, frame.iloc[5:]]).to_csv(train_m, index=False)
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    run = tmp_path / "run"
+    sets = [f"--set={s}" for s in TINY + ["epochs=1", "batch_size=8", "grad_accum=1"]]
+    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    skipped = {r["clip_id"]: r["reason"] for r in _rows(run / "skipped.csv")}
+    assert set(skipped) == {"missing", "corrupt", "empty_file", "no_caption"}
+    assert "not found" in skipped["missing"] and "empty caption" in skipped["no_caption"]
+    assert "skipped 4 manifest row(s)" in capsys.readouterr().out
+    assert (run / "checkpoints" / "best" / "model.safetensors").is_file()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(style_corpus, tmp_path, monkeypatch):
+    train_m = _subset(style_corpus[0], 32, tmp_path / "train.csv")
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    cfg = load_train_config(None, TINY + ["epochs=1", "batch_size=8", "grad_accum=1", "save_every=1"])
+    trainer = Trainer(cfg, ClipManifest.read(train_m), ClipManifest.read(val_m), tmp_path / "run")
+    calls = {"n": 0}
+    real = trainer.objective.forward
+
+    def sometimes_nan(*args, **kwargs):
+        calls["n"] += 1
+        out = real(*args, **kwargs)
+        if calls["n"] == 3:
+            out.total = out.total * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer.objective, "forward", sometimes_nan)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, step 3.*checkpoints/last \(step 2\)"):
+        trainer.fit()
+    state = json.loads((tmp_path / "run" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["step"] == 2
+    weights = load_file(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_cli_train_errors_are_one_line(tmp_path, style_corpus, capsys):
+    train_m, val_m = style_corpus
+    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(tmp_path / "r"), "--set", "nonsense=1"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    assert cli(["train", "--train", str(tmp_path / "none.csv"), "--val", str(val_m), "--out", str(tmp_path / "r")]) == 2
+    assert "manifest not found" in capsys.readouterr().err
+    assert cli(["train", "--train", str(train_m), "--val", str(train_m), "--out", str(tmp_path / "r")]) == 2
+    assert "no split column" in capsys.readouterr().err
+
+
+def test_train_config_contract_keys_and_param_groups(style_corpus, tmp_path):
+    cfg = load_train_config(None, ["backbone=offline", "epochs=3", "batch_size=8", "grad_accum=4", "lr_backbone=1e-5",
+                                   "lr_fusion=2e-4", "seed=7", "fusion=false", "separation=false", "hn_loss=false"])
+    assert (cfg.epochs, cfg.batch_size, cfg.grad_accum, cfg.seed) == (3, 8, 4, 7)
+    model_cfg = cfg.model_config_resolved()
+    assert not model_cfg.fusion and not model_cfg.separation and model_cfg.pooling == "mean"
+    defaults = load_train_config()
+    assert (defaults.batch_size, defaults.grad_accum, defaults.epochs, defaults.lr_backbone, defaults.lr_fusion,
+            defaults.weight_decay, defaults.gamma) == (96, 2, 10, 4e-5, 1e-4, 0.01, 0.15)
+    with pytest.raises(FsclapError, match="backbone"):
+        load_train_config(None, ["backbone=whisper"])
+    with pytest.raises(FsclapError, match="pooling=native"):
+        load_train_config(None, ["pooling=native", "fusion=false", "separation=false"])
+    train_m = _subset(style_corpus[0], 16, tmp_path / "train.csv")
+    cfg = load_train_config(None, TINY[:4] + ["freeze_text=false", "batch_size=8", "lr_backbone=1e-5", "lr_fusion=2e-4", "lr_scratch=3e-3"])
+    trainer = Trainer(cfg, ClipManifest.read(train_m), ClipManifest.read(train_m), tmp_path / "run")
+    lrs = {g["name"]: (g["lr"], g["weight_decay"]) for g in trainer.optimizer.param_groups}
+    assert lrs["backbone"] == (1e-5 * 1 / trainer.steps_per_epoch, 0.01)  # warm-up: first step at 1/warmup of peak
+    assert lrs["fusion"][0] == pytest.approx(2e-4 / trainer.steps_per_epoch) and lrs["fusion_nd"][1] == 0.0
+    assert lrs["scratch"][0] == pytest.approx(3e-3 / trainer.steps_per_epoch)
+    n_text = sum(p.numel() for p in trainer.model.backbone.text.parameters())
+    assert sum(p.numel() for g in trainer.optimizer.param_groups if g["name"].startswith("backbone") for p in g["params"]) == n_text
