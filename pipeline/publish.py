@@ -300,6 +300,8 @@ def publish_frame(frame: pd.DataFrame, datasets_dir: str | Path, config: Publish
     if (target / "dataset.json").exists():
         return PublishResult(version, target, counts, rule, reused=True)
     datasets_dir.mkdir(parents=True, exist_ok=True)
+    for stale in datasets_dir.glob(f".{version}.*"):  # left by a run killed while writing this version
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=datasets_dir))
     try:
         stored = frame.copy()
