@@ -256,11 +256,22 @@ def evaluate(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
     manifest: Path = typer.Option(..., "--manifest", help="Test clip manifest."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics JSON here (+ OUT.details.json)."),
+    rerank: int = typer.Option(0, "--rerank", min=0, help="Also re-rank each bi top-K shortlist with pair scores."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Save a UMAP map of audio and text embeddings (PNG)."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out rows with missing audio/captions."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
 ) -> None:
     """Leak-free full-gallery retrieval metrics (R@1/5/10, mAP@10, both directions)."""
-    _settings(ctx)
-    _not_built("eval", 5)
+    from model.evaluation import evaluate_checkpoint
+
+    report = evaluate_checkpoint(checkpoint, manifest, _settings(ctx), json_out=json_out, rerank_k=rerank,
+                                 plot=plot, allow_skip=skip_missing, batch_size=batch_size)
+    typer.echo(report.table())
+    if json_out:
+        typer.echo(f"metrics: {json_out}")
+    if plot:
+        typer.echo(f"embedding map: {plot}")
 
 
 @app.command("index")
@@ -268,11 +279,17 @@ def index(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
     manifest: Path = typer.Option(..., "--manifest", help="Clip manifest to embed."),
-    out: Path = typer.Option(..., "--out", help="Index directory."),
+    out: Path = typer.Option(..., "--out", help="Index directory (an existing one gets the new clips added)."),
+    kind: str = typer.Option("auto", "--kind", help="auto | exact | hnsw (auto: exact up to 100k clips)."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out rows with missing audio/captions."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
 ) -> None:
-    """Embed a manifest once and build a searchable index."""
-    _settings(ctx)
-    _not_built("index", 5)
+    """Embed a manifest once and build a searchable index (incremental: only new clips are embedded)."""
+    from model.retrieval import build_index
+
+    ix, added = build_index(checkpoint, manifest, out, _settings(ctx), kind=kind, allow_skip=skip_missing,
+                            batch_size=batch_size)
+    typer.echo(f"index {out}: {len(ix)} clips ({added} added), {ix.meta['kind']} search, {ix.dim}-d")
 
 
 @app.command("search")
@@ -282,10 +299,37 @@ def search(
     index_dir: Path = typer.Option(..., "--index", help="Index directory from 'fsclap index'."),
     k: int = typer.Option(10, "-k", min=1, help="Number of results."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    rerank: int = typer.Option(0, "--rerank", min=0, help="Re-rank a text query's top-K with pair scores."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model (default: the index's own)."),
 ) -> None:
     """Find clips by style description (text->audio) or by example clip (audio->audio/text)."""
-    _settings(ctx)
-    _not_built("search", 5)
+    import json as _json
+
+    from model.retrieval import Searcher, looks_like_audio_file
+
+    settings = _settings(ctx)
+    searcher = Searcher(index_dir, checkpoint, device=settings.resolved_device())
+    if looks_like_audio_file(query):
+        similar, captions = searcher.search_audio(query, k)
+        if as_json:
+            typer.echo(_json.dumps({"query": query, "kind": "audio", "similar_clips": [r.to_json() for r in similar],
+                                    "captions": [{"caption": c, "score": s} for c, s in captions]},
+                                   ensure_ascii=False, indent=2))
+            return
+        typer.echo(f"clips that sound like {query}:")
+        for r in similar:
+            typer.echo(f"{r.rank:3d}  {r.score:+.4f}  {r.clip_id}  {r.caption}  {r.audio_path}")
+        typer.echo("\ndescriptions that match it:")
+        for rank, (caption, score) in enumerate(captions, 1):
+            typer.echo(f"{rank:3d}  {score:+.4f}  {caption}")
+        return
+    results = searcher.search_text(query, k, rerank=rerank)
+    if as_json:
+        typer.echo(_json.dumps({"query": query, "kind": "text", "results": [r.to_json() for r in results]},
+                               ensure_ascii=False, indent=2))
+        return
+    for r in results:
+        typer.echo(f"{r.rank:3d}  {r.score:+.4f}  {r.clip_id}  {r.caption}  {r.audio_path}")
 
 
 @app.command("serve")
