@@ -332,6 +332,25 @@ def search(
         typer.echo(f"{r.rank:3d}  {r.score:+.4f}  {r.clip_id}  {r.caption}  {r.audio_path}")
 
 
+@app.command("ablation")
+def ablation(
+    ctx: typer.Context,
+    train_manifest: Path = typer.Option(..., "--train", help="Training clip manifest."),
+    val_manifest: Path = typer.Option(..., "--val", help="Validation clip manifest (best-checkpoint selection)."),
+    test_manifest: Path = typer.Option(..., "--test", help="Test clip manifest (reported numbers)."),
+    out: Path = typer.Option(..., "--out", help="Folder for one run per row and table3.md."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config shared by every row."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Training override for every row (repeatable)."),
+) -> None:
+    """Train and evaluate the paper's Table 3 rows (FU/SE/HN on/off, CLAP baseline) at equal budget."""
+    from model.ablation import run_ablation
+
+    table = run_ablation(train_manifest, val_manifest, test_manifest, out, overrides=set_ or [],
+                         config_file=config, settings=_settings(ctx))
+    typer.echo(table)
+    typer.echo(f"\ntable: {out / 'table3.md'}")
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,

@@ -127,3 +127,30 @@ def test_search_refuses_an_index_from_another_checkpoint(trained_run, style_corp
     assert "was built with checkpoint" in capsys.readouterr().err
     assert cli(["index", "--checkpoint", str(other), "--manifest", str(val_m), "--out", str(ix)]) == 2
     assert cli(["search", "--index", str(tmp_path / "nothing"), "x"]) == 2
+
+
+def test_ablation_runner_writes_table3(style_corpus, tmp_path, capsys):
+    from model.ablation import AblationRow, ablation_markdown, run_ablation
+
+    train_m, val_m = style_corpus
+    rows = (AblationRow(False, False, False), AblationRow(True, True, True))
+    sets = [s for s in TINY if not s.startswith("epochs")] + ["epochs=1"]
+    table = run_ablation(train_m, val_m, val_m, tmp_path / "abl", overrides=sets, rows=rows)
+    lines = table.splitlines()
+    assert lines[2].startswith("| FU | SE | HN | A→T mAP@10")
+    assert lines[4].startswith("| × | × | × |") and lines[5].startswith("| ✓ | ✓ | ✓ |")
+    assert (tmp_path / "abl" / "table3.md").read_text().strip() == table
+    # a second call re-uses finished rows and cached test metrics
+    mtime = (tmp_path / "abl" / "fu1-se1-hn1" / "test_metrics.json").stat().st_mtime
+    assert run_ablation(train_m, val_m, val_m, tmp_path / "abl", overrides=sets, rows=rows) == table
+    assert (tmp_path / "abl" / "fu1-se1-hn1" / "test_metrics.json").stat().st_mtime == mtime
+
+
+def test_ablation_markdown_bolds_best_per_column():
+    from model.ablation import AblationRow, ablation_markdown
+
+    m = lambda a, b: {"a2t": {"mAP@10": a, "R@1": b}, "t2a": {"mAP@10": a, "R@1": b}}  # noqa: E731
+    table = ablation_markdown({AblationRow(False, False, False): m(36.6, 19.6),
+                               AblationRow(True, True, True): m(43.4, 28.6)}, n=10)
+    assert "| ✓ | ✓ | ✓ | **43.4** | **28.6** | **43.4** | **28.6** |" in table
+    assert "| × | × | × | 36.6 | 19.6 | 36.6 | 19.6 |" in table
