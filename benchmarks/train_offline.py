@@ -81,6 +81,7 @@ def main() -> None:
 
     setup_logging("WARNING")
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    args.out = args.out.resolve()  # split manifests store resolved audio paths
     paths = corpus(args.out / f"corpus_n{args.n}_s{args.seed}", args.n, args.seed)
     common = [f"epochs={args.epochs}", f"batch_size={args.batch_size}", "grad_accum=1", f"seed={args.seed}",
               "workers=1", "log_every=5", *args.set]

@@ -68,11 +68,8 @@ class ClipDataset(Dataset):
         problems = manifest.problems()
         bad = set(problems["clip_id"])
         self.skipped: list[tuple[str, str, str]] = [tuple(r) for r in problems.itertuples(index=False)]
-        f = manifest.frame
-        start = f["start_s"] if "start_s" in f.columns else [None] * len(f)
-        end = f["end_s"] if "end_s" in f.columns else [None] * len(f)
-        self.rows = [ClipRow(str(c), str(p), str(t), _num(s), _num(e))
-                     for c, p, t, s, e in zip(f["clip_id"], f["audio_path"], f["caption"], start, end) if str(c) not in bad]
+        self.rows = [ClipRow(c.clip_id, str(c.audio_path), c.caption, c.start_s, c.end_s)
+                     for c in manifest if c.clip_id not in bad]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -219,10 +216,3 @@ def embed_manifest(model, manifest: ClipManifest, batch_size: int = 32, workers:
     return ManifestEmbeddings(torch.cat(audio) if audio else torch.zeros(0, dim), torch.cat(text) if text else torch.zeros(0, dim),
                               ids, caps, failures, a_tok, t_tok)
 
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if f != f else f

@@ -84,8 +84,8 @@ class FSCLAP(nn.Module):
 
     @property
     def has_pair_scoring(self) -> bool:
-        """True when pair scores differ from bi scores (they need the fusion module)."""
-        return self.fusion is not None
+        """True when pair scores differ from bi scores: a fusion module whose pair path was trained."""
+        return self.fusion is not None and self.config.pair_scoring
 
     def logit_scale(self) -> Tensor:
         return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
@@ -128,7 +128,7 @@ class FSCLAP(nn.Module):
     def pair_cosine(self, audio: TokenFeatures, text: TokenFeatures, audio_index: Tensor, text_index: Tensor,
                     chunk: int = 2048) -> Tensor:
         """Cosine of jointly fused pairs ``(audio[audio_index[p]], text[text_index[p]])`` -> (P,)."""
-        if self.fusion is None:
+        if not self.has_pair_scoring:
             a, _ = self.bi_embed(audio, AUDIO)
             t, _ = self.bi_embed(text, TEXT)
             return (a[audio_index] * t[text_index]).sum(-1)
@@ -151,7 +151,7 @@ class FSCLAP(nn.Module):
                              mode: str = "hard", k: int = 8) -> PairLogits | None:
         """Pair logits for the pair loss: every in-batch pair (``mode="all"``) or, per row, the positive plus
         the ``k`` hardest in-batch negatives by bi score, in both directions (``mode="hard"``)."""
-        if self.fusion is None or mode == "none":
+        if not self.has_pair_scoring or mode == "none":
             return None
         b = bi_logits.shape[0]
         dev = bi_logits.device
@@ -238,7 +238,8 @@ class FSCLAP(nn.Module):
 
         Inputs: waveforms / strings, batched ``TokenFeatures`` (from ``audio_features``/``text_features``),
         or lists of single-item ``TokenFeatures`` (``ManifestEmbeddings.audio_tokens``). Without the fusion
-        module the pair score equals the bi score.
+        module (or with ``pair_scoring`` off: a model trained with ``pair_loss=none``) the pair score equals the
+        bi score.
         """
         a = self._as_features(audio, self.audio_features)
         t = self._as_features(text, self.text_features)

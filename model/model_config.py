@@ -30,6 +30,7 @@ class ModelConfig(BaseModel):
     heads: int = 4
     ffn_mult: float = 4.0
     dropout: float = 0.1
+    pair_scoring: bool = True   # fused pair scores (needs fusion); false when the pair path was not trained
     separation: bool = True
     pooling: Literal["mean", "attention", "native"] = "mean"  # used when separation is off
     temperature: float = 0.07   # initial tau; learnable when learn_temperature

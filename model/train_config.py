@@ -73,6 +73,8 @@ class TrainConfig(BaseModel):
     def model_config_resolved(self) -> ModelConfig:
         overrides = dict(self.model_overrides)
         overrides.update(fusion=self.fusion, separation=self.separation)
+        if self.pair_loss == "none":
+            overrides["pair_scoring"] = False  # an untrained pair path must not be used for re-ranking
         if self.pooling is not None:
             overrides["pooling"] = self.pooling
         name = self.model or BACKBONE_CONFIGS[self.backbone]

@@ -419,8 +419,8 @@ class Trainer:
                 t_emb.append(model.bi_embed(tt, TEXT)[0].float().cpu())
             caps.extend(batch.captions)
             if keep:
-                a_tok.extend(f.to("cpu", torch.float32) for f in at.unbind())
-                t_tok.extend(f.to("cpu", torch.float32) for f in tt.unbind())
+                a_tok.extend(f.to("cpu", torch.float16) for f in at.unbind())  # half the RAM; re-ranking only
+                t_tok.extend(f.to("cpu", torch.float16) for f in tt.unbind())
         metrics = validation_metrics(model, torch.cat(a_emb), torch.cat(t_emb), caps, a_tok if keep else None,
                                      t_tok if keep else None, self.cfg.val_rerank_k)
         model.train(was)

@@ -131,3 +131,29 @@ def test_token_features_helpers():
     assert torch.equal(back.mask, tf.mask)
     assert torch.equal(back.tokens[back.mask], tf.tokens[tf.mask])
     assert tf.select([2]).trimmed().tokens.shape == (1, 1, 4)
+
+
+def test_embed_manifest_is_deterministic_and_skips_bad_rows(small_offline_model, style_corpus, tmp_path):
+    import pandas as pd
+
+    from fsclap.manifest import ClipManifest
+
+    frame = pd.read_csv(style_corpus[1]).head(10)
+    frame["wav_fp"] = [str(style_corpus[1].parent / p) for p in frame["wav_fp"]]
+    frame.loc[3, "wav_fp"] = str(tmp_path / "missing.wav")
+    frame.loc[5, "style_prompt"] = ""
+    manifest = ClipManifest.from_frame(frame)
+    m = small_offline_model
+    a = m.embed_manifest(manifest, batch_size=3, show_progress=False)
+    b = m.embed_manifest(manifest, batch_size=8, workers=1, keep_tokens=True, show_progress=False)
+    assert a.clip_ids == b.clip_ids == [c for i, c in enumerate(frame["clip_id"]) if i not in (3, 5)]
+    assert torch.allclose(a.audio, b.audio, atol=1e-5) and torch.allclose(a.text, b.text, atol=1e-5)
+    assert sorted(f[0] for f in a.failures) == sorted(frame["clip_id"][[3, 5]])
+    assert len(b.audio_tokens) == 8 and b.audio_tokens[0].tokens.dtype == torch.float16
+    # the embeddings equal encode_audio on the centre crop of each clip
+    from fsclap.audio import load_audio
+    from model.data import crop_bounds
+
+    wave, _ = load_audio(frame["wav_fp"][0], sample_rate=m.sample_rate)
+    lo, hi = crop_bounds(len(wave), int(m.backbone.audio_preprocessor.max_seconds * m.sample_rate), None)
+    assert torch.allclose(m.encode_audio([wave[lo:hi]])[0], a.audio[0], atol=1e-5)

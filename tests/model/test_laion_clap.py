@@ -33,10 +33,13 @@ def laion_model(clap_folder):
 
 
 def _waves(n, seed=0):
+    """n tones of 0.5, 1.0, 1.5 ... s at 48 kHz (+ a little noise)."""
     rng = np.random.default_rng(seed)
-    t = np.arange(48000 * 2) / 48000
-    return [(0.2 * np.sin(2 * np.pi * (120 + 40 * i) * t[: 24000 * (i + 1)]) + 0.01 * rng.standard_normal(24000 * (i + 1))).astype(np.float32)
-            for i in range(n)]
+    out = []
+    for i in range(n):
+        t = np.arange(24000 * (i + 1)) / 48000
+        out.append((0.2 * np.sin(2 * np.pi * (120 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32))
+    return out
 
 
 def test_key_mapping_matches_transformers_conversion():
@@ -152,3 +155,29 @@ def test_native_pooling_baseline(clap_folder):
         ids = m.backbone.tokenizer(CAPTIONS[:2], padding=True, return_tensors="pt")
         expected = m.backbone.clap.get_text_features(**ids).pooler_output
     assert torch.allclose(t, expected, atol=1e-5)
+
+
+def test_train_laion_backbone_frozen_with_cached_features(clap_original, tmp_path):
+    """`fsclap train --set backbone=laion-clap` on the converted original checkpoint, both encoders frozen
+    (their features cached once), one corpus manifest with a split column given as --train and --val."""
+    import pandas as pd
+
+    from fsclap.audio import write_audio
+    from fsclap.cli import main as cli
+
+    rows = []
+    for i, wave in enumerate(_waves(6, seed=4) * 2):
+        write_audio(tmp_path / f"c{i}.wav", wave, 48000)
+        rows.append({"audio_path": f"c{i}.wav", "caption": CAPTIONS[i % 4], "split": "val" if i % 4 == 3 else "train"})
+    manifest = tmp_path / "corpus.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    run = tmp_path / "run"
+    args = ["--set", f"model_paths.laion_clap={clap_original[0]}", "train", "--train", str(manifest), "--val", str(manifest),
+            "--out", str(run)]
+    sets = ["backbone=laion-clap", "epochs=1", "batch_size=4", "grad_accum=1", "workers=0", "freeze_text=true",
+            "freeze_audio=true", "model.d_model=32", "model.embed_dim=16", "model.heads=4", "val_rerank_k=2"]
+    assert cli(args + [f"--set={s}" for s in sets]) == 0
+    info = (run / "checkpoints" / "best" / "info.json").read_text()
+    assert '"n": 3' in info
+    model = load_checkpoint(run, "cpu")
+    assert model.config.backbone == "laion-clap" and model.encode_text(["quiet"]).shape == (1, 16)

@@ -151,6 +151,7 @@ def test_train_config_contract_keys_and_param_groups(style_corpus, tmp_path):
     assert (cfg.epochs, cfg.batch_size, cfg.grad_accum, cfg.seed) == (3, 8, 4, 7)
     model_cfg = cfg.model_config_resolved()
     assert not model_cfg.fusion and not model_cfg.separation and model_cfg.pooling == "mean"
+    assert load_train_config(None, ["pair_loss=none"]).model_config_resolved().pair_scoring is False
     defaults = load_train_config()
     assert (defaults.batch_size, defaults.grad_accum, defaults.epochs, defaults.lr_backbone, defaults.lr_fusion,
             defaults.weight_decay, defaults.gamma) == (96, 2, 10, 4e-5, 1e-4, 0.01, 0.15)
