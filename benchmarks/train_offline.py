@@ -2,7 +2,7 @@
 baseline (and ablation rows) at an equal budget on a generated style corpus.
 
     .venv/bin/python benchmarks/train_offline.py                      # FS-CLAP vs baseline, 400 clips
-    .venv/bin/python benchmarks/train_offline.py --n 800 --epochs 12 --rows fsclap,clap,fu,se,hn,fu+se
+    .venv/bin/python benchmarks/train_offline.py --n 800 --epochs 12 --rows fsclap,clap,fu,se,hn,fu+se,fsclap-pair
 
 The corpus comes from ``fsclap synth style`` (speaker-disjoint train/val/test splits, every caption
 distinct). Each row trains from the same seed for the same number of epochs and batch size; the best
@@ -33,7 +33,7 @@ ROWS = {
     "se": ["fusion=false", "hn_loss=false"],
     "hn": ["fusion=false", "separation=false"],
     "fu+se": ["hn_loss=false"],
-    "fsclap-nopair": ["pair_loss=none"],
+    "fsclap-pair": ["pair_loss=hard"],  # + pair loss on the hardest in-batch negatives (re-ranking)
     "fsclap-allpairs": ["pair_loss=all"],
 }
 
