@@ -66,13 +66,45 @@ def _separate(settings: Settings, context: StageContext) -> Stage:
     return Separate(separate_config(settings), context=context, model_path=settings.model_path("demucs"))
 
 
+def _diarize(settings: Settings, context: StageContext) -> Stage:
+    from pipeline.diarize.stage import Diarize
+
+    config = dict(settings.stages.get("diarize", {}))
+    config.setdefault("backend", "funasr" if settings.profile == "paper" else "offline")
+    return Diarize(config, context=context, settings=settings)
+
+
+def _consistency(settings: Settings, context: StageContext) -> Stage:
+    from pipeline.consistency import Consistency
+
+    return Consistency(settings.stages.get("consistency", {}), context=context)
+
+
+def _caption(settings: Settings, context: StageContext) -> Stage:
+    from pipeline.caption import caption_stage
+
+    return caption_stage(settings, context)
+
+
+def _publish(settings: Settings, context: StageContext) -> Stage:
+    from pipeline.publish import publish_stage
+
+    return publish_stage(settings, context)
+
+
 StageFactory = Callable[[Settings, StageContext], Stage]
 #: The corpus builder's stages in run order; later issues append (name, factory) entries.
 PIPELINE: list[tuple[str, StageFactory]] = [
     ("acquire", _acquire),
     ("extract", _extract),
     ("separate", _separate),
+    ("diarize", _diarize),
+    ("consistency", _consistency),
+    ("caption", _caption),
+    ("publish", _publish),
 ]
+#: The first part of the corpus builder (issue 6): media -> audio -> vocals.
+AUDIO_STAGES = ["acquire", "extract", "separate"]
 
 
 def stage_names() -> list[str]:

@@ -15,7 +15,7 @@ import yaml
 from fsclap.config import load_settings
 from fsclap.errors import MissingModelError
 from fsclap.testing.media import LoopbackServer, closed_port, make_episode_mp4, truncate_file
-from pipeline.runner import build_stages, run_build
+from pipeline.runner import AUDIO_STAGES, build_stages, run_build
 from pipeline.tables import read_episodes, read_failures
 
 NASTY_TITLE = "../../../etc/第1集 «passwd» ../"
@@ -74,12 +74,12 @@ def test_loopback_drama_with_every_bad_input(tmp_path, web, tiny_htdemucs_repo):
         before = files_under(tmp_path)
         config = settings(tmp_path / "data", "paper")
         config.model_paths.demucs = tiny_htdemucs_repo
-        summary = run_build(config, sources)
+        summary = run_build(config, sources, only=AUDIO_STAGES)
 
         # a second run: the feed is listed again, and only the retryable failure (the unreachable
         # host) is tried again; nothing is downloaded, extracted or separated
         requests = len(server.requests)
-        stages = build_stages(config)
+        stages = build_stages(config, AUDIO_STAGES)
         run_build(config, sources, stages=stages)
         assert set(server.requests[requests:]) == {"/feed.xml"}
         assert [s.calls for s in stages] == [1, 0, 0]
@@ -123,11 +123,11 @@ def test_second_run_does_no_work_and_writes_nothing(tmp_path, web):
         sources = write_sources(tmp_path / "s.yaml", [
             {"id": "d", "title": "t", "language": "en", "urls": [server.url(f"ep{i:02d}.mp4") for i in (1, 2, 3)]},
         ])
-        first = run_build(settings(tmp_path / "data"), sources)
+        first = run_build(settings(tmp_path / "data"), sources, only=AUDIO_STAGES)
         assert first.finished == 3
         snapshot = {p: p.stat().st_mtime_ns for p in files_under(tmp_path / "data")}
         requests = len(server.requests)
-        stages = build_stages(settings(tmp_path / "data"))
+        stages = build_stages(settings(tmp_path / "data"), AUDIO_STAGES)
         second = run_build(settings(tmp_path / "data"), sources, stages=stages)
         assert len(server.requests) == requests
     assert [s.calls for s in stages] == [0, 0, 0] and second.work_done == 0
@@ -145,11 +145,11 @@ def test_config_change_reruns_only_what_depends_on_it(tmp_path, web):
     for i in (1, 2):
         (folder / f"ep{i}.mp4").write_bytes((web / f"ep{i:02d}.mp4").read_bytes())
     sources = write_sources(tmp_path / "s.yaml", [{"id": "d", "title": "t", "language": "en", "urls": ["eps"]}])
-    run_build(settings(tmp_path / "data"), sources)
-    stages = build_stages(settings(tmp_path / "data", separate={"method": "repet", "chunk_s": 10}))
+    run_build(settings(tmp_path / "data"), sources, only=AUDIO_STAGES)
+    stages = build_stages(settings(tmp_path / "data", separate={"method": "repet", "chunk_s": 10}), AUDIO_STAGES)
     run_build(settings(tmp_path / "data"), sources, stages=stages)
     assert [s.calls for s in stages] == [0, 0, 2]
-    stages = build_stages(settings(tmp_path / "data", extract={"codec": "pcm_f32le"}, separate={"method": "repet", "chunk_s": 10}))
+    stages = build_stages(settings(tmp_path / "data", extract={"codec": "pcm_f32le"}, separate={"method": "repet", "chunk_s": 10}), AUDIO_STAGES)
     run_build(settings(tmp_path / "data"), sources, stages=stages)
     assert [s.calls for s in stages] == [0, 2, 2]
     assert (read_episodes(tmp_path / "data")["separation"] == "repet").all()
@@ -161,11 +161,11 @@ def test_known_failures_are_skipped_unless_retried(tmp_path, web):
     (folder / "a.mp4").write_bytes((web / "ep01.mp4").read_bytes())
     (folder / "b.mp4").write_bytes((web / "silent.mp4").read_bytes())
     sources = write_sources(tmp_path / "s.yaml", [{"id": "d", "title": "t", "language": "en", "urls": ["eps"]}])
-    run_build(settings(tmp_path / "data"), sources)
-    stages = build_stages(settings(tmp_path / "data"))
+    run_build(settings(tmp_path / "data"), sources, only=AUDIO_STAGES)
+    stages = build_stages(settings(tmp_path / "data"), AUDIO_STAGES)
     summary = run_build(settings(tmp_path / "data"), sources, stages=stages)
     assert [s.calls for s in stages] == [0, 0, 0] and summary.stages[1].counts["known_failed"] == 1
-    stages = build_stages(settings(tmp_path / "data"))
+    stages = build_stages(settings(tmp_path / "data"), AUDIO_STAGES)
     run_build(settings(tmp_path / "data"), sources, stages=stages, retry_failed=True)
     assert [s.calls for s in stages] == [0, 1, 0]
     failures = read_failures(tmp_path / "data")
@@ -178,7 +178,7 @@ def test_missing_demucs_weights_stop_the_run_before_any_download(tmp_path, web):
             {"id": "d", "title": "t", "language": "en", "urls": [server.url("ep01.mp4"), server.url("ep02.mp4")]},
         ])
         with pytest.raises(MissingModelError, match=r"htdemucs\.yaml not found at .*models/demucs/htdemucs\.yaml"):
-            run_build(settings(tmp_path / "data", "paper"), sources)
+            run_build(settings(tmp_path / "data", "paper"), sources, only=AUDIO_STAGES)
         assert server.requests == []
     assert not (tmp_path / "data").exists()
 
@@ -201,7 +201,7 @@ def process(self, episode):
 
 extract.Extract.process = process
 settings = load_settings(overrides={"data_root": sys.argv[2], "stages": {"extract": {"workers": 1}}})
-run_build(settings, sys.argv[1])
+run_build(settings, sys.argv[1], only=["acquire", "extract", "separate"])
 """
 
 
@@ -216,7 +216,7 @@ def test_resume_after_kill_minus_nine(tmp_path, web):
     proc = subprocess.run([sys.executable, str(script), str(sources), str(tmp_path / "data")], capture_output=True,
                           text=True, cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CI": "1"})
     assert proc.returncode == -9, proc.stderr[-2000:]
-    stages = build_stages(settings(tmp_path / "data"))
+    stages = build_stages(settings(tmp_path / "data"), AUDIO_STAGES)
     summary = run_build(settings(tmp_path / "data"), sources, stages=stages)
     # acquire finished before the kill; two extractions were recorded, the third was in flight
     assert [s.calls for s in stages] == [0, 2, 4]

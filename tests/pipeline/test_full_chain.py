@@ -1,0 +1,44 @@
+"""The default corpus builder, every stage, on generated short dramas (offline profile):
+episodes -> vocals -> diarized segments -> consistent clips -> captions -> a published dataset."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fsclap.cli import main
+from fsclap.manifest import ClipManifest
+
+
+@pytest.mark.slow
+def test_corpus_build_runs_every_stage_on_generated_dramas(tmp_path, capsys):
+    from pipeline.synth import generate_dramas
+
+    dramas = generate_dramas(tmp_path / "dramas", dramas=3, episodes=2, seed=3, duration_s=30, workers=2)
+    data = tmp_path / "data"
+    assert main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)]) == 0
+    out = capsys.readouterr().out
+    for stage in ("acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"):
+        assert f"{stage} " in out, stage
+
+    episodes = pd.read_parquet(data / "manifests" / "episodes.parquet")
+    assert len(episodes) == 6 and (episodes["status"] != "failed").all()
+    segments = pd.read_parquet(data / "manifests" / "segments.parquet")
+    assert segments["kept"].any() and segments["speaker_id"].notna().any()
+    clips = ClipManifest.read(data / "manifests" / "clips.parquet")
+    assert len(clips) == int(segments["kept"].sum())
+    assert clips.frame["caption"].str.len().gt(10).all()
+    assert (clips.frame["emotion"] == "unknown").all()  # offline profile: emotion is not measured
+    assert not clips.frame["caption"].str.contains("angry|happy|sad", case=False).any()
+
+    versions = [p for p in (data / "datasets").iterdir() if p.is_dir()]
+    assert len(versions) == 1
+    splits = {name: pd.read_parquet(versions[0] / f"{name}.parquet") for name in ("train", "val", "test")}
+    assert sum(len(f) for f in splits.values()) == len(clips)
+    speakers = [set(f["speaker_id"]) for f in splits.values()]
+    assert not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
+    assert (versions[0] / "README.md").is_file()
+
+    # a second run does no work and publishes the same version
+    assert main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)]) == 0
+    assert [p.name for p in (data / "datasets").iterdir() if p.is_dir()] == [versions[0].name]
