@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 # CPU machines pin torch to the CPU build; GPU workers: make setup CONSTRAINTS= (see README).
 CONSTRAINTS ?= constraints/cpu.txt
 PIP_EXTRA ?=
-SYSTEM_PACKAGES := ffmpeg espeak-ng sox
+SYSTEM_PACKAGES := ffmpeg espeak-ng sox chromium chromium-driver
 STAMP := $(VENV)/.installed
 
 .PHONY: setup system-deps demo test test-fast bench clean-venv lint

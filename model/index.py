@@ -11,12 +11,17 @@ Exact inner-product search (``IndexFlatIP``) for small corpora, HNSW for large o
 L2-normalised, so inner product is cosine similarity. New clips can be added incrementally.
 An index remembers the fingerprint of the checkpoint that embedded it and refuses queries from
 another model.
+
+Attribute filters (``select`` + ``search(..., allowed=mask)``) are exact for both kinds: the allowed rows
+are scored by brute force over the flat vectors (an HNSW index keeps them in its storage), so a filtered
+result is always the best-scoring set of clips that satisfy the filter, however rare the filter.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +90,11 @@ class ClipIndex:
         self.clips = clips
         self.audio_index = audio_index
         self.text_index = text_index
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
+        self._codes: dict[str, pd.Categorical] = {}  # column -> normalised values, for filters and facets
+        self._row_by_id: dict[str, int] | None = None
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -132,6 +142,7 @@ class ClipIndex:
         self.audio_index.add(audio[new])
         self.text_index.add(text[new])
         self.clips = pd.concat([self.clips, clips[new]], ignore_index=True)
+        self._reset_caches()
         self.meta["count"] = len(self.clips)
         self.meta["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save()
@@ -183,14 +194,87 @@ class ClipIndex:
                 f"the query model is {model_fingerprint[:12]}: rebuild the index or use that checkpoint"
             )
 
+    # -- metadata ---------------------------------------------------------------------------
+    def row_of(self, clip_id: str) -> int | None:
+        """Row of a clip id, or None when the index does not hold it."""
+        if self._row_by_id is None:
+            self._row_by_id = {str(c): i for i, c in enumerate(self.clips["clip_id"].astype(str))}
+        return self._row_by_id.get(str(clip_id))
+
+    def _normalised(self, column: str) -> pd.Categorical:
+        """A column's values, stripped and lower-cased, as categories (computed once per column)."""
+        if column not in self._codes:
+            if column not in self.clips.columns:
+                raise FsclapError(f"cannot filter on {column!r}: the index has no such column")
+            values = self.clips[column].astype("string").str.strip().str.lower()
+            self._codes[column] = pd.Categorical(values.mask(values == "").to_numpy(dtype=object, na_value=None))
+        return self._codes[column]
+
+    def select(self, filters: Mapping[str, str | Iterable[str]] | None) -> np.ndarray | None:
+        """Boolean row mask for ``{column: allowed value(s)}`` (any value within a column, every column).
+
+        Values compare case-insensitively. None when there is nothing to filter on.
+        """
+        mask = None
+        for column, values in (filters or {}).items():
+            wanted = [values] if isinstance(values, str) else list(values or [])
+            wanted = {str(v).strip().lower() for v in wanted if str(v).strip()}
+            if not wanted:
+                continue
+            cats = self._normalised(column)
+            codes = [cats.categories.get_loc(v) for v in wanted if v in cats.categories]
+            keep = np.isin(cats.codes, codes)
+            mask = keep if mask is None else mask & keep
+        return mask
+
+    def facets(self, columns: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
+        """Distinct non-empty values (normalised) and their counts, for each column the index has."""
+        out = {}
+        for column in columns:
+            if column not in self.clips.columns:
+                continue
+            cats = self._normalised(column)
+            counts = np.bincount(cats.codes[cats.codes >= 0], minlength=len(cats.categories))
+            out[column] = [(str(v), int(n)) for v, n in zip(cats.categories, counts) if n]
+        return out
+
+    def vector(self, row: int, target: str = "audio") -> np.ndarray:
+        """The stored (normalised) embedding of one row."""
+        index = self.audio_index if target == "audio" else self.text_index
+        return np.asarray(index.reconstruct(int(row)), dtype=np.float32)
+
     # -- searching --------------------------------------------------------------------------
-    def search(self, query_vectors, k: int, target: str = "audio") -> list[list[SearchHit]]:
-        """Top-``k`` rows per query against the ``audio`` or ``text`` (caption) embeddings."""
+    def search(self, query_vectors, k: int, target: str = "audio", allowed=None) -> list[list[SearchHit]]:
+        """Top-``k`` rows per query against the ``audio`` or ``text`` (caption) embeddings.
+
+        ``allowed``: optional boolean mask over rows (e.g. from :meth:`select`); only those rows are
+        ranked, exactly (see the module docstring).
+        """
         index = self.audio_index if target == "audio" else self.text_index
         queries = _as_matrix(np.atleast_2d(query_vectors), self.dim)
-        k = min(k, len(self))
-        scores, rows = index.search(queries, k)
-        return [[SearchHit(int(r), float(s)) for r, s in zip(rs, ss) if r >= 0] for rs, ss in zip(rows, scores)]
+        if allowed is None:
+            k = min(k, len(self))
+            scores, rows = index.search(queries, k)
+        else:
+            allowed = np.asarray(allowed, dtype=bool)
+            if allowed.shape != (len(self),):
+                raise FsclapError(f"filter mask has shape {allowed.shape}, the index has {len(self)} rows")
+            k = min(k, int(allowed.sum()))
+            if k <= 0:
+                return [[] for _ in range(len(queries))]
+            scores, rows = self._masked_search(index, queries, k, allowed)
+        # deterministic ties (e.g. the same audio indexed twice): equal scores in row order
+        return [sorted((SearchHit(int(r), float(s)) for r, s in zip(rs, ss) if r >= 0), key=lambda h: (-h.score, h.row))
+                for rs, ss in zip(rows, scores)]
+
+    @staticmethod
+    def _masked_search(index, queries: np.ndarray, k: int, allowed: np.ndarray):
+        """Brute-force search restricted to the allowed rows (FAISS ID selector over the flat vectors)."""
+        faiss = _faiss()
+        flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+        bitmap = np.packbits(allowed, bitorder="little")  # must outlive the search: the selector points into it
+        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        return flat.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def search_captions(self, query_vector, k: int) -> list[tuple[str, float, int]]:
         """Best-matching distinct captions for one query: ``(caption, score, row)``."""

@@ -8,6 +8,8 @@ Optional pair re-ranking re-orders a text query's bi shortlist with the fusion m
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,6 +96,7 @@ class Searcher:
             raise FsclapError(f"the index's checkpoint is unavailable ({exc}): pass --checkpoint") from None
         self.index.check_model(checkpoint_fingerprint(folder))
         self.model = load_checkpoint(folder, device)
+        self._model_lock = threading.Lock()  # one forward pass at a time when a server shares the searcher
 
     def _rows(self, hits, scores=None) -> list[Result]:
         out = []
@@ -104,29 +107,59 @@ class Searcher:
                               str(row["clip_id"]), str(row["caption"]), str(row["audio_path"]), attrs))
         return out
 
-    def search_text(self, query: str, k: int = 10, rerank: int = 0) -> list[Result]:
+    def search_text(self, query: str, k: int = 10, rerank: int = 0,
+                    filters: Mapping[str, str | Iterable[str]] | None = None) -> list[Result]:
+        """Clips that sound like ``query``; ``filters`` (``{column: value(s)}``) restrict the ranked clips."""
         query = " ".join(str(query).split())
         if not query:
             raise FsclapError("empty query")
         if len(query) > MAX_QUERY_CHARS:
             raise FsclapError(f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
-        vector = self.model.encode_text([query]).cpu().numpy()
-        hits = self.index.search(vector, max(k, rerank), target="audio")[0]
-        if rerank and self.model.has_pair_scoring:
+        allowed = self.index.select(filters)
+        with self._model_lock:
+            vector = self.model.encode_text([query]).cpu().numpy()
+        hits = self.index.search(vector, max(k, rerank), target="audio", allowed=allowed)[0]
+        if rerank and self.model.has_pair_scoring and hits:
             waves = [self._clip_wave(h.row) for h in hits]
-            pair = self.model.pair_scores(waves, [query] * len(waves)).cpu().numpy()
+            with self._model_lock:
+                pair = self.model.pair_scores(waves, [query] * len(waves)).cpu().numpy()
             order = np.argsort(-pair, kind="stable")
             hits = [hits[i] for i in order]
             return self._rows(hits[:k], pair[order][:k])
         return self._rows(hits[:k])
 
-    def search_audio(self, path: str | Path, k: int = 10) -> tuple[list[Result], list[tuple[str, float]]]:
-        """Similar clips (audio->audio) and best-matching captions (audio->text) for an audio file."""
+    def search_audio(self, path: str | Path, k: int = 10,
+                     filters: Mapping[str, str | Iterable[str]] | None = None,
+                     ) -> tuple[list[Result], list[tuple[str, float]]]:
+        """Similar clips (audio->audio) and best-matching captions (audio->text) for an audio file.
+
+        ``filters`` restrict the similar clips (the captions are searched over the whole index).
+        """
         wave, _ = load_audio(path, sample_rate=self.model.sample_rate)
-        vector = self.model.encode_audio([self._crop(wave)]).cpu().numpy()
-        similar = self._rows(self.index.search(vector, k, target="audio")[0])
+        with self._model_lock:
+            vector = self.model.encode_audio([self._crop(wave)]).cpu().numpy()
+        similar = self._rows(self.index.search(vector, k, target="audio", allowed=self.index.select(filters))[0])
         captions = [(c, round(s, 4)) for c, s, _ in self.index.search_captions(vector, k)]
         return similar, captions
+
+    def similar_to_clip(self, clip_id: str, k: int = 10,
+                        filters: Mapping[str, str | Iterable[str]] | None = None,
+                        ) -> tuple[list[Result], list[tuple[str, float]]]:
+        """"More like this": clips whose audio is closest to an indexed clip's (the clip itself left out),
+        and the descriptions that match it best. Uses the stored embedding, so nothing is decoded."""
+        row = self.index.row_of(clip_id)
+        if row is None:
+            raise FsclapError(f"no clip {clip_id!r} in the index")
+        vector = self.index.vector(row)[None, :]
+        allowed = self.index.select(filters)
+        if allowed is None:
+            hits = [h for h in self.index.search(vector, k + 1, target="audio")[0] if h.row != row][:k]
+        else:
+            allowed = allowed.copy()
+            allowed[row] = False
+            hits = self.index.search(vector, k, target="audio", allowed=allowed)[0]
+        captions = [(c, round(s, 4)) for c, s, _ in self.index.search_captions(vector, k)]
+        return self._rows(hits), captions
 
     def _clip_wave(self, row: int) -> np.ndarray:
         clip = self.index.clips.iloc[row]

@@ -38,7 +38,6 @@ def test_bad_setting_is_one_line_error(capsys):
     "argv",
     [
         ["models", "pull"],
-        ["serve", "--index", "x"],
     ],
 )
 def test_unbuilt_commands_fail_and_say_so(argv, capsys):
