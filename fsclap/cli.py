@@ -387,29 +387,89 @@ def demo(
 
 # --- models ---------------------------------------------------------------------------------
 
+ModelsOpt = typer.Option(None, "--only", help="Only this model id (repeatable; ids: see 'fsclap models list').")
+ModelsProfileOpt = typer.Option(None, "--profile", help="paper (default) | offline: whose models.")
+
+
+def _model_profile(profile: str | None) -> str:
+    if profile not in (None, "paper", "offline"):
+        raise FsclapError(f"--profile must be paper or offline, not {profile!r}")
+    return profile or "paper"
+
+
 @models_app.command("list")
-def models_list(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None:
-    """Every model the profiles use, where it is looked for, and whether it is present."""
-    _settings(ctx, profile)
-    _not_built("models list", 11)
+def models_list(
+    ctx: typer.Context,
+    profile: Optional[str] = typer.Option(None, "--profile", help="paper | offline (default: both)."),
+    only: Optional[List[str]] = ModelsOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Every model the profiles use: source, files, size, licence, where it is looked for, present? valid?"""
+    import json
+
+    from fsclap.weights.listing import list_models, render_table, to_json
+
+    if profile is not None:
+        _model_profile(profile)
+    statuses = list_models(_settings(ctx, profile), profile, only or None)
+    typer.echo(json.dumps(to_json(statuses), indent=2) if as_json else render_table(statuses))
 
 
 @models_app.command("pull")
 def models_pull(
     ctx: typer.Context,
-    profile: Optional[str] = ProfileOpt,
-    to: Optional[Path] = typer.Option(None, "--to", help="Model root (default: models_dir / $FSCLAP_MODELS)."),
+    profile: Optional[str] = ModelsProfileOpt,
+    to: Optional[Path] = typer.Option(None, "--to", help="Put every model in DIR/<id> and the lock file in DIR "
+                                      "(default: where the settings look: models_dir / $FSCLAP_MODELS, model_paths.<id>)."),
+    only: Optional[List[str]] = ModelsOpt,
+    offline: bool = typer.Option(False, "--offline", help="Use local caches and files only; never the network."),
+    force: bool = typer.Option(False, "--force", help="Fetch and re-lock models that are already installed and locked."),
+    revision: Optional[List[str]] = typer.Option(None, "--revision", help="ID=REV: hub revision of one model (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Download the paper profile's models with their ecosystems' own clients."""
-    _settings(ctx, profile)
-    _not_built("models pull", 11)
+    """Download the paper profile's models with their ecosystems' own clients and lock their checksums."""
+    import json
+
+    from fsclap.weights import model_ids, pull_models
+
+    profile = _model_profile(profile)
+    settings = _settings(ctx, profile)
+    revisions = {}
+    for pair in revision or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise FsclapError(f"--revision expects ID=REV, got {pair!r}")
+        revisions[key] = value
+    report = pull_models(settings, model_ids(profile, only or None), to=to, offline=offline, force=force,
+                         revisions=revisions)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    if report.manual:
+        raise FsclapError(f"{len(report.manual)} model(s) could not be downloaded here ("
+                          + ", ".join(report.manual) + "): copy the files listed above by hand")
+    failed = [r for r in report.results if r.status == "failed"]
+    if failed:  # installed but not usable (e.g. a corrupt copy in a cache)
+        raise FsclapError(f"{len(failed)} model(s) failed to pull: " + "; ".join(f"{r.id}: {r.detail}" for r in failed))
 
 
 @models_app.command("verify")
-def models_verify(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None:
-    """Check presence, checksums and that each model loads."""
-    _settings(ctx, profile)
-    _not_built("models verify", 11)
+def models_verify(
+    ctx: typer.Context,
+    profile: Optional[str] = ModelsProfileOpt,
+    only: Optional[List[str]] = ModelsOpt,
+    load: bool = typer.Option(True, "--load/--no-load", help="Load each model and run it on silence (default) "
+                              "or only check files and checksums."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check presence, checksums (against the lock file) and that each model loads and runs."""
+    import json
+
+    from fsclap.weights import model_ids, verify_models
+
+    profile = _model_profile(profile)
+    settings = _settings(ctx, profile)
+    report = verify_models(settings, model_ids(profile, only or None), load=load)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    report.raise_for_failures()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,16 @@ class ModelPaths(BaseModel):
     laion_clap: Path | None = None  # 630k-audioset-best.pt or a transformers ClapModel folder
 
 
+class ModelHubs(BaseModel):
+    """Where ``fsclap models pull`` downloads from. ModelScope and HuggingFace take their own
+    variables (``MODELSCOPE_ENDPOINT``, ``HF_ENDPOINT``, ``MODELSCOPE_CACHE``, ``HF_HUB_CACHE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    demucs_url: str | None = Field(None, description="Mirror of https://dl.fbaipublicfiles.com/demucs/ (None: Demucs' own).")
+    connect_timeout_s: float = Field(5.0, gt=0, description="A hub that does not answer within this is offline.")
+
+
 class Settings(BaseSettings):
     """Global settings shared by the CLI, the flows and the library."""
 
@@ -54,6 +64,7 @@ class Settings(BaseSettings):
         description="Root of the local model layout (env FSCLAP_MODELS).",
     )
     model_paths: ModelPaths = Field(default_factory=ModelPaths)
+    model_hubs: ModelHubs = Field(default_factory=ModelHubs)
     profile: Profile = Field("offline", description="offline: models shipped in wheels; paper: the paper's models.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = 0

@@ -516,6 +516,9 @@ class Caption(Stage):
     def check(self) -> None:
         self.tagger  # a missing SenseVoice dir stops the run before any work
 
+    def models(self) -> list[str]:
+        return ["sensevoice"] if self.tagger is not None else []
+
     def measure_identity(self) -> dict:
         """What the per-episode measurements depend on (binning and captions are redone in finish)."""
         tagger = self.tagger

@@ -19,7 +19,6 @@ no fallback to another emotion model, and the offline profile does not measure e
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import Counter
@@ -107,13 +106,9 @@ def parse_rich_text(raw: str) -> RichTags:
 
 def sensevoice_files(model_dir: Path) -> dict[str, Path]:
     """The files FunASR reads from a SenseVoiceSmall dir (``configuration.json`` may rename them)."""
-    metas: dict = {}
-    configuration = model_dir / "configuration.json"
-    if configuration.is_file():
-        try:
-            metas = json.loads(configuration.read_text(encoding="utf-8")).get("file_path_metas", {}) or {}
-        except json.JSONDecodeError as exc:
-            raise FsclapError(f"{configuration} is not valid JSON: {exc.msg}") from None
+    from pipeline.diarize.funasr_backend import file_path_metas
+
+    metas = file_path_metas(model_dir)
     return {
         "config": model_dir / metas.get("config", "config.yaml"),
         "weights": model_dir / metas.get("init_param", "model.pt"),

@@ -189,6 +189,9 @@ def run_build(
     stages = stages if stages is not None else build_stages(settings, only)
     for stage in stages:
         stage.check()
+    from fsclap.weights import verify_stage_models
+
+    verify_stage_models(settings, stages)  # every model the stages load: files, checksums, loads and runs
     data_root = Path(settings.data_root).expanduser()
     summary = BuildSummary(data_root=data_root)
     with RunLock(data_root), CorpusTables(data_root) as tables:

@@ -346,6 +346,9 @@ class Separate(Stage):
         if isinstance(self.backend, DemucsBackend):
             self.backend.check()
 
+    def models(self) -> list[str]:
+        return ["demucs"] if isinstance(self.backend, DemucsBackend) else []
+
     def setup(self) -> None:
         if isinstance(self.backend, DemucsBackend):
             self.backend.load()

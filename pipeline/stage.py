@@ -160,6 +160,11 @@ class Stage(ABC):
     def check(self) -> None:
         """Fail fast before any work when a resource (model weights, binaries) is missing."""
 
+    def models(self) -> list[str]:
+        """Ids (``fsclap models list``) of the local models this stage loads; the runner verifies
+        them (files, checksums, a load and forward pass) before any work."""
+        return []
+
     def setup(self) -> None:
         """Load heavy resources once; called lazily (thread-safe) before the first episode."""
 

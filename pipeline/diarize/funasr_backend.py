@@ -54,6 +54,18 @@ class FunasrDiarizerConfig(BaseModel):
     hotword: str | None = Field(None, description="SeACo-Paraformer hotwords (space separated), e.g. character names.")
 
 
+def file_path_metas(model_dir: Path) -> dict:
+    """``file_path_metas`` of a ModelScope model dir's ``configuration.json`` (how FunASR finds the
+    config, weights, tokens and cmvn files); empty when the dir has no configuration.json."""
+    configuration = Path(model_dir) / "configuration.json"
+    if not configuration.is_file():
+        return {}
+    try:
+        return json.loads(configuration.read_text(encoding="utf-8")).get("file_path_metas", {}) or {}
+    except json.JSONDecodeError as exc:
+        raise FsclapError(f"{configuration} is not valid JSON: {exc.msg}") from None
+
+
 def required_files(model_dir: Path) -> dict[str, Path]:
     """The files FunASR reads from a local model dir, resolved as ``download_from_ms`` does:
     ``configuration.json``'s ``file_path_metas`` when present, else ``config.yaml`` + ``model.pt``
@@ -61,13 +73,7 @@ def required_files(model_dir: Path) -> dict[str, Path]:
     import yaml
 
     files: dict[str, Path] = {}
-    metas: dict = {}
-    configuration = model_dir / "configuration.json"
-    if configuration.is_file():
-        try:
-            metas = json.loads(configuration.read_text(encoding="utf-8")).get("file_path_metas", {}) or {}
-        except json.JSONDecodeError as exc:
-            raise FsclapError(f"{configuration} is not valid JSON: {exc.msg}") from None
+    metas = file_path_metas(model_dir)
     files["config"] = model_dir / metas.get("config", "config.yaml")
     files["weights"] = model_dir / metas.get("init_param", "model.pt")
     config: dict = {}
@@ -132,6 +138,20 @@ def quiet_funasr():
         yield
     finally:
         root.setLevel(level)
+
+
+def load_funasr_model(key: str, model_dir: Path, device: str = "cpu"):
+    """One of the four models alone (``funasr.AutoModel(model=dir)``), checked like
+    :func:`load_automodel` checks it: every file present, the weights fill the model."""
+    import torch
+    from funasr import AutoModel
+
+    model_dir = check_model_dir(key, Path(model_dir).expanduser().resolve())
+    with quiet_funasr():
+        model = AutoModel(model=str(model_dir), disable_update=True, disable_pbar=True, disable_log=True,
+                          log_level="ERROR", device=device, ncpu=torch.get_num_threads())
+    verify_checkpoint(model.model, required_files(model_dir)["weights"], FUNASR_MODELS[key][0])
+    return model
 
 
 def load_automodel(settings, device: str = "cpu"):

@@ -97,6 +97,11 @@ class Diarize(Stage):
         if self.config.backend == "funasr":
             self.diarizer  # checks the four model dirs (MissingModelError names the missing file)
 
+    def models(self) -> list[str]:
+        from pipeline.diarize.funasr_backend import FUNASR_MODELS
+
+        return list(FUNASR_MODELS) if self.config.backend == "funasr" else []
+
     def setup(self) -> None:
         self._embedder = self.diarizer.embedder()
 
