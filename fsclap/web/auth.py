@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 from fsclap.errors import FsclapError
 
@@ -75,11 +75,20 @@ class TokenAuth:
             return await self._deny(scope, send)
         if not from_query:
             return await self.app(scope, receive, send)
+        cookie = (b"set-cookie", f"{COOKIE}={self.cookie}; Path=/; HttpOnly; SameSite=Strict".encode())
+        if scope["path"] == "/" and scope["method"] == "GET":
+            # the page: set the cookie and drop the token from the address bar (and history)
+            query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                                   keep_blank_values=True) if k != "token"]
+            location = "/" + (f"?{urlencode(query)}" if query else "")
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", location.encode()), cookie, (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         async def with_cookie(message):
             if message["type"] == "http.response.start":
-                cookie = f"{COOKIE}={self.cookie}; Path=/; HttpOnly; SameSite=Strict"
-                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
+                message = {**message, "headers": [*message.get("headers", []), cookie]}
             await send(message)
 
         await self.app(scope, receive, with_cookie)
@@ -99,11 +108,11 @@ class TokenAuth:
         await send({"type": "http.response.body", "body": body})
 
 
-_LOGIN_PAGE = f"""<!doctype html>
+_LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fsclap style search: token needed</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}
-input,button{{font:inherit;padding:.4rem .6rem}}</style></head>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
+input,button{font:inherit;padding:.4rem .6rem}</style></head>
 <body><main><h1>Access token needed</h1>
 <p>This server is reachable beyond this machine, so it asks for the token it was started with.</p>
 <form method="get" action="/"><label for="token">Token</label><br>

@@ -53,7 +53,9 @@ def add_page(app: FastAPI, svc: StyleSearch) -> None:
             query += [(name, value) for name, values in filters.items() for value in values]
             return "/?" + urlencode(query)
 
-        return {"request": request, "facets": svc.facets, "labels": FILTER_LABELS, "filters": filters,
+        # a filter with a single value (e.g. every emotion "unknown" on the offline profile) filters nothing
+        facets = {name: values for name, values in svc.facets.items() if len(values) > 1}
+        return {"request": request, "facets": facets, "labels": FILTER_LABELS, "filters": filters,
                 "params": params, "page_sizes": PAGE_SIZES, "examples": EXAMPLES, "clips": len(svc.index),
                 "index_kind": svc.index.meta.get("kind"), "page_url": page_url, "max_query": svc.limits.max_query_chars,
                 "max_upload_mb": svc.limits.max_upload_bytes // 2**20, **extra}

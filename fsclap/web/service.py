@@ -21,9 +21,9 @@ from fsclap.manifest import ATTRIBUTE_LEVELS
 from fsclap.web.models import CaptionMatch, ClipHit, ClipInfo, Limits, SearchResponse, SimilarResponse
 from model.retrieval import AUDIO_QUERY_SUFFIXES, Result, Searcher
 
-# API filter name -> clip manifest column
-FILTER_COLUMNS = {"gender": "gender", "pitch": "pitch", "speed": "speed", "energy": "energy",
-                  "emotion": "emotion", "language": "language", "drama": "drama_id"}
+# API filter name -> the clip manifest columns that may hold it (the first one an index has is used)
+FILTER_COLUMNS = {"gender": ("gender",), "pitch": ("pitch",), "speed": ("speed",), "energy": ("energy",),
+                  "emotion": ("emotion",), "language": ("language", "language_detected"), "drama": ("drama_id",)}
 MEASURED_COLUMNS = ("duration_s", "f0_median_hz", "f0_range_semitones", "speech_rate", "rms_dbfs", "voiced_fraction")
 # content types a browser or client may send for an audio upload (anything audio/* is accepted too)
 UPLOAD_TYPES = {"video/mp4", "video/webm", "video/ogg", "application/ogg", "video/x-matroska", "video/quicktime"}
@@ -73,9 +73,11 @@ class StyleSearch:
         self.searcher = searcher
         self.index = searcher.index
         self.limits = limits or Limits()
-        present = {name: column for name, column in FILTER_COLUMNS.items() if column in self.index.clips.columns}
-        facets = self.index.facets(present.values())
-        self.facets = {name: facets[column] for name, column in present.items() if facets.get(column)}
+        has = set(self.index.clips.columns)
+        self.columns = {name: next(c for c in cols if c in has) for name, cols in FILTER_COLUMNS.items()
+                        if any(c in has for c in cols)}
+        facets = self.index.facets(self.columns.values())
+        self.facets = {name: facets[column] for name, column in self.columns.items() if facets.get(column)}
 
     # -- validation ---------------------------------------------------------------------------
     def parse_filters(self, raw: dict[str, list[str] | None]) -> dict[str, list[str]]:
@@ -90,13 +92,16 @@ class StyleSearch:
             if len(parts) > self.limits.max_filter_values or any(len(p) > 200 for p in parts):
                 raise ApiError(422, f"filter {name!r}: at most {self.limits.max_filter_values} values of "
                                     "up to 200 characters")
-            if FILTER_COLUMNS[name] not in self.index.clips.columns:
+            if name not in self.columns:
                 raise ApiError(400, f"this index has no {name!r} information to filter on")
             out[name] = sorted(set(parts))
         return out
 
+    def _by_column(self, filters: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {self.columns[name]: values for name, values in filters.items()}
+
     def _allowed(self, filters: dict[str, list[str]]):
-        mask = self.index.select({FILTER_COLUMNS[n]: v for n, v in filters.items()})
+        mask = self.index.select(self._by_column(filters))
         return mask, (len(self.index) if mask is None else int(mask.sum()))
 
     def _check_k(self, k: int) -> None:
@@ -122,9 +127,8 @@ class StyleSearch:
             raise ApiError(400, "this index's model has no pair scoring (trained without fusion or pair loss): "
                                 "drop rerank")
         _, matching = self._allowed(filters)
-        columns = {FILTER_COLUMNS[n]: v for n, v in filters.items()}
         try:
-            results = self.searcher.search_text(query, k, rerank=rerank, filters=columns)
+            results = self.searcher.search_text(query, k, rerank=rerank, filters=self._by_column(filters))
         except AudioError as exc:  # a shortlisted clip's audio vanished while re-ranking
             raise ApiError(500, f"re-ranking failed: {_one_line(exc)}") from None
         return SearchResponse(query=query, k=k, rerank=rerank, filters=filters, matching=matching,
@@ -136,7 +140,7 @@ class StyleSearch:
         self.row(clip_id)
         _, matching = self._allowed(filters)
         similar, captions = self.searcher.similar_to_clip(
-            clip_id, k, filters={FILTER_COLUMNS[n]: v for n, v in filters.items()})
+            clip_id, k, filters=self._by_column(filters))
         return self._similar(clip_id, k, filters, matching, similar, captions, start)
 
     def audio_search(self, upload: BinaryIO, filename: str | None, content_type: str | None, k: int,
@@ -158,7 +162,7 @@ class StyleSearch:
                     raise ApiError(422, f"the upload is {seconds:.0f} s long; the limit is "
                                         f"{self.limits.max_upload_seconds:.0f} s")
                 similar, captions = self.searcher.search_audio(
-                    path, k, filters={FILTER_COLUMNS[n]: v for n, v in filters.items()})
+                    path, k, filters=self._by_column(filters))
             except AudioError as exc:
                 raise ApiError(422, f"cannot decode {name}: {_one_line(exc).replace(path.name, name)}") from None
         return self._similar(name, k, filters, matching, similar, captions, start)
@@ -198,7 +202,8 @@ class StyleSearch:
         return ClipHit(rank=rank, score=score, clip_id=clip_id, caption=str(row["caption"]),
                        audio_url=clip_url(clip_id, "/audio"), attributes=self.attributes(row),
                        measured=self.measured(row), speaker_id=_text(row.get("speaker_id")),
-                       drama=_text(row.get("drama_id")), language=_text(row.get("language")),
+                       drama=_text(row.get("drama_id")),
+                       language=_text(row.get(self.columns.get("language", "language"))),
                        start_s=finite(row.get("start_s")), end_s=finite(row.get("end_s")))
 
     def clip_info(self, clip_id: str) -> ClipInfo:

@@ -90,7 +90,7 @@
     query.value = url.searchParams.get("q") || "";
     load(fragmentUrl(url.searchParams), {}, url.pathname + url.search);
     results.focus({ preventScroll: true });
-    window.scrollTo({ top: form.offsetTop + form.offsetHeight, behavior: "smooth" });
+    results.scrollIntoView({ block: "start" });
   });
 
   window.addEventListener("popstate", () => {

@@ -36,10 +36,15 @@ def test_bearer_header_query_token_and_cookie(web_index):
     with TestClient(create_app(web_index.index_dir, token=TOKEN)) as client:
         assert client.get("/version", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert "set-cookie" not in client.get("/version", headers={"Authorization": f"Bearer {TOKEN}"}).headers
-        page = client.get("/", params={"token": TOKEN})
-        assert page.status_code == 200 and "Style search" in page.text
+        # the page sets the cookie and sends the browser on without the token in its address
+        page = client.get("/", params={"q": "a sad voice", "token": TOKEN}, follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/?q=a+sad+voice"
         cookie = page.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        assert "Style search" in client.get(page.headers["location"]).text
+        client.cookies.clear()
+        api = client.get("/facets", params={"token": TOKEN})  # API calls are answered directly
+        assert api.status_code == 200 and "set-cookie" in api.headers
         # the browser now plays audio and runs searches with the cookie alone
         assert client.get(f"/clips/{clip}/audio").status_code == 200
         assert client.get("/", params={"q": "a voice", "fragment": 1}).status_code == 200

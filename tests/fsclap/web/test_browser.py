@@ -109,6 +109,14 @@ def test_search_listen_filter_and_more_like_this(server, browser, web_index, art
     page.wait_for_function("document.getElementById('summary').textContent.includes('clips for')")
     assert page.locator("#q").input_value() == "a sad woman speaking slowly"
 
+    # search by an example file: the upload goes through the script (no reload), with the gender filter still on
+    row = web_index.manifest[web_index.manifest["gender"] == "male"].iloc[1]
+    page.locator("summary", has_text="Search by an example clip").click()
+    page.get_by_label("Audio file").set_input_files(row["audio_path"])
+    page.get_by_role("button", name="Find similar clips").click()
+    page.wait_for_function("document.getElementById('summary').textContent.includes('your file')")
+    assert page.locator("ol.clips article").first.get_attribute("data-clip") == row["clip_id"]
+
     # "/" jumps back to the search box
     page.locator("h1").click()
     page.keyboard.press("/")
