@@ -27,7 +27,8 @@ app = typer.Typer(
 )
 corpus_app = typer.Typer(help="Corpus builder: sources -> clips with style captions.", no_args_is_help=True)
 synth_app = typer.Typer(help="Generated speech with ground truth (demo, tests, benchmarks).", no_args_is_help=True)
-models_app = typer.Typer(help="Paper-profile model weights: list, pull, verify.", no_args_is_help=True)
+models_app = typer.Typer(help="Model weights: list, pull, verify (layout: $FSCLAP_MODELS/<model id>).",
+                         no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(synth_app, name="synth")
 app.add_typer(models_app, name="models")
@@ -423,7 +424,7 @@ def models_pull(
                                       "(default: where the settings look: models_dir / $FSCLAP_MODELS, model_paths.<id>)."),
     only: Optional[List[str]] = ModelsOpt,
     offline: bool = typer.Option(False, "--offline", help="Use local caches and files only; never the network."),
-    force: bool = typer.Option(False, "--force", help="Fetch and re-lock models that are already installed and locked."),
+    force: bool = typer.Option(False, "--force", help="Ignore the lock: fetch again, or (offline) lock the files found as they are."),
     revision: Optional[List[str]] = typer.Option(None, "--revision", help="ID=REV: hub revision of one model (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:

@@ -103,7 +103,10 @@ def render_table(statuses: list[ModelStatus]) -> str:
                  f"{s.path} ({s.origin})"]
         table.add_row(*(Text(cell) for cell in cells))  # Text: paths with [brackets] are not markup
     buffer = io.StringIO()
-    Console(file=buffer, width=200, no_color=True, highlight=False).print(table)
+    import shutil
+
+    width = max(shutil.get_terminal_size((200, 24)).columns, 120)  # piped output: wide, no wrapping
+    Console(file=buffer, width=width, no_color=True, highlight=False).print(table)
     lines = [line.rstrip() for line in buffer.getvalue().rstrip().splitlines()]
     lines.append("files (as released; 'missing' lists what the loader did not find):")
     for s in statuses:
