@@ -424,7 +424,8 @@ def models_pull(
                                       "(default: where the settings look: models_dir / $FSCLAP_MODELS, model_paths.<id>)."),
     only: Optional[List[str]] = ModelsOpt,
     offline: bool = typer.Option(False, "--offline", help="Use local caches and files only; never the network."),
-    force: bool = typer.Option(False, "--force", help="Ignore the lock: fetch again, or (offline) lock the files found as they are."),
+    force: bool = typer.Option(False, "--force", help="Ignore the lock: fetch again, or (offline) lock the files "
+                               "found as they are."),
     revision: Optional[List[str]] = typer.Option(None, "--revision", help="ID=REV: hub revision of one model (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
