@@ -124,7 +124,7 @@ def create_app(index_dir: str | Path | None = None, *, searcher=None, checkpoint
                                for name, values in svc.facets.items()})
 
     # -- clips (the /audio and /similar routes come first: clip ids may contain slashes) ------------
-    @app.get("/clips/{clip_id:path}/audio", response_class=Response, tags=["clips"],
+    @app.api_route("/clips/{clip_id:path}/audio", methods=["GET", "HEAD"], response_class=Response, tags=["clips"],
              responses={200: {"content": {"audio/wav": {}}, "description": "The clip's audio."},
                         206: {"description": "Part of it (HTTP range request)."}, 404: {"model": ErrorBody},
                         416: {"description": "Range not satisfiable."}})
@@ -146,8 +146,11 @@ def create_app(index_dir: str | Path | None = None, *, searcher=None, checkpoint
         except AudioError as exc:
             raise ApiError(500, f"cannot decode the audio of clip {clip_id!r}: {exc}") from None
         disposition = f'{"attachment" if download else "inline"}; filename="{stem}.wav"'
-        return bytes_response(data, "audio/wav", request.headers.get("range"), request.headers.get("if-range"),
-                              headers={"content-disposition": disposition})
+        response = bytes_response(data, "audio/wav", request.headers.get("range"), request.headers.get("if-range"),
+                                  headers={"content-disposition": disposition})
+        if request.method == "HEAD":
+            response.body = b""  # headers (content-length included) as for GET
+        return response
 
     @app.get("/clips/{clip_id:path}/similar", response_model=SimilarResponse, responses=ERRORS, tags=["clips"])
     def clip_similar(clip_id: str, k: Annotated[int, Query(ge=1, le=limits.max_k)] = 10,

@@ -161,6 +161,8 @@ def test_whole_file_audio_streams_with_ranges(client, web_index):
     assert tail.status_code == 206 and tail.content == data[-500:]
     beyond = client.get(f"/clips/{row['clip_id']}/audio", headers={"Range": f"bytes={len(data) + 10}-"})
     assert beyond.status_code == 416
+    head = client.head(f"/clips/{row['clip_id']}/audio")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(data)
     download = client.get(f"/clips/{row['clip_id']}/audio", params={"download": 1})
     assert download.headers["content-disposition"].startswith("attachment")
 
@@ -182,6 +184,8 @@ def test_segment_audio_is_a_wav_of_the_segment_with_ranges(client, web_index):
     assert rest.status_code == 206 and part.content + rest.content == data
     stale = client.get(f"/clips/{segment_id}/audio", headers={"Range": "bytes=44-", "If-Range": '"old"'})
     assert stale.status_code == 200 and stale.content == data
+    head = client.head(f"/clips/{segment_id}/audio")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(data)
     assert client.get(f"/clips/{segment_id}/audio", headers={"Range": "bytes=0-1,5-9"}).status_code == 200
     assert client.get(f"/clips/{segment_id}/audio", headers={"Range": f"bytes={len(data)}-"}).status_code == 416
 
