@@ -22,6 +22,7 @@ temperatures get no weight decay (open_clip's rule).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -171,6 +172,7 @@ class Trainer:
                                    max_seconds=config.max_audio_seconds)
         self.skipped: list[tuple[str, str, str, str]] = [("train", *r) for r in self.train_set.skipped]
         self.skipped += [("val", *r) for r in self.val_set.skipped]
+        self.data_fingerprint = {"train": _data_fingerprint(self.train_set), "val": _data_fingerprint(self.val_set)}
         if len(self.train_set) < 2:
             raise FsclapError(f"training manifest has {len(self.train_set)} usable clip(s); need at least 2")
         if len(self.val_set) < 1:
@@ -520,7 +522,7 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
             "best_metric": self.best_metric, "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
             "epoch_rows": self.epoch_rows, "step_rows": self.step_rows, "skipped": self.skipped,
-            "config": self.cfg.model_dump(mode="json"),
+            "config": self.cfg.model_dump(mode="json"), "data": self.data_fingerprint,
             "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]], "python_rng": _py_rng_to_json(random.getstate()),
         })
         _swap_dir(tmp, self.last_dir)
@@ -548,6 +550,10 @@ class Trainer:
         if diff:
             raise FsclapError(f"{self.run_dir} holds a run with different settings ({', '.join(diff)}); "
                               f"use a new --out, or the same settings to resume it")
+        changed = sorted(k for k, v in state.get("data", self.data_fingerprint).items() if self.data_fingerprint.get(k) != v)
+        if changed:
+            raise FsclapError(f"{self.run_dir} holds a run on different {' and '.join(changed)} data "
+                              f"(clips, paths or captions changed); use a new --out")
         load_model(self.model, str(self.last_dir / "model.safetensors"), strict=True)
         trainer_state = torch.load(self.last_dir / "trainer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(trainer_state["optimizer"])
@@ -599,7 +605,8 @@ class Trainer:
                     ax1.plot(steps, [r.get(key) for r in self.step_rows], label=key)
         ax1.set_xlabel("optimizer step")
         ax1.set_ylabel("training loss")
-        ax1.legend()
+        if ax1.get_legend_handles_labels()[0]:  # no step logged yet (e.g. a one-step epoch)
+            ax1.legend()
         epochs = [r["epoch"] for r in self.epoch_rows]
         for key, style in (("a2t_mAP@10", "-"), ("t2a_mAP@10", "-"), ("a2t_R@1", "--"), ("t2a_R@1", "--"),
                            ("rerank_a2t_mAP@10", ":"), ("rerank_t2a_mAP@10", ":")):
@@ -607,7 +614,8 @@ class Trainer:
                 ax2.plot(epochs, [r[key] for r in self.epoch_rows], style, marker="o", label=key)
         ax2.set_xlabel("epoch")
         ax2.set_ylabel("validation (%)")
-        ax2.legend(fontsize=8)
+        if ax2.get_legend_handles_labels()[0]:
+            ax2.legend(fontsize=8)
         ax2.set_title(f"{self.model_config.name}: N={len(self.val_set)} val clips, best epoch {self.best_epoch}")
         fig.tight_layout()
         with atomic_path(self.run_dir / "curves.png") as tmp:
@@ -616,6 +624,14 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------------
+def _data_fingerprint(dataset: ClipDataset) -> str:
+    """What the run was trained on: clip ids, audio paths, segment bounds and captions (not audio bytes)."""
+    digest = hashlib.sha256()
+    for row in dataset.rows:
+        digest.update(f"{row.clip_id}\t{row.audio_path}\t{row.start_s}\t{row.end_s}\t{row.caption}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def _cosine_with_warmup(warmup: int, total: int, min_ratio: float):
     def factor(step: int) -> float:
         if warmup and step < warmup:

@@ -190,3 +190,14 @@ def test_cli_train_learns_on_generated_speech(tmp_path):
                                   list(val.frame["caption"])).to_json() for _ in range(20)]
     chance_map = np.mean([c["a2t"]["mAP@10"] + c["t2a"]["mAP@10"] for c in chance]) / 2
     assert (best["a2t_mAP@10"] + best["t2a_mAP@10"]) / 2 > 1.5 * chance_map, (best, chance_map)
+
+
+def test_resume_refuses_a_run_on_different_data(style_corpus, tmp_path):
+    train_m, val_m = style_corpus
+    run = tmp_path / "run"
+    sets = [f"--set={s}" for s in TINY + ["epochs=1", "batch_size=16", "grad_accum=1"]]
+    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    smaller = _subset(train_m, 40, tmp_path / "smaller.csv")
+    with pytest.raises(FsclapError, match="different train data"):
+        train_run = load_train_config(None, [s.split("=", 1)[1] for s in sets])
+        Trainer(train_run, ClipManifest.read(smaller), ClipManifest.read(val_m), run).fit()
