@@ -3,23 +3,22 @@ real runner (acquire -> extract -> separate(none) -> diarize -> consistency), tw
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
 from fsclap.config import load_settings
 from pipeline.consistency import Consistency
 from pipeline.diarize.stage import Diarize
-from pipeline.runner import build_stages, run_build
+from pipeline.runner import AUDIO_STAGES, build_stages, run_build
 from pipeline.segments import SEGMENT_COLUMNS
-from pipeline.stage import StageContext
 from pipeline.tables import read_episodes
 
 
 def corpus_stages(settings):
-    context = StageContext(data_root=Path(settings.data_root), device="cpu", profile=settings.profile)
-    return build_stages(settings) + [Diarize(settings.stages.get("diarize", {}), context=context, settings=settings),
-                                     Consistency(settings.stages.get("consistency", {}), context=context)]
+    """The runner's own stage list, up to consistency."""
+    stages = build_stages(settings, AUDIO_STAGES + ["diarize", "consistency"])
+    assert [type(s) for s in stages[-2:]] == [Diarize, Consistency]
+    return stages
 
 
 def test_generated_drama_through_the_runner(tmp_path):
