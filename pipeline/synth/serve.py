@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from contextlib import contextmanager
 from functools import partial
@@ -89,6 +90,12 @@ class _Limited:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a client that stops reading mid-file (yt-dlp probing, a cancelled download) is normal here
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, *args, **kwargs):
         self.requests: list[str] = []
