@@ -15,7 +15,7 @@ import typer
 
 from fsclap import __version__
 from fsclap.config import Settings, load_settings
-from fsclap.errors import FsclapError, NotBuiltError
+from fsclap.errors import FsclapError
 from fsclap.log import setup_logging
 
 app = typer.Typer(
@@ -48,10 +48,6 @@ def _settings(ctx: typer.Context, profile: str | None = None, extra: dict | None
         if value is not None:
             overrides.append(f"{key}={value}")
     return load_settings(obj.get("config"), overrides)
-
-
-def _not_built(command: str, issue: int) -> None:
-    raise NotBuiltError(f"'fsclap {command}' is not built yet (tracked in issue #{issue})")
 
 
 def _version(value: bool) -> None:

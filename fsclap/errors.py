@@ -17,8 +17,3 @@ class MissingModelError(FsclapError):
             msg += f" ({hint})"
         super().__init__(msg)
 
-
-class NotBuiltError(FsclapError):
-    """A command or backend whose implementation has not landed yet."""
-
-    exit_code = 3

@@ -211,9 +211,10 @@ def evaluate_checkpoint(
 
         frame = manifest.frame.set_index("clip_id").loc[emb.clip_ids]
         labels = None
-        for column in ("emotion", "gender", "pitch"):
-            if column in frame.columns and frame[column].fillna("").astype(str).str.len().gt(0).any():
-                labels = frame[column].fillna("?").astype(str).to_numpy()
+        for column in ("emotion", "gender", "pitch", "speed", "energy"):  # the first that tells clips apart
+            values = frame[column].fillna("").astype(str) if column in frame.columns else None
+            if values is not None and values[values != ""].nunique() >= 2:
+                labels = values.replace("", "?").map(lambda v, c=column: f"{c}={v}").to_numpy()
                 break
         plot_embedding_map(emb.audio.numpy(), emb.text.numpy(), plot, labels=labels,
                            title=f"{Path(folder).name}: audio (o) and text (x) embeddings")

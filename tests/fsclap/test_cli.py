@@ -34,16 +34,6 @@ def test_bad_setting_is_one_line_error(capsys):
     assert err.startswith("error: invalid settings: profile") and "\n" not in err
 
 
-def test_unbuilt_commands_fail_and_say_so():
-    """Every command is built now; the marker for one that is not still exits 3 naming its issue."""
-    from fsclap.cli import _not_built
-    from fsclap.errors import NotBuiltError
-
-    with pytest.raises(NotBuiltError, match=r"'fsclap x' is not built yet \(tracked in issue #99\)") as info:
-        _not_built("x", 99)
-    assert info.value.exit_code == 3
-
-
 def test_usage_error_exit_code(capsys):
     assert main(["train"]) == 2  # missing required options
     assert "Missing option" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from fsclap.manifest import ClipManifest
 
 TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
         "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
-        "freeze_text=true", "workers=0", "val_rerank_k=3", "pair_negatives=2",
+        "freeze_text=true", "workers=0", "val_rerank_k=3", "pair_negatives=2", "pair_loss=hard",
         "epochs=2", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]
 
 
