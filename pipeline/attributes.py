@@ -23,7 +23,8 @@ threshold 0.43 is the tertile point of a normal distribution, so a speaker's cli
 into thirds. Centre = median, spread = 1.4826 × median absolute deviation (floored, see
 ``SPREAD_FLOORS``, so that a monotone speaker is not split by measurement noise).
 
-The reference is chosen per clip and attribute, first that applies:
+The reference is chosen per clip and attribute, first that applies (step 1 only with
+``reference = "speaker"``; the default ``"gender"`` starts at step 2):
 
 1. ``speaker`` — the clip's speaker has at least ``min_speaker_clips`` measured values (a level is
    then "for this person": a high-pitched woman speaking at her usual pitch is *normal*);
@@ -32,8 +33,8 @@ The reference is chosen per clip and attribute, first that applies:
    the group has at least ``min_group_clips`` values;
 3. ``default:<group>`` — documented reference values from the literature (``DEFAULT_REFERENCES``).
 
-With ``reference = "gender"`` step 1 is skipped (levels relative to the gender/group, as in
-TextrolSpeech's labels). Which reference was used is stored per clip (``pitch_ref`` …).
+The default ``reference = "gender"`` gives levels relative to the gender/group, as in TextrolSpeech's
+labels, which can be heard in a single clip. Which reference was used is stored per clip (``pitch_ref`` …).
 
 Gender
 ------
@@ -170,8 +171,12 @@ class BinningConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Default "gender": the levels TextrolSpeech/PromptSpeech captions use, and the ones a listener (or a
+    # model) can judge from one clip. "speaker" describes a clip against its own speaker's habits, which
+    # one clip does not reveal: retrieval trained on those labels stayed at chance on held-out dramas.
     reference: Literal["speaker", "gender"] = Field(
-        "speaker", description="speaker: each speaker's own distribution when it has enough clips; gender: corpus group only.")
+        "gender", description="gender: relative to the clip's gender/group in the corpus (default); "
+                              "speaker: each speaker's own distribution when it has enough clips.")
     min_speaker_clips: int = Field(8, ge=2, description="Measured clips a speaker needs for its own reference.")
     min_group_clips: int = Field(30, ge=2, description="Clips a corpus group needs before it replaces the literature default.")
     z_threshold: float = Field(0.43, gt=0, description="|robust z| above this is low/high (0.43: Gaussian tertiles).")

@@ -71,7 +71,7 @@ def test_clipped_audio_is_noted_and_its_energy_is_not_binned():
 
 def test_speaker_relative_bins_split_a_speaker_into_levels():
     f0 = [200, 205, 210, 215, 220, 160, 165, 170, 280, 290]
-    out = bin_attributes(clip_rows("anna", f0))
+    out = bin_attributes(clip_rows("anna", f0), BinningConfig(reference="speaker"))
     assert (out["pitch_ref"] == "speaker").all()
     levels = dict(zip(f0, out["pitch"]))
     assert levels[210] == "normal" and levels[160] == "low" and levels[290] == "high"
@@ -83,8 +83,8 @@ def test_speaker_relative_bins_split_a_speaker_into_levels():
 
 def test_a_high_voiced_speaker_is_normal_for_herself_but_high_for_her_gender():
     f0 = [255, 258, 260, 262, 265, 250, 270, 259, 261, 263]
-    by_speaker = bin_attributes(clip_rows("bea", f0))
-    by_gender = bin_attributes(clip_rows("bea", f0), BinningConfig(reference="gender"))
+    by_speaker = bin_attributes(clip_rows("bea", f0), BinningConfig(reference="speaker"))
+    by_gender = bin_attributes(clip_rows("bea", f0))  # the default
     assert by_speaker["pitch"].iloc[2] == "normal"
     assert (by_gender["pitch"] == "high").all() and (by_gender["pitch_ref"] == "default:female").all()
 
@@ -92,7 +92,8 @@ def test_a_high_voiced_speaker_is_normal_for_herself_but_high_for_her_gender():
 def test_small_speakers_fall_back_to_the_corpus_group_then_to_defaults():
     big = clip_rows("big", list(np.linspace(100, 140, 40)))
     small = clip_rows("small", [100.0, 140.0])
-    out = bin_attributes(pd.concat([big, small], ignore_index=True), BinningConfig(min_speaker_clips=8, min_group_clips=30))
+    out = bin_attributes(pd.concat([big, small], ignore_index=True),
+                         BinningConfig(reference="speaker", min_speaker_clips=8, min_group_clips=30))
     small_rows = out[out["speaker_id"] == "small"]
     assert (small_rows["pitch_ref"] == "corpus:male").all()
     assert list(small_rows["pitch"]) == ["low", "high"]

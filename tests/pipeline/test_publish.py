@@ -134,7 +134,7 @@ def test_caption_and_publish_stages_on_a_corpus(tmp_path):
     root = tmp_path / "data"
     episodes = fake_corpus(root)
     context = StageContext(data_root=root)
-    caption = Caption(CaptionConfig(binning={"min_speaker_clips": 4}), context=context)
+    caption = Caption(CaptionConfig(binning={"reference": "speaker", "min_speaker_clips": 4}), context=context)
     done = [caption.run(e) for e in episodes]
     assert all(caption.is_done(e) for e in done) and caption.calls == 6
     assert [e.extra["n_measured_clips"] for e in done] == [5] * 6
