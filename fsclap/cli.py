@@ -87,12 +87,40 @@ def corpus_build(
     profile: Optional[str] = ProfileOpt,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry episodes that failed for a content reason."),
     only: Optional[List[str]] = typer.Option(None, "--stage", help="Run only this stage (repeatable)."),
+    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Run the per-episode tasks on this "
+                                               "existing Dask cluster (needs fsclap[dask]); default: threads here."),
 ) -> None:
-    """Run build-corpus: acquire -> extract -> separate -> diarize -> consistency -> caption -> publish."""
-    settings = _settings(ctx, profile, {"data_root": data_root})
-    from pipeline.runner import run_build
+    """Run the build-corpus flow here (Prefect's ephemeral mode unless PREFECT_API_URL is set):
+    acquire -> extract -> separate -> diarize -> consistency -> caption -> publish."""
+    import logging
 
-    summary = run_build(settings, sources, only=only or None, retry_failed=retry_failed)
+    from pydantic import ValidationError
+
+    from fsclap.config import format_validation_error
+
+    runner = {"orchestration.task_runner": "dask", "orchestration.dask_address": dask_address} if dask_address else {}
+    settings = _settings(ctx, profile, {"data_root": data_root, **runner})
+    # cheap checks first: a bad sources file or stage name fails before Prefect starts
+    from pipeline.runner import build_stages
+    from pipeline.sources import load_sources
+
+    load_sources(sources)
+    build_stages(settings, only or None)
+    obj = ctx.find_root().obj or {}
+    overrides = list(obj.get("set") or []) + [f"{key}={value}" for key, value in runner.items()]
+    from flows.params import BuildCorpusParams
+
+    try:
+        params = BuildCorpusParams(sources=sources, data_root=data_root, profile=profile, stages=only or None,
+                                   retry_failed=retry_failed, config_file=obj.get("config"), overrides=overrides)
+    except ValidationError as exc:
+        raise FsclapError(f"invalid options: {format_validation_error(exc)}") from None
+    from flows.runtime import prepare_local_prefect
+
+    prepare_local_prefect(verbose=logging.getLogger("fsclap").getEffectiveLevel() <= logging.DEBUG)
+    from flows.build_corpus import build_corpus
+
+    summary = build_corpus(params)
     typer.echo(summary.render())
 
 

@@ -47,6 +47,19 @@ class ModelHubs(BaseModel):
     connect_timeout_s: float = Field(5.0, gt=0, description="A hub that does not answer within this is offline.")
 
 
+class Orchestration(BaseModel):
+    """How the Prefect flows (``flows/``) run their per-episode tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: a thread pool per stage in the flow's process (stages.<name>.workers wide); "
+        "dask: tasks go to an existing Dask cluster (pip install 'fsclap[dask]', set dask_address).")
+    dask_address: str | None = Field(None, description="Scheduler address of the Dask cluster, e.g. tcp://scheduler:8786.")
+    result_cache: bool = Field(True, description="Persist each stage task's result under <data_root>/.prefect-results "
+                               "(keyed by the stage's resume key) so finished work the journal missed is reused.")
+
+
 class Settings(BaseSettings):
     """Global settings shared by the CLI, the flows and the library."""
 
@@ -70,6 +83,7 @@ class Settings(BaseSettings):
     seed: int = 0
     workers: int = Field(2, ge=0, description="Parallel workers for data loading and per-episode work.")
     progress: bool | None = Field(None, description="Progress bars; default: on for a terminal, off in CI.")
+    orchestration: Orchestration = Field(default_factory=Orchestration)
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Corpus-builder stage configs by stage name, e.g. stages.separate.method=demucs; "

@@ -3,7 +3,10 @@ real layouts, so every test goes through the same loaders as real weights."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MODELSCOPE_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Prefect (the flows, `fsclap corpus build`) keeps its database in a folder of this session, never in
+# ~/.prefect, and never talks to a server the developer has configured.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="fsclap-test-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, True)
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
+    os.environ.pop(_key, None)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

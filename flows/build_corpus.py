@@ -1,0 +1,358 @@
+"""``build-corpus``: the corpus builder as a Prefect flow (a thin wrapper over ``pipeline/``).
+
+The flow does what :func:`pipeline.runner.run_build` does, with Prefect doing the running:
+
+* parameters are a pydantic model (:class:`~flows.params.BuildCorpusParams`): a bad run is
+  rejected by the flow's schema before any work; the settings, sources, stages and every model
+  the stages load are checked next, still before any work (``stage.check()`` + the model
+  verification the runner does);
+* discovery is a task; then, per stage, **one task per episode** (named ``<stage>/<episode>``)
+  for the episodes the runner's ``decide`` says must run, on a task runner chosen by config
+  (threads by default, an existing Dask cluster for scale-out; see :mod:`flows.runtime`);
+  each stage's corpus-wide step (``finish``: consistency per drama, clip manifest, dataset
+  publish) is a task of its own;
+* a failing episode fails its task, not the flow: the failure is recorded in
+  ``failures.parquet`` and the flow completes; network failures (acquire) are retried with
+  exponential backoff first;
+* each finished episode is journalled at once by the flow (the only writer of the tables), so
+  a worker killed mid-run leaves a state the next run resumes from;
+* task results are cached by ``(stage, episode, resume key)`` -- the resume key hashes the
+  stage's version and config with the content of its input -- and persisted under the data
+  root: finished work the journal did not record (the flow died between a task's end and its
+  journal entry, or on another machine) is taken from the cache instead of being redone;
+* tasks of stages that load a paper model carry the tag ``gpu`` (a Prefect tag concurrency
+  limit keeps them within the GPUs), every task ``stage:<name>``;
+* artifacts: a Markdown summary (counts per stage, hours, failures, kept ratio, dataset), the
+  failures table, and the published dataset's plots.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE, CachePolicy
+from prefect.futures import as_completed
+from prefect.tasks import exponential_backoff
+
+from fsclap.config import Settings
+from fsclap.errors import FsclapError
+from fsclap.log import get_logger, progress
+from flows import artifacts
+from flows.params import BuildCorpusParams
+from flows.runtime import TaskRunners, ensure_library_logging, result_storage
+from pipeline.acquire import Acquire, AcquireConfig, YtdlpClient
+from pipeline.runner import (
+    BuildSummary,
+    StageSummary,
+    build_stages,
+    decide,
+    mark_duplicate_content,
+    record_discovery,
+    record_stage_failure,
+)
+from pipeline.sources import Discovery, Sources, discover, load_sources
+from pipeline.stage import Stage, StageError, short_hash
+from pipeline.tables import CorpusTables, Episode, RunLock
+
+log = get_logger("flows.build_corpus")
+
+#: Fields discovery owns: a cached stage result takes them from the current listing.
+LISTING_FIELDS = ("drama_id", "source_url", "source_key", "source_kind", "episode_index", "drama_title", "language", "title")
+#: Stages whose failures can be network trouble: retried by Prefect with backoff.
+NETWORK_STAGES = {"acquire"}
+
+
+# --- the per-episode task ---------------------------------------------------------------------
+
+# Stage instances by name for the tasks of this process: the flow registers its own (a thread
+# runner's tasks then share its loaded models); a Dask worker builds one from the settings once.
+_STAGES: dict[str, tuple[str, Stage]] = {}
+_STAGES_LOCK = threading.Lock()
+
+
+def settings_fingerprint(settings: Settings) -> str:
+    return short_hash(settings.model_dump(mode="json"))
+
+
+def register_stage(settings: Settings, stage: Stage) -> None:
+    with _STAGES_LOCK:
+        _STAGES[stage.name] = (settings_fingerprint(settings), stage)
+
+
+def stage_for(settings: Settings, name: str) -> Stage:
+    fingerprint = settings_fingerprint(settings)
+    with _STAGES_LOCK:
+        known = _STAGES.get(name)
+        if known is None or known[0] != fingerprint:
+            known = (fingerprint, build_stages(settings, [name])[0])
+            _STAGES[name] = known
+        return known[1]
+
+
+class StageKeyPolicy(CachePolicy):
+    """Cache key of a stage task: the stage, the episode and its resume key (stage version +
+    config hash + content hash of the input), so a changed input or config misses the cache."""
+
+    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs) -> str | None:
+        episode = inputs.get("episode")
+        key = inputs.get("key")
+        if episode is None or not key:
+            return None
+        return "fsclap-" + short_hash([inputs["stage_name"], episode.episode_id, key], 32)
+
+
+def run_stage_on_episode(stage_name: str, episode: Episode, key: str, settings: Settings) -> Episode:
+    """One stage on one episode (``key`` is its resume key: the task's cache key)."""
+    ensure_library_logging()
+    return stage_for(settings, stage_name).run(episode)
+
+
+def is_retryable(task, task_run, state) -> bool:
+    """Retry network trouble, not bad content (a StageError says which it is)."""
+    exc = state.result(raise_on_failure=False)
+    return exc.retryable if isinstance(exc, StageError) else isinstance(exc, Exception)
+
+
+def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
+    tags = ["fsclap", f"stage:{stage.name}"] + (["gpu"] if stage.models() else [])
+    options: dict[str, Any] = dict(name=stage.name, task_run_name=f"{stage.name}/{{episode.episode_id}}", tags=tags)
+    if settings.orchestration.result_cache:
+        options.update(cache_policy=StageKeyPolicy(), persist_result=True,
+                       result_storage=result_storage(settings.data_root))
+    else:
+        options.update(cache_policy=NO_CACHE, persist_result=False)
+    if stage.name in NETWORK_STAGES and params.acquire_retries:
+        options.update(retries=params.acquire_retries,
+                       retry_delay_seconds=exponential_backoff(params.acquire_retry_delay_s)(params.acquire_retries),
+                       retry_jitter_factor=0.2, retry_condition_fn=is_retryable)
+    return task(run_stage_on_episode).with_options(**options)
+
+
+# --- corpus-wide tasks ------------------------------------------------------------------------
+
+
+@task(name="discover", cache_policy=NO_CACHE, persist_result=False)
+def discover_episodes(sources: Sources, lister) -> Discovery:
+    """List every drama's URLs into episodes (problems are recorded, not raised)."""
+    return discover(sources, lister=lister)
+
+
+@task(name="finish", task_run_name="{stage.name}-finish", cache_policy=NO_CACHE, persist_result=False)
+def finish_stage(stage: Stage) -> Any:
+    """A stage's corpus-wide step: consistency per drama, the clip manifest, the dataset."""
+    return stage.finish()
+
+
+# --- the flow ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StageRun:
+    """What the flow saw of one stage beyond the runner's counts."""
+
+    summary: StageSummary
+    cached: int = 0
+    seconds: float = 0.0
+    errors: Counter = field(default_factory=Counter)
+
+
+def preflight(settings: Settings, stages: list[Stage]) -> None:
+    """Fail before any work when a stage's resources or models are missing (as the runner does)."""
+    for stage in stages:
+        stage.check()
+    from fsclap.weights import verify_stage_models
+
+    verify_stage_models(settings, stages)
+
+
+@flow(name="build-corpus", description="Short-drama sources -> clips with style captions -> a published dataset "
+      "version (incremental: only new or changed episodes are processed).", persist_result=False)
+def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummary:
+    ensure_library_logging()
+    logger = get_run_logger()
+    settings = params.settings()
+    data_root = Path(settings.data_root).expanduser()
+    sources = load_sources(params.sources_path(data_root))
+    stages = build_stages(settings, params.stages)
+    runners = TaskRunners(settings)
+    preflight(settings, stages)
+    summary = BuildSummary(data_root=data_root)
+    runs: list[StageRun] = []
+    published = None
+    start = time.perf_counter()
+    with RunLock(data_root), CorpusTables(data_root) as tables, runners:
+        acquire = next((s for s in stages if isinstance(s, Acquire)), None)
+        client = acquire.client if acquire else YtdlpClient(AcquireConfig(**settings.stages.get("acquire", {})))
+        discovery = discover_episodes(sources, client.list_entries)
+        ids = record_discovery(tables, discovery)
+        summary.dramas, summary.episodes = len(discovery.dramas), len(ids)
+        summary.skipped_dramas = list(discovery.skipped_dramas)
+        logger.info("discovered %d episodes of %d dramas (%d skipped)", len(ids), len(discovery.dramas),
+                    len(discovery.skipped_dramas))
+        order = {stage.name: i for i, stage in enumerate(stages)}
+        for stage in stages:
+            register_stage(settings, stage)
+            run = run_stage(stage, ids, tables, order, params, settings, runners)
+            runs.append(run)
+            summary.stages.append(run.summary)
+            if callable(getattr(stage, "finish", None)):
+                result = finish_stage(stage)
+                if stage.name == "publish":
+                    published = result
+            if isinstance(stage, Acquire):
+                mark_duplicate_content(tables, ids, stage)
+        last = stages[-1].done_status if stages else None
+        finished = [tables.episodes[i] for i in ids if tables.episodes[i].status == last]
+        summary.finished = len(finished)
+        summary.hours = sum(e.duration_s or 0.0 for e in finished) / 3600.0
+        summary.failures = len(tables.failures)
+        failures = sorted(tables.failures.values(), key=lambda r: (str(r.get("stage")), str(r.get("item_id"))))
+    logger.info("corpus build finished: %d/%d episodes through all stages, %d failures",
+                summary.finished, summary.episodes, summary.failures)
+    report_build(summary, runs, failures, published, params, settings, time.perf_counter() - start)
+    return summary
+
+
+def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, order: dict[str, int], params: BuildCorpusParams,
+              settings: Settings, runners: TaskRunners) -> StageRun:
+    """Submit one task per episode that must run; journal each result as it arrives."""
+    run = StageRun(StageSummary(stage.name, stage.describe()))
+    counts = run.summary.counts
+    todo: list[Episode] = []
+    for episode_id in ids:
+        episode = tables.episodes[episode_id]
+        decision = decide(stage, episode, order, params.retry_failed)
+        if decision == "run":
+            todo.append(episode)
+        else:
+            counts[decision] += 1
+    if not todo:
+        log.info("%s", run.summary.line())
+        return run
+    if runners.in_process:
+        stage.ensure_setup()  # a model that cannot load stops the run here, not as one failure per episode
+    start = time.perf_counter()
+    work = stage_task(stage, params, settings)
+    with runners.for_stage(getattr(stage.config, "workers", 1)) as runner:
+        futures = {runner.submit(work, _inputs(stage, episode, settings)): episode for episode in todo}
+        for future in progress(as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"):
+            episode = futures[future]
+            future.wait()  # takes the final state from the runner (the API's copy may lag behind)
+            state = future.state
+            if state.is_completed() and state.name == "Cached":
+                state = _checked_cache_hit(stage, episode, state, work, runner, settings)
+            if state.is_completed():
+                result = _with_listing(state.result(), episode)
+                tables.save_episode(result)
+                tables.resolve_failure(stage.name, episode.episode_id)
+                if state.name == "Cached":
+                    counts["done"] += 1
+                    run.cached += 1
+                else:
+                    counts["run"] += 1
+                continue
+            error, message, retryable = _failure(state)
+            record_stage_failure(tables, stage, episode, error, message, retryable)
+            counts["failed"] += 1
+            run.errors[error] += 1
+    run.seconds = time.perf_counter() - start
+    log.info("%s%s", run.summary.line(), f"  (cached {run.cached})" if run.cached else "")
+    return run
+
+
+def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any]:
+    return {"stage_name": stage.name, "episode": episode, "key": stage.key(episode), "settings": settings}
+
+
+def _checked_cache_hit(stage: Stage, episode: Episode, state, work, runner, settings: Settings):
+    """A cached result counts only while the files it names exist; otherwise redo the work."""
+    cached = state.result()
+    if all(path.exists() for path in stage.outputs(cached)):
+        return state
+    log.info("%s/%s: cached result's outputs are gone; running again", stage.name, episode.episode_id)
+    again = runner.submit(work.with_options(refresh_cache=True), _inputs(stage, episode, settings))
+    again.wait()
+    return again.state
+
+
+def _with_listing(result: Episode, current: Episode) -> Episode:
+    """A cached result was listed in an earlier run: take the listing fields of this one."""
+    if all(getattr(result, f) == getattr(current, f) for f in LISTING_FIELDS):
+        return result
+    result = result.copy()
+    for name in LISTING_FIELDS:
+        setattr(result, name, getattr(current, name))
+    return result
+
+
+def _failure(state) -> tuple[str, str, bool]:
+    """(error type, message, retryable) of a failed or crashed task, as the runner records them."""
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, StageError):
+        return exc.error_type, str(exc), exc.retryable
+    if isinstance(exc, BaseException):
+        log.debug("task failed:\n%s", "".join(traceback.format_exception(exc)))
+        return type(exc).__name__, str(exc) or repr(exc), True
+    return state.name, state.message or f"task ended in state {state.name}", True
+
+
+# --- the run's artifacts -----------------------------------------------------------------------
+
+
+def report_build(summary: BuildSummary, runs: list[StageRun], failures: list[dict], published, params: BuildCorpusParams,
+                 settings: Settings, seconds: float) -> None:
+    import pandas as pd
+
+    data_root = summary.data_root
+    segments_path = data_root / "manifests" / "segments.parquet"
+    clips_path = data_root / "manifests" / "clips.parquet"
+    segments = pd.read_parquet(segments_path, columns=None) if segments_path.exists() else None
+    lines = [
+        "# build-corpus",
+        "",
+        f"Data root `{data_root}` · profile `{settings.profile}` · sources `{params.sources_path(data_root)}` · "
+        f"{seconds:.0f} s",
+        "",
+        f"- dramas: **{summary.dramas}** ({len(summary.skipped_dramas)} skipped"
+        + (f": {', '.join(summary.skipped_dramas)}" if summary.skipped_dramas else "") + ")",
+        f"- episodes: **{summary.episodes}**, through all stages: **{summary.finished}** "
+        f"({summary.hours:.2f} h of audio)",
+        f"- failures: **{summary.failures}** (`{data_root / 'manifests' / 'failures.parquet'}`)",
+    ]
+    if segments is not None and len(segments):
+        kept = segments["kept"].fillna(False).astype(bool)
+        kept_h = float(segments.loc[kept, "duration_s"].sum()) / 3600 if "duration_s" in segments else float("nan")
+        lines.append(f"- segments: **{len(segments)}**, kept by the consistency filter: **{int(kept.sum())}** "
+                     f"(kept ratio **{kept.mean():.1%}**, {kept_h:.2f} h)")
+    if clips_path.exists():
+        lines.append(f"- clips with captions: **{len(pd.read_parquet(clips_path, columns=['clip_id']))}** (`{clips_path}`)")
+    if published is not None:
+        counts = ", ".join(f"{k} {v}" for k, v in published.counts.items())
+        lines.append(f"- dataset **{published.version}** ({counts}; {published.split_rule})"
+                     f"{' already published' if published.reused else ''}: `{published.path}`")
+    rows = [{"stage": r.summary.name, "ran": r.summary.counts["run"], "failed": r.summary.counts["failed"],
+             "already done": r.summary.counts["done"], "of which cached": r.cached,
+             "kept failed": r.summary.counts["known_failed"], "blocked": r.summary.counts["blocked"],
+             "seconds": round(r.seconds, 1), "identity": r.summary.identity} for r in runs]
+    lines += ["", "## Stages", "", artifacts.markdown_table(rows)]
+    by_error = Counter((f["stage"], f["error"]) for f in failures)
+    if by_error:
+        lines += ["", "## Failures by reason", "",
+                  artifacts.markdown_table([{"stage": s, "error": e, "items": n} for (s, e), n in by_error.most_common()])]
+    plots = sorted((published.path / "plots").glob("*.png")) if published is not None else []
+    if plots:
+        lines += ["", "## Plots", "", *(f"- `{p}` (image artifact `{artifacts.artifact_key('dataset', p.stem)}`)"
+                                       for p in plots)]
+    artifacts.markdown("build-corpus-summary", "\n".join(lines), "Corpus build: counts, hours, failures, kept ratio")
+    artifacts.table("build-corpus-failures",
+                    [{k: f.get(k) for k in ("stage", "item_id", "drama_id", "error", "message", "attempts", "retryable")}
+                     for f in failures[:500]] or [{"stage": None, "item_id": None, "error": None, "message": "no failures"}],
+                    f"Current failures ({len(failures)}; first 500)")
+    artifacts.images("dataset", plots, f"dataset {published.version}" if published is not None else "dataset")

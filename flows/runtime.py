@@ -1,0 +1,105 @@
+"""Where and how the flows run: Prefect defaults for in-process runs, task runners, result storage.
+
+In-process runs (``fsclap corpus build``, the demo, tests) use Prefect's ephemeral mode when no
+``PREFECT_API_URL`` is configured: Prefect starts a throw-away API server on a loopback port over
+the SQLite database in ``PREFECT_HOME`` (``~/.prefect``), so ``prefect server start`` later shows
+those runs and their artifacts. Deployments run the same flows on workers (``prefect.yaml``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from fsclap.errors import FsclapError
+
+if TYPE_CHECKING:
+    from fsclap.config import Settings
+
+#: Set (unless already set) before Prefect is imported by an in-process run.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",  # no API URL configured: start a local ephemeral server
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap",  # the library's own log lines reach the run's logs in the UI
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
+#: Results of per-episode tasks (the cache the result_cache setting keeps), under the data root.
+RESULTS_DIR = ".prefect-results"
+
+
+def prepare_local_prefect(verbose: bool = False) -> None:
+    """Prefect settings for running a flow inside a command: quiet unless ``verbose`` (the command
+    prints its own summary and the library logs failures itself; Prefect would add a traceback
+    per failed episode)."""
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    if "prefect" in __import__("sys").modules and not verbose:
+        # imported before (a test session, the demo): its loggers are configured already
+        logging.getLogger("prefect").setLevel(logging.CRITICAL)
+
+
+def ensure_library_logging() -> None:
+    """In a worker's flow-run process nobody configured the ``fsclap`` logger: let its INFO lines
+    through to Prefect's handlers (console + API) instead of the root logger's WARNING."""
+    logger = logging.getLogger("fsclap")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+def result_storage(data_root: Path) -> Path:
+    """Per-episode task results live beside the data they describe, on the volume every worker
+    mounts, so any worker (or a Dask process) finds what another one finished."""
+    return Path(data_root).expanduser().absolute() / RESULTS_DIR
+
+
+# --- task runners ---------------------------------------------------------------------------
+
+
+class TaskRunners:
+    """Hands out the task runner for each stage: by default a thread pool as wide as the stage's
+    ``workers`` (the plain runner's semantics, so a model that is not thread-safe stays on one
+    thread), or one client of an existing Dask cluster (``orchestration.task_runner: dask``)."""
+
+    def __init__(self, settings: "Settings"):
+        self.kind = settings.orchestration.task_runner
+        self.address = settings.orchestration.dask_address
+        self._stack = ExitStack()
+        self._dask = None
+        if self.kind == "dask":
+            if not self.address:
+                raise FsclapError("orchestration.task_runner is dask but orchestration.dask_address is not set "
+                                  "(e.g. --set orchestration.dask_address=tcp://scheduler:8786)")
+            try:
+                from prefect_dask import DaskTaskRunner  # noqa: F401
+            except ImportError:
+                raise FsclapError("orchestration.task_runner=dask needs the dask extra: pip install 'fsclap[dask]'") from None
+
+    @property
+    def in_process(self) -> bool:
+        """Whether tasks run in this process (they share the flow's stage instances and models)."""
+        return self.kind == "threads"
+
+    def __enter__(self) -> "TaskRunners":
+        if self.kind == "dask":
+            from prefect_dask import DaskTaskRunner
+
+            self._dask = self._stack.enter_context(DaskTaskRunner(address=self.address))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    @contextmanager
+    def for_stage(self, workers: int) -> Iterator:
+        if self._dask is not None:
+            yield self._dask
+            return
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        with ThreadPoolTaskRunner(max_workers=max(int(workers), 1)) as runner:
+            yield runner

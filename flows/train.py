@@ -1,0 +1,166 @@
+"""``train-fsclap``: train FS-CLAP on a published dataset version (a thin wrapper over ``model/``).
+
+The training itself is one task tagged ``fsclap-train`` and ``gpu`` (tag concurrency limits keep
+it within the worker's GPUs, together with the corpus builder's GPU stages). With
+``nproc_per_node > 1`` the task launches ``torchrun`` on the worker (data-parallel training over
+that many GPUs, the trainer's DDP path) and reads the outcome from the run directory. Re-running
+the same run resumes it exactly; a finished run returns at once. Artifacts: a Markdown summary,
+the per-epoch metrics table and the training curves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from fsclap.errors import FsclapError
+from fsclap.log import get_logger
+from flows import artifacts
+from flows.params import TrainParams, dataset_split, default_run_dir, latest_dataset
+from flows.runtime import ensure_library_logging
+
+log = get_logger("flows.train")
+METRIC_KEYS = ("R@1", "R@5", "R@10", "mAP@10")
+
+
+@dataclass
+class TrainingOutcome:
+    run_dir: Path
+    best_epoch: int | None
+    best_metrics: dict[str, float]
+    epochs_done: int
+    epochs: int
+    finished: bool
+    world_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
+                "epochs_done": self.epochs_done, "epochs": self.epochs, "finished": self.finished,
+                "world_size": self.world_size, "checkpoint": str(self.run_dir / "checkpoints" / "best")}
+
+
+def torchrun_command(params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path) -> list[str]:
+    """``fsclap train`` under torchrun on this machine: one process per GPU (the trainer reads
+    RANK/LOCAL_RANK/WORLD_SIZE and wraps the model in DDP)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={params.nproc_per_node}",
+               "-m", "fsclap.cli"]
+    if params.config_file is not None:
+        command += ["--config", str(params.config_file)]
+    settings = list(params.overrides)
+    if params.data_root is not None:
+        settings.append(f"data_root={params.data_root}")
+    if params.profile is not None:
+        settings.append(f"profile={params.profile}")
+    command += [f"--set={s}" for s in settings]
+    command += ["train", "--train", str(train_manifest), "--val", str(val_manifest), "--out", str(run_dir)]
+    if params.train_config is not None:
+        command += ["--config", str(params.train_config)]
+    command += [f"--set={s}" for s in params.train_overrides]
+    return command
+
+
+def outcome_from_run_dir(run_dir: Path, epochs: int, world_size: int) -> TrainingOutcome:
+    """What a (torchrun) training left in its run directory."""
+    state_path = run_dir / "checkpoints" / "last" / "state.json"
+    if not state_path.is_file():
+        raise FsclapError(f"training left no state in {state_path.parent}")
+    state = json.loads(state_path.read_text())
+    return TrainingOutcome(run_dir, state.get("best_epoch"), state.get("best_metrics") or {}, int(state["epoch"]),
+                           epochs, int(state["epoch"]) >= epochs, world_size)
+
+
+@task(name="train", tags=["fsclap", "fsclap-train", "gpu"], cache_policy=NO_CACHE, persist_result=False)
+def train_model(params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path, config, settings) -> TrainingOutcome:
+    ensure_library_logging()
+    if params.nproc_per_node > 1:
+        command = torchrun_command(params, train_manifest, val_manifest, run_dir)
+        get_run_logger().info("data-parallel training: %s", " ".join(command))
+        done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr)
+        if done.returncode != 0:
+            raise FsclapError(f"torchrun training exited with status {done.returncode} (see the log above)")
+        return outcome_from_run_dir(run_dir, config.epochs, params.nproc_per_node)
+    from model.training import train
+
+    result = train(train_manifest, val_manifest, run_dir, config, settings=settings)
+    return TrainingOutcome(run_dir, result.best_epoch, result.best_metrics, result.epochs_done, config.epochs,
+                           result.finished, 1)
+
+
+@flow(name="train-fsclap", description="Train FS-CLAP (or an ablation / the CLAP baseline) on a published dataset "
+      "version; resumable.", persist_result=False)
+def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
+    ensure_library_logging()
+    from model.train_config import load_train_config
+
+    settings = params.settings()
+    data_root = Path(settings.data_root).expanduser()
+    if params.train_manifest is not None:
+        train_manifest, val_manifest, dataset = params.train_manifest, params.val_manifest, None
+        for path in (train_manifest, val_manifest):
+            if not Path(path).is_file():
+                raise FsclapError(f"manifest not found: {path}")
+    else:
+        dataset = params.dataset if params.dataset is not None else latest_dataset(data_root)
+        train_manifest, val_manifest = dataset_split(dataset, "train"), dataset_split(dataset, "val")
+    if params.run_dir is not None:
+        run_dir = params.run_dir
+    elif dataset is not None:
+        run_dir = default_run_dir(data_root, dataset)
+    else:
+        raise FsclapError("give run_dir when training on explicit manifests")
+    config = load_train_config(params.train_config, params.train_overrides)  # bad keys fail before any work
+    get_run_logger().info("training %s on %s (val %s) -> %s", config.backbone, train_manifest, val_manifest, run_dir)
+    outcome = train_model(params, Path(train_manifest), Path(val_manifest), Path(run_dir), config, settings)
+    report_training(outcome, config, train_manifest, val_manifest, dataset)
+    return outcome.to_json()
+
+
+def metric_rows(metrics: dict[str, float], prefix: str = "") -> list[dict[str, Any]]:
+    """``{"a2t_R@1": ..}`` -> one row per direction with the paper's columns."""
+    rows = []
+    for direction, name in (("a2t", "audio→text"), ("t2a", "text→audio")):
+        row: dict[str, Any] = {"direction": name}
+        for key in METRIC_KEYS:
+            value = metrics.get(f"{prefix}{direction}_{key}")
+            row[key] = round(float(value), 1) if value is not None else None
+        rows.append(row)
+    return rows
+
+
+def report_training(outcome: TrainingOutcome, config, train_manifest, val_manifest, dataset) -> None:
+    import pandas as pd
+
+    run_dir = outcome.run_dir
+    m = outcome.best_metrics
+    lines = [
+        "# train-fsclap",
+        "",
+        f"Run `{run_dir}` · backbone `{config.backbone}` · fusion {config.fusion} · separation {config.separation} · "
+        f"HN loss {config.hn_loss} · {outcome.world_size} process(es)",
+        "",
+        f"- data: {f'dataset `{dataset}`' if dataset is not None else ''} train `{train_manifest}`, val `{val_manifest}`",
+        f"- epochs: {outcome.epochs_done}/{outcome.epochs} ({'finished' if outcome.finished else 'stopped early; run again to resume'}),"
+        f" batch {config.batch_size} x {config.grad_accum} accumulation, lr {config.lr_backbone:g} backbone / "
+        f"{config.lr_fusion:g} fusion-separation",
+        f"- best epoch: **{outcome.best_epoch}** on {m.get('n', '?')} validation clips "
+        f"(checkpoint `{run_dir / 'checkpoints' / 'best'}`)",
+        "",
+        artifacts.markdown_table(metric_rows(m)),
+        "",
+        f"Curves: `{run_dir / 'curves.png'}` (image artifact `train-fsclap-curves`); per-epoch metrics: "
+        f"`{run_dir / 'metrics.csv'}`.",
+    ]
+    artifacts.markdown("train-fsclap-summary", "\n".join(lines), "Training: best epoch and validation metrics")
+    metrics_csv = run_dir / "metrics.csv"
+    if metrics_csv.is_file():
+        rows = pd.read_csv(metrics_csv).to_dict("records")
+        if rows:
+            artifacts.table("train-fsclap-metrics", rows, f"Per-epoch loss and validation metrics ({metrics_csv})")
+    artifacts.images("train-fsclap", [run_dir / "curves.png"], "Training curves")

@@ -1,0 +1,280 @@
+"""build-corpus end to end under a real Prefect API (test harness): one task per stage per episode,
+retries on network failures, bad episodes failing their task but not the flow, artifacts, an
+incremental refresh, parameter validation before any work, and resume after a killed run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from flows.build_corpus import build_corpus
+from flows.params import BuildCorpusParams
+from fsclap.errors import FsclapError
+from fsclap.testing.media import closed_port
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ["acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"]
+
+
+def episode_urls(drama: Path, base_url: str) -> list[str]:
+    doc = yaml.safe_load((drama / "sources.yaml").read_text())
+    return [f"{base_url}/{url}" for url in doc["dramas"][0]["urls"]]
+
+
+def write_sources(path: Path, urls: list[str]) -> Path:
+    doc = {"min_episodes": 1, "dramas": [{"id": "drama01", "title": "A generated drama", "language": "en", "urls": urls}]}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def task_runs(flow_run_id, settle_s: float = 20.0) -> list:
+    """The flow run's task runs once the API has recorded a final state for each (task states
+    reach the API as events, a moment after the run itself returns)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + settle_s
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.5)
+
+
+def states_by_task(runs) -> dict[str, Counter]:
+    """Final state names per task: ``<stage>/<episode>`` runs by stage, ``<stage>-finish`` as is,
+    other tasks by name (Prefect names their runs ``<task>-<suffix>``)."""
+    out: dict[str, Counter] = {}
+    for run in runs:
+        if "/" in run.name:
+            key = run.name.split("/")[0]
+        else:
+            key = run.name if run.name.endswith("-finish") else run.name.rsplit("-", 1)[0]
+        out.setdefault(key, Counter())[run.state.name] += 1
+    return out
+
+
+def artifacts_of(flow_run_id) -> dict[str, object]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: a for a in found}
+
+
+def run_flow(params: dict):
+    state = build_corpus(params, return_state=True)
+    return state, state.state_details.flow_run_id
+
+
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory, drama, served):
+    """Two good episodes over HTTP, an unreachable host (network: retried, then recorded) and a
+    text file named .mp4 (bad content: recorded at once)."""
+    tmp = tmp_path_factory.mktemp("build")
+    (drama / "notes.mp4").write_text("a text file renamed to .mp4\n")
+    good = episode_urls(drama, served)[:2]
+    unreachable = f"http://127.0.0.1:{closed_port()}/drama01_ep009.mp4"
+    sources = write_sources(tmp / "sources.yaml", [*good, f"{served}/notes.mp4", unreachable])
+    params = {"sources": str(sources), "data_root": str(tmp / "data"), "acquire_retries": 1, "acquire_retry_delay_s": 0.1,
+              "overrides": ["stages.acquire.retries=0"]}
+    start = time.perf_counter()
+    state, flow_run_id = run_flow(params)
+    return {"state": state, "flow_run_id": flow_run_id, "data_root": tmp / "data", "good": good, "params": params,
+            "seconds": time.perf_counter() - start}
+
+
+def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_build):
+    state, data_root = first_build["state"], first_build["data_root"]
+    assert state.is_completed(), state.message  # two failing episodes failed their tasks, not the flow
+    summary = state.result()
+    assert summary.episodes == 4 and summary.finished == 2 and summary.failures == 2
+    assert [s.name for s in summary.stages] == STAGES
+
+    episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet").set_index("episode_id")
+    assert (episodes["status"] == "published").sum() == 2
+    failures = pd.read_parquet(data_root / "manifests" / "failures.parquet").set_index("error")
+    assert set(failures.index) == {"Unreachable", "UnreadableMedia"} and (failures["stage"] == "acquire").all()
+    clips = pd.read_parquet(data_root / "manifests" / "clips.parquet")
+    assert len(clips) >= 2 and clips["caption"].str.len().gt(10).all()
+    version = (data_root / "datasets" / "LATEST").read_text().strip()
+    assert (data_root / "datasets" / version / "train.parquet").is_file()
+
+    runs = task_runs(first_build["flow_run_id"])
+    by_task = states_by_task(runs)
+    # one task per stage per episode that reached it (the two bad ones stop at acquire)
+    assert by_task["acquire"] == Counter({"Completed": 2, "Failed": 2})
+    for stage in STAGES[1:]:
+        assert by_task[stage] == Counter({"Completed": 2}), stage
+    assert by_task["discover"] == Counter({"Completed": 1})
+    assert {name for name in by_task if name.endswith("-finish")} == {"consistency-finish", "caption-finish", "publish-finish"}
+    acquire = {r.name: r for r in runs if r.name.startswith("acquire/")}
+    ids = episodes.index
+    unreachable = next(i for i in ids if episodes.loc[i, "error"] == "Unreachable")
+    unreadable = next(i for i in ids if episodes.loc[i, "error"] == "UnreadableMedia")
+    assert acquire[f"acquire/{unreachable}"].run_count == 2  # a network failure is retried once (acquire_retries=1)
+    assert acquire[f"acquire/{unreadable}"].run_count == 1  # bad content is not
+    assert all({"fsclap", f"stage:{r.name.split('/')[0]}"} <= set(r.tags) for r in runs if "/" in r.name)
+    assert not any("gpu" in r.tags for r in runs)  # the offline profile loads no paper model
+
+
+def test_build_corpus_artifacts(first_build):
+    found = artifacts_of(first_build["flow_run_id"])
+    summary = found["build-corpus-summary"]
+    assert summary.type == "markdown"
+    text = summary.data
+    assert "through all stages: **2**" in text and "failures: **2**" in text and "kept ratio" in text
+    assert "| acquire | 2 | 2 |" in text and "Unreachable" in text and "UnreadableMedia" in text
+    table = found["build-corpus-failures"]
+    assert table.type == "table" and {row["error"] for row in _table_rows(table)} == {"Unreachable", "UnreadableMedia"}
+    images = [a for a in found.values() if a.type == "image"]
+    assert {a.key for a in images} == {"dataset-attribute-levels", "dataset-measured-values"}
+    assert all(a.data.startswith("data:image/png;base64,iVBOR") for a in images)
+
+
+def _table_rows(artifact) -> list[dict]:
+    import json
+
+    data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    return data
+
+
+def test_refresh_processes_only_new_episodes(first_build, drama, served, tmp_path):
+    """The nightly refresh: a third episode appears in the listing; only it goes through the
+    per-episode stages (the drama-wide ones re-score the drama), nothing is downloaded again."""
+    import shutil
+
+    data_root = tmp_path / "data"
+    shutil.copytree(first_build["data_root"], data_root)
+    urls = episode_urls(drama, served)
+    sources = write_sources(tmp_path / "sources.yaml", urls)
+    state, flow_run_id = run_flow({"sources": str(sources), "data_root": str(data_root)})
+    assert state.is_completed(), state.message
+    summary = {s.name: s.counts for s in state.result().stages}
+    assert summary["acquire"]["run"] == 1 and summary["acquire"]["done"] == 2
+    for stage in ("extract", "separate", "diarize"):
+        assert summary[stage]["run"] == 1 and summary[stage]["done"] == 2, stage
+    by_task = states_by_task(task_runs(flow_run_id))
+    for stage in ("acquire", "extract", "separate", "diarize"):
+        assert sum(by_task[stage].values()) == 1, stage  # no task at all for the finished episodes
+    episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet")
+    assert (episodes["status"] == "published").sum() == 3
+
+
+def test_invalid_parameters_are_rejected_before_any_work(tmp_path, drama):
+    from prefect.exceptions import ParameterTypeError
+    from prefect.utilities.callables import parameter_schema
+
+    sources = str(drama / "sources.yaml")
+    data_root = tmp_path / "data"
+    for bad in ({"sources": sources, "data_root": str(data_root), "acquire_retries": -1},
+                {"sources": sources, "data_root": str(data_root), "stages": ["separat"]},
+                {"sources": sources, "data_root": str(data_root), "overrides": ["no-equals-sign"]},
+                {"sources": sources, "data_root": str(data_root), "bogus": 1}):
+        with pytest.raises(ParameterTypeError):
+            build_corpus(bad)
+    # semantic checks run next, still before any work: settings, sources, stage resources
+    with pytest.raises(FsclapError, match="unknown stage"):
+        build_corpus({"sources": sources, "data_root": str(data_root), "overrides": ["stages.separat.method=none"]})
+    with pytest.raises(FsclapError, match="sources file not found"):
+        build_corpus({"sources": str(tmp_path / "missing.yaml"), "data_root": str(data_root)})
+    with pytest.raises(FsclapError, match="htdemucs.yaml not found"):
+        build_corpus({"sources": sources, "data_root": str(data_root), "profile": "paper"})
+    assert not data_root.exists()
+
+    # the schema the UI renders and the server checks a deployment run against
+    schema = parameter_schema(build_corpus.fn).model_dump_for_openapi()
+    fields = schema["definitions"]["BuildCorpusParams"]["properties"]
+    assert list(fields)[:2] == ["sources", "stages"] and all(f.get("description") for f in fields.values())
+    assert fields["stages"]["anyOf"][0]["items"]["enum"] == STAGES
+    assert schema["definitions"]["BuildCorpusParams"]["additionalProperties"] is False
+
+
+def test_stage_names_in_the_schema_follow_the_pipeline():
+    from typing import get_args
+
+    from flows.params import StageName
+    from pipeline.runner import stage_names
+
+    assert list(get_args(StageName)) == stage_names()
+
+
+KILLER = """
+import os, signal, sys
+from flows.runtime import prepare_local_prefect
+prepare_local_prefect()
+from pipeline import tables
+from flows.build_corpus import build_corpus
+
+save = tables.CorpusTables.save_episode
+extracted = [0]
+
+def save_episode(self, episode):
+    if episode.status == "extracted":
+        extracted[0] += 1
+        if extracted[0] == 2:  # the second extraction finished (its task result is persisted) but is not journalled
+            os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, episode)
+
+tables.CorpusTables.save_episode = save_episode
+build_corpus({"sources": sys.argv[1], "data_root": sys.argv[2], "stages": ["acquire", "extract", "separate"],
+              "overrides": ["stages.extract.workers=1"]})
+"""
+
+
+def test_killed_worker_leaves_a_resumable_state(tmp_path, drama):
+    """kill -9 mid-run: the next run redoes nothing that finished -- journalled work is done, and
+    work that finished but was not journalled comes from the task cache."""
+    from prefect.settings import PREFECT_API_URL
+
+    sources = write_sources(tmp_path / "sources.yaml", [str(p) for p in sorted((drama / "videos").rglob("*.mp4"))])
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "CI": "1", "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.run([sys.executable, str(script), str(sources), str(tmp_path / "data")], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+    state, flow_run_id = run_flow({"sources": str(sources), "data_root": str(tmp_path / "data"),
+                                   "stages": ["acquire", "extract", "separate"]})
+    assert state.is_completed(), state.message
+    counts = {s.name: s.counts for s in state.result().stages}
+    assert counts["acquire"]["done"] == 3 and counts["acquire"]["run"] == 0
+    assert counts["extract"]["done"] == 2 and counts["extract"]["run"] == 1  # one journalled + one from the cache
+    assert counts["separate"]["run"] == 3
+    by_task = states_by_task(task_runs(flow_run_id))
+    assert by_task["extract"] == Counter({"Cached": 1, "Completed": 1})
+    assert "acquire" not in by_task
+    episodes = pd.read_parquet(tmp_path / "data" / "manifests" / "episodes.parquet")
+    assert (episodes["status"] == "separated").all() and len(episodes) == 3
+
+
+def test_cli_corpus_build_runs_the_flow(tmp_path, drama, capsys):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    from fsclap.cli import main
+
+    sources = write_sources(tmp_path / "s.yaml", [str(p) for p in sorted((drama / "videos").rglob("*.mp4"))[:1]])
+    with get_client(sync_client=True) as client:
+        before = len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"]))))
+    code = main(["corpus", "build", "--sources", str(sources), "--data-root", str(tmp_path / "data"),
+                 "--stage", "acquire", "--stage", "extract"])
+    out = capsys.readouterr().out
+    assert code == 0 and "corpus build: 1 dramas (0 skipped), 1 episodes" in out and "extract   ran    1" in out
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"])))
+    assert len(runs) == before + 1
+    assert main(["corpus", "build", "--sources", str(sources), "--stage", "separat"]) == 2
+    assert "unknown stage(s): separat" in capsys.readouterr().err
