@@ -99,8 +99,9 @@ def trim_bounds(audio: np.ndarray, sr: int, rel_db: float = ACTIVE_REL_DB, floor
     return max(0, first * hop - pad), min(audio.size, last * hop + frame + pad)
 
 
-def f0_contour(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, ceiling_hz: float = PITCH_CEILING_HZ) -> np.ndarray:
-    """F0 per 10 ms frame in Hz, 0 where unvoiced (Praat autocorrelation method)."""
+def f0_track(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, ceiling_hz: float = PITCH_CEILING_HZ,
+             time_step: float = HOP_S) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_s, f0_hz)`` per analysis frame, F0 = 0 where unvoiced (Praat autocorrelation method)."""
     import parselmouth
 
     audio = _as_mono(audio)
@@ -109,8 +110,13 @@ def f0_contour(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, cei
 
         audio, sr = soxr.resample(audio, sr, PITCH_ANALYSIS_RATE), PITCH_ANALYSIS_RATE
     sound = parselmouth.Sound(audio, sampling_frequency=float(sr))
-    pitch = sound.to_pitch(time_step=HOP_S, pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
-    return np.nan_to_num(pitch.selected_array["frequency"], nan=0.0)
+    pitch = sound.to_pitch(time_step=time_step, pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
+    return np.asarray(pitch.xs()), np.nan_to_num(pitch.selected_array["frequency"], nan=0.0)
+
+
+def f0_contour(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, ceiling_hz: float = PITCH_CEILING_HZ) -> np.ndarray:
+    """F0 per 10 ms frame in Hz, 0 where unvoiced (Praat autocorrelation method)."""
+    return f0_track(audio, sr, floor_hz, ceiling_hz)[1]
 
 
 def f0_stats(audio: np.ndarray, sr: int) -> tuple[float, float, float]:

@@ -31,10 +31,16 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
 
 class LogMelPreprocessor(AudioPreprocessor):
     """Waveform -> log-mel frames (T, n_mels), 25 ms windows every 10 ms, loudness kept (no per-clip CMVN:
-    energy is one of the style attributes)."""
+    energy is one of the style attributes).
+
+    With ``prosody`` two measured channels follow the mels: F0 in octaves relative to 200 Hz and a voicing
+    flag (Praat, via ``pipeline.acoustics.f0_track``; 0 where unvoiced). A small encoder trained from
+    scratch on a few hundred clips does not learn to track pitch across speakers; measured F0 hands it
+    the quantity the captions describe."""
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 80, n_fft: int = 512, win_ms: float = 25.0,
-                 hop_ms: float = 10.0, fmin: float = 20.0, fmax: float | None = None, max_seconds: float = 8.0):
+                 hop_ms: float = 10.0, fmin: float = 20.0, fmax: float | None = None, max_seconds: float = 8.0,
+                 prosody: bool = False):
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.n_fft = n_fft
@@ -43,18 +49,51 @@ class LogMelPreprocessor(AudioPreprocessor):
         self.fmin = fmin
         self.fmax = fmax or sample_rate / 2
         self.max_seconds = max_seconds
+        self.prosody = prosody
+
+    @property
+    def channels(self) -> int:
+        return self.n_mels + (2 if self.prosody else 0)
 
     def __call__(self, wave: np.ndarray) -> dict[str, Tensor]:
         x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        if x.numel() < self.win:
-            x = nn.functional.pad(x, (0, self.win - x.numel()))
+        if x.numel() < max(self.win, self.n_fft):  # one full STFT frame at least (center=False)
+            x = nn.functional.pad(x, (0, max(self.win, self.n_fft) - x.numel()))
         spec = torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.win,
                           window=torch.hann_window(self.win), center=False, return_complex=True)
         power = spec.abs().pow(2)  # (freq, T)
         mel = _mel_basis(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax) @ power
         # log10 power of speech at -20 dBFS sits around [-8, 1]; map roughly to [-2, 2]
-        feats = (torch.log10(mel + 1e-8) + 4.0) / 2.5
-        return {"mel": feats.t().contiguous()}
+        feats = ((torch.log10(mel + 1e-8) + 4.0) / 2.5).t()
+        if self.prosody:
+            feats = torch.cat([feats, self._prosody(x.numpy(), feats.shape[0])], dim=1)
+        return {"mel": feats.contiguous()}
+
+    # F0 <= 600 Hz needs little bandwidth, and the encoder keeps one token per 80 ms: analysing at
+    # 8 kHz every 20 ms costs 7 ms per 3.5-s clip instead of 18 ms, with the same F0 (within 1 %).
+    PROSODY_RATE = 8000
+    PROSODY_STEP_S = 0.02
+
+    def _prosody(self, wave: np.ndarray, frames: int) -> Tensor:
+        """(frames, 2): log2(F0 / 200 Hz) and voicing, from the F0 frame nearest each STFT frame's centre."""
+        import soxr
+
+        from pipeline.acoustics import PITCH_FLOOR_HZ, f0_track
+
+        centres = (np.arange(frames) * self.hop + self.win / 2) / self.sample_rate
+        if len(wave) < 3 * self.sample_rate / PITCH_FLOOR_HZ:  # Praat needs three periods of the lowest F0
+            return torch.zeros(frames, 2)
+        low = soxr.resample(wave, self.sample_rate, self.PROSODY_RATE) if self.sample_rate != self.PROSODY_RATE else wave
+        times, f0 = f0_track(low, self.PROSODY_RATE, time_step=self.PROSODY_STEP_S)
+        if len(times) == 0:
+            return torch.zeros(frames, 2)
+        nearest = np.clip(np.searchsorted(times, centres), 0, len(times) - 1)
+        left = np.clip(nearest - 1, 0, len(times) - 1)
+        nearest = np.where(np.abs(times[left] - centres) < np.abs(times[nearest] - centres), left, nearest)
+        hz = f0[nearest]
+        voiced = (hz > 0) & (np.abs(times[nearest] - centres) <= self.PROSODY_STEP_S)
+        octaves = np.where(voiced, np.log2(np.maximum(hz, 1.0) / 200.0), 0.0)
+        return torch.from_numpy(np.stack([octaves, voiced], axis=1).astype(np.float32))
 
     def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         mel, lengths = pad_stack([it["mel"] for it in items])
@@ -128,10 +167,10 @@ class OfflineBackbone(Backbone):
     def __init__(self, text_model: nn.Module, tokenizer, audio_cfg: dict[str, Any], text_max_length: int = 64):
         super().__init__()
         audio_cfg = dict(audio_cfg)
-        pre_keys = {"sample_rate", "n_mels", "n_fft", "win_ms", "hop_ms", "fmin", "fmax", "max_seconds"}
+        pre_keys = {"sample_rate", "n_mels", "n_fft", "win_ms", "hop_ms", "fmin", "fmax", "max_seconds", "prosody"}
         self.audio_preprocessor = LogMelPreprocessor(**{k: v for k, v in audio_cfg.items() if k in pre_keys})
         enc_keys = {"dim", "blocks", "kernel", "dropout", "subsample"}
-        self.audio = LogMelEncoder(n_mels=self.audio_preprocessor.n_mels, **{k: v for k, v in audio_cfg.items() if k in enc_keys})
+        self.audio = LogMelEncoder(n_mels=self.audio_preprocessor.channels, **{k: v for k, v in audio_cfg.items() if k in enc_keys})
         self.text = text_model
         self.tokenizer = tokenizer
         self.text_preprocessor = TextPreprocessor(tokenizer, text_max_length)
