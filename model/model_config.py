@@ -47,6 +47,18 @@ class ModelConfig(BaseModel):
         return self
 
 
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` on top of ``base``; nested sections (``audio``) are merged key by key, so
+    ``--set model.audio.prosody=false`` changes one setting and keeps the rest of the section."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_model_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> ModelConfig:
     """A config by name (``model/configs/<name>.json``) or path, with field overrides on top."""
     path = Path(name_or_path)
@@ -55,8 +67,7 @@ def load_model_config(name_or_path: str | Path, overrides: dict[str, Any] | None
     if not path.is_file():
         known = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
         raise FsclapError(f"model config {name_or_path} not found (known: {', '.join(known)})")
-    data = json.loads(path.read_text())
-    data.update(overrides or {})
+    data = _deep_merge(json.loads(path.read_text()), overrides or {})
     try:
         return ModelConfig(**data)
     except ValidationError as exc:
