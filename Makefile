@@ -8,15 +8,20 @@ PIP := $(PY) -m pip
 # CPU machines pin torch to the CPU build; GPU workers: make setup CONSTRAINTS= (see README).
 CONSTRAINTS ?= constraints/cpu.txt
 PIP_EXTRA ?=
-SYSTEM_PACKAGES := ffmpeg espeak-ng sox chromium chromium-driver
+SYSTEM_PACKAGES := ffmpeg espeak-ng sox
+# only the browser test needs these
+TEST_SYSTEM_PACKAGES := chromium chromium-driver
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test test-fast bench clean-venv lint
+.PHONY: setup system-deps test-system-deps demo test test-fast bench clean-venv lint
 
 setup: system-deps $(STAMP)
 
 system-deps:
 	@scripts/install-system-deps.sh $(SYSTEM_PACKAGES)
+
+test-system-deps:
+	@scripts/install-system-deps.sh $(TEST_SYSTEM_PACKAGES)
 
 # Re-install only when the project's dependency files change (idempotent, fast when up to date).
 $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
@@ -29,7 +34,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 demo: setup
 	$(VENV)/bin/fsclap demo
 
-test: setup
+test: setup test-system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
