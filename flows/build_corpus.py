@@ -196,10 +196,9 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
         summary.skipped_dramas = list(discovery.skipped_dramas)
         logger.info("discovered %d episodes of %d dramas (%d skipped)", len(ids), len(discovery.dramas),
                     len(discovery.skipped_dramas))
-        order = {stage.name: i for i, stage in enumerate(stages)}
         for stage in stages:
             register_stage(settings, stage)
-            run = run_stage(stage, ids, tables, order, params, settings, runners)
+            run = run_stage(stage, ids, tables, stages, params, settings, runners)
             runs.append(run)
             summary.stages.append(run.summary)
             if callable(getattr(stage, "finish", None)):
@@ -220,9 +219,11 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
     return summary
 
 
-def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, order: dict[str, int], params: BuildCorpusParams,
+def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[Stage], params: BuildCorpusParams,
               settings: Settings, runners: TaskRunners) -> StageRun:
     """Submit one task per episode that must run; journal each result as it arrives."""
+    order = {s.name: i for i, s in enumerate(stages)}
+    status_order = {s.done_status: i for i, s in enumerate(stages)}
     run = StageRun(StageSummary(stage.name, stage.describe()))
     counts = run.summary.counts
     todo: list[Episode] = []
@@ -231,8 +232,10 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, order: dict[st
         decision = decide(stage, episode, order, params.retry_failed)
         if decision == "run":
             todo.append(episode)
-        else:
-            counts[decision] += 1
+            continue
+        counts[decision] += 1
+        if decision == "done":
+            advance_status(tables, stage, episode, order, status_order)
     if not todo:
         log.info("%s", run.summary.line())
         return run
@@ -265,6 +268,18 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, order: dict[st
     run.seconds = time.perf_counter() - start
     log.info("%s%s", run.summary.line(), f"  (cached {run.cached})" if run.cached else "")
     return run
+
+
+def advance_status(tables: CorpusTables, stage: Stage, episode: Episode, order: dict[str, int],
+                   status_order: dict[str, int]) -> None:
+    """An episode already done at ``stage`` whose status names an earlier stage of this run (a
+    drama-wide stage re-ran on it because another episode of its drama arrived) is done here
+    again. (Statuses of stages outside this run, and failures, are left alone.)"""
+    rank = status_order.get(episode.status)
+    if rank is not None and rank < order[stage.name]:
+        advanced = episode.copy()
+        advanced.status = stage.done_status
+        tables.save_episode(advanced)
 
 
 def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any]:

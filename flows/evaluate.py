@@ -57,7 +57,8 @@ def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]
     get_run_logger().info("evaluating %s on %s -> %s", checkpoint, manifest, out_dir)
     report = evaluate_model(params, Path(checkpoint), Path(manifest), Path(out_dir), settings)
     report_evaluation(report, checkpoint, manifest, out_dir, params)
-    return {**report.contract_json(), "metrics": str(out_dir / "metrics.json"), "checkpoint": str(checkpoint),
+    return {**report.contract_json(), "table": report.table(), "metrics": str(out_dir / "metrics.json"),
+            "plot": str(out_dir / "embeddings.png") if params.plot else None, "checkpoint": str(checkpoint),
             "manifest": str(manifest)}
 
 

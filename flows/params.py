@@ -44,6 +44,15 @@ class SettingsParams(BaseModel):
     def _overrides_are_pairs(cls, values: list[str]) -> list[str]:
         return _check_overrides(values)
 
+    @classmethod
+    def from_settings(cls, settings, **fields):
+        """Parameters that reproduce ``settings`` exactly in the flow (for in-process callers that
+        hold a Settings object, e.g. the demo): every field as an override (JSON is YAML)."""
+        import json
+
+        dumped = settings.model_dump(mode="json")
+        return cls(overrides=[f"{key}={json.dumps(value)}" for key, value in dumped.items()], **fields)
+
     def settings(self):
         from fsclap.config import load_settings
 

@@ -1,9 +1,10 @@
 """``fsclap demo`` / ``make demo``: the whole system end to end on the offline profile.
 
-generate short dramas -> serve them on loopback HTTP -> corpus build (acquire, extract, separate,
-diarize, consistency, caption, publish) -> train FS-CLAP on the published dataset -> evaluate on its
-test split (leak-free) -> index every clip -> example searches. Each step prints what it did and
-its time. Re-running resumes: finished work is reused.
+generate short dramas -> serve them on loopback HTTP -> the ``build-corpus`` flow (acquire, extract,
+separate, diarize, consistency, caption, publish) -> the ``train-fsclap`` flow on the published
+dataset -> the ``evaluate-fsclap`` flow on its test split (leak-free) -> index every clip -> example
+searches. The flows run in this process (Prefect's ephemeral mode). Each step prints what it did
+and its time. Re-running resumes: finished work is reused.
 """
 
 from __future__ import annotations
@@ -62,8 +63,11 @@ def check_system_tools() -> str:
 
 
 def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
+    from flows.runtime import prepare_local_prefect
     from fsclap.config import load_settings
     from pipeline.synth import generate_dramas, serve_directory, write_served_sources
+
+    prepare_local_prefect()  # corpus build, training and evaluation run as the Prefect flows, in process
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -97,9 +101,10 @@ def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
 
 
 def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
-    from pipeline.runner import run_build
+    from flows.build_corpus import build_corpus
+    from flows.params import BuildCorpusParams
 
-    summary = run_build(settings, sources)
+    summary = build_corpus(BuildCorpusParams.from_settings(settings, sources=sources))
     latest = settings.data_root / "datasets" / "LATEST"
     if not latest.is_file():
         raise FsclapError("the corpus build published no dataset (see the failures above)")
@@ -112,26 +117,26 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
 
 
 def _train(settings: Settings, out: Path, state: dict) -> str:
-    from model.train_config import load_train_config
-    from model.training import train
+    from flows.params import TrainParams
+    from flows.train import train_fsclap
 
-    dataset = state["dataset"]
-    config = load_train_config(None, DEMO_TRAIN + [f"seed={settings.seed}"])
     state["run"] = out / "runs" / f"fsclap-{state['version']}"  # one run per dataset version
-    result = train(dataset / "train.parquet", dataset / "val.parquet", state["run"], config, settings=settings)
-    m = result.best_metrics
-    return (f"best epoch {result.best_epoch}/{config.epochs} on {m.get('n', '?')} val clips: "
+    result = train_fsclap(TrainParams.from_settings(settings, dataset=state["dataset"], run_dir=state["run"],
+                                                    train_overrides=DEMO_TRAIN + [f"seed={settings.seed}"]))
+    m = result["best_metrics"]
+    return (f"best epoch {result['best_epoch']}/{result['epochs']} on {m.get('n', '?')} val clips: "
             f"a2t R@1 {m.get('a2t_R@1', float('nan')):.1f} mAP@10 {m.get('a2t_mAP@10', float('nan')):.1f} | "
             f"t2a R@1 {m.get('t2a_R@1', float('nan')):.1f} mAP@10 {m.get('t2a_mAP@10', float('nan')):.1f}"
             f"\ncurves: {state['run'] / 'curves.png'}")
 
 
 def _evaluate(settings: Settings, out: Path, state: dict) -> str:
-    from model.evaluation import evaluate_checkpoint
+    from flows.evaluate import evaluate_fsclap
+    from flows.params import EvaluateParams
 
-    report = evaluate_checkpoint(state["run"], state["dataset"] / "test.parquet", settings,
-                                 json_out=out / "eval" / "test.json", plot=out / "eval" / "embeddings.png")
-    return report.table() + f"\nmetrics: {out / 'eval' / 'test.json'}  embedding map: {out / 'eval' / 'embeddings.png'}"
+    result = evaluate_fsclap(EvaluateParams.from_settings(settings, checkpoint=state["run"], dataset=state["dataset"],
+                                                          split="test", out_dir=out / "eval"))
+    return result["table"] + f"\nmetrics: {result['metrics']}  embedding map: {result['plot']}"
 
 
 def _index(settings: Settings, out: Path, state: dict) -> str:

@@ -8,69 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from flows.build_corpus import build_corpus
-from flows.params import BuildCorpusParams
 from fsclap.errors import FsclapError
-from fsclap.testing.media import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"]
-
-
-def episode_urls(drama: Path, base_url: str) -> list[str]:
-    doc = yaml.safe_load((drama / "sources.yaml").read_text())
-    return [f"{base_url}/{url}" for url in doc["dramas"][0]["urls"]]
-
-
-def write_sources(path: Path, urls: list[str]) -> Path:
-    doc = {"min_episodes": 1, "dramas": [{"id": "drama01", "title": "A generated drama", "language": "en", "urls": urls}]}
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
-
-
-def task_runs(flow_run_id, settle_s: float = 20.0) -> list:
-    """The flow run's task runs once the API has recorded a final state for each (task states
-    reach the API as events, a moment after the run itself returns)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    deadline = time.monotonic() + settle_s
-    with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
-                return runs
-            time.sleep(0.5)
-
-
-def states_by_task(runs) -> dict[str, Counter]:
-    """Final state names per task: ``<stage>/<episode>`` runs by stage, ``<stage>-finish`` as is,
-    other tasks by name (Prefect names their runs ``<task>-<suffix>``)."""
-    out: dict[str, Counter] = {}
-    for run in runs:
-        if "/" in run.name:
-            key = run.name.split("/")[0]
-        else:
-            key = run.name if run.name.endswith("-finish") else run.name.rsplit("-", 1)[0]
-        out.setdefault(key, Counter())[run.state.name] += 1
-    return out
-
-
-def artifacts_of(flow_run_id) -> dict[str, object]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    return {a.key: a for a in found}
 
 
 def run_flow(params: dict):
@@ -78,24 +26,7 @@ def run_flow(params: dict):
     return state, state.state_details.flow_run_id
 
 
-@pytest.fixture(scope="module")
-def first_build(tmp_path_factory, drama, served):
-    """Two good episodes over HTTP, an unreachable host (network: retried, then recorded) and a
-    text file named .mp4 (bad content: recorded at once)."""
-    tmp = tmp_path_factory.mktemp("build")
-    (drama / "notes.mp4").write_text("a text file renamed to .mp4\n")
-    good = episode_urls(drama, served)[:2]
-    unreachable = f"http://127.0.0.1:{closed_port()}/drama01_ep009.mp4"
-    sources = write_sources(tmp / "sources.yaml", [*good, f"{served}/notes.mp4", unreachable])
-    params = {"sources": str(sources), "data_root": str(tmp / "data"), "acquire_retries": 1, "acquire_retry_delay_s": 0.1,
-              "overrides": ["stages.acquire.retries=0"]}
-    start = time.perf_counter()
-    state, flow_run_id = run_flow(params)
-    return {"state": state, "flow_run_id": flow_run_id, "data_root": tmp / "data", "good": good, "params": params,
-            "seconds": time.perf_counter() - start}
-
-
-def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_build):
+def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_build, api):
     state, data_root = first_build["state"], first_build["data_root"]
     assert state.is_completed(), state.message  # two failing episodes failed their tasks, not the flow
     summary = state.result()
@@ -111,8 +42,8 @@ def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_bu
     version = (data_root / "datasets" / "LATEST").read_text().strip()
     assert (data_root / "datasets" / version / "train.parquet").is_file()
 
-    runs = task_runs(first_build["flow_run_id"])
-    by_task = states_by_task(runs)
+    runs = api.task_runs(first_build["flow_run_id"])
+    by_task = api.states_by_task(runs)
     # one task per stage per episode that reached it (the two bad ones stop at acquire)
     assert by_task["acquire"] == Counter({"Completed": 2, "Failed": 2})
     for stage in STAGES[1:]:
@@ -129,8 +60,8 @@ def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_bu
     assert not any("gpu" in r.tags for r in runs)  # the offline profile loads no paper model
 
 
-def test_build_corpus_artifacts(first_build):
-    found = artifacts_of(first_build["flow_run_id"])
+def test_build_corpus_artifacts(first_build, api):
+    found = api.artifacts(first_build["flow_run_id"])
     summary = found["build-corpus-summary"]
     assert summary.type == "markdown"
     text = summary.data
@@ -150,22 +81,21 @@ def _table_rows(artifact) -> list[dict]:
     return data
 
 
-def test_refresh_processes_only_new_episodes(first_build, drama, served, tmp_path):
+def test_refresh_processes_only_new_episodes(first_build, served, episode_urls, sources_file, tmp_path, api):
     """The nightly refresh: a third episode appears in the listing; only it goes through the
     per-episode stages (the drama-wide ones re-score the drama), nothing is downloaded again."""
     import shutil
 
     data_root = tmp_path / "data"
     shutil.copytree(first_build["data_root"], data_root)
-    urls = episode_urls(drama, served)
-    sources = write_sources(tmp_path / "sources.yaml", urls)
+    sources = sources_file(tmp_path / "sources.yaml", episode_urls(served))
     state, flow_run_id = run_flow({"sources": str(sources), "data_root": str(data_root)})
     assert state.is_completed(), state.message
     summary = {s.name: s.counts for s in state.result().stages}
     assert summary["acquire"]["run"] == 1 and summary["acquire"]["done"] == 2
     for stage in ("extract", "separate", "diarize"):
         assert summary[stage]["run"] == 1 and summary[stage]["done"] == 2, stage
-    by_task = states_by_task(task_runs(flow_run_id))
+    by_task = api.states_by_task(api.task_runs(flow_run_id))
     for stage in ("acquire", "extract", "separate", "diarize"):
         assert sum(by_task[stage].values()) == 1, stage  # no task at all for the finished episodes
     episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet")
@@ -233,12 +163,12 @@ build_corpus({"sources": sys.argv[1], "data_root": sys.argv[2], "stages": ["acqu
 """
 
 
-def test_killed_worker_leaves_a_resumable_state(tmp_path, drama):
+def test_killed_worker_leaves_a_resumable_state(tmp_path, episode_urls, sources_file, api):
     """kill -9 mid-run: the next run redoes nothing that finished -- journalled work is done, and
     work that finished but was not journalled comes from the task cache."""
     from prefect.settings import PREFECT_API_URL
 
-    sources = write_sources(tmp_path / "sources.yaml", [str(p) for p in sorted((drama / "videos").rglob("*.mp4"))])
+    sources = sources_file(tmp_path / "sources.yaml", episode_urls(None))
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "CI": "1", "PREFECT_API_URL": PREFECT_API_URL.value()}
@@ -253,20 +183,20 @@ def test_killed_worker_leaves_a_resumable_state(tmp_path, drama):
     assert counts["acquire"]["done"] == 3 and counts["acquire"]["run"] == 0
     assert counts["extract"]["done"] == 2 and counts["extract"]["run"] == 1  # one journalled + one from the cache
     assert counts["separate"]["run"] == 3
-    by_task = states_by_task(task_runs(flow_run_id))
+    by_task = api.states_by_task(api.task_runs(flow_run_id))
     assert by_task["extract"] == Counter({"Cached": 1, "Completed": 1})
     assert "acquire" not in by_task
     episodes = pd.read_parquet(tmp_path / "data" / "manifests" / "episodes.parquet")
     assert (episodes["status"] == "separated").all() and len(episodes) == 3
 
 
-def test_cli_corpus_build_runs_the_flow(tmp_path, drama, capsys):
+def test_cli_corpus_build_runs_the_flow(tmp_path, episode_urls, sources_file, capsys):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     from fsclap.cli import main
 
-    sources = write_sources(tmp_path / "s.yaml", [str(p) for p in sorted((drama / "videos").rglob("*.mp4"))[:1]])
+    sources = sources_file(tmp_path / "s.yaml", episode_urls(None)[:1])
     with get_client(sync_client=True) as client:
         before = len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"]))))
     code = main(["corpus", "build", "--sources", str(sources), "--data-root", str(tmp_path / "data"),

@@ -1,0 +1,158 @@
+"""The deployment path for real: a local Prefect server (SQLite, API auth on) on a loopback port,
+the project's prefect.yaml deployed to process work pools, workers pulling the runs, and
+``prefect deployment run ... --watch`` for build-corpus, train-fsclap and evaluate-fsclap -- the
+commands the README gives. Everything started here is stopped by its process id."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+AUTH = "fsclap:test-secret"
+TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
+        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
+        "freeze_text=true", "workers=0", "epochs=1", "batch_size=4", "grad_accum=1"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """Background processes of the test, each in its own process group (a worker's flow-run
+    processes go with it), stopped by process id."""
+
+    def __init__(self, env: dict, logs: Path):
+        self.env, self.logs, self.procs = env, logs, []
+
+    def start(self, name: str, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "w")
+        proc = subprocess.Popen([PREFECT, *args], cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_deployment(env: dict, name: str, params: dict) -> subprocess.CompletedProcess:
+    return prefect(env, "deployment", "run", name, "--watch", "--param", f"params={json.dumps(params)}")
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if server.poll() is not None:
+            raise RuntimeError("prefect server exited")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    raise TimeoutError(f"no answer from {url} within {timeout} s")
+
+
+@pytest.mark.server
+def test_deploy_and_run_every_flow_through_a_local_server(tmp_path, served, episode_urls, sources_file):
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "CI": "1", "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
+           "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap"}
+    stack = Stack(env, tmp_path)
+    data_root = tmp_path / "data"
+    sources = sources_file(tmp_path / "sources.yaml", episode_urls(served)[:2])
+    timings = {}
+    try:
+        start = time.monotonic()
+        server = stack.start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port),
+                             extra_env={"PREFECT_SERVER_API_AUTH_STRING": AUTH})
+        timings["server healthy"] = wait_healthy(f"{api}/health", server)
+        # API auth is on: anything but the health probe needs the credentials
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST"), timeout=5)
+        assert denied.value.code == 401
+
+        for args in (["work-pool", "create", "cpu", "--type", "process"],
+                     ["work-pool", "create", "gpu", "--type", "process"],
+                     ["concurrency-limit", "create", "gpu", "1"],
+                     ["--no-prompt", "deploy", "--all"]):
+            done = prefect(env, *args)
+            assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        listed = prefect(env, "deployment", "ls").stdout
+        for name in ("build-corpus/nightly-refresh", "build-corpus/adhoc", "build-corpus/paper-gpu", "train-fsclap/gpu",
+                     "evaluate-fsclap/gpu"):
+            assert name.split("/")[1] in listed and name.split("/")[0] in listed, listed
+        nightly = json.loads(prefect(env, "deployment", "inspect", "build-corpus/nightly-refresh", "--output", "json").stdout)
+        assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
+        assert nightly["parameter_openapi_schema"]["definitions"]["BuildCorpusParams"]["properties"]["sources"]
+        timings["pools + deploy"] = time.monotonic() - start - timings["server healthy"]
+
+        # a bad parameter is refused by the server against the flow's schema: no run is created
+        refused = run_deployment(env, "build-corpus/adhoc", {"sources": str(sources), "acquire_retries": -1})
+        assert refused.returncode == 1 and "acquire_retries" in refused.stdout + refused.stderr
+
+        stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
+        stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
+        for name, params in (("build-corpus/adhoc", {"sources": str(sources), "data_root": str(data_root)}),
+                             ("train-fsclap/gpu", {"data_root": str(data_root), "train_overrides": TINY}),
+                             ("evaluate-fsclap/gpu", {"data_root": str(data_root), "split": "val", "plot": False})):
+            began = time.monotonic()
+            done = run_deployment(env, name, params)
+            timings[name] = time.monotonic() - began
+            assert done.returncode == 0 and "Completed" in done.stdout, (
+                f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}\n"
+                f"cpu worker:\n{stack.log('cpu-worker')}\ngpu worker:\n{stack.log('gpu-worker')}")
+
+        for key in ("build-corpus-summary", "train-fsclap-summary", "train-fsclap-curves", "evaluate-fsclap-report"):
+            shown = prefect(env, "artifact", "inspect", key, "--output", "json")
+            assert shown.returncode == 0, f"{key}: {shown.stderr[-2000:]}"
+            latest = json.loads(shown.stdout)[0]
+            if key == "build-corpus-summary":
+                assert "through all stages: **2**" in latest["data"]
+    finally:
+        stack.stop()
+    assert all(proc.poll() is not None for _, proc in stack.procs)
+    print("\n".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
+
+    episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet")
+    assert (episodes["status"] == "published").sum() == 2
+    clips = pd.read_parquet(data_root / "manifests" / "clips.parquet")
+    assert len(clips) >= 2 and clips["caption"].str.len().gt(10).all()
+    version = (data_root / "datasets" / "LATEST").read_text().strip()
+    run_dir = data_root / "runs" / f"fsclap-{version}"
+    assert (run_dir / "checkpoints" / "best" / "model.safetensors").is_file()
+    metrics = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())
+    assert metrics["n"] == len(pd.read_parquet(data_root / "datasets" / version / "val.parquet"))
