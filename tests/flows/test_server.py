@@ -90,7 +90,7 @@ def test_deploy_and_run_every_flow_through_a_local_server(tmp_path, served, epis
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "CI": "1", "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
            "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap"}
+           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap", "PREFECT_LOGGING_LEVEL": "INFO"}
     stack = Stack(env, tmp_path)
     data_root = tmp_path / "data"
     sources = sources_file(tmp_path / "sources.yaml", episode_urls(served)[:2])
@@ -111,6 +111,10 @@ def test_deploy_and_run_every_flow_through_a_local_server(tmp_path, served, epis
                      ["--no-prompt", "deploy", "--all"]):
             done = prefect(env, *args)
             assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        for expected in ("created", "exists"):  # the automation for runs of dead workers; idempotent
+            automation = subprocess.run([sys.executable, "-m", "flows.automations"], cwd=ROOT, env=env,
+                                        capture_output=True, text=True, timeout=120)
+            assert automation.returncode == 0 and automation.stdout.startswith(expected), automation.stderr[-2000:]
         listed = prefect(env, "deployment", "ls").stdout
         for name in ("build-corpus/nightly-refresh", "build-corpus/adhoc", "build-corpus/paper-gpu", "train-fsclap/gpu",
                      "evaluate-fsclap/gpu"):
