@@ -88,7 +88,8 @@ def corpus_build(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry episodes that failed for a content reason."),
     only: Optional[List[str]] = typer.Option(None, "--stage", help="Run only this stage (repeatable)."),
     dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Run the per-episode tasks on this "
-                                               "existing Dask cluster (needs fsclap[dask]); default: threads here."),
+                                               "existing Dask cluster (needs the dask extra of fsclap); "
+                                               "default: threads here."),
 ) -> None:
     """Run the build-corpus flow here (Prefect's ephemeral mode unless PREFECT_API_URL is set):
     acquire -> extract -> separate -> diarize -> consistency -> caption -> publish."""
