@@ -42,7 +42,6 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
 from fsclap.config import Settings
-from fsclap.errors import FsclapError
 from fsclap.log import get_logger, progress
 from flows import artifacts
 from flows.params import BuildCorpusParams

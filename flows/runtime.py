@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -38,7 +39,7 @@ def prepare_local_prefect(verbose: bool = False) -> None:
         os.environ.setdefault(key, value)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
-    if "prefect" in __import__("sys").modules and not verbose:
+    if "prefect" in sys.modules and not verbose:
         # imported before (a test session, the demo): its loggers are configured already
         logging.getLogger("prefect").setLevel(logging.CRITICAL)
 
