@@ -44,7 +44,7 @@ from prefect.tasks import exponential_backoff
 from fsclap.config import Settings
 from fsclap.log import get_logger, progress
 from flows import artifacts
-from flows.params import BuildCorpusParams
+from flows.params import BuildCorpusParams, check_worker_paths
 from flows.runtime import TaskRunners, ensure_library_logging, result_storage
 from pipeline.acquire import Acquire, AcquireConfig, YtdlpClient
 from pipeline.runner import (
@@ -177,6 +177,7 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
     ensure_library_logging()
     logger = get_run_logger()
     settings = params.settings()
+    check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
     sources = load_sources(params.sources_path(data_root))
     stages = build_stages(settings, params.stages)

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from fsclap.errors import FsclapError
 from flows import artifacts
-from flows.params import EvaluateParams, dataset_split, default_run_dir, latest_dataset
+from flows.params import EvaluateParams, check_worker_paths, dataset_split, default_run_dir, latest_dataset
 from flows.runtime import ensure_library_logging
 
 
@@ -35,6 +35,7 @@ def evaluate_model(params: EvaluateParams, checkpoint: Path, manifest: Path, out
 def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]:
     ensure_library_logging()
     settings = params.settings()
+    check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
     dataset = None
     if params.manifest is not None:

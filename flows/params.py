@@ -138,6 +138,20 @@ class EvaluateParams(SettingsParams, _EvaluateFields):
         return self
 
 
+def check_worker_paths(params: SettingsParams, settings) -> None:
+    """A deployment's run starts in a temporary folder (a process worker deletes it afterwards):
+    a relative path would put the data there. Refuse them before any work."""
+    from prefect.runtime import deployment
+
+    if deployment.id is None:  # run in this process: relative paths mean the caller's folder
+        return
+    paths = {**{name: getattr(params, name) for name in type(params).model_fields}, "data_root": settings.data_root}
+    relative = sorted(name for name, value in paths.items() if isinstance(value, Path) and not value.expanduser().is_absolute())
+    if relative:
+        raise FsclapError(f"relative path(s) in a deployment run: {', '.join(relative)}; flow runs start in a temporary "
+                          "folder on the worker: give absolute paths (data_root: set FSCLAP_DATA_ROOT on the worker)")
+
+
 # --- resolving defaults against the data root ---------------------------------------------
 
 

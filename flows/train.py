@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
 from flows import artifacts
-from flows.params import TrainParams, dataset_split, default_run_dir, latest_dataset
+from flows.params import TrainParams, check_worker_paths, dataset_split, default_run_dir, latest_dataset
 from flows.runtime import ensure_library_logging
 
 log = get_logger("flows.train")
@@ -100,6 +100,7 @@ def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
     from model.train_config import load_train_config
 
     settings = params.settings()
+    check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
     if params.train_manifest is not None:
         train_manifest, val_manifest, dataset = params.train_manifest, params.val_manifest, None

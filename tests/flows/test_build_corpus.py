@@ -131,6 +131,17 @@ def test_invalid_parameters_are_rejected_before_any_work(tmp_path, drama):
     assert schema["definitions"]["BuildCorpusParams"]["additionalProperties"] is False
 
 
+def test_deployment_runs_refuse_relative_paths(tmp_path, drama, monkeypatch):
+    """A worker runs a flow in a temporary folder: a relative data root would vanish with it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "2f1f3e52-6a55-4bd5-9d3e-0f0c6f0f4b8e")  # as on a worker
+    with pytest.raises(FsclapError, match=r"relative path\(s\) in a deployment run: data_root, sources"):
+        build_corpus({"sources": "sources.yaml", "data_root": "data"})
+    with pytest.raises(FsclapError, match="relative path.*: data_root;"):
+        build_corpus({"sources": str(drama / "sources.yaml")})  # the settings' default data root, "data"
+    assert not (tmp_path / "data").exists()
+
+
 def test_stage_names_in_the_schema_follow_the_pipeline():
     from typing import get_args
 
