@@ -50,9 +50,11 @@ from pipeline.acquire import Acquire, AcquireConfig, YtdlpClient
 from pipeline.runner import (
     BuildSummary,
     StageSummary,
+    advance_status,
     build_stages,
     decide,
     mark_duplicate_content,
+    preflight,
     record_discovery,
     record_stage_failure,
 )
@@ -162,15 +164,6 @@ class StageRun:
     errors: Counter = field(default_factory=Counter)
 
 
-def preflight(settings: Settings, stages: list[Stage]) -> None:
-    """Fail before any work when a stage's resources or models are missing (as the runner does)."""
-    for stage in stages:
-        stage.check()
-    from fsclap.weights import verify_stage_models
-
-    verify_stage_models(settings, stages)
-
-
 @flow(name="build-corpus", description="Short-drama sources -> clips with style captions -> a published dataset "
       "version (incremental: only new or changed episodes are processed).", persist_result=False)
 def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummary:
@@ -223,7 +216,6 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
               settings: Settings, runners: TaskRunners) -> StageRun:
     """Submit one task per episode that must run; journal each result as it arrives."""
     order = {s.name: i for i, s in enumerate(stages)}
-    status_order = {s.done_status: i for i, s in enumerate(stages)}
     run = StageRun(StageSummary(stage.name, stage.describe()))
     counts = run.summary.counts
     todo: list[Episode] = []
@@ -235,7 +227,7 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
             continue
         counts[decision] += 1
         if decision == "done":
-            advance_status(tables, stage, episode, order, status_order)
+            advance_status(tables, stage, episode, stages)
     if not todo:
         log.info("%s", run.summary.line())
         return run
@@ -268,18 +260,6 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
     run.seconds = time.perf_counter() - start
     log.info("%s%s", run.summary.line(), f"  (cached {run.cached})" if run.cached else "")
     return run
-
-
-def advance_status(tables: CorpusTables, stage: Stage, episode: Episode, order: dict[str, int],
-                   status_order: dict[str, int]) -> None:
-    """An episode already done at ``stage`` whose status names an earlier stage of this run (a
-    drama-wide stage re-ran on it because another episode of its drama arrived) is done here
-    again. (Statuses of stages outside this run, and failures, are left alone.)"""
-    rank = status_order.get(episode.status)
-    if rank is not None and rank < order[stage.name]:
-        advanced = episode.copy()
-        advanced.status = stage.done_status
-        tables.save_episode(advanced)
 
 
 def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any]:

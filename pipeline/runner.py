@@ -187,11 +187,7 @@ def run_build(
     if not isinstance(sources, Sources):
         sources = load_sources(sources)
     stages = stages if stages is not None else build_stages(settings, only)
-    for stage in stages:
-        stage.check()
-    from fsclap.weights import verify_stage_models
-
-    verify_stage_models(settings, stages)  # every model the stages load: files, checksums, loads and runs
+    preflight(settings, stages)
     data_root = Path(settings.data_root).expanduser()
     summary = BuildSummary(data_root=data_root)
     with RunLock(data_root), CorpusTables(data_root) as tables:
@@ -202,9 +198,8 @@ def run_build(
         summary.dramas = len(discovery.dramas)
         summary.skipped_dramas = list(discovery.skipped_dramas)
         summary.episodes = len(ids)
-        order = {stage.name: i for i, stage in enumerate(stages)}
         for stage in stages:
-            summary.stages.append(run_stage(stage, ids, tables, order, retry_failed))
+            summary.stages.append(run_stage(stage, ids, tables, stages, retry_failed))
             if callable(getattr(stage, "finish", None)):
                 stage.finish()  # corpus-wide step after the per-episode work (clip manifest, dataset)
             if isinstance(stage, Acquire):
@@ -217,6 +212,16 @@ def run_build(
     log.info("corpus build finished: %d/%d episodes through all stages, %d failures",
              summary.finished, summary.episodes, summary.failures)
     return summary
+
+
+def preflight(settings: Settings, stages: list[Stage]) -> None:
+    """Fail before any work when a stage's resources or the models it loads are missing or broken
+    (files, checksums, and each model loading and running once)."""
+    for stage in stages:
+        stage.check()
+    from fsclap.weights import verify_stage_models
+
+    verify_stage_models(settings, stages)
 
 
 def record_discovery(tables: CorpusTables, discovery: Discovery) -> list[str]:
@@ -262,7 +267,23 @@ def decide(stage: Stage, episode: Episode, order: dict[str, int], retry_failed: 
     return "done" if stage.is_done(episode) else "run"
 
 
-def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, order: dict[str, int], retry_failed: bool) -> StageSummary:
+def advance_status(tables: CorpusTables, stage: Stage, episode: Episode, stages: list[Stage]) -> None:
+    """An episode done at ``stage`` whose status names an earlier stage of this run is done here again.
+
+    A drama-wide stage (consistency) re-runs on a drama's finished episodes when a new episode of that
+    drama arrives, which sets their status back; the later stages still count them as done (their
+    resume keys match) and must restore the status. Statuses of stages outside this run, and
+    failures, are left alone."""
+    rank = {s.done_status: i for i, s in enumerate(stages)}
+    here = next(i for i, s in enumerate(stages) if s is stage)
+    if rank.get(episode.status, here) < here:
+        advanced = episode.copy()
+        advanced.status = stage.done_status
+        tables.save_episode(advanced)
+
+
+def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[Stage], retry_failed: bool) -> StageSummary:
+    order = {s.name: i for i, s in enumerate(stages)}
     summary = StageSummary(stage.name, stage.describe())
     todo: list[Episode] = []
     for episode_id in ids:
@@ -272,6 +293,8 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, order: dict[st
             todo.append(episode)
         else:
             summary.counts[decision] += 1
+            if decision == "done":
+                advance_status(tables, stage, episode, stages)
     if not todo:
         log.info("%s", summary.line())
         return summary

@@ -42,3 +42,33 @@ def test_corpus_build_runs_every_stage_on_generated_dramas(tmp_path, capsys):
     # a second run does no work and publishes the same version
     assert main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)]) == 0
     assert [p.name for p in (data / "datasets").iterdir() if p.is_dir()] == [versions[0].name]
+
+
+@pytest.mark.slow
+def test_a_new_episode_joining_a_drama_leaves_every_episode_finished(tmp_path):
+    """Consistency re-scores a drama's finished episodes when a new one arrives; the later stages
+    count them as done and must give them back their final status."""
+    import shutil
+
+    import yaml
+
+    from fsclap.config import load_settings
+    from pipeline.runner import run_build
+    from pipeline.synth import generate_dramas
+
+    generated = generate_dramas(tmp_path / "gen", dramas=1, episodes=3, seed=4, duration_s=25, workers=2)
+    folder = tmp_path / "episodes"
+    folder.mkdir()
+    videos = sorted((generated.out_dir / "videos").rglob("*.mp4"))
+    for video in videos[:2]:
+        shutil.copy(video, folder / video.name)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(yaml.safe_dump({"min_episodes": 2, "dramas": [
+        {"id": "d1", "title": "t", "language": "en", "urls": [str(folder)]}]}))
+    settings = load_settings(overrides={"data_root": str(tmp_path / "data")})
+    assert run_build(settings, sources).finished == 2
+    shutil.copy(videos[2], folder / videos[2].name)
+    summary = run_build(settings, sources)
+    assert summary.finished == 3, summary.render()
+    episodes = pd.read_parquet(tmp_path / "data" / "manifests" / "episodes.parquet")
+    assert (episodes["status"] == "published").all()
