@@ -200,11 +200,7 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
                     published = result
             if isinstance(stage, Acquire):
                 mark_duplicate_content(tables, ids, stage)
-        last = stages[-1].done_status if stages else None
-        finished = [tables.episodes[i] for i in ids if tables.episodes[i].status == last]
-        summary.finished = len(finished)
-        summary.hours = sum(e.duration_s or 0.0 for e in finished) / 3600.0
-        summary.failures = len(tables.failures)
+        summary.count_finished(tables, ids, stages)
         failures = sorted(tables.failures.values(), key=lambda r: (str(r.get("stage")), str(r.get("item_id"))))
     logger.info("corpus build finished: %d/%d episodes through all stages, %d failures",
                 summary.finished, summary.episodes, summary.failures)

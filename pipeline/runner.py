@@ -156,6 +156,14 @@ class BuildSummary:
     hours: float = 0.0
     failures: int = 0
 
+    def count_finished(self, tables: CorpusTables, ids: list[str], stages: list[Stage]) -> None:
+        """Episodes through every stage of the run (and their hours), and the current failures."""
+        last = stages[-1].done_status if stages else None
+        finished = [tables.episodes[i] for i in ids if tables.episodes[i].status == last]
+        self.finished = len(finished)
+        self.hours = sum(e.duration_s or 0.0 for e in finished) / 3600.0
+        self.failures = len(tables.failures)
+
     @property
     def work_done(self) -> int:
         """Episodes processed (successfully or not) by any stage in this run."""
@@ -204,11 +212,7 @@ def run_build(
                 stage.finish()  # corpus-wide step after the per-episode work (clip manifest, dataset)
             if isinstance(stage, Acquire):
                 mark_duplicate_content(tables, ids, stage)
-        last = stages[-1].done_status if stages else None
-        finished = [tables.episodes[i] for i in ids if tables.episodes[i].status == last]
-        summary.finished = len(finished)
-        summary.hours = sum(e.duration_s or 0.0 for e in finished) / 3600.0
-        summary.failures = len(tables.failures)
+        summary.count_finished(tables, ids, stages)
     log.info("corpus build finished: %d/%d episodes through all stages, %d failures",
              summary.finished, summary.episodes, summary.failures)
     return summary
