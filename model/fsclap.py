@@ -197,10 +197,11 @@ class FSCLAP(nn.Module):
         a_tf, t_tf = self.project_audio(a_raw), self.project_text(t_raw)
         a_emb, a_pooled = self.bi_embed(a_tf, AUDIO)
         t_emb, t_pooled = self.bi_embed(t_tf, TEXT)
-        logits = self.logit_scale() * a_emb @ t_emb.t()
+        scale = self.logit_scale()
+        logits = scale * a_emb @ t_emb.t()
         pair = self.training_pair_logits(a_tf, t_tf, logits, exclude, pair_mode, pair_k) if pair_mode != "none" else None
         return {"logits": logits, "audio_pooled": a_pooled, "text_pooled": t_pooled, "pair": pair,
-                "audio_emb": a_emb, "text_emb": t_emb}
+                "audio_emb": a_emb, "text_emb": t_emb, "logit_scale": scale}
 
     # -- inference API ----------------------------------------------------------------------------
     def _audio_batch(self, waves: Sequence[np.ndarray]) -> dict[str, Tensor]:

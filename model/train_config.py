@@ -52,6 +52,9 @@ class TrainConfig(BaseModel):
     pair_loss: Literal["hard", "all", "none"] = "none"
     pair_negatives: int = Field(8, ge=1, description="Hard negatives per row for pair_loss=hard.")
     pair_weight: float = 1.0
+    gather_negatives: bool = Field(True, description="Several GPUs (DDP): score each clip against the global batch "
+                                   "(all GPUs' clips as negatives), as one GPU with the global batch would; "
+                                   "false: per-GPU negatives. The pair loss always uses per-GPU negatives.")
 
     # --- backbone freezing and feature caches
     freeze_text: bool = False
@@ -60,7 +63,10 @@ class TrainConfig(BaseModel):
 
     # --- runtime
     device: str = "auto"
-    amp: bool = Field(True, description="bf16 autocast on GPUs that support it (fp16 + GradScaler otherwise). CPU: off.")
+    amp: bool = Field(True, description="Mixed precision (autocast); the dtype comes from amp_dtype.")
+    amp_dtype: Literal["auto", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp16 + gradient scaler on older GPUs, off on CPU; "
+        "bf16/fp16 force that dtype on any device (fp16 always with the gradient scaler).")
     workers: int = Field(2, ge=0)
     cpu_threads: int | None = Field(None, ge=1, description="Torch threads on CPU; default: cores minus loader workers.")
     max_audio_seconds: float | None = None

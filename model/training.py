@@ -44,6 +44,7 @@ from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
 from model.backbones.base import TokenFeatures
 from model.data import Batch, ClipDataset, EpochSampler, make_loader
+from model.distributed import gather_caption_codes, gather_counts, gather_rows, process_info, same_code_mask
 from model.factory import create_model, save_checkpoint
 from model.fsclap import FSCLAP
 from model.fusion_separation import AUDIO, TEXT
@@ -114,6 +115,19 @@ def validation_metrics(model: FSCLAP, audio_emb: torch.Tensor, text_emb: torch.T
     return out
 
 
+def training_loss(objective: ContrastiveObjective, out: dict, exclude: torch.Tensor, caption_keys: list[str],
+                  counts: list[int] | None = None):
+    """The objective on one forward's output. With ``counts`` (items per process, under DDP) the bi
+    loss and the regulariser cover the global batch, identical on every process; the pair loss stays local."""
+    logits, a_pooled, t_pooled = out["logits"], out["audio_pooled"], out["text_pooled"]
+    if counts is not None:
+        a_emb, t_emb = gather_rows(out["audio_emb"], counts), gather_rows(out["text_emb"], counts)
+        a_pooled, t_pooled = gather_rows(a_pooled.float(), counts), gather_rows(t_pooled.float(), counts)
+        exclude = same_code_mask(gather_caption_codes(caption_keys, counts, logits.device))
+        logits = out["logit_scale"] * a_emb @ t_emb.t()
+    return objective(logits.float(), exclude, a_pooled, t_pooled, out["pair"])
+
+
 # ---------------------------------------------------------------------------------------------
 class FeatureCache:
     """Backbone outputs of frozen encoders, per item, unpadded, float16 on the CPU."""
@@ -129,12 +143,8 @@ class FeatureCache:
             self.items[key] = item.to("cpu", torch.float16)
 
     def get(self, keys, device, dtype=torch.float32) -> TokenFeatures:
-        return TokenFeatures.pad_cat([self.items[k] for k in keys]).to(device, dtype)
-
-
-def _distributed() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+        with torch.autocast("cpu", enabled=False):  # a copy of stored float16 data, not model compute
+            return TokenFeatures.pad_cat([self.items[k] for k in keys]).to(device, dtype)
 
 
 def seed_everything(seed: int) -> None:
@@ -150,7 +160,7 @@ class Trainer:
                  settings=None, model: FSCLAP | None = None):
         self.cfg = config
         self.run_dir = Path(run_dir)
-        self.rank, self.local_rank, self.world = _distributed()
+        self.rank, self.local_rank, self.world = process_info()
         self.is_main = self.rank == 0
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -187,7 +197,7 @@ class Trainer:
         warmup = max(1, int(round(config.warmup_epochs * self.steps_per_epoch))) if config.warmup_epochs > 0 else 0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine_with_warmup(warmup, self.total_steps, config.min_lr_ratio))
         self.amp_dtype = self._amp_dtype()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ddp = None
         if self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
@@ -218,9 +228,16 @@ class Trainer:
         return torch.device(name)
 
     def _amp_dtype(self):
-        if not self.cfg.amp or self.device.type != "cuda":
+        if not self.cfg.amp:
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.cfg.amp_dtype == "auto":
+            if self.device.type != "cuda":
+                return None  # CPU autocast is slower than float32 on most CPUs
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[self.cfg.amp_dtype]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
 
     def _freeze(self) -> None:
         bb = self.model.backbone
@@ -266,9 +283,11 @@ class Trainer:
                         "backbone": self.model.backbone.describe(), "world_size": self.world,
                         "train_clips": len(self.train_set), "val_clips": len(self.val_set)})
             self._open_tensorboard()
-        log.info("%s on %s: %d train / %d val clips, batch %d x %d accum x %d GPU(s), %d steps/epoch, %d epochs%s",
+        log.info("%s on %s: %d train / %d val clips, batch %d x %d accum x %d process(es)%s, %d steps/epoch, %d epochs%s",
                  self.model_config.name, self.device, len(self.train_set), len(self.val_set), self.batch_size,
-                 self.cfg.grad_accum, self.world, self.steps_per_epoch, self.cfg.epochs,
+                 self.cfg.grad_accum, self.world,
+                 f" (negatives from all {self.world}: {self.batch_size * self.world} per loss)" if self.gathers_negatives else "",
+                 self.steps_per_epoch, self.cfg.epochs,
                  f" (resumed at epoch {self.epoch + 1}, step {self.step})" if resumed else "")
         self._fill_caches()
         self._write_skipped()
@@ -309,9 +328,10 @@ class Trainer:
             self._record_failures("train", batch)
             group_start = micro - micro % cfg.grad_accum
             group_size = min(cfg.grad_accum, self.micro_per_epoch - group_start)
-            if len(batch) >= 2:
+            counts = gather_counts(len(batch), self.device) if self.ddp is not None else [len(batch)]
+            if self._trainable(counts):
                 with (model.no_sync() if self.ddp is not None and (micro + 1 - group_start) < group_size else nullcontext()):
-                    parts = self._micro_step(model, batch, group_size)
+                    parts = self._micro_step(model, batch, group_size, counts)
                 losses.append(parts["loss"])
                 clips += len(batch)
             micro += 1
@@ -331,15 +351,26 @@ class Trainer:
                              "clips_per_s": clips / elapsed if elapsed > 0 else float("nan"), "epoch_seconds": elapsed}
         return False
 
-    def _micro_step(self, model, batch: Batch, group_size: int) -> dict[str, float]:
+    @property
+    def gathers_negatives(self) -> bool:
+        return self.ddp is not None and self.cfg.gather_negatives
+
+    def _trainable(self, counts: list[int]) -> bool:
+        """Whether this micro-batch is trained on. Every process decides alike (from all counts), because
+        a process that skipped a step alone would leave the others waiting in DDP's all-reduce forever."""
+        if self.gathers_negatives:
+            return min(counts) >= 1 and sum(counts) >= 2
+        return min(counts) >= 2
+
+    def _micro_step(self, model, batch: Batch, group_size: int, counts: list[int]) -> dict[str, float]:
         batch = batch.to(self.device)
         audio = self.audio_cache.get(batch.indices.tolist(), self.device) if self.audio_cache is not None else batch.audio
         text = self.text_cache.get(batch.captions, self.device) if self.text_cache is not None else batch.text
         exclude = same_caption_mask(batch.caption_keys, self.device)
-        autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        autocast = self._autocast()
         with autocast:
             out = model(audio, text, exclude, self.pair_mode, self.cfg.pair_negatives)
-        loss = self.objective(out["logits"].float(), exclude, out["audio_pooled"], out["text_pooled"], out["pair"])
+        loss = training_loss(self.objective, out, exclude, batch.caption_keys, counts if self.gathers_negatives else None)
         if not torch.isfinite(loss.total):
             last = f"{self.last_dir} (step {self._last_saved_step()})" if self.last_dir.is_dir() else "none saved yet"
             raise TrainingDiverged(f"loss became {float(loss.total)} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -406,7 +437,7 @@ class Trainer:
         a_emb, t_emb, caps = [], [], []
         keep = self.cfg.val_rerank_k > 0 and model.has_pair_scoring
         a_tok, t_tok = [], []
-        autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        autocast = self._autocast()
         val_cache = getattr(self, "_val_cache", None)
         for batch in loader:
             self._record_failures("val", batch)

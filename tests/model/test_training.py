@@ -202,3 +202,28 @@ def test_resume_refuses_a_run_on_different_data(style_corpus, tmp_path):
     with pytest.raises(FsclapError, match="different train data"):
         train_run = load_train_config(None, [s.split("=", 1)[1] for s in sets])
         Trainer(train_run, ClipManifest.read(smaller), ClipManifest.read(val_m), run).fit()
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_resumes(style_corpus, tmp_path, dtype):
+    """The GPU precision paths, run on the CPU: autocast through the whole model (masks, fusion, pair
+    scores, loss) and, for fp16, the gradient scaler, whose state is resumed with the run."""
+    train_m = _subset(style_corpus[0], 24, tmp_path / "train.csv")
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    base = TINY + ["epochs=2", "batch_size=8", "grad_accum=1", f"amp_dtype={dtype}"]
+    manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
+    first = Trainer(load_train_config(None, base + ["stop_after_steps=4"]), *manifests, tmp_path / "run")
+    assert first.amp_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    assert first.scaler.is_enabled() == (dtype == "fp16")
+    assert first.fit().steps == 4
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last" / "trainer.pt", weights_only=True)
+    if dtype == "fp16":
+        assert state["scaler"]["scale"] > 0
+    done = Trainer(load_train_config(None, base), *manifests, tmp_path / "run").fit()
+    assert done.finished and done.steps == 6
+    rows = _rows(tmp_path / "run" / "metrics.csv")
+    assert all(math.isfinite(float(r["train_loss"])) for r in rows)
+    weights = load_file(tmp_path / "run" / "checkpoints" / "best" / "model.safetensors")
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
+    # the default stays float32 on the CPU
+    assert Trainer(load_train_config(None, TINY), *manifests, tmp_path / "default").amp_dtype is None
