@@ -309,12 +309,14 @@ def index(
     kind: str = typer.Option("auto", "--kind", help="auto | exact | hnsw (auto: exact up to 100k clips)."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out rows with missing audio/captions."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
+    ef_search: Optional[int] = typer.Option(None, "--ef-search", min=1,
+                                            help="HNSW search breadth stored with a new index (default 128)."),
 ) -> None:
     """Embed a manifest once and build a searchable index (incremental: only new clips are embedded)."""
     from model.retrieval import build_index
 
     ix, added = build_index(checkpoint, manifest, out, _settings(ctx), kind=kind, allow_skip=skip_missing,
-                            batch_size=batch_size)
+                            batch_size=batch_size, ef_search=ef_search)
     typer.echo(f"index {out}: {len(ix)} clips ({added} added), {ix.meta['kind']} search, {ix.dim}-d")
 
 
@@ -327,6 +329,8 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     rerank: int = typer.Option(0, "--rerank", min=0, help="Re-rank a text query's top-K with pair scores."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model (default: the index's own)."),
+    ef_search: Optional[int] = typer.Option(None, "--ef-search", min=1,
+                                            help="HNSW indexes: search breadth for this query (default: the index's)."),
 ) -> None:
     """Find clips by style description (text->audio) or by example clip (audio->audio/text)."""
     import json as _json
@@ -334,7 +338,7 @@ def search(
     from model.retrieval import Searcher, looks_like_audio_file
 
     settings = _settings(ctx)
-    searcher = Searcher(index_dir, checkpoint, device=settings.resolved_device())
+    searcher = Searcher(index_dir, checkpoint, device=settings.resolved_device(), ef_search=ef_search)
     if looks_like_audio_file(query):
         similar, captions = searcher.search_audio(query, k)
         if as_json:

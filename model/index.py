@@ -9,6 +9,9 @@ Layout of ``INDEX_DIR``::
 
 Exact inner-product search (``IndexFlatIP``) for small corpora, HNSW for large ones; vectors are
 L2-normalised, so inner product is cosine similarity. New clips can be added incrementally.
+HNSW's search breadth ``ef_search`` is stored at build time and can be overridden when opening: how
+much of the exact top-10 it finds depends on the data (benchmarks/retrieval_scale.py: near all of it on
+vectors of low intrinsic dimension, far less on structureless random vectors unless ``ef_search`` grows).
 An index remembers the fingerprint of the checkpoint that embedded it and refuses queries from
 another model.
 
@@ -48,16 +51,22 @@ def _faiss():
     return faiss
 
 
-def new_vector_index(dim: int, kind: str):
+def new_vector_index(dim: int, kind: str, ef_search: int = HNSW_EF_SEARCH):
     faiss = _faiss()
     if kind == "exact":
         return faiss.IndexFlatIP(dim)
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
+        index.hnsw.efSearch = check_ef_search(ef_search)
         return index
     raise FsclapError(f"unknown index kind {kind!r} (exact | hnsw | auto)")
+
+
+def check_ef_search(ef_search: int) -> int:
+    if not isinstance(ef_search, int) or isinstance(ef_search, bool) or ef_search < 1:
+        raise FsclapError(f"ef_search must be a positive integer, got {ef_search!r}")
+    return ef_search
 
 
 def choose_kind(kind: str, n_items: int) -> str:
@@ -107,6 +116,7 @@ class ClipIndex:
         model_fingerprint: str,
         model_info: dict | None = None,
         kind: str = "auto",
+        ef_search: int | None = None,
     ) -> "ClipIndex":
         audio = _as_matrix(audio_vectors)
         text = _as_matrix(text_vectors, audio.shape[1])
@@ -114,7 +124,8 @@ class ClipIndex:
             raise FsclapError("clips, audio vectors and text vectors must have the same length")
         kind = choose_kind(kind, len(clips))
         dim = audio.shape[1]
-        audio_index, text_index = new_vector_index(dim, kind), new_vector_index(dim, kind)
+        ef_search = HNSW_EF_SEARCH if ef_search is None else check_ef_search(ef_search)
+        audio_index, text_index = new_vector_index(dim, kind, ef_search), new_vector_index(dim, kind, ef_search)
         audio_index.add(audio)
         text_index.add(text)
         meta = {
@@ -124,6 +135,7 @@ class ClipIndex:
             "dim": dim,
             "kind": kind,
             "count": len(clips),
+            **({"ef_search": ef_search} if kind == "hnsw" else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         index = cls(Path(root), meta, clips.reset_index(drop=True), audio_index, text_index)
@@ -159,7 +171,8 @@ class ClipIndex:
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: str | Path) -> "ClipIndex":
+    def open(cls, root: str | Path, ef_search: int | None = None) -> "ClipIndex":
+        """Open an index; ``ef_search`` (HNSW only) overrides the search breadth stored at build time."""
         faiss = _faiss()
         root = Path(root)
         meta_path = root / "index.json"
@@ -176,9 +189,16 @@ class ClipIndex:
             raise IndexError_(f"index at {root} has format {meta.get('format_version')}, expected {FORMAT_VERSION}")
         if not (audio_index.ntotal == text_index.ntotal == len(clips) == meta["count"]):
             raise IndexError_(f"index at {root} is inconsistent (vector and clip counts differ): rebuild it")
-        if isinstance(audio_index, faiss.IndexHNSW):
-            audio_index.hnsw.efSearch = text_index.hnsw.efSearch = HNSW_EF_SEARCH
-        return cls(root, meta, clips, audio_index, text_index)
+        index = cls(root, meta, clips, audio_index, text_index)
+        index.set_ef_search(ef_search if ef_search is not None else meta.get("ef_search", HNSW_EF_SEARCH))
+        return index
+
+    def set_ef_search(self, ef_search: int) -> None:
+        """HNSW search breadth: higher finds more of the exact top-k, more slowly (no effect on exact indexes)."""
+        ef_search = check_ef_search(ef_search)
+        for index in (self.audio_index, self.text_index):
+            if isinstance(index, _faiss().IndexHNSW):
+                index.hnsw.efSearch = ef_search
 
     @property
     def dim(self) -> int:

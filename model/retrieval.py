@@ -31,7 +31,7 @@ RESULT_COLUMNS = ("clip_id", "caption", "audio_path", "start_s", "end_s", "speak
 
 
 def build_index(checkpoint, manifest_path, out_dir, settings=None, kind: str = "auto", allow_skip: bool = False,
-                batch_size: int = 32) -> tuple[ClipIndex, int]:
+                batch_size: int = 32, ef_search: int | None = None) -> tuple[ClipIndex, int]:
     """Embed ``manifest_path`` with ``checkpoint`` into ``out_dir``; only clips not yet indexed are embedded.
 
     Returns the index and the number of clips added.
@@ -63,7 +63,8 @@ def build_index(checkpoint, manifest_path, out_dir, settings=None, kind: str = "
     if existing is not None:
         return existing, existing.add(clips, emb.audio.numpy(), emb.text.numpy(), fingerprint)
     info = {"checkpoint": str(folder.resolve()), "backbone": model.config.backbone, "manifest": str(manifest_path)}
-    index = ClipIndex.build(out_dir, clips, emb.audio.numpy(), emb.text.numpy(), fingerprint, info, kind=kind)
+    index = ClipIndex.build(out_dir, clips, emb.audio.numpy(), emb.text.numpy(), fingerprint, info, kind=kind,
+                            ef_search=ef_search)
     return index, len(clips)
 
 
@@ -83,10 +84,10 @@ class Result:
 class Searcher:
     """An index plus the model that embedded it; answers text and audio queries."""
 
-    def __init__(self, index_dir, checkpoint=None, device: str = "cpu"):
+    def __init__(self, index_dir, checkpoint=None, device: str = "cpu", ef_search: int | None = None):
         from model.factory import load_checkpoint, resolve_checkpoint
 
-        self.index = ClipIndex.open(index_dir)
+        self.index = ClipIndex.open(index_dir, ef_search=ef_search)
         checkpoint = checkpoint or self.index.meta.get("model", {}).get("checkpoint")
         if not checkpoint:
             raise FsclapError(f"index {index_dir} does not record its checkpoint: pass --checkpoint")

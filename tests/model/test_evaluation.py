@@ -107,6 +107,18 @@ def test_index_and_search_on_generated_speech(trained_run, tmp_path, capsys):
     assert cli(["search", "--index", str(ix), "a calm man", "--rerank", "4", "-k", "2"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
+    # an HNSW index over the same clips: its stored search breadth, and a per-query override
+    hnsw = tmp_path / "hnsw"
+    assert cli(["index", "--checkpoint", str(trained_run), "--manifest", str(manifest), "--out", str(hnsw),
+                "--kind", "hnsw", "--ef-search", "32"]) == 0
+    assert "hnsw search" in capsys.readouterr().out
+    assert json.loads((hnsw / "index.json").read_text())["ef_search"] == 32
+    assert cli(["search", "--index", str(hnsw), "a woman speaking fast and loudly", "-k", "5", "--json",
+                "--ef-search", "64"]) == 0
+    approx = json.loads(capsys.readouterr().out)["results"]  # 16 clips: HNSW finds the exact top 5
+    assert [r["clip_id"] for r in approx] == [r["clip_id"] for r in results]
+    assert [r["score"] for r in approx] == pytest.approx(scores, abs=2e-4)
+
 
 def test_search_refuses_an_index_from_another_checkpoint(trained_run, style_corpus, tmp_path, capsys):
     import shutil

@@ -81,3 +81,27 @@ def test_rejects_bad_vectors(tmp_path):
         ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp")
     with pytest.raises(FsclapError, match="same length"):
         ClipIndex.build(tmp_path / "ix", clips.iloc[:3], _corpus(5)[1], _corpus(5)[2], "fp")
+
+
+def test_hnsw_search_breadth_is_stored_and_overridable(tmp_path):
+    """ef_search is kept in index.json; a wider search finds more of the exact top-10 on hard data."""
+    rng = np.random.default_rng(4)
+    n, dim = 4000, 64
+    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "audio_path": ["/a.wav"] * n, "caption": ["x"] * n})
+    audio = _unit(rng.normal(size=(n, dim)))
+    ClipIndex.build(tmp_path / "ix", clips, audio, audio, "fp", kind="hnsw", ef_search=10)
+    assert ClipIndex.open(tmp_path / "ix").meta["ef_search"] == 10
+    queries = _unit(rng.normal(size=(200, dim)))
+    truth = np.argsort(-(queries @ audio.T), axis=1)[:, :10]
+
+    def recall(ix):
+        found = ix.search(queries, k=10)
+        return np.mean([len({h.row for h in hits} & set(t)) / 10 for hits, t in zip(found, truth)])
+
+    narrow, wide = recall(ClipIndex.open(tmp_path / "ix")), recall(ClipIndex.open(tmp_path / "ix", ef_search=400))
+    assert wide > narrow + 0.05 and wide > 0.95
+    with pytest.raises(FsclapError, match="ef_search must be a positive integer"):
+        ClipIndex.open(tmp_path / "ix", ef_search=0)
+    # exact indexes record no breadth and accept (ignore) one
+    ClipIndex.build(tmp_path / "flat", clips, audio, audio, "fp", kind="exact")
+    assert "ef_search" not in ClipIndex.open(tmp_path / "flat", ef_search=50).meta
