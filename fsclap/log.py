@@ -15,6 +15,22 @@ T = TypeVar("T")
 _PROGRESS: bool | None = None
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not the stream of setup time
+    (a test harness or a notebook swaps and closes streams; a stale one raised "Logging error" noise)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(level: str | int = "INFO", progress: bool | None = None) -> None:
     """Configure the ``fsclap`` loggers once; rich output for a terminal, plain lines otherwise."""
     global _PROGRESS
@@ -29,7 +45,7 @@ def setup_logging(level: str | int = "INFO", progress: bool | None = None) -> No
         handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root.addHandler(handler)
     root.propagate = False
