@@ -65,12 +65,15 @@ def rank_gallery(
     """Rank every query against the full gallery.
 
     ``score_rows(start, stop)`` returns the ``(stop-start, N)`` score matrix of queries
-    ``start:stop`` against all ``N`` gallery items (higher = more similar). Scores are compared
-    in float64 after they are computed, so the metric itself adds no rounding.
+    ``start:stop`` against all ``N`` gallery items (higher = more similar). Scores are compared in
+    the precision they were computed in (float16/bfloat16 are widened to float32 without rounding),
+    so the metric itself adds no rounding. Positives are looked up per query from the gallery's
+    key groups, so only a couple of passes over each score chunk are needed.
     """
     query_keys = np.asarray(query_keys)
-    gallery_keys_t = torch.as_tensor(np.asarray(gallery_keys))
-    n_queries, n_gallery = len(query_keys), len(gallery_keys_t)
+    gallery_keys = np.asarray(gallery_keys)
+    n_queries, n_gallery = len(query_keys), len(gallery_keys)
+    groups = _KeyGroups(gallery_keys)
     depth = max(map_k, top_k)
     first_rank = np.empty(n_queries, dtype=np.int64)
     ap = np.empty(n_queries, dtype=np.float64)
@@ -78,47 +81,68 @@ def rank_gallery(
     n_pos = np.empty(n_queries, dtype=np.int64)
     for start in range(0, n_queries, chunk_size):
         stop = min(start + chunk_size, n_queries)
-        scores = score_rows(start, stop).detach().to("cpu", torch.float64)
+        scores = score_rows(start, stop).detach().to("cpu")
+        if scores.dtype not in (torch.float32, torch.float64):
+            scores = scores.float()
         if scores.shape != (stop - start, n_gallery):
             raise ValueError(f"score_rows returned {tuple(scores.shape)}, expected {(stop - start, n_gallery)}")
-        positive = gallery_keys_t[None, :] == torch.as_tensor(query_keys[start:stop])[:, None]
-        order = _ordered_top(scores, positive, depth)
-        first_rank[start:stop] = _first_positive_rank(scores, positive)
-        rel = torch.gather(positive, 1, order[:, :map_k]).to(torch.float64)
-        npos = positive.sum(1)
+        keys = query_keys[start:stop]
+        rows, cols = groups.positives(keys)
+        npos = np.bincount(rows, minlength=len(keys))
+        if (npos == 0).any():
+            raise ValueError(f"{int((npos == 0).sum())} query(ies) have no positive in the gallery")
+        first_rank[start:stop] = _first_positive_rank(scores, torch.as_tensor(rows), torch.as_tensor(cols))
+        order = _ordered_top(scores, keys, gallery_keys, depth)
+        rel = torch.as_tensor(gallery_keys[order[:, :map_k]] == keys[:, None], dtype=torch.float64)
         precision = rel.cumsum(1) / torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
-        denom = torch.clamp(npos, max=map_k).clamp(min=1).to(torch.float64)
+        denom = torch.as_tensor(np.clip(npos, 1, map_k), dtype=torch.float64)
         ap[start:stop] = ((precision * rel).sum(1) / denom).numpy()
-        top[start:stop] = order[:, : top.shape[1]].numpy()
-        n_pos[start:stop] = npos.numpy()
-    if (n_pos == 0).any():
-        missing = int((n_pos == 0).sum())
-        raise ValueError(f"{missing} query(ies) have no positive in the gallery")
+        top[start:stop] = order[:, : top.shape[1]]
+        n_pos[start:stop] = npos
     return RankingResult(first_rank, ap, top, n_pos, map_k=map_k, n_gallery=n_gallery)
 
 
-def _first_positive_rank(scores: torch.Tensor, positive: torch.Tensor) -> np.ndarray:
-    """1-based rank of the best positive: items scored higher, plus negatives tied with it, come first."""
-    best_pos = torch.where(positive, scores, torch.full_like(scores, -torch.inf)).max(1).values[:, None]
-    higher = (scores > best_pos).sum(1)
-    tied_negatives = ((scores == best_pos) & ~positive).sum(1)
-    return (1 + higher + tied_negatives).numpy()
+class _KeyGroups:
+    """Gallery indices grouped by key, to list each query's positives without a dense (Q, N) mask."""
+
+    def __init__(self, gallery_keys: np.ndarray):
+        self.order = np.argsort(gallery_keys, kind="stable")
+        self.keys, self.starts, self.counts = np.unique(gallery_keys[self.order], return_index=True, return_counts=True)
+
+    def positives(self, query_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query row, gallery index) of every positive pair of these queries."""
+        slot = np.clip(np.searchsorted(self.keys, query_keys), 0, max(len(self.keys) - 1, 0))
+        found = self.keys[slot] == query_keys if len(self.keys) else np.zeros(len(query_keys), bool)
+        count = np.where(found, self.counts[slot], 0)
+        rows = np.repeat(np.arange(len(query_keys)), count)
+        within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        return rows, self.order[np.repeat(self.starts[slot], count) + within]
 
 
-def _ordered_top(scores: torch.Tensor, positive: torch.Tensor, depth: int) -> torch.Tensor:
+def _first_positive_rank(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> np.ndarray:
+    """1-based rank of the best positive: items scored higher, plus negatives tied with it, come first.
+
+    ``rows``/``cols``: the positive (query, gallery) pairs. Everything scored >= the best positive
+    precedes it except the positives tied with it (itself included)."""
+    pos_scores = scores[rows, cols]
+    best = torch.full((scores.shape[0],), -torch.inf, dtype=scores.dtype).scatter_reduce(0, rows, pos_scores, "amax")
+    tied_positives = torch.bincount(rows[pos_scores == best[rows]], minlength=scores.shape[0])
+    at_least = torch.count_nonzero(scores >= best[:, None], dim=1)
+    return (1 + at_least - tied_positives).numpy()
+
+
+def _ordered_top(scores: torch.Tensor, query_keys: np.ndarray, gallery_keys: np.ndarray, depth: int) -> np.ndarray:
     """The first ``depth`` gallery indices per row, ordered by (-score, positives after negatives, index)."""
     n = scores.shape[1]
     depth = min(depth, n)
     kth = torch.topk(scores, depth, dim=1).values[:, -1:]
-    rows = []
+    rows = np.empty((scores.shape[0], depth), dtype=np.int64)
     for i in range(scores.shape[0]):
-        cand = torch.nonzero(scores[i] >= kth[i], as_tuple=True)[0]  # every item that may enter the top
+        cand = torch.nonzero(scores[i] >= kth[i], as_tuple=True)[0].numpy()  # every item that may enter the top
         s = scores[i, cand].numpy()
-        p = positive[i, cand].numpy()
-        idx = cand.numpy()
-        keep = np.lexsort((idx, p, -s))[:depth]  # last key is primary
-        rows.append(torch.as_tensor(idx[keep]))
-    return torch.stack(rows)
+        p = gallery_keys[cand] == query_keys[i]
+        rows[i] = cand[np.lexsort((cand, p, -s))[:depth]]  # last key is primary
+    return rows
 
 
 def embedding_scores(query_emb: torch.Tensor, gallery_emb: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
