@@ -85,3 +85,31 @@ def test_constant_scores_are_at_chance_or_worse():
 def test_query_without_positive_is_an_error():
     with pytest.raises(ValueError, match="no positive"):
         rank([[0.1, 0.2]], [3], [0, 1])
+
+
+def _reference(scores: np.ndarray, qkeys, gkeys, k: int = 10):
+    """The protocol spelled out per query: sort by (-score, positive after negative, index)."""
+    ranks, aps, tops = [], [], []
+    for i, row in enumerate(scores):
+        pos = np.array([g == qkeys[i] for g in gkeys])
+        order = sorted(range(len(row)), key=lambda j: (-row[j], pos[j], j))
+        rel = pos[order]
+        ranks.append(1 + int(np.argmax(rel)))
+        hits = np.cumsum(rel[:k])
+        aps.append(sum(hits[j] / (j + 1) for j in range(min(k, len(rel))) if rel[j]) / min(pos.sum(), k))
+        tops.append(order[:k])
+    return np.array(ranks), np.array(aps), np.array(tops)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_a_per_query_reference_on_tie_heavy_scores(seed):
+    rng = np.random.default_rng(seed)
+    n_gallery, n_queries = int(rng.integers(12, 60)), int(rng.integers(1, 40))
+    gkeys = rng.integers(0, int(rng.integers(2, 12)), n_gallery)
+    qkeys = rng.choice(gkeys, n_queries)
+    scores = rng.integers(0, 4, (n_queries, n_gallery)).astype(np.float32)  # many ties
+    got = rank_gallery(lambda a, b: torch.from_numpy(scores[a:b]), qkeys, gkeys, chunk_size=7)
+    ranks, aps, tops = _reference(scores, qkeys, gkeys)
+    assert got.first_positive_rank.tolist() == ranks.tolist()
+    assert np.allclose(got.ap_at, aps)
+    assert got.top.tolist() == tops.tolist()
