@@ -17,7 +17,8 @@ import time
 import numpy as np
 import torch
 
-from model.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, new_vector_index
+from model.index import (CALIBRATION_QUERIES, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, MAX_EF_SEARCH, TARGET_RECALL,
+                         calibrate_ef_search, new_vector_index)
 from model.metrics import evaluate_embeddings
 
 
@@ -85,9 +86,13 @@ def bench_index(n: int, dim: int, data: str, ef_values: list[int], queries: int 
         index.hnsw.efSearch = ef
         rows, p50, p99 = _timed_search(index, q)
         recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(rows, truth)])
-        default = " (default)" if ef == HNSW_EF_SEARCH else ""
+        default = " (start)" if ef == HNSW_EF_SEARCH else ""
         print(f"index N={n:>7} dim={dim} {data:8s} hnsw   efSearch {ef:5d}{default:10s} search p50 {p50:7.2f} ms  "
               f"p99 {p99:7.2f} ms  recall@10 vs exact {recall:.3f}", flush=True)
+    start = time.perf_counter()
+    ef, recall = calibrate_ef_search(index, q[:CALIBRATION_QUERIES], np.asarray(truth[:CALIBRATION_QUERIES]))
+    print(f"index N={n:>7} dim={dim} {data:8s} hnsw   calibrated efSearch {ef} (recall@10 {recall:.3f}, target "
+          f"{TARGET_RECALL}, cap {MAX_EF_SEARCH}) in {time.perf_counter() - start:.1f} s", flush=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
 
 

@@ -9,9 +9,12 @@ Layout of ``INDEX_DIR``::
 
 Exact inner-product search (``IndexFlatIP``) for small corpora, HNSW for large ones; vectors are
 L2-normalised, so inner product is cosine similarity. New clips can be added incrementally.
-HNSW's search breadth ``ef_search`` is stored at build time and can be overridden when opening: how
-much of the exact top-10 it finds depends on the data (benchmarks/retrieval_scale.py: near all of it on
-vectors of low intrinsic dimension, far less on structureless random vectors unless ``ef_search`` grows).
+HNSW's search breadth ``ef_search`` is calibrated at build time (and after each add): the smallest
+breadth that finds ``TARGET_RECALL`` of the exact top-10 for a sample of the corpus's own cross-modal
+queries, recorded with the measured recall in index.json; it can be fixed at build time or overridden
+when opening. How much breadth is needed depends on the data (benchmarks/retrieval_scale.py: little for
+vectors of low intrinsic dimension such as a trained model's embeddings, a lot for structureless random
+vectors).
 An index remembers the fingerprint of the checkpoint that embedded it and refuses queries from
 another model.
 
@@ -33,12 +36,19 @@ import pandas as pd
 
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json, write_parquet
+from fsclap.log import get_logger
 
 FORMAT_VERSION = 1
 EXACT_MAX_ITEMS = 100_000  # above this, "auto" builds HNSW
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 128  # where calibration starts
+# calibration: the smallest efSearch (doubling up to the cap) finding this share of the exact top-10
+TARGET_RECALL = 0.95
+MAX_EF_SEARCH = 4096
+CALIBRATION_QUERIES = 256
+
+log = get_logger("model.index")
 
 
 class IndexError_(FsclapError):
@@ -67,6 +77,34 @@ def check_ef_search(ef_search: int) -> int:
     if not isinstance(ef_search, int) or isinstance(ef_search, bool) or ef_search < 1:
         raise FsclapError(f"ef_search must be a positive integer, got {ef_search!r}")
     return ef_search
+
+
+def hnsw_recall(index, queries: np.ndarray, truth: np.ndarray, ef_search: int) -> float:
+    """Share of the exact top-k (``truth``) that an HNSW index returns at this search breadth."""
+    index.hnsw.efSearch = ef_search
+    _, found = index.search(queries, truth.shape[1])
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist())]))
+
+
+def exact_top(index, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-``k`` rows of an HNSW index's own vectors (brute force over its flat storage)."""
+    return _faiss().downcast_index(index.storage).search(queries, min(k, index.ntotal))[1]
+
+
+def calibrate_ef_search(index, queries: np.ndarray, truth: np.ndarray, start: int = HNSW_EF_SEARCH,
+                        max_ef: int = MAX_EF_SEARCH, target: float | None = None) -> tuple[int, float]:
+    """The smallest efSearch in ``start, 2*start, ... max_ef`` whose recall against the exact top-k
+    (``truth``, from :func:`exact_top`) reaches ``target`` (or ``max_ef``), and that recall.
+
+    How far a graph search gets depends on the data: embeddings of a trained model (low intrinsic
+    dimension) need little breadth, structureless random vectors a lot (benchmarks/retrieval_scale.py)."""
+    target = TARGET_RECALL if target is None else target
+    ef = start
+    while True:
+        recall = hnsw_recall(index, queries, truth, ef)
+        if recall >= target or ef >= max_ef:
+            return ef, recall
+        ef = min(2 * ef, max_ef)
 
 
 def choose_kind(kind: str, n_items: int) -> str:
@@ -124,8 +162,9 @@ class ClipIndex:
             raise FsclapError("clips, audio vectors and text vectors must have the same length")
         kind = choose_kind(kind, len(clips))
         dim = audio.shape[1]
-        ef_search = HNSW_EF_SEARCH if ef_search is None else check_ef_search(ef_search)
-        audio_index, text_index = new_vector_index(dim, kind, ef_search), new_vector_index(dim, kind, ef_search)
+        fixed_ef = None if ef_search is None else check_ef_search(ef_search)
+        audio_index = new_vector_index(dim, kind, fixed_ef or HNSW_EF_SEARCH)
+        text_index = new_vector_index(dim, kind, fixed_ef or HNSW_EF_SEARCH)
         audio_index.add(audio)
         text_index.add(text)
         meta = {
@@ -135,12 +174,44 @@ class ClipIndex:
             "dim": dim,
             "kind": kind,
             "count": len(clips),
-            **({"ef_search": ef_search} if kind == "hnsw" else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         index = cls(Path(root), meta, clips.reset_index(drop=True), audio_index, text_index)
+        if kind == "hnsw":
+            index.calibrate(fixed_ef)
         index.save()
         return index
+
+    def calibrate(self, ef_search: int | None = None) -> None:
+        """HNSW only: measure recall@10 against exact search on a sample of the corpus's own cross-modal
+        queries (captions against the audio vectors, audio against the captions) and keep the smallest
+        search breadth reaching ``TARGET_RECALL`` (or ``ef_search`` when given, recall measured all the same).
+        The choice and the recall are recorded in index.json."""
+        n = len(self)
+        rows = np.sort(np.random.default_rng(0).choice(n, size=min(n, CALIBRATION_QUERIES), replace=False))
+        text_queries = np.stack([self.text_index.reconstruct(int(r)) for r in rows])
+        audio_queries = np.stack([self.audio_index.reconstruct(int(r)) for r in rows])
+        start, cap = (ef_search, ef_search) if ef_search is not None else (HNSW_EF_SEARCH, MAX_EF_SEARCH)
+        k = min(10, n)
+        searches = {"text_to_audio": (self.audio_index, text_queries), "audio_to_text": (self.text_index, audio_queries)}
+        truths = {name: exact_top(index, queries, k) for name, (index, queries) in searches.items()}
+        found = {name: calibrate_ef_search(index, queries, truths[name], start=start, max_ef=cap)
+                 for name, (index, queries) in searches.items()}
+        ef = max(e for e, _ in found.values())  # one breadth for both directions: the larger need
+        recall = {name: round(r if e == ef else hnsw_recall(searches[name][0], searches[name][1], truths[name], ef), 3)
+                  for name, (e, r) in found.items()}
+        self.meta.update(ef_search=ef, ef_search_auto=ef_search is None,
+                         calibration={"queries": len(rows), f"recall@{k}": recall, "target": TARGET_RECALL})
+        self.set_ef_search(ef)
+        worst = min(recall.values())
+        if worst < TARGET_RECALL:
+            log.warning("HNSW finds %.1f%% of the exact top-%d at efSearch %d on this corpus (target %.1f%%): "
+                        "search with --ef-search higher, or rebuild with --kind exact", 100 * worst, k, ef,
+                        100 * TARGET_RECALL)
+        else:
+            log.info("HNSW efSearch %d: recall@%d %.3f (text->audio) / %.3f (audio->text) against exact search",
+                     ef, k, recall["text_to_audio"], recall["audio_to_text"])
+
 
     def add(self, clips: pd.DataFrame, audio_vectors, text_vectors, model_fingerprint: str) -> int:
         """Append clips not yet indexed (by ``clip_id``); returns how many were added."""
@@ -157,6 +228,8 @@ class ClipIndex:
         self._reset_caches()
         self.meta["count"] = len(self.clips)
         self.meta["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if self.meta["kind"] == "hnsw":  # a grown corpus may need another search breadth
+            self.calibrate(None if self.meta.get("ef_search_auto", True) else self.meta["ef_search"])
         self.save()
         return int(new.sum())
 

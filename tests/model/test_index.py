@@ -105,3 +105,37 @@ def test_hnsw_search_breadth_is_stored_and_overridable(tmp_path):
     # exact indexes record no breadth and accept (ignore) one
     ClipIndex.build(tmp_path / "flat", clips, audio, audio, "fp", kind="exact")
     assert "ef_search" not in ClipIndex.open(tmp_path / "flat", ef_search=50).meta
+
+
+def _random_corpus(n, dim, seed):
+    rng = np.random.default_rng(seed)
+    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "audio_path": ["/a.wav"] * n, "caption": ["x"] * n})
+    return clips, _unit(rng.normal(size=(n, dim))), _unit(rng.normal(size=(n, dim)))
+
+
+def test_hnsw_calibrates_its_search_breadth_to_a_recall_target(tmp_path, monkeypatch):
+    """Without --ef-search the index widens efSearch until the exact top-10 of its own cross-modal
+    queries is found (target share), records the measured recall, and recalibrates when it grows."""
+    import model.index as index_module
+
+    monkeypatch.setattr(index_module, "TARGET_RECALL", 0.995)  # unreachable at the starting breadth here
+    clips, audio, text = _random_corpus(5000, 128, seed=5)
+    ix = ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp", kind="hnsw")
+    cal = ClipIndex.open(tmp_path / "ix").meta["calibration"]
+    chosen = ix.meta["ef_search"]
+    assert chosen > index_module.HNSW_EF_SEARCH and ix.meta["ef_search_auto"]
+    assert min(cal["recall@10"].values()) >= 0.995 or chosen == index_module.MAX_EF_SEARCH
+    # the recorded recall is what searching at that breadth gives
+    rows = np.sort(np.random.default_rng(0).choice(5000, size=256, replace=False))
+    truth = np.argsort(-(text[rows] @ audio.T), axis=1)[:, :10]
+    found = ClipIndex.open(tmp_path / "ix").search(text[rows], k=10, target="audio")
+    measured = np.mean([len({h.row for h in hits} & set(t)) / 10 for hits, t in zip(found, truth)])
+    assert measured == pytest.approx(cal["recall@10"]["text_to_audio"], abs=0.01)
+    # growing the corpus recalibrates; a fixed breadth stays fixed and only its recall is measured
+    more, a2, t2 = _random_corpus(2000, 128, seed=6)
+    more["clip_id"] = [f"n{i}" for i in range(2000)]
+    ix.add(more, a2, t2, "fp")
+    assert ClipIndex.open(tmp_path / "ix").meta["calibration"]["recall@10"] and ix.meta["count"] == 7000
+    fixed = ClipIndex.build(tmp_path / "fixed", clips, audio, text, "fp", kind="hnsw", ef_search=16)
+    assert fixed.meta["ef_search"] == 16 and not fixed.meta["ef_search_auto"]
+    assert min(fixed.meta["calibration"]["recall@10"].values()) < 0.995
