@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from fsclap.errors import FsclapError
 from flows import artifacts
-from flows.params import EvaluateParams, check_worker_paths, dataset_split, default_run_dir, latest_dataset
+from flows.params import EvaluateParams, check_worker_paths, manifests_or_splits, run_dir_or_default
 from flows.runtime import ensure_library_logging
 
 
@@ -37,20 +37,11 @@ def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]
     settings = params.settings()
     check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
-    dataset = None
-    if params.manifest is not None:
-        manifest, label = params.manifest, Path(params.manifest).stem
-        if not Path(manifest).is_file():
-            raise FsclapError(f"manifest not found: {manifest}")
-    else:
-        dataset = params.dataset if params.dataset is not None else latest_dataset(data_root)
-        manifest, label = dataset_split(dataset, params.split), params.split
-    if params.checkpoint is not None:
-        checkpoint = params.checkpoint
-    elif dataset is not None:
-        checkpoint = default_run_dir(data_root, dataset)
-    else:
-        raise FsclapError("give a checkpoint when evaluating an explicit manifest")
+    explicit = None if params.manifest is None else [params.manifest]
+    (manifest,), dataset = manifests_or_splits(explicit, params.dataset, data_root, [params.split])
+    label = params.split if dataset is not None else manifest.stem
+    checkpoint = run_dir_or_default(params.checkpoint, dataset, data_root,
+                                    "give a checkpoint when evaluating an explicit manifest")
     if not Path(checkpoint).exists():
         raise FsclapError(f"checkpoint not found: {checkpoint} (train it with train-fsclap first)")
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent

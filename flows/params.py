@@ -176,3 +176,25 @@ def dataset_split(dataset: Path, split: str) -> Path:
 def default_run_dir(data_root: Path, dataset: Path) -> Path:
     """One training run per dataset version (as the demo does)."""
     return Path(data_root) / "runs" / f"fsclap-{Path(dataset).name}"
+
+
+def manifests_or_splits(manifests: list[Path] | None, dataset: Path | None, data_root: Path,
+                        splits: list[str]) -> tuple[list[Path], Path | None]:
+    """Explicit manifests (each must exist), else the ``splits`` of ``dataset`` (default: the latest one).
+    Returns the manifest paths and the dataset they came from (None for explicit manifests)."""
+    if manifests is not None:
+        for path in manifests:
+            if not Path(path).is_file():
+                raise FsclapError(f"manifest not found: {path}")
+        return [Path(p) for p in manifests], None
+    dataset = dataset if dataset is not None else latest_dataset(data_root)
+    return [dataset_split(dataset, split) for split in splits], dataset
+
+
+def run_dir_or_default(run_dir: Path | None, dataset: Path | None, data_root: Path, missing: str) -> Path:
+    """An explicit run directory, else the dataset's default run; ``missing`` is the error without either."""
+    if run_dir is not None:
+        return Path(run_dir)
+    if dataset is not None:
+        return default_run_dir(data_root, dataset)
+    raise FsclapError(missing)

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
 from flows import artifacts
-from flows.params import TrainParams, check_worker_paths, dataset_split, default_run_dir, latest_dataset
+from flows.params import TrainParams, check_worker_paths, manifests_or_splits, run_dir_or_default
 from flows.runtime import ensure_library_logging
 
 log = get_logger("flows.train")
@@ -102,20 +102,9 @@ def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
     settings = params.settings()
     check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
-    if params.train_manifest is not None:
-        train_manifest, val_manifest, dataset = params.train_manifest, params.val_manifest, None
-        for path in (train_manifest, val_manifest):
-            if not Path(path).is_file():
-                raise FsclapError(f"manifest not found: {path}")
-    else:
-        dataset = params.dataset if params.dataset is not None else latest_dataset(data_root)
-        train_manifest, val_manifest = dataset_split(dataset, "train"), dataset_split(dataset, "val")
-    if params.run_dir is not None:
-        run_dir = params.run_dir
-    elif dataset is not None:
-        run_dir = default_run_dir(data_root, dataset)
-    else:
-        raise FsclapError("give run_dir when training on explicit manifests")
+    explicit = None if params.train_manifest is None else [params.train_manifest, params.val_manifest]
+    (train_manifest, val_manifest), dataset = manifests_or_splits(explicit, params.dataset, data_root, ["train", "val"])
+    run_dir = run_dir_or_default(params.run_dir, dataset, data_root, "give run_dir when training on explicit manifests")
     config = load_train_config(params.train_config, params.train_overrides)  # bad keys fail before any work
     get_run_logger().info("training %s on %s (val %s) -> %s", config.backbone, train_manifest, val_manifest, run_dir)
     outcome = train_model(params, Path(train_manifest), Path(val_manifest), Path(run_dir), config, settings)
