@@ -27,10 +27,6 @@ def process_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def gather_counts(count: int, device: torch.device) -> list[int]:
     """Every process's item count (one small collective)."""
     local = torch.tensor([count], dtype=torch.long, device=device)
@@ -39,11 +35,16 @@ def gather_counts(count: int, device: torch.device) -> list[int]:
     return [int(c) for c in out]
 
 
-def gather_rows(x: Tensor, counts: list[int]) -> Tensor:
-    """All-gather the rows of ``x`` (this process holds ``counts[rank]`` rows), keeping the gradient."""
+def gather_rows(x: Tensor, counts: list[int], grad: bool = True) -> Tensor:
+    """All-gather the rows of ``x`` (this process holds ``counts[rank]`` rows); ``grad`` keeps the gradient."""
     longest = max(counts)
     padded = F.pad(x, (0, 0) * (x.dim() - 1) + (0, longest - x.shape[0])) if x.shape[0] < longest else x
-    parts = dist_fn.all_gather(padded.contiguous())
+    padded = padded.contiguous()
+    if grad:
+        parts = dist_fn.all_gather(padded)
+    else:
+        parts = [torch.empty_like(padded) for _ in counts]
+        dist.all_gather(parts, padded)
     return torch.cat([part[:n] for part, n in zip(parts, counts)])
 
 
@@ -55,15 +56,5 @@ def caption_codes(caption_keys: list[str], device: torch.device) -> Tensor:
 
 
 def gather_caption_codes(caption_keys: list[str], counts: list[int], device: torch.device) -> Tensor:
-    longest = max(counts)
-    local = caption_codes(caption_keys, device)
-    local = F.pad(local, (0, longest - len(local)))
-    parts = [torch.zeros_like(local) for _ in counts]
-    dist.all_gather(parts, local)
-    return torch.cat([part[:n] for part, n in zip(parts, counts)])
-
-
-def same_code_mask(codes: Tensor) -> Tensor:
-    """(N, N) bool: True where two different items share a caption code."""
-    same = codes[:, None] == codes[None, :]
-    return same & ~torch.eye(len(codes), dtype=torch.bool, device=codes.device)
+    """The caption codes of every process's items, in process order (as :func:`gather_rows`)."""
+    return gather_rows(caption_codes(caption_keys, device), counts, grad=False)

@@ -61,14 +61,14 @@ def _faiss():
     return faiss
 
 
-def new_vector_index(dim: int, kind: str, ef_search: int = HNSW_EF_SEARCH):
+def new_vector_index(dim: int, kind: str):
     faiss = _faiss()
     if kind == "exact":
         return faiss.IndexFlatIP(dim)
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = check_ef_search(ef_search)
+        index.hnsw.efSearch = HNSW_EF_SEARCH  # ClipIndex calibrates it once the vectors are in
         return index
     raise FsclapError(f"unknown index kind {kind!r} (exact | hnsw | auto)")
 
@@ -163,8 +163,7 @@ class ClipIndex:
         kind = choose_kind(kind, len(clips))
         dim = audio.shape[1]
         fixed_ef = None if ef_search is None else check_ef_search(ef_search)
-        audio_index = new_vector_index(dim, kind, fixed_ef or HNSW_EF_SEARCH)
-        text_index = new_vector_index(dim, kind, fixed_ef or HNSW_EF_SEARCH)
+        audio_index, text_index = new_vector_index(dim, kind), new_vector_index(dim, kind)
         audio_index.add(audio)
         text_index.add(text)
         meta = {
@@ -189,8 +188,8 @@ class ClipIndex:
         The choice and the recall are recorded in index.json."""
         n = len(self)
         rows = np.sort(np.random.default_rng(0).choice(n, size=min(n, CALIBRATION_QUERIES), replace=False))
-        text_queries = np.stack([self.text_index.reconstruct(int(r)) for r in rows])
-        audio_queries = np.stack([self.audio_index.reconstruct(int(r)) for r in rows])
+        text_queries = self.text_index.reconstruct_batch(rows)
+        audio_queries = self.audio_index.reconstruct_batch(rows)
         start, cap = (ef_search, ef_search) if ef_search is not None else (HNSW_EF_SEARCH, MAX_EF_SEARCH)
         k = min(10, n)
         searches = {"text_to_audio": (self.audio_index, text_queries), "audio_to_text": (self.text_index, audio_queries)}
@@ -211,7 +210,6 @@ class ClipIndex:
         else:
             log.info("HNSW efSearch %d: recall@%d %.3f (text->audio) / %.3f (audio->text) against exact search",
                      ef, k, recall["text_to_audio"], recall["audio_to_text"])
-
 
     def add(self, clips: pd.DataFrame, audio_vectors, text_vectors, model_fingerprint: str) -> int:
         """Append clips not yet indexed (by ``clip_id``); returns how many were added."""

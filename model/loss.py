@@ -71,9 +71,13 @@ def feature_regulariser(features: Tensor, eps: float = 1e-8) -> Tensor:
 def same_caption_mask(caption_keys: list[str], device=None) -> Tensor:
     """(B, B) bool: True where two items share a normalised caption (and are different items)."""
     ids = {}
-    codes = torch.tensor([ids.setdefault(k, len(ids)) for k in caption_keys], device=device)
+    return same_code_mask(torch.tensor([ids.setdefault(k, len(ids)) for k in caption_keys], device=device))
+
+
+def same_code_mask(codes: Tensor) -> Tensor:
+    """(N, N) bool: True where two different items share a caption code."""
     same = codes[:, None] == codes[None, :]
-    return same & ~torch.eye(len(caption_keys), dtype=torch.bool, device=device)
+    return same & ~torch.eye(len(codes), dtype=torch.bool, device=codes.device)
 
 
 @dataclass

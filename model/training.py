@@ -44,11 +44,11 @@ from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
 from model.backbones.base import TokenFeatures
 from model.data import Batch, ClipDataset, EpochSampler, make_loader
-from model.distributed import gather_caption_codes, gather_counts, gather_rows, process_info, same_code_mask
+from model.distributed import gather_caption_codes, gather_counts, gather_rows, process_info
 from model.factory import create_model, save_checkpoint
 from model.fsclap import FSCLAP
 from model.fusion_separation import AUDIO, TEXT
-from model.loss import ContrastiveObjective, same_caption_mask
+from model.loss import ContrastiveObjective, same_caption_mask, same_code_mask
 from model.train_config import TrainConfig
 
 log = get_logger("model.training")

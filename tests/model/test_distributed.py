@@ -12,8 +12,8 @@ import torch
 import torch.multiprocessing as mp
 
 from fsclap.testing.distributed import CAPTION_KEYS, gathered_loss_worker, loss_and_grads, tiny_model, token_batch
-from model.distributed import caption_codes, same_code_mask
-from model.loss import same_caption_mask
+from model.distributed import caption_codes
+from model.loss import same_caption_mask, same_code_mask
 
 
 @pytest.mark.parametrize("split", [[4, 3], [6, 1]], ids=["4+3", "6+1"])
