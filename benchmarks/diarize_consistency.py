@@ -72,7 +72,7 @@ def repet(audio: np.ndarray) -> np.ndarray:
 
 
 def bench_der(truths: list[dict]) -> None:
-    print("\n== 1. offline diarizer DER (silero-vad + resemblyzer + agglomerative 0.4 / 5 windows) ==")
+    print("\n== 1. offline diarizer DER (silero-vad + resemblyzer + agglomerative clustering, defaults) ==")
     diarizer = OfflineDiarizer()
     diarizer.diarize(np.zeros(SR, np.float32))  # load models outside the timing
     refs = {t["episode_id"]: reference(t) for t in truths}

@@ -38,7 +38,7 @@ def build_small_index(work: Path) -> Path:
     from fsclap.manifest import ClipManifest
     from pipeline.synth import generate_style_corpus
 
-    corpus = generate_style_corpus(work / "style", n=64, seed=3, workers=2, include_piper=False)
+    corpus = generate_style_corpus(work / "style", n=64, seed=3, workers=2)
     frame = ClipManifest.read(corpus.manifest_path, validate_levels=False).frame
     frame["drama_id"] = [f"drama-{i % 4}" for i in range(len(frame))]
     frame["language"] = "en"

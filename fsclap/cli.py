@@ -215,12 +215,19 @@ def synth_style(
     out: Path = typer.Option(..., "--out", help="Output folder for clips and manifest."),
     n: int = typer.Option(200, "--n", min=1, help="Number of clips."),
     seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
+    family: str = typer.Option("train", "--family",
+                               help="Voice family: train (espeak-ng, speaker-disjoint splits), test (held-out neural "
+                                    "voices, all clips in split test) or all."),
+    label_mode: str | None = typer.Option(None, "--label-mode",
+                                   help="bands (absolute target bands; default for train) or relative (levels "
+                                        "relative to each voice's own normal; default otherwise)."),
 ) -> None:
     """Generate a style corpus: clips with known gender/pitch/speed/energy and captions."""
     settings = _settings(ctx)
     from pipeline.synth import generate_style_corpus
 
-    result = generate_style_corpus(out, n=n, seed=seed, workers=settings.workers)
+    result = generate_style_corpus(out, n=n, seed=seed, workers=settings.workers, family=family,
+                                   label_mode=label_mode)
     typer.echo(result.summary())
 
 
@@ -232,13 +239,20 @@ def synth_drama(
     episodes: int = typer.Option(3, "--episodes", min=1, help="Episodes per drama."),
     seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
     duration: float = typer.Option(60.0, "--duration", min=5.0, help="Seconds per episode."),
+    family: str = typer.Option("train", "--family",
+                               help="Voice family: train (espeak-ng), test (held-out neural voices) or all."),
+    speakers: str = typer.Option("2-4", "--speakers", help="Speakers per drama, a range lo-hi (e.g. 3-6) or one number."),
+    restyle: float = typer.Option(0.0, "--restyle", min=0.0, max=1.0,
+                                  help="Share of lines pitch-shifted afterwards (formants move with the pitch)."),
 ) -> None:
     """Generate short-drama episodes (MP4) with speakers over music and exact ground truth."""
     settings = _settings(ctx)
     from pipeline.synth import generate_dramas
+    from pipeline.synth.drama import parse_speaker_range
 
     result = generate_dramas(out, dramas=dramas, episodes=episodes, seed=seed, duration_s=duration,
-                             workers=settings.workers)
+                             workers=settings.workers, family=family, speakers=parse_speaker_range(speakers),
+                             restyle=restyle)
     typer.echo(result.summary())
 
 
@@ -250,13 +264,16 @@ def train(
     train_manifest: Path = typer.Option(..., "--train", help="Training clip manifest."),
     val_manifest: Path = typer.Option(..., "--val", help="Validation clip manifest."),
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, metrics, plots)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Training config (JSON/YAML)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config (JSON/YAML), or a preset: paper, auto."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Training override key=value (repeatable)."),
 ) -> None:
     """Train FS-CLAP (or an ablation / the CLAP baseline) on a clip manifest.
 
-    Defaults are the paper's settings (batch 96 x 2 accumulation, 10 epochs, lr 4e-5 backbone /
-    1e-4 fusion-separation). Re-running the same command resumes a killed run.
+    By default (preset auto) batch, epochs and warm-up are derived from the number of training clips
+    (about 400 optimizer steps, at least 10 epochs; the log says what was chosen). `--config paper`
+    (or `--set preset=paper`) gives the paper's settings exactly: batch 96 x 2 accumulation, 10 epochs,
+    1 warm-up epoch, lr 4e-5 backbone / 1e-4 fusion-separation. Explicit `--set` values win.
+    Re-running the same command resumes a killed run.
     """
     from model.train_config import load_train_config
     from model.training import train as run_training
@@ -267,8 +284,12 @@ def train(
     if result.skipped:
         typer.echo(f"skipped {result.skipped} manifest row(s) (missing/corrupt audio, empty caption): {out / 'skipped.csv'}")
     if not result.finished:
-        typer.echo(f"stopped after step {result.steps} (epoch {result.epochs_done}/{cfg.epochs}); "
+        typer.echo(f"stopped after step {result.steps} (epoch {result.epochs_done}/{result.schedule.epochs}); "
                    f"run the same command to resume")
+    schedule = result.schedule
+    typer.echo(f"schedule: batch {schedule.batch_size} x {schedule.grad_accum} accumulation"
+               f"{f' x {schedule.world} processes' if schedule.world > 1 else ''}, {schedule.epochs} epochs, "
+               f"{schedule.total_steps} optimizer steps (preset {schedule.preset})")
     if result.best_epoch is not None:
         m = result.best_metrics
         typer.echo(f"best epoch {result.best_epoch} (N={m['n']} val clips): "

@@ -5,8 +5,8 @@ redone over the whole corpus whenever it grows:
 
 1. :func:`measure_clip` — numbers from one clip's signal (and its transcript): median F0 and F0
    range (Praat, :mod:`pipeline.acoustics`), active RMS level, peak and clipping, speaking rate
-   (characters/s for Chinese and syllables/s for English transcripts, else an onset-based
-   syllable estimate), and gender from F0 with an explicit confidence.
+   (characters/s for Chinese, morae/s for Japanese kana and syllables/s for English transcripts,
+   else a syllable-nuclei estimate), vocal-tract length, and gender with an explicit confidence.
 2. :func:`bin_attributes` — levels (``low``/``normal``/``high``, ``slow``/``normal``/``fast``)
    for many clips at once, each value compared with a *reference distribution*.
 
@@ -23,6 +23,10 @@ threshold 0.43 is the tertile point of a normal distribution, so a speaker's cli
 into thirds. Centre = median, spread = 1.4826 × median absolute deviation (floored, see
 ``SPREAD_FLOORS``, so that a monotone speaker is not split by measurement noise).
 
+Speed against the speaker is the exception: its thresholds are a *fixed* log-rate ratio
+(``speed_log_ratio``, 0.14 ≈ ×1.15 faster or slower than the speaker's median rate), not tertiles of
+the speaker's spread, so a speaker who mostly speaks at one tempo is not split into thirds.
+
 The reference is chosen per clip and attribute, first that applies (step 1 only with
 ``reference = "speaker"``; the default ``"gender"`` starts at step 2):
 
@@ -34,16 +38,32 @@ The reference is chosen per clip and attribute, first that applies (step 1 only 
 3. ``default:<group>`` — documented reference values from the literature (``DEFAULT_REFERENCES``).
 
 The default ``reference = "gender"`` gives levels relative to the gender/group, as in TextrolSpeech's
-labels, which can be heard in a single clip. Which reference was used is stored per clip (``pitch_ref`` …).
+labels, which can be heard in a single clip. Speed is the exception (``speed_reference =
+"speaker"``): "fast" means faster than this person usually talks. Voices differ in their normal
+rate by ±15 % and languages count different units (morae run ~1.5× English syllables), so one
+corpus-wide scale calls a brisk speaker's every line fast; a speaker's own median is the reference
+a listener uses after a few lines. Without speaker ids (or with too few clips) speed falls back to
+the corpus group. Which reference was used is stored per clip (``pitch_ref`` …).
+
+The speed value is the *articulation rate*: transcript units (or, without a transcript, syllable
+nuclei) per :func:`pipeline.acoustics.rate_timebase` second. An English transcript counts
+``(syllables + letters/3) / 2`` units: letters stand in for phones, which predict a sentence's
+duration better than syllables alone, and the mean keeps the unit near a syllable. A transcript
+that does not belong to the clip (its count differs from the clip's nuclei by more than
+``MISMATCH_RATIO`` beyond the speaker's, else the group's, usual ratio) is not used: the nuclei rate,
+scaled by that usual ratio, replaces it (``speed_source`` says which); when more than
+``MAX_MISMATCHED_SHARE`` of a speaker's transcripts miss, or their ratios scatter (robust s.d.
+above ``MAX_RATIO_SCATTER``, twice that of matching transcripts), none of that speaker's is used.
 
 Gender
 ------
-No gender classifier ships in a wheel, so gender comes from F0, honestly labelled as such: a
-two-class Gaussian model on log-F0 with literature means (adult male ≈ 120 Hz, adult female ≈
-210 Hz, spread 3 semitones; e.g. Titze, *Principles of Voice Production*, 1994) gives a posterior
-probability, stored as ``gender_confidence``. A speaker's gender is decided once from the median of
-its clips' F0 (a drama-level speaker is one person); a clip without a speaker uses its own F0.
-Below ``min_gender_confidence`` the gender stays unknown and is never described.
+Gender comes from :mod:`pipeline.gender`: a logistic model on median F0 and vocal-tract length
+(formant spacing), fitted on train-family speech by ``scripts/fit_gender_model.py``; its probability
+is ``gender_confidence`` and ``gender_source`` names the model (``f0+vtl`` or, without formants,
+``f0``) and the level (``-speaker`` or ``-clip``). A speaker's gender is decided once from the
+medians of its clips (a drama-level speaker is one person); a clip without a speaker uses its own.
+Below ``min_gender_confidence`` the gender stays unknown and is never described. ``gender_f0``
+keeps the older F0-only posterior (literature means 120 / 210 Hz, spread 3 semitones).
 """
 
 from __future__ import annotations
@@ -57,11 +77,22 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.acoustics import measure
+from pipeline.acoustics import count_syllables, measure, trim_bounds
+from pipeline.gender import classify_gender, vocal_tract_length
 
-MEASURE_VERSION = "1"
+MEASURE_VERSION = "2"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa]")
+# An English transcript's duration units: (syllables + letters / LETTERS_PER_UNIT) / 2.
+LETTERS_PER_UNIT = 3.0
+# A transcript whose units differ from the clip's syllable nuclei by more than this factor beyond the
+# usual ratio is taken for another clip's text: about 3 s.d. of the log ratio on matching
+# transcripts (espeak English: s.d. ~0.1), so few true transcripts are thrown away.
+MISMATCH_RATIO = 1.4
+# more of a speaker's transcripts mismatched than this: none is used (matching ones miss ~1 % of the time)
+MAX_MISMATCHED_SHARE = 0.1
+MAX_RATIO_SCATTER = 0.2  # robust s.d. of a speaker's log ratios; matching transcripts: ~0.1
 
 # Gender from F0: class means (Hz) and spread (semitones) of speaking F0 in adults.
 GENDER_F0_HZ = {"male": 120.0, "female": 210.0}
@@ -76,11 +107,12 @@ FULL_SCALE = 0.999  # a sample at or above this magnitude counts as clipped
 # energy: speech normalised to broadcast loudness (EBU R 128, -23 LUFS) sits near -25 dBFS active RMS.
 DEFAULT_REFERENCES: dict[str, dict[str, tuple[float, float]]] = {
     "pitch": {"male": (120.0, 3.0), "female": (210.0, 3.0), "unknown": (160.0, 5.0)},
-    "speed": {"zh": (4.5, 0.2), "en": (4.5, 0.2), "onsets": (4.0, 0.25)},
+    "speed": {"zh": (4.5, 0.2), "en": (4.5, 0.2), "ja": (7.0, 0.2), "onsets": (4.0, 0.25)},
     "energy": {"all": (-25.0, 5.0)},
 }
 SPREAD_FLOORS = {"pitch": 1.0, "speed": 0.08, "energy": 1.5}  # semitones, ln units, dB
-ATTRIBUTE_VALUES = {"pitch": "f0_median_hz", "speed": "speech_rate", "energy": "rms_dbfs"}
+ATTRIBUTE_VALUES = {"pitch": "f0_median_hz", "speed": "articulation_rate", "energy": "rms_dbfs"}
+RATE_UNITS = {"zh": "char/s", "ja": "mora/s", "en": "syl/s", None: "onset/s"}
 LEVEL_NAMES = {"pitch": ("low", "normal", "high"), "speed": ("slow", "normal", "fast"),
                "energy": ("low", "normal", "high")}
 
@@ -98,26 +130,44 @@ class ClipMeasurement:
     peak_dbfs: float
     clipped_fraction: float
     speech_rate: float
-    speech_rate_unit: str  # char/s | syl/s | onset/s | ""
+    speech_rate_unit: str  # char/s | mora/s | syl/s | onset/s | ""
     syllables: float
-    gender_f0: str | None  # clip-level gender from F0 (None below any confidence)
+    gender_f0: str | None  # clip-level gender from F0 alone (literature model; None when unmeasured)
     gender_f0_confidence: float
     measure_note: str
+    vtl_cm: float = math.nan  # apparent vocal-tract length (pipeline.gender)
+    nuclei: float = math.nan  # syllable nuclei in the signal
+    timebase_s: float = math.nan  # pipeline.acoustics.rate_timebase
+    transcript_units: float = math.nan  # duration units counted from the transcript (NaN: none)
+    articulation_rate: float = math.nan  # transcript units (else nuclei) per timebase second
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def transcript_kind(text: str | None) -> str | None:
-    """``zh`` when the transcript holds CJK characters (rate in characters/s), ``en`` for Latin
-    script (syllables/s), None when there is no usable transcript (onset estimate)."""
+    """``ja`` when the transcript holds kana (morae/s), ``zh`` for CJK characters without kana
+    (characters/s), ``en`` for Latin script (syllables/s), None when there is no usable transcript
+    (syllable-nuclei estimate)."""
     if not text or not text.strip():
         return None
+    if _KANA.search(text):
+        return "ja"
     if _CJK.search(text):
         return "zh"
     if _LATIN.search(text):
         return "en"
     return None
+
+
+def transcript_units(text: str, kind: str | None) -> float:
+    """Duration units of a transcript (module docstring): English mixes syllables and letters."""
+    if kind is None:
+        return math.nan
+    syllables = count_syllables(text)
+    if kind == "en":
+        return 0.5 * (syllables + len(_LATIN.findall(text)) / LETTERS_PER_UNIT)
+    return float(syllables)
 
 
 def gender_posterior(f0_hz: float) -> tuple[str | None, float]:
@@ -150,7 +200,15 @@ def measure_clip(audio: np.ndarray, sr: int, text: str | None = None) -> ClipMea
         notes.append(acoustics.reason)
     if text and not kind:
         notes.append("transcript has no letters or CJK characters; rate from onsets")
-    unit = "" if not np.isfinite(acoustics.speech_rate) else {"zh": "char/s", "en": "syl/s", None: "onset/s"}[kind]
+    unit = "" if not np.isfinite(acoustics.speech_rate) else RATE_UNITS[kind]
+    units = transcript_units(text, kind) if kind else math.nan
+    timebase = acoustics.timebase_s
+    counted = units if np.isfinite(units) and units > 0 else acoustics.nuclei
+    articulation_rate = counted / timebase if np.isfinite(timebase) and timebase > 0 and counted > 0 else math.nan
+    vtl = math.nan
+    if np.isfinite(acoustics.f0_median_hz):
+        start, end = trim_bounds(audio, sr)
+        vtl = vocal_tract_length(audio[start:end], sr)
     if clipped > 0:
         notes.append(f"clipped: {100 * clipped:.2f} % of samples at full scale")
     gender, confidence = gender_posterior(acoustics.f0_median_hz)
@@ -160,6 +218,8 @@ def measure_clip(audio: np.ndarray, sr: int, text: str | None = None) -> ClipMea
         rms_dbfs=acoustics.rms_dbfs, peak_dbfs=peak_dbfs, clipped_fraction=clipped,
         speech_rate=acoustics.speech_rate, speech_rate_unit=unit, syllables=acoustics.syllables,
         gender_f0=gender, gender_f0_confidence=confidence, measure_note="; ".join(notes),
+        vtl_cm=vtl, nuclei=acoustics.nuclei, timebase_s=timebase, transcript_units=units,
+        articulation_rate=articulation_rate,
     )
 
 
@@ -177,10 +237,15 @@ class BinningConfig(BaseModel):
     reference: Literal["speaker", "gender"] = Field(
         "gender", description="gender: relative to the clip's gender/group in the corpus (default); "
                               "speaker: each speaker's own distribution when it has enough clips.")
+    speed_reference: Literal["speaker", "group"] = Field(
+        "speaker", description="speaker: speed against the speaker's own median rate when it has enough clips "
+                               "(default; see the module docstring); group: as the other attributes.")
+    speed_log_ratio: float = Field(0.14, gt=0, description="Speaker-relative speed: |ln(rate / speaker median)| "
+                                                           "above this is slow/fast (0.14 = x1.15).")
     min_speaker_clips: int = Field(8, ge=2, description="Measured clips a speaker needs for its own reference.")
     min_group_clips: int = Field(30, ge=2, description="Clips a corpus group needs before it replaces the literature default.")
     z_threshold: float = Field(0.43, gt=0, description="|robust z| above this is low/high (0.43: Gaussian tertiles).")
-    min_gender_confidence: float = Field(0.8, ge=0.5, le=1.0, description="Below this posterior gender stays unknown.")
+    min_gender_confidence: float = Field(0.6, ge=0.5, le=1.0, description="Below this probability gender stays unknown.")
     min_speaker_gender_clips: int = Field(3, ge=1, description="Clips with F0 a speaker needs for a speaker-level gender.")
     max_clipped_fraction: float = Field(0.01, ge=0, le=1, description="More clipped samples than this: energy unknown.")
 
@@ -204,42 +269,54 @@ def _default_centre(attribute: str, centre: float) -> float:
     return _scale(attribute, np.array([centre]))[0]
 
 
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+
+
+SPEAKER_GENDER_COLUMNS = ["speaker_id", "speaker_gender", "speaker_gender_confidence", "speaker_gender_model",
+                          "speaker_f0_hz", "speaker_vtl_cm"]
+
+
 def speaker_genders(frame: pd.DataFrame, config: BinningConfig) -> pd.DataFrame:
-    """Per speaker: ``speaker_gender``, ``speaker_gender_confidence`` from the median F0 of its clips."""
+    """Per speaker: gender and confidence from the medians of its clips' F0 and tract length."""
     rows = []
     if "speaker_id" not in frame.columns:
-        return pd.DataFrame(columns=["speaker_id", "speaker_gender", "speaker_gender_confidence", "speaker_f0_hz"])
-    for speaker, group in frame.groupby("speaker_id", sort=True):
-        f0 = group["f0_median_hz"].to_numpy(dtype=float)
-        f0 = f0[np.isfinite(f0)]
-        if len(f0) < config.min_speaker_gender_clips:
+        return pd.DataFrame(columns=SPEAKER_GENDER_COLUMNS)
+    f0_all, vtl_all = _column(frame, "f0_median_hz"), _column(frame, "vtl_cm")
+    for speaker, index in frame.groupby("speaker_id", sort=True).indices.items():
+        f0, vtl = f0_all[index], vtl_all[index]
+        if np.isfinite(f0).sum() < config.min_speaker_gender_clips:
             continue
-        median = float(np.median(f0))
-        gender, confidence = gender_posterior(median)
+        median = float(np.nanmedian(f0))
+        tract = float(np.nanmedian(vtl)) if np.isfinite(vtl).any() else math.nan
+        gender, confidence, model = classify_gender(median, tract)
         rows.append({"speaker_id": speaker, "speaker_gender": gender, "speaker_gender_confidence": confidence,
-                     "speaker_f0_hz": median})
-    return pd.DataFrame(rows, columns=["speaker_id", "speaker_gender", "speaker_gender_confidence", "speaker_f0_hz"])
+                     "speaker_gender_model": model, "speaker_f0_hz": median, "speaker_vtl_cm": tract})
+    return pd.DataFrame(rows, columns=SPEAKER_GENDER_COLUMNS)
 
 
 def assign_gender(frame: pd.DataFrame, config: BinningConfig) -> pd.DataFrame:
     """``gender`` (female/male/unknown), ``gender_confidence``, ``gender_source`` per clip."""
     out = frame.copy()
     speakers = speaker_genders(out, config).set_index("speaker_id")
+    f0s, vtls = _column(out, "f0_median_hz"), _column(out, "vtl_cm")
+    speaker_ids = out["speaker_id"].tolist() if "speaker_id" in out.columns else [None] * len(out)
     genders, confidences, sources, conflicts = [], [], [], []
-    for row in out.itertuples(index=False):
-        r = row._asdict()
-        speaker = r.get("speaker_id")
-        clip_gender, clip_conf = gender_posterior(r.get("f0_median_hz", math.nan))
+    for speaker, f0, vtl in zip(speaker_ids, f0s, vtls):
+        clip_gender, clip_conf, clip_model = classify_gender(f0, vtl)
         conflict = ""
         if speaker is not None and speaker in speakers.index:
             s = speakers.loc[speaker]
-            gender, conf, source = s["speaker_gender"], float(s["speaker_gender_confidence"]), "f0-speaker"
+            gender, conf = s["speaker_gender"], float(s["speaker_gender_confidence"])
+            source = f"{s['speaker_gender_model']}-speaker"
             if (clip_gender and clip_gender != gender and clip_conf >= config.min_gender_confidence
                     and conf >= config.min_gender_confidence):
-                conflict = (f"gender: clip F0 {r['f0_median_hz']:.0f} Hz says {clip_gender} ({clip_conf:.2f}), "
+                conflict = (f"gender: clip F0 {f0:.0f} Hz says {clip_gender} ({clip_conf:.2f}), "
                             f"speaker says {gender} ({conf:.2f}); speaker kept")
         else:
-            gender, conf, source = clip_gender, clip_conf, "f0-clip"
+            gender, conf, source = clip_gender, clip_conf, f"{clip_model}-clip"
         if gender is None or not np.isfinite(conf) or conf < config.min_gender_confidence:
             gender = "unknown"
         genders.append(gender)
@@ -253,24 +330,80 @@ def assign_gender(frame: pd.DataFrame, config: BinningConfig) -> pd.DataFrame:
     return out
 
 
+def _speaker_labels(frame: pd.DataFrame) -> np.ndarray:
+    """Speaker id per clip as an object array, None where there is none."""
+    if "speaker_id" not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    return np.array([None if pd.isna(v) else str(v) for v in frame["speaker_id"]], dtype=object)
+
+
+def speed_values(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(rate, source)`` per clip: the articulation rate of the module docstring, with transcripts
+    that do not match their clip replaced by the nuclei rate. Older measurements (no
+    ``articulation_rate``) fall back to ``speech_rate``."""
+    n = len(frame)
+    if "articulation_rate" not in frame.columns or not np.isfinite(_column(frame, "articulation_rate")).any():
+        return _column(frame, "speech_rate"), np.array(["speech_rate"] * n, dtype=object)
+    rate = _column(frame, "articulation_rate")
+    units, nuclei, timebase = _column(frame, "transcript_units"), _column(frame, "nuclei"), _column(frame, "timebase_s")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nuclei_rate = np.where(nuclei > 0, nuclei / timebase, np.nan)
+        log_ratio = np.log(units / nuclei)  # NaN/inf where there is no transcript or no nucleus
+    log_ratio[~np.isfinite(log_ratio)] = np.nan
+    has_text = np.isfinite(units) & (units > 0)
+    # the usual transcript/nuclei ratio: the speaker's, else the transcript group's, else 1
+    usual = np.zeros(n)
+    speakers = _speaker_labels(frame)
+    groups = [speakers, _groups("speed", frame).to_numpy(dtype=object)]
+    known = np.zeros(n, dtype=bool)
+    for labels in groups:
+        for label in pd.unique(labels[~known]):
+            if label is None:
+                continue
+            members = labels == label
+            ratios = log_ratio[members & np.isfinite(log_ratio)]
+            if ratios.size >= 3:
+                todo = members & ~known
+                usual[todo] = np.median(ratios)
+                known |= todo
+    mismatched = has_text & np.isfinite(log_ratio) & (np.abs(log_ratio - usual) > math.log(MISMATCH_RATIO))
+    source = np.where(has_text, "transcript", "nuclei").astype(object)
+    source[mismatched] = "nuclei (transcript mismatched)"
+    # a speaker whose transcripts often miss, or scatter, is not trusted on the ones that happen to fit
+    for speaker in pd.unique(speakers[has_text]):
+        members = (speakers == speaker) & has_text
+        ratios = log_ratio[members & np.isfinite(log_ratio)]
+        scatter = 1.4826 * np.median(np.abs(ratios - np.median(ratios))) if ratios.size >= 3 else 0.0
+        if speaker is not None and (mismatched[members].mean() > MAX_MISMATCHED_SHARE or scatter > MAX_RATIO_SCATTER):
+            extra = members & ~mismatched & np.isfinite(nuclei_rate)
+            source[extra] = "nuclei (speaker's transcripts mismatched)"
+            mismatched |= extra
+    rate = np.where(mismatched, nuclei_rate * np.exp(usual), rate)
+    # a clip without a transcript, in a speaker whose other clips have one: speak the transcript's unit
+    convert = ~has_text & known & np.array([sp is not None for sp in speakers])
+    rate = np.where(convert, nuclei_rate * np.exp(usual), rate)
+    return rate, source
+
+
 def _groups(attribute: str, frame: pd.DataFrame) -> pd.Series:
     if attribute == "pitch":
         return frame["gender"].where(frame["gender"].isin(["female", "male"]), "unknown")
     if attribute == "speed":
         unit = frame.get("speech_rate_unit", pd.Series("", index=frame.index)).fillna("")
-        return unit.map({"char/s": "zh", "syl/s": "en", "onset/s": "onsets"}).fillna("onsets")
+        return unit.map({"char/s": "zh", "mora/s": "ja", "syl/s": "en", "onset/s": "onsets"}).fillna("onsets")
     return pd.Series("all", index=frame.index)
 
 
 def bin_attributes(frame: pd.DataFrame, config: BinningConfig | None = None) -> pd.DataFrame:
     """Levels for every clip of ``frame`` (needs the :class:`ClipMeasurement` columns and optionally
-    ``speaker_id``). Adds ``gender*``, and per attribute ``<attr>`` (level or ``unknown``),
+    ``speaker_id``). Adds ``gender*``, ``speed_source``, and per attribute ``<attr>`` (level or ``unknown``),
     ``<attr>_z`` and ``<attr>_ref`` (which reference was used)."""
     config = config or BinningConfig()
     out = assign_gender(frame.reset_index(drop=True), config)
     has_speaker = "speaker_id" in out.columns
+    speed, out["speed_source"] = speed_values(out)
     for attribute, column in ATTRIBUTE_VALUES.items():
-        raw = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
+        raw = speed if attribute == "speed" else pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
         usable = np.isfinite(raw) & (raw > 0 if attribute != "energy" else True)
         if attribute == "energy" and "clipped_fraction" in out.columns:
             usable &= ~(pd.to_numeric(out["clipped_fraction"], errors="coerce").fillna(0).to_numpy() > config.max_clipped_fraction)
@@ -281,13 +414,16 @@ def bin_attributes(frame: pd.DataFrame, config: BinningConfig | None = None) -> 
         refs = np.array([""] * len(out), dtype=object)
         done = np.zeros(len(out), dtype=bool)
         floor = SPREAD_FLOORS[attribute]
-        if config.reference == "speaker" and has_speaker:
+        by_speaker = config.reference == "speaker" or (attribute == "speed" and config.speed_reference == "speaker")
+        if by_speaker and has_speaker:
             for _, index in out.groupby("speaker_id", sort=False).groups.items():
                 rows = np.asarray(index)
                 rows = rows[usable[rows]]
                 if len(rows) < config.min_speaker_clips:
                     continue
                 centre, spread = _robust(scaled[rows])
+                if attribute == "speed":  # a fixed log-rate ratio is the threshold, whatever the spread
+                    spread = config.speed_log_ratio / config.z_threshold
                 z[rows] = (scaled[rows] - centre) / max(spread, floor)
                 refs[rows] = "speaker"
                 done[rows] = True

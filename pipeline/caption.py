@@ -63,7 +63,7 @@ EMOTION_NOT_MEASURED = "not measured (offline profile)"
 MEASURE_COLUMNS = [
     "duration_s", "speech_s", "f0_median_hz", "f0_range_semitones", "voiced_fraction", "rms_dbfs", "peak_dbfs",
     "clipped_fraction", "speech_rate", "speech_rate_unit", "syllables", "gender_f0", "gender_f0_confidence",
-    "measure_note", "read_error",
+    "measure_note", "vtl_cm", "nuclei", "timebase_s", "transcript_units", "articulation_rate", "read_error",
 ]
 EMOTION_COLUMNS = ["emotion_measured", "emotion_source", "audio_events", "language_detected", "sensevoice_text",
                    "emotion_note"]

@@ -1,9 +1,13 @@
 """``fsclap synth drama``: short-drama episodes with recurring speakers and exact ground truth.
 
-Each drama has 2-4 speakers (one synthetic voice each, the same in every episode, at least one
-female and one male) and a musical theme. An episode is a script of alternating lines, each in its
-own style (gender of the voice; pitch/speed/energy levels and a nominal emotion, see ``style.py``),
-separated by gaps and sometimes overlapping the previous line (an interruption). Speech is mixed
+Each drama has 2-4 speakers by default (``speakers=(lo, hi)`` sets the range; one synthetic voice
+each, the same in every episode, at least one female and one male), drawn from one voice family
+(``train``: the espeak-ng voices fsclap tunes on; ``test``: the held-out neural voices; ``all``), and
+a musical theme. A voice speaks its own language (Kokoro voices Japanese, the others English).
+An episode is a script of alternating lines, each in its own style (gender of the voice;
+pitch/speed/energy levels and a nominal emotion, see ``style.py``); with ``restyle`` a share of the
+lines is also pitch-shifted afterwards, formants included (see ``render_restyled``). Lines are
+separated by gaps and sometimes overlap the previous line (an interruption). Speech is mixed
 with the drama's procedural music at one of a few speech-to-music ratios and with room noise, then
 packed as an MP4 (a test-pattern picture + AAC audio) that the corpus builder acquires like any
 downloaded episode.
@@ -31,7 +35,7 @@ import shutil
 import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,11 +49,21 @@ from fsclap.io import atomic_path, write_json, write_table, write_text
 from fsclap.log import get_logger, progress
 from pipeline.caption_writer import CaptionWriter
 from pipeline.synth.music import MusicStyle, make_music, make_noise
-from pipeline.synth.sentences import ADJECTIVES, NOUNS, PLACES, make_sentence
+from pipeline.synth.sentences import ADJECTIVES, NOUNS, PLACES, distinct_sentences, make_sentence
 from pipeline.synth.state import claim_folder
-from pipeline.acoustics import measure
-from pipeline.synth.style import STYLE_EMOTIONS, Utterance, draw_levels, draw_targets, render
-from pipeline.synth.voices import Voice, check_tools, voice_catalogue
+from pipeline.acoustics import measure, trim_bounds
+from pipeline.synth.style import (
+    STYLE_EMOTIONS,
+    StyleTargets,
+    Utterance,
+    draw_levels,
+    draw_relative_targets,
+    draw_targets,
+    render,
+    render_relative,
+    voice_normal,
+)
+from pipeline.synth.voices import Voice, check_tools, sox_effects, voice_catalogue
 
 log = get_logger("pipeline.synth.drama")
 
@@ -59,9 +73,14 @@ STATE_FILE = "drama_corpus.json"
 SPEECH_TO_MUSIC_DB = (15.0, 10.0, 5.0)  # cycled over a drama's episodes
 SPEECH_TO_NOISE_DB = (30.0, 20.0)
 OVERLAP_PROBABILITY = 0.15
+# A restyled line is synthesised off-pitch and shifted back by SoX ``pitch`` (which moves the formants
+# with F0, as post-hoc restyling of a neural voice does): the line's timbre drifts from the speaker's.
+RESTYLE_SEMITONES = (2.0, 5.0)
 VIDEO_PATTERNS = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
 VIDEO_SIZE, VIDEO_FPS = "320x180", 10
 PEAK = 0.89
+VOICE_FAMILIES = ("train", "test", "all")
+DEFAULT_SPEAKERS = (2, 4)
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,7 @@ class Drama:
     speakers: tuple[Speaker, ...]
     music: MusicStyle
     pattern: str
+    restyle_share: float = 0.0  # share of lines whose pitch is partly moved afterwards, formants included
 
 
 @dataclass
@@ -102,16 +122,59 @@ class DramaCorpusResult:
                 f"{f'; {len(self.failed)} failed (see truth/failures.csv)' if self.failed else ''} -> {self.sources_path}")
 
 
-def plan_dramas(n_dramas: int, seed: int) -> list[Drama]:
+def parse_speaker_range(text: str) -> tuple[int, int]:
+    """``"3-6"`` -> (3, 6); ``"4"`` -> (4, 4)."""
+    parts = str(text).strip().split("-")
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None:
+        raise FsclapError(f"--speakers must be a number or a range lo-hi such as 3-6 (got {text!r})")
+    return lo, hi
+
+
+def family_voices(family: str) -> list[Voice]:
+    """The voices of one family (``train`` | ``test`` | ``all``), in the catalogue's fixed order."""
+    if family not in VOICE_FAMILIES:
+        raise FsclapError(f"voice family must be one of {', '.join(VOICE_FAMILIES)} (got {family!r})")
+    return voice_catalogue(family=family)
+
+
+def voice_language(voice: Voice) -> str:
+    """The language a voice's lines are written in (Kokoro's voices speak Japanese)."""
+    return voice.sentence_language
+
+
+def line_text(rng: random.Random, language: str) -> str:
+    if language == "en":  # the historical draw, so that English dramas keep their seeds' bytes
+        return make_sentence(rng) + (" " + make_sentence(rng) if rng.random() < 0.25 else "")
+    return distinct_sentences(rng, 1, language=language)[0]
+
+
+def plan_dramas(n_dramas: int, seed: int, family: str = "train",
+                speakers: tuple[int, int] = DEFAULT_SPEAKERS, restyle: float = 0.0) -> list[Drama]:
     """Casts and themes; drama ``d`` does not depend on ``n_dramas``."""
-    voices = voice_catalogue()
+    lo, hi = speakers
+    if not 0.0 <= restyle <= 1.0:
+        raise FsclapError(f"restyle share must be within 0-1 (got {restyle})")
+    if not 2 <= lo <= hi:
+        raise FsclapError(f"speakers per drama must be a range lo-hi with 2 <= lo <= hi (got {lo}-{hi})")
+    voices = family_voices(family)
+    pools = {g: [v for v in voices if v.gender == g] for g in ("female", "male")}
+    if not pools["female"] or not pools["male"] or hi > len(voices):
+        raise FsclapError(f"voice family {family!r} has {len(pools['female'])} female and {len(pools['male'])} male "
+                          f"voices: not enough for {hi} speakers of both genders")
     dramas = []
     for d in range(n_dramas):
         rng = random.Random(f"drama|{seed}|{d}")
-        n_speakers = rng.choice((2, 3, 3, 4))
-        female = rng.sample([v for v in voices if v.gender == "female"], k=n_speakers)
-        male = rng.sample([v for v in voices if v.gender == "male"], k=n_speakers)
-        genders = ["female", "male"] + [rng.choice(("female", "male")) for _ in range(n_speakers - 2)]
+        n_speakers = rng.choice((2, 3, 3, 4)) if (lo, hi) == DEFAULT_SPEAKERS else rng.randint(lo, hi)
+        female = rng.sample(pools["female"], k=min(n_speakers, len(pools["female"])))
+        male = rng.sample(pools["male"], k=min(n_speakers, len(pools["male"])))
+        genders = ["female", "male"]
+        for _ in range(n_speakers - 2):
+            room = [g for g, pick in (("female", female), ("male", male)) if genders.count(g) < len(pick)]
+            genders.append(rng.choice(("female", "male")) if len(room) == 2 else room[0])
         rng.shuffle(genders)
         cast, picks = [], {"female": iter(female), "male": iter(male)}
         drama_id = f"drama{d + 1:02d}"
@@ -119,7 +182,7 @@ def plan_dramas(n_dramas: int, seed: int) -> list[Drama]:
             cast.append(Speaker(f"{drama_id}_spk{k + 1}", next(picks[gender]), rng.choice(STYLE_EMOTIONS)))
         title = f"The {rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} at {rng.choice(PLACES).title()}"
         music = MusicStyle.draw(np.random.default_rng(rng.getrandbits(63)))
-        dramas.append(Drama(drama_id, title, tuple(cast), music, VIDEO_PATTERNS[d % len(VIDEO_PATTERNS)]))
+        dramas.append(Drama(drama_id, title, tuple(cast), music, VIDEO_PATTERNS[d % len(VIDEO_PATTERNS)], restyle))
     return dramas
 
 
@@ -134,6 +197,7 @@ class _Placed:
     start_s: float
     overlaps_previous: bool
     truncated: bool = False
+    restyle_semitones: float = 0.0
 
 
 def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int) -> list[_Placed]:
@@ -149,11 +213,14 @@ def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int) -> 
         speaker = rng.choice(choices)
         emotion = speaker.temperament if rng.random() < 0.5 else rng.choice(STYLE_EMOTIONS)
         levels = draw_levels(rng, speaker.voice.gender, emotion)
-        targets = draw_targets(rng, levels)
-        text = make_sentence(rng) + (" " + make_sentence(rng) if rng.random() < 0.25 else "")
+        targets = line_targets(rng, speaker.voice, levels)
+        text = line_text(rng, voice_language(speaker.voice))
         overlap = bool(lines) and rng.random() < OVERLAP_PROBABILITY and prev_end - prev_start > 1.2
         gap = -rng.uniform(0.3, min(0.8, (prev_end - prev_start) / 2)) if overlap else rng.uniform(0.15, 1.2)
-        utt = render(speaker.voice, text, levels, targets, sr, pad_s=0.0)
+        # a separate generator, so that dramas without restyling stay the same bytes
+        restyle_rng = random.Random(f"restyle|{seed}|{drama.drama_id}|{index}|{len(lines)}|{misses}")
+        shift = restyle_shift(restyle_rng, levels.pitch) if restyle_rng.random() < drama.restyle_share else 0.0
+        utt = render_restyled(speaker.voice, text, levels, targets, sr, shift)
         start = round(cursor + gap if lines else cursor, 3)
         length = utt.audio.size / sr
         truncated = False
@@ -168,12 +235,52 @@ def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int) -> 
             utt.acoustics = measure(utt.audio, sr)
             length, truncated = utt.audio.size / sr, True
         misses = 0
-        lines.append(_Placed(speaker, utt, start, overlap, truncated))
+        lines.append(_Placed(speaker, utt, start, overlap, truncated, shift))
         previous, prev_start, prev_end = speaker, start, start + length
         cursor = max(cursor, prev_end) if overlap else prev_end
         if start + length > duration_s - 1.5:
             break
     return lines
+
+
+def restyle_shift(rng: random.Random, pitch_level: str) -> float:
+    """Semitones a restyled line is moved afterwards: towards its pitch level (either way for normal)."""
+    size = rng.uniform(*RESTYLE_SEMITONES)
+    sign = {"high": 1.0, "low": -1.0}.get(pitch_level) or rng.choice((-1.0, 1.0))
+    return round(sign * size, 2)
+
+
+def line_targets(rng: random.Random, voice: Voice, levels) -> StyleTargets:
+    """Targets of one line. espeak-ng voices hit the style generator's absolute bands; the held-out
+    engines get their levels relative to the voice's own normal (as ``fsclap synth style`` does for
+    them): the bands are in English syllables/s, which Japanese morae would turn into crawling speech."""
+    if voice.engine == "espeak":
+        return draw_targets(rng, levels)
+    return draw_relative_targets(rng, levels, voice_normal(voice))
+
+
+def _render(voice: Voice, text: str, levels, targets: StyleTargets, sr: int) -> Utterance:
+    if targets.semitones is not None:
+        return render_relative(voice, text, levels, targets, sr, pad_s=0.0)
+    return render(voice, text, levels, targets, sr, pad_s=0.0)
+
+
+def render_restyled(voice: Voice, text: str, levels, targets: StyleTargets, sr: int, shift: float) -> Utterance:
+    """:func:`render`, or for ``shift != 0`` rendered ``shift`` semitones off target and moved onto it
+    by SoX ``pitch`` (formants move too); the labels and measurements stay those of the final audio."""
+    if not shift:
+        return _render(voice, text, levels, targets, sr)
+    off_target = replace(targets, f0_hz=targets.f0_hz * 2 ** (-shift / 12))
+    if targets.semitones is not None:
+        off_target = replace(off_target, semitones=targets.semitones - shift)
+    utt = _render(voice, text, levels, off_target, sr)
+    moved = sox_effects(utt.audio, sr, ["pitch", str(int(round(shift * 100)))])
+    start, end = trim_bounds(moved, sr)
+    utt.audio = moved[start:end] if end > start else moved
+    utt.targets = targets
+    utt.params = {**utt.params, "restyle_semitones": shift}
+    utt.acoustics = measure(utt.audio, sr, text)
+    return utt
 
 
 def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_dir: Path,
@@ -223,6 +330,7 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
             "line_id": line_id, "speaker_id": speaker.speaker_id, "voice_id": speaker.voice.voice_id,
             "start_s": start, "end_s": round(start + utt.audio.size / sr, 6), "text": utt.text, **labels,
             "emotion_nominal": True, "overlaps_previous": placed.overlaps_previous, "truncated": placed.truncated,
+            "restyle_semitones": placed.restyle_semitones,
             "f0_median_hz": got.f0_median_hz, "f0_range_semitones": got.f0_range_semitones,
             "speech_rate": got.speech_rate, "rms_dbfs": got.rms_dbfs + gain_db,
             "caption": writer_en.write(labels, key=line_id), "caption_zh": writer_zh.write(labels, key=line_id),
@@ -232,7 +340,7 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
         "episode_index": index + 1, "duration_s": duration_s, "sample_rate": sr,
         "video": str(video.relative_to(out_dir)), "speech_to_music_db": smr, "speech_to_noise_db": snr,
         "speakers": [{"speaker_id": s.speaker_id, "voice_id": s.voice.voice_id, "voice": s.voice.description,
-                      "gender": s.voice.gender} for s in drama.speakers],
+                      "gender": s.voice.gender, "language": voice_language(s.voice)} for s in drama.speakers],
         "lines": lines,
         "stems": {name: str((truth_dir / f"{name}.flac").relative_to(out_dir)) for name in stems},
         "generator": {"name": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed},
@@ -286,18 +394,32 @@ def _build(args: tuple) -> dict:
 
 
 def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, seed: int = 0,
-                    duration_s: float = 60.0, workers: int = 2) -> DramaCorpusResult:
+                    duration_s: float = 60.0, workers: int = 2, family: str = "train",
+                    speakers: tuple[int, int] = DEFAULT_SPEAKERS, restyle: float = 0.0) -> DramaCorpusResult:
     """Write ``dramas`` x ``episodes`` episodes, their ground truth and ``sources.yaml`` under ``out_dir``."""
     if dramas < 1 or episodes < 1:
         raise FsclapError("--dramas and --episodes must be at least 1")
     if duration_s < 5:
         raise FsclapError(f"episode duration must be at least 5 s (got {duration_s})")
+    speakers = (int(speakers[0]), int(speakers[1]))
+    plans = plan_dramas(dramas, seed, family, speakers, restyle)  # checks the options first
     check_tools()
     out_dir = Path(out_dir)
-    claim_folder(out_dir, STATE_FILE, {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
-                           "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE}, "dramas")
+    settings = {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
+                "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE}
+    # recorded only when not the defaults, so folders made before these options still resume
+    cast = {"family": family, "speakers": list(speakers), "restyle": restyle}
+    state = out_dir / STATE_FILE
+    have = json.loads(state.read_text()) if state.is_file() else None
+    defaults = {"family": "train", "speakers": list(DEFAULT_SPEAKERS), "restyle": 0.0}
+    for key, default in defaults.items():
+        if have is not None and have.get(key, default) != cast[key]:
+            raise FsclapError(f"{out_dir} holds dramas made with other settings: {key}={have.get(key, default)} "
+                              f"(now {cast[key]}); use another --out folder or delete it")
+    if cast != defaults:
+        settings.update(cast)
+    claim_folder(out_dir, STATE_FILE, settings, "dramas")
     start = time.perf_counter()
-    plans = plan_dramas(dramas, seed)
     jobs = [(d, e, seed, duration_s, str(out_dir)) for d in plans for e in range(episodes)]
     if workers <= 1:
         rows = [_build(j) for j in progress(jobs, desc="episodes", total=len(jobs), unit="ep")]
@@ -344,7 +466,8 @@ def sources_document(plans: list[Drama], done: list[dict], url_for) -> dict:
     counts = [len(v) for v in by_drama.values()]
     return {
         "min_episodes": min(counts),
-        "dramas": [{"id": d.drama_id, "title": d.title, "language": "en",
+        "dramas": [{"id": d.drama_id, "title": d.title,
+                    "language": "+".join(sorted({voice_language(s.voice) for s in d.speakers})),
                     "licence": "generated by fsclap synth drama (no rights reserved)", "urls": by_drama[d.drama_id]}
                    for d in plans if d.drama_id in by_drama],
     }
@@ -400,5 +523,6 @@ Casts:
 """
 
 
-__all__ = ["Drama", "DramaCorpusResult", "Speaker", "build_episode", "generate_dramas", "load_truth",
-           "plan_dramas", "rttm_lines", "sources_document", "write_served_sources", "write_sources"]
+__all__ = ["DEFAULT_SPEAKERS", "VOICE_FAMILIES", "Drama", "DramaCorpusResult", "Speaker", "build_episode",
+           "family_voices", "generate_dramas", "load_truth", "plan_dramas", "rttm_lines", "sources_document",
+           "write_served_sources", "write_sources"]

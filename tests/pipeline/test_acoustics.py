@@ -115,3 +115,49 @@ def test_female_voice_has_higher_f0_than_male():
     female = measure(*speech(text, variant="f3"), text)
     male = measure(*speech(text, variant="m3"), text)
     assert female.f0_median_hz > 1.5 * male.f0_median_hz
+
+
+def am_buzz(syllables_per_s, seconds=3.0, f0=150.0, sr=SR):
+    """A voiced buzz (harmonics of ``f0``) whose loudness rises and falls ``syllables_per_s`` times a second."""
+    from fsclap.testing.style_audio import voice_like
+
+    return voice_like(f0, seconds, sr=sr, syllables_per_s=syllables_per_s)
+
+
+@pytest.mark.parametrize("rate", [2.5, 4.0, 6.0, 8.0])
+def test_syllable_nuclei_count_the_bursts_of_an_amplitude_modulated_buzz(rate):
+    from pipeline.acoustics import syllable_nuclei
+
+    assert syllable_nuclei(am_buzz(rate), SR) == pytest.approx(3.0 * rate, abs=1)
+
+
+def test_articulation_time_leaves_out_pauses_but_not_short_closures():
+    from pipeline.acoustics import articulation_seconds
+
+    burst = tone(200.0, 1.0)
+    with_pause = np.concatenate([burst, np.zeros(int(0.5 * SR), dtype=np.float32), burst])
+    with_closure = np.concatenate([burst, np.zeros(int(0.08 * SR), dtype=np.float32), burst])
+    assert articulation_seconds(with_pause, SR) == pytest.approx(2.0, abs=0.05)
+    assert articulation_seconds(with_closure, SR) == pytest.approx(2.08, abs=0.05)
+
+
+def test_rate_timebase_is_the_geometric_mean_and_nan_without_speech():
+    from pipeline.acoustics import rate_timebase
+
+    assert rate_timebase(4.0, 1.0) == pytest.approx(2.0)
+    assert math.isnan(rate_timebase(0.0, 1.0))
+
+
+def test_the_articulation_rate_follows_the_tempo_whatever_the_voice():
+    from pipeline.attributes import measure_clip
+
+    text = "I never thought I would see you here again after all these years."
+    rates = {}
+    for variant in ("m3", "f3"):
+        for wpm in (130, 175, 233):
+            rates[variant, wpm] = measure_clip(*speech(text, wpm=wpm, variant=variant), text).articulation_rate
+    for variant in ("m3", "f3"):
+        assert rates[variant, 130] < rates[variant, 175] < rates[variant, 233]
+    # same sentence, same tempo, another voice: the same rate within the speed threshold (x1.15)
+    for wpm in (130, 175, 233):
+        assert abs(math.log(rates["m3", wpm] / rates["f3", wpm])) < 0.14

@@ -6,10 +6,19 @@ import pytest
 
 from fsclap.testing.style_audio import voice_like
 from pipeline.attributes import (
-    DEFAULT_REFERENCES, BinningConfig, bin_attributes, gender_posterior, measure_clip, transcript_kind,
+    DEFAULT_REFERENCES, BinningConfig, bin_attributes, gender_posterior, measure_clip, speed_values, transcript_kind,
+    transcript_units,
 )
+from pipeline.gender_params import GENDER_MODELS
 
 SR = 16000
+
+
+def f0_boundary_hz() -> float:
+    """Where the fitted F0-only model is undecided (P = 0.5)."""
+    p = GENDER_MODELS["f0"]
+    semitones = p["mean"][0] - p["intercept"] * p["scale"][0] / p["coef"][0]
+    return 100.0 * 2 ** (semitones / 12)
 
 
 def clip_rows(speaker, f0s, rates=None, levels=None, unit="syl/s"):
@@ -32,8 +41,10 @@ def test_gender_near_the_boundary_is_not_confident_and_nan_is_unknown():
     _, confidence = gender_posterior(160.0)
     assert 0.5 <= confidence < 0.7
     assert gender_posterior(math.nan) == (None, math.nan) or gender_posterior(math.nan)[0] is None
-    frame = clip_rows("s", [160.0, 158.0, 162.0])
-    assert set(bin_attributes(frame)["gender"]) == {"unknown"}
+    boundary = f0_boundary_hz()
+    frame = clip_rows("s", [boundary, boundary * 0.999, boundary * 1.001])
+    out = bin_attributes(frame)
+    assert set(out["gender"]) == {"unknown"} and (out["gender_confidence"] < 0.55).all()
 
 
 def test_measure_clip_reads_pitch_level_and_rate_units():
@@ -43,6 +54,8 @@ def test_measure_clip_reads_pitch_level_and_rate_units():
     assert m.rms_dbfs == pytest.approx(-20.0, abs=2.0)
     assert m.speech_rate == pytest.approx(5.0, rel=0.15) and m.speech_rate_unit == "onset/s"
     assert m.gender_f0 == "female" and m.gender_f0_confidence > 0.95
+    assert m.timebase_s > 0 and m.articulation_rate > 0 and m.nuclei > 0
+    assert measure_clip(audio, SR, "こんにちは、げんきですか").speech_rate_unit == "mora/s"
     assert measure_clip(audio, SR, "今天天气真好").speech_rate_unit == "char/s"
     assert measure_clip(audio, SR, "well, hello there").speech_rate_unit == "syl/s"
     assert measure_clip(audio, SR, "123 ...").speech_rate_unit == "onset/s"  # no letters: onsets, noted
@@ -91,7 +104,7 @@ def test_a_high_voiced_speaker_is_normal_for_herself_but_high_for_her_gender():
 
 def test_small_speakers_fall_back_to_the_corpus_group_then_to_defaults():
     big = clip_rows("big", list(np.linspace(100, 140, 40)))
-    small = clip_rows("small", [100.0, 140.0])
+    small = clip_rows("small", [100.0, 140.0]).assign(vtl_cm=18.0)  # a long (male) vocal tract
     out = bin_attributes(pd.concat([big, small], ignore_index=True),
                          BinningConfig(reference="speaker", min_speaker_clips=8, min_group_clips=30))
     small_rows = out[out["speaker_id"] == "small"]
@@ -113,6 +126,101 @@ def test_speed_groups_keep_chinese_characters_and_english_syllables_apart():
 
 def test_speaker_gender_wins_over_a_contradicting_clip_and_the_conflict_is_recorded():
     out = bin_attributes(clip_rows("carl", [110, 115, 120, 118, 112, 230]))
-    assert (out["gender"] == "male").all() and (out["gender_source"] == "f0-speaker").all()
+    assert (out["gender"] == "male").all() and (out["gender_source"] == "f0-speaker").all()  # no formants given
     assert "clip F0 230 Hz says female" in out["gender_conflict"].iloc[-1]
     assert (out["gender_conflict"].iloc[:-1] == "").all()
+
+
+def rate_rows(speaker, rates, units=None, nuclei=None):
+    """Clips of one speaker with an articulation rate (timebase 2 s) and optional transcript units."""
+    n = len(rates)
+    units = units if units is not None else [np.nan] * n
+    counted = [u if np.isfinite(u) else r * 2.0 for u, r in zip(units, rates)]
+    return pd.DataFrame({
+        "clip_id": [f"{speaker}-{i}" for i in range(n)], "speaker_id": speaker, "f0_median_hz": 200.0,
+        "rms_dbfs": -25.0, "clipped_fraction": 0.0, "speech_rate": rates, "articulation_rate": rates,
+        "timebase_s": 2.0, "transcript_units": units,
+        "nuclei": nuclei if nuclei is not None else counted,
+        "speech_rate_unit": ["syl/s" if np.isfinite(u) else "onset/s" for u in units],
+    })
+
+
+def test_speaker_relative_speed_uses_fixed_log_ratios_around_the_speaker_median():
+    # a brisk speaker (normal 6/s) and a slow one (normal 3/s): each one's x0.75 / x1 / x1.33 clips
+    brisk = rate_rows("brisk", [6.0 * t for t in [0.75, 1.0, 1.33] * 4])
+    slow = rate_rows("slow", [3.0 * t for t in [0.75, 1.0, 1.33] * 4])
+    out = bin_attributes(pd.concat([brisk, slow], ignore_index=True))
+    assert (out["speed_ref"] == "speaker").all()
+    assert list(out["speed"][:3]) == ["slow", "normal", "fast"] == list(out["speed"][12:15])
+    # +-0.14 in ln rate is the edge, whatever the speaker's spread
+    edge = bin_attributes(rate_rows("e", [4.0] * 9 + [4.0 * np.exp(0.13), 4.0 * np.exp(0.15)]))
+    assert list(edge["speed"][-2:]) == ["normal", "fast"]
+
+
+def test_a_speaker_who_is_mostly_normal_is_not_split_into_thirds():
+    rates = [5.0, 5.05, 4.95, 5.02, 4.98, 5.01, 4.99, 5.03, 5.0 * 1.33]
+    out = bin_attributes(rate_rows("steady", rates))
+    assert list(out["speed"]) == ["normal"] * 8 + ["fast"]
+
+
+def test_without_speaker_ids_speed_falls_back_to_the_corpus_group():
+    frame = rate_rows("x", [3.0, 4.0, 6.5]).drop(columns=["speaker_id"])  # literature centre: 4 nuclei/s
+    out = bin_attributes(frame)
+    assert set(out["speed_ref"]) == {"default:onsets"} and list(out["speed"]) == ["slow", "normal", "fast"]
+    grouped = bin_attributes(rate_rows("x", [4.5 * t for t in [0.75, 1.0, 1.33] * 3]), BinningConfig(speed_reference="group"))
+    assert set(grouped["speed_ref"]) == {"default:onsets"}
+
+
+def test_a_transcript_of_another_clip_is_replaced_by_the_nuclei_rate():
+    # nine clips whose transcript units match their nuclei, one whose transcript is twice too long
+    units = [10.0] * 9 + [20.0]
+    frame = rate_rows("t", [5.0] * 9 + [10.0], units=units, nuclei=[10.0] * 10)
+    rate, source = speed_values(frame)
+    assert list(source[:9]) == ["transcript"] * 9 and source[9] == "nuclei (transcript mismatched)"
+    assert rate[9] == pytest.approx(5.0)
+    assert bin_attributes(frame)["speed"].iloc[9] == "normal"
+
+
+def test_transcript_units_mix_syllables_and_letters_for_english_only():
+    assert transcript_units("hello there", "en") == pytest.approx(0.5 * (3 + 10 / 3))
+    assert transcript_units("我们走吧", "zh") == 4
+    assert math.isnan(transcript_units("anything", None))
+    assert transcript_kind("きょうはいいてんきですね") == "ja" and transcript_kind("今日はいい天気") == "ja"
+
+
+def test_the_vocal_tract_decides_where_f0_is_ambiguous_and_confidence_says_how_sure():
+    boundary = f0_boundary_hz()
+    rows = clip_rows("x", [boundary] * 2).drop(columns=["speaker_id"]).assign(vtl_cm=[14.5, 19.0])
+    out = bin_attributes(rows)
+    assert list(out["gender"]) == ["female", "male"]
+    assert (out["gender_confidence"] > 0.8).all() and (out["gender_source"] == "f0+vtl-clip").all()
+    # far from the boundary F0 wins whatever the tract, and confidence grows with the distance
+    far = bin_attributes(clip_rows("y", [boundary / 1.6, boundary / 1.3]).drop(columns=["speaker_id"]))
+    assert list(far["gender"]) == ["male", "male"] and far["gender_confidence"].iloc[0] > far["gender_confidence"].iloc[1]
+
+
+def test_a_speaker_whose_transcripts_often_miss_gets_nuclei_rates_for_all_clips():
+    # units vs nuclei: 4 of 10 transcripts are far off -> none of this speaker's transcripts is used
+    units = [10.0] * 6 + [20.0, 5.0, 20.0, 5.0]
+    frame = rate_rows("m", [5.0] * 10, units=units, nuclei=[10.0] * 10)
+    _, source = speed_values(frame)
+    assert set(source[:6]) == {"nuclei (speaker's transcripts mismatched)"}
+    assert set(source[6:]) == {"nuclei (transcript mismatched)"}
+
+
+def test_clips_without_a_speaker_id_are_not_pooled_into_one_speaker():
+    frame = rate_rows("s", [5.0] * 4, units=[10.0, 10.0, 20.0, 5.0], nuclei=[10.0] * 4)
+    frame["speaker_id"] = None
+    rate, source = speed_values(frame)
+    assert list(source) == ["transcript", "transcript", "nuclei (transcript mismatched)", "nuclei (transcript mismatched)"]
+    assert rate[2] == pytest.approx(5.0)
+
+
+def test_a_speaker_whose_transcript_ratios_scatter_is_not_trusted_even_without_outliers():
+    # log ratios within +-0.3 (none beyond x1.4 of the median) but spread far wider than matching text
+    ratios = np.array([-0.3, -0.25, -0.2, -0.1, 0.0, 0.0, 0.1, 0.2, 0.25, 0.3])
+    frame = rate_rows("w", [5.0] * 10, units=list(10.0 * np.exp(ratios)), nuclei=[10.0] * 10)
+    _, source = speed_values(frame)
+    assert set(source) == {"nuclei (speaker's transcripts mismatched)"}
+    tight = rate_rows("t", [5.0] * 10, units=list(10.0 * np.exp(ratios / 4)), nuclei=[10.0] * 10)
+    assert set(speed_values(tight)[1]) == {"transcript"}

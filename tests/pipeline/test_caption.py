@@ -152,3 +152,23 @@ def test_a_killed_caption_run_resumes_without_measuring_twice(clip_folder, tmp_p
     result = caption_manifest(clip_folder / "manifest.csv", out, settings)
     assert len(first) == 8 and not set(first) & set(measured) and len(first) + len(measured) == 17
     assert result.clips == 13 and not (tmp_path / "r.parquet.partial").exists()
+
+
+def test_an_ambiguous_gender_and_an_unmeasurable_speed_are_never_described():
+    from pipeline.caption import CaptionConfig, describe
+    from pipeline.gender_params import GENDER_MODELS
+
+    p = GENDER_MODELS["f0"]  # the F0 where the fitted F0-only model is undecided
+    boundary = 100.0 * 2 ** ((p["mean"][0] - p["intercept"] * p["scale"][0] / p["coef"][0]) / 12)
+    measured = pd.DataFrame({
+        "clip_id": ["a", "b"], "audio_path": ["a.wav", "b.wav"], "f0_median_hz": [boundary, 120.0],
+        "rms_dbfs": [-25.0, -25.0], "clipped_fraction": 0.0, "speech_rate": [np.nan, np.nan],
+        "articulation_rate": [np.nan, np.nan], "speech_rate_unit": ["", "syl/s"], "read_error": "",
+        "measure_note": "", "emotion_measured": "unknown",
+    })
+    out = describe(measured, CaptionConfig())
+    assert list(out["gender"]) == ["unknown", "male"] and (out["speed"] == "unknown").all()
+    speed_words = r"\b(slow\w*|fast\w*|quick\w*|rapid\w*|unhurried\w*|pace\w*|tempo|speaking rate|leisurely)\b"
+    for caption in out["caption_en"]:
+        assert not re.search(speed_words, caption.lower())
+    assert not re.search(r"\b(wom[ae]n|m[ae]n|female|male|lady|gentleman|she|he|her|his)\b", out["caption_en"][0].lower())

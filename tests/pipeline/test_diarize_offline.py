@@ -14,6 +14,7 @@ from pipeline.diarize.offline_backend import (
     OfflineDiarizerConfig,
     absorb_small_clusters,
     cluster_embeddings,
+    shift_invariant_similarity,
     median_filter,
     split_region,
 )
@@ -113,3 +114,97 @@ def test_cluster_helpers():
     assert median_filter(np.array([0, 0, 1, 0, 0, 1, 1, 1]), 3).tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
     pieces = split_region(0.0, 4.0, np.array([0.75, 1.5, 2.25, 3.0]), np.array([0, 0, 1, 1]))
     assert [(p.start_s, p.end_s, p.speaker) for p in pieces] == [(0.0, 1.875, "S0"), (1.875, 4.0, "S1")]
+
+
+def drifting_speakers(seed: int, n_speakers: int = 4, styles: int = 3, per_style: int = 12):
+    """Window embeddings of speakers whose lines come in several styles (each style moves the
+    speaker's embedding), plus a 7-window fragment of speaker 0 in an unusual style."""
+    rng = np.random.default_rng(seed)
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    centres = unit(rng.standard_normal((n_speakers, 64)))
+    emb, truth = [], []
+    for k, centre in enumerate(centres):
+        for _ in range(styles):
+            style = 0.6 * unit(rng.standard_normal(64))
+            emb += [centre + style + 0.2 * unit(rng.standard_normal(64)) for _ in range(per_style)]
+            truth += [k] * per_style
+    odd = 1.2 * unit(rng.standard_normal(64))
+    emb += [centres[0] + odd + 0.1 * unit(rng.standard_normal(64)) for _ in range(7)]
+    truth += [0] * 7
+    return np.array(emb), np.array(truth)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_speaker_count_holds_under_within_speaker_drift(seed):
+    emb, truth = drifting_speakers(seed)
+    labels = cluster_embeddings(emb, "agglomerative", 0.4, 10, min_cluster_windows=5, min_cluster_share=0.08)
+    assert len(set(labels)) == 4
+    assert all(len(set(labels[truth == k])) == 1 for k in range(4))  # every speaker whole ...
+    assert len({labels[truth == k][0] for k in range(4)}) == 4  # ... and apart from the others
+    # without the share floor the odd fragment (7 windows > 5) stays a speaker of its own
+    assert len(set(cluster_embeddings(emb, "agglomerative", 0.4, 10, min_cluster_windows=5))) == 5
+
+
+def test_default_size_floor_is_a_share_of_the_windows():
+    config = OfflineDiarizerConfig()
+    assert config.min_cluster_share > 0
+    emb, _ = drifting_speakers(0)
+    assert len(set(OfflineDiarizer(config).cluster(emb))) == 4
+
+
+@pytest.fixture(scope="module")
+def restyled_speaker():
+    """One espeak voice saying eight lines in different styles, half of them pitch-shifted with
+    their formants afterwards (what restyling a recorded voice does), over music at 10 dB."""
+    import random
+
+    from pipeline.synth.drama import family_voices, render_restyled
+    from pipeline.synth.music import MusicStyle, make_music
+    from pipeline.synth.sentences import make_sentence
+    from pipeline.synth.style import StyleLevels, draw_targets
+
+    voice = next(v for v in family_voices("train") if v.voice_id == "espeak-m3")
+    rng = random.Random(5)
+    styles = [("low", "slow", "sad", -4.0), ("high", "fast", "angry", 4.0), ("normal", "normal", "neutral", 0.0),
+              ("high", "normal", "surprised", 0.0), ("low", "normal", "disgusted", 0.0),
+              ("high", "fast", "happy", 3.0), ("normal", "slow", "fearful", -3.0), ("normal", "fast", "neutral", 0.0)]
+    pieces = []
+    for pitch, speed, emotion, shift in styles:
+        levels = StyleLevels("male", pitch, speed, "normal", emotion)
+        utt = render_restyled(voice, make_sentence(rng), levels, draw_targets(rng, levels), SR, shift)
+        pieces += [np.zeros(int(0.6 * SR), np.float32), utt.audio]
+    speech = np.concatenate(pieces + [np.zeros(int(0.6 * SR), np.float32)])
+    music = make_music(len(speech) / SR, SR, MusicStyle.draw(np.random.default_rng(1)), np.random.default_rng(2))
+    active = np.abs(speech) > 1e-4
+    music = music * np.sqrt(np.mean(speech[active] ** 2) / (np.mean(music[active] ** 2) * 10 ** (10 / 10)))
+    return (speech + music).astype(np.float32)
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param(OfflineDiarizerConfig(), id="default", marks=pytest.mark.xfail(
+        strict=True, reason="known: the default splits this speaker in 3 (9.8 / 4.6 / 11.8 s); no default "
+                            "measured better on the espeak dramas (see offline_backend)")),
+    pytest.param(OfflineDiarizerConfig(shift_semitones=(-4.0, -2.0, 2.0, 4.0)), id="shift-invariant"),
+])
+def test_restyled_lines_of_one_speaker_stay_one_speaker(restyled_speaker, config):
+    segments = OfflineDiarizer(config).diarize(restyled_speaker)
+    assert segments
+    seconds: dict[str, float] = {}
+    for s in segments:
+        seconds[s.speaker] = seconds.get(s.speaker, 0.0) + s.duration_s
+    # a second label over more than a few seconds is the over-splitting this guards against
+    assert max(seconds.values()) / sum(seconds.values()) >= 0.9, seconds
+
+
+def test_shift_invariant_similarity_takes_the_best_shift():
+    u = np.eye(3)[:2]  # two windows, orthogonal as embedded
+    shifted = np.array([[[0.0, 0.0, 1.0], [1.0, 0.1, 0.0]]])  # shifted, window 1 looks like window 0
+    sim = shift_invariant_similarity(u, shifted)
+    assert sim[0, 1] == sim[1, 0] == pytest.approx(1 / np.linalg.norm([1.0, 0.1]))
+    np.testing.assert_allclose(shift_invariant_similarity(u, None), u @ u.T)
+    emb, truth = drifting_speakers(1)
+    labels = cluster_embeddings(emb, "agglomerative", 0.4, 10, 5, 0.08, shifted=emb[None])  # a no-op shift
+    assert len(set(labels)) == 4

@@ -57,7 +57,7 @@ def voices_audio():
     from fsclap.audio import resample
     from pipeline.synth.voices import Controls, synthesize, voice_catalogue
 
-    cat = {v.voice_id: v for v in voice_catalogue(include_piper=False)}
+    cat = {v.voice_id: v for v in voice_catalogue()}
     texts = ["The letter was hidden in the old house by the river.",
              "Did you really call the doctor before dinner yesterday?",
              "I promised my sister that we would visit the market tomorrow."]
@@ -88,3 +88,24 @@ def test_resemblyzer_windows_cover_regions(voices_audio):
     assert spans[0, 0] == pytest.approx(0.5) and spans[-1, 1] == pytest.approx(end, abs=0.02)
     assert (np.diff(spans[:, 0]) > 0).all()
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_speaker_purity_weights_by_speech_time():
+    from pipeline.speakers import speaker_purity
+
+    # id0 holds 9 s of alice and 1 s of bob; id1 holds 4 s of bob; id2 is a split-off part of alice (3 s)
+    assigned = ["id0", "id0", "id1", "id2"]
+    truth = [{"alice": 9.0}, {"bob": 1.0}, {"bob": 4.0}, {"alice": 3.0, "bob": 0.0}]
+    table, summary = speaker_purity(assigned, truth)
+    rows = {r.speaker_id: r for r in table.itertuples()}
+    assert rows["id0"].majority == "alice" and rows["id0"].purity == pytest.approx(0.9)
+    assert rows["id1"].purity == 1.0 and rows["id2"].purity == 1.0
+    assert summary["ids"] == 3 and summary["true_speakers"] == 2
+    assert summary["purity"] == pytest.approx((9 + 4 + 3) / 17)
+    assert summary["coverage"] == pytest.approx((9 + 4) / 17)  # alice is split over two ids
+    _, perfect = speaker_purity(["a", "b"], [{"x": 2.0}, {"y": 1.0}])
+    assert perfect["purity"] == perfect["coverage"] == 1.0
+    with pytest.raises(ValueError, match="2 ids for 1 segments"):
+        speaker_purity(["a", "b"], [{"x": 1.0}])
+    empty_table, empty = speaker_purity(["a"], [{}])
+    assert empty_table.empty and np.isnan(empty["purity"])

@@ -62,7 +62,7 @@ def web_index(tmp_path_factory) -> WebIndex:
     from pipeline.synth import generate_style_corpus
 
     root = tmp_path_factory.mktemp("web")
-    corpus = generate_style_corpus(root / "style", n=36, seed=11, workers=1, include_piper=False)
+    corpus = generate_style_corpus(root / "style", n=36, seed=11, workers=1)
     frame = ClipManifest.read(corpus.manifest_path, validate_levels=False).frame
     frame["drama_id"] = [f"drama-{'ab'[i % 2]}" for i in range(len(frame))]
     frame["language"] = ["en" if i % 3 else "zh" for i in range(len(frame))]

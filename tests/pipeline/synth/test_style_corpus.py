@@ -11,8 +11,10 @@ from fsclap.cli import main
 from fsclap.errors import FsclapError
 from fsclap.manifest import ATTRIBUTE_LEVELS, ClipManifest
 from pipeline.synth import generate_style_corpus
+from pipeline.acoustics import count_morae
 from pipeline.synth.style import (
-    ENERGY_BANDS_DBFS, PITCH_BANDS_HZ, RATE_BANDS_SYL_S, StyleLevels, draw_targets, render,
+    ENERGY_BANDS_DBFS, PITCH_BANDS_HZ, RATE_BANDS_SYL_S, RELATIVE_PITCH_SEMITONES, RELATIVE_TEMPO, StyleLevels,
+    VoiceNormal, draw_targets, render,
 )
 from pipeline.synth.style_corpus import plan_style_corpus
 from pipeline.synth.voices import voice_catalogue
@@ -175,3 +177,71 @@ def test_out_must_be_a_folder(tmp_path):
     afile.write_text("x")
     with pytest.raises(FsclapError, match="not a folder"):
         generate_style_corpus(afile, n=1, seed=0, workers=0)
+
+
+# --- families and label modes ---------------------------------------------------------------
+
+FAKE_NORMAL = VoiceNormal(200.0, 6.0)
+
+
+def test_test_family_plan_holds_out_every_clip_and_gives_kokoro_japanese_text():
+    normals = {v.voice_id: FAKE_NORMAL for v in voice_catalogue("test")}
+    plans = plan_style_corpus(24, seed=1, family="test", normals=normals)  # relative is the test default
+    assert {p.split for p in plans} == {"test"}
+    assert {p.label_mode for p in plans} == {"relative"}
+    assert {p.voice.voice_id for p in plans} == set(normals) and {p.levels.gender for p in plans} == {"female", "male"}
+    for p in plans:
+        assert p.levels.gender == p.voice.gender
+        if p.voice.engine == "kokoro":
+            assert count_morae(p.text) >= 10 and not re.search(r"[A-Za-z\u4e00-\u9fff]", p.text)
+        else:
+            assert count_morae(p.text) == 0 and re.search(r"[A-Za-z]", p.text)
+        lo, hi = RELATIVE_PITCH_SEMITONES[p.levels.pitch]
+        assert lo <= p.targets.semitones <= hi
+        lo, hi = RELATIVE_TEMPO[p.levels.speed]
+        assert lo <= p.targets.tempo <= hi
+        assert p.targets.f0_hz == pytest.approx(200.0 * 2 ** (p.targets.semitones / 12), abs=0.01)
+        assert p.targets.rate_syl_s == pytest.approx(6.0 * p.targets.tempo, abs=0.001)
+    # clip i does not depend on n
+    assert plan_style_corpus(5, seed=1, family="test", normals=normals) == plans[:5]
+
+
+def test_bad_family_or_label_mode_is_a_clear_error(tmp_path):
+    with pytest.raises(FsclapError, match="voice family must be one of"):
+        generate_style_corpus(tmp_path / "a", n=2, family="dev")
+    with pytest.raises(FsclapError, match="label mode must be one of bands, relative"):
+        generate_style_corpus(tmp_path / "b", n=2, label_mode="absolute")
+    assert main(["synth", "style", "--out", str(tmp_path / "c"), "--n", "2", "--family", "dev"]) == 2
+
+
+def test_relative_mode_applies_levels_from_each_voices_own_normal(tmp_path):
+    result = generate_style_corpus(tmp_path / "rel", n=20, seed=4, workers=2, label_mode="relative")
+    frame = pd.read_parquet(result.manifest_path)
+    assert set(frame["label_mode"]) == {"relative"} and set(frame["split"]) == {"train", "val", "test"}
+    for col in ("applied_semitones", "applied_tempo", "voice_normal_f0_hz", "voice_normal_rate",
+                "measured_semitones", "measured_rate_ratio"):
+        assert frame[col].notna().all(), col
+    # every clip of a voice shares one normal, measured on the calibration sentences
+    assert (frame.groupby("speaker_id")["voice_normal_f0_hz"].nunique() == 1).all()
+    shift = frame.groupby("pitch")["measured_semitones"].mean()
+    ratio = frame.groupby("speed")["measured_rate_ratio"].mean()
+    assert shift["low"] < -1.5 and abs(shift["normal"]) < 1.5 and shift["high"] > 1.5, shift
+    assert ratio["slow"] < ratio["normal"] < ratio["fast"] and ratio["slow"] < 0.9 and ratio["fast"] > 1.1, ratio
+    # one pass, no correction: what came out follows what was applied, within a sentence's own variation
+    assert (frame["measured_semitones"] - frame["applied_semitones"]).abs().median() < 1.0
+    assert np.log(frame["measured_rate_ratio"] / frame["applied_tempo"]).abs().median() < 0.15
+    assert "Label mode `relative`" in (tmp_path / "rel" / "README.md").read_text()
+    with pytest.raises(FsclapError, match="label_mode=relative \\(now bands\\)"):
+        generate_style_corpus(tmp_path / "rel", n=20, seed=4, workers=0, label_mode="bands")
+
+
+@pytest.mark.slow
+def test_test_family_corpus_from_the_cli(tmp_path, capsys):
+    """Held-out voices (Piper + Kokoro), relative labels, every clip in split test."""
+    out = tmp_path / "held-out"
+    assert main(["synth", "style", "--out", str(out), "--n", "6", "--seed", "1", "--family", "test"]) == 0
+    assert "6 clips (train 0, val 0, test 6)" in capsys.readouterr().out
+    frame = ClipManifest.read(out / "manifest.parquet").frame
+    assert set(frame["split"]) == {"test"} and set(frame["label_mode"]) == {"relative"}
+    assert {"kokoro", "piper"} <= set(frame["engine"])
+    assert frame["measured_rate_ratio"].between(0.5, 1.8).all() and frame["measured_semitones"].abs().lt(6).all()
