@@ -33,7 +33,7 @@ ROWS = {
     "se": ["fusion=false", "hn_loss=false"],
     "hn": ["fusion=false", "separation=false"],
     "fu+se": ["hn_loss=false"],
-    "fsclap-noprosody": ["model.audio.prosody=false"],  # log-mels only (no measured F0/voicing channels)
+    "fsclap-noprosody": ["model.audio.prosody=false", "model.audio.normalise=false"],  # log-mels only (no measured F0/voicing channels)
     "fsclap-pair": ["pair_loss=hard"],  # + pair loss on the hardest in-batch negatives (re-ranking)
     "fsclap-allpairs": ["pair_loss=all"],
 }

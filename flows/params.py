@@ -91,7 +91,8 @@ class _TrainFields(BaseModel):
     val_manifest: Path | None = Field(None, description="Validation clip manifest (instead of a dataset).")
     run_dir: Path | None = Field(None, description="Run directory (default: <data_root>/runs/fsclap-<version>); "
                                  "re-running the same run resumes it.")
-    train_config: Path | None = Field(None, description="Training config JSON/YAML (default: the paper's settings).")
+    train_config: Path | None = Field(None, description="Training config JSON/YAML, or a preset name (paper); "
+                                 "default: a schedule derived from the corpus size.")
     train_overrides: list[str] = Field(default_factory=list, description="Training overrides key=value, as "
                                        "`fsclap train --set` (epochs, batch_size, backbone, fusion, ...).")
     nproc_per_node: int = Field(1, ge=1, le=64, description="Processes (GPUs) for data-parallel training; "

@@ -72,6 +72,7 @@ def outcome_from_run_dir(run_dir: Path, epochs: int, world_size: int) -> Trainin
     if not state_path.is_file():
         raise FsclapError(f"training left no state in {state_path.parent}")
     state = json.loads(state_path.read_text())
+    epochs = state.get("schedule", {}).get("epochs", epochs)  # the run's resolved schedule (epochs may be derived)
     return TrainingOutcome(run_dir, state.get("best_epoch"), state.get("best_metrics") or {}, int(state["epoch"]),
                            epochs, int(state["epoch"]) >= epochs, world_size)
 
@@ -89,7 +90,7 @@ def train_model(params: TrainParams, train_manifest: Path, val_manifest: Path, r
     from model.training import train
 
     result = train(train_manifest, val_manifest, run_dir, config, settings=settings)
-    return TrainingOutcome(run_dir, result.best_epoch, result.best_metrics, result.epochs_done, config.epochs,
+    return TrainingOutcome(run_dir, result.best_epoch, result.best_metrics, result.epochs_done, result.schedule.epochs,
                            result.finished, 1)
 
 
@@ -129,6 +130,7 @@ def report_training(outcome: TrainingOutcome, config, train_manifest, val_manife
 
     run_dir = outcome.run_dir
     m = outcome.best_metrics
+    schedule = json.loads((run_dir / "train_config.json").read_text()).get("schedule", {})  # the batch actually used
     lines = [
         "# train-fsclap",
         "",
@@ -137,7 +139,7 @@ def report_training(outcome: TrainingOutcome, config, train_manifest, val_manife
         "",
         f"- data: {f'dataset `{dataset}`' if dataset is not None else ''} train `{train_manifest}`, val `{val_manifest}`",
         f"- epochs: {outcome.epochs_done}/{outcome.epochs} ({'finished' if outcome.finished else 'stopped early; run again to resume'}),"
-        f" batch {config.batch_size} x {config.grad_accum} accumulation, lr {config.lr_backbone:g} backbone / "
+        f" batch {schedule.get('batch_size')} x {schedule.get('grad_accum')} accumulation (preset {config.preset}), lr {config.lr_backbone:g} backbone / "
         f"{config.lr_fusion:g} fusion-separation",
         f"- best epoch: **{outcome.best_epoch}** on {m.get('n', '?')} validation clips "
         f"(checkpoint `{run_dir / 'checkpoints' / 'best'}`)",

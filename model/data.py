@@ -3,7 +3,8 @@
 Reads the clip manifest contract (``fsclap.manifest.ClipManifest``: ``audio_path``/``wav_fp``,
 ``caption``/``style_prompt``, optional ``start_s``/``end_s``), decodes with ``fsclap.audio.load_audio``
 at the backbone's sample rate, crops to the backbone's window (random crop for training, centre crop
-otherwise: evaluation is deterministic), and runs the backbone's audio preprocessor and tokenizer in the
+otherwise: evaluation is deterministic), optionally applies label-preserving augmentation
+(``model.augment``; training sets only), and runs the backbone's audio preprocessor and tokenizer in the
 data-loader workers.
 
 Bad rows never stop a run: empty captions and missing files are dropped up front, undecodable audio
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ class ClipRow:
     caption: str
     start_s: float | None
     end_s: float | None
+    attributes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # style levels, if known
 
 
 def crop_bounds(n: int, max_len: int, rng: np.random.Generator | None) -> tuple[int, int]:
@@ -52,14 +54,18 @@ class ClipDataset(Dataset):
     """One item per usable manifest row: ``{"index", "audio": preprocessed, "caption"}`` or ``{"index", "error"}``.
 
     ``random_crop``: training crops are drawn from a generator seeded by ``(seed, epoch, index)``, so
-    they do not depend on worker count or order (resume reproduces them). ``skip_audio``: indices whose
-    audio is not needed (features cached for a frozen encoder).
+    they do not depend on worker count or order (resume reproduces them). ``augment``: a
+    ``(wave, sample_rate, rng) -> wave`` transform (``model.augment.VoiceAugment``) applied after the crop,
+    seeded the same way; give it to training sets only. ``skip_audio``: indices whose audio is not needed
+    (features cached for a frozen encoder).
     """
 
     def __init__(self, manifest: ClipManifest, audio_pre: AudioPreprocessor, random_crop: bool = False,
-                 seed: int = 0, max_seconds: float | None = None):
+                 seed: int = 0, max_seconds: float | None = None,
+                 augment: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None):
         self.audio_pre = audio_pre
         self.random_crop = random_crop
+        self.augment = augment
         self.seed = seed
         self.epoch = 0
         self.max_seconds = max_seconds or audio_pre.max_seconds
@@ -68,7 +74,7 @@ class ClipDataset(Dataset):
         problems = manifest.problems()
         bad = set(problems["clip_id"])
         self.skipped: list[tuple[str, str, str]] = [tuple(r) for r in problems.itertuples(index=False)]
-        self.rows = [ClipRow(c.clip_id, str(c.audio_path), c.caption, c.start_s, c.end_s)
+        self.rows = [ClipRow(c.clip_id, str(c.audio_path), c.caption, c.start_s, c.end_s, dict(c.attributes))
                      for c in manifest if c.clip_id not in bad]
 
     def set_epoch(self, epoch: int) -> None:
@@ -92,7 +98,10 @@ class ClipDataset(Dataset):
             max_len = int(round(self.max_seconds * self.audio_pre.sample_rate))
             rng = np.random.default_rng([self.seed, self.epoch, index]) if self.random_crop else None
             a, b = crop_bounds(wave.shape[0], max_len, rng)
-            item["audio"] = self.audio_pre(wave[a:b])
+            wave = wave[a:b]
+            if self.augment is not None:
+                wave = self.augment(wave, self.audio_pre.sample_rate, np.random.default_rng([self.seed, self.epoch, index, 1]))
+            item["audio"] = self.audio_pre(wave)
         except Exception as exc:  # noqa: BLE001 - any decoding failure is recorded, never fatal
             item["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         return item
@@ -164,6 +173,22 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(0, len(self.order()) - self.skip)
+
+
+def training_augment(config) -> Callable | None:
+    """The training set's augmentation for a ``TrainConfig`` (None when off)."""
+    from model.augment import VoiceAugment
+
+    return VoiceAugment(config.augment_params) if config.augment else None
+
+
+def training_sampler(config, dataset: ClipDataset, rank: int = 0, world: int = 1) -> Sampler[int]:
+    """The training order for a ``TrainConfig``: random, or hard-negative groups (``model.sampler``)."""
+    if config.sampler == "attribute":
+        from model.sampler import OneAttributeSampler
+
+        return OneAttributeSampler([r.attributes for r in dataset.rows], config.seed, config.sampler_group, rank, world)
+    return EpochSampler(len(dataset), config.seed, shuffle=True, rank=rank, world=world)
 
 
 def make_loader(dataset: ClipDataset, text_pre: TextPreprocessor, batch_size: int, sampler: Sampler,

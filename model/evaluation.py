@@ -111,6 +111,10 @@ class EvalReport:
         """Exactly the DESIGN.md ``--json`` contract."""
         return {"n": self.n, "a2t": self.bi.a2t.summary(), "t2a": self.bi.t2a.summary()}
 
+    def agreement(self, direction: str = "t2a") -> dict[str, float]:
+        """Per attribute, the share (percent) of queries whose top-1 result has the query's level."""
+        return {attribute: entry[direction]["agreement@1"] for attribute, entry in self.attributes.items()}
+
     def details_json(self) -> dict:
         out = {**self.contract_json(), "scoring": "bi", "info": self.info}
         if self.rerank is not None:

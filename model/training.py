@@ -4,7 +4,7 @@ with best-checkpoint selection, exact resume, metrics CSV + plot, DDP through to
 
 Run directory layout::
 
-    RUN_DIR/train_config.json       the resolved training config (+ model config)
+    RUN_DIR/train_config.json       the resolved training config (+ model config, + the schedule actually used)
     RUN_DIR/checkpoints/last/       resumable state: model + optimizer/scheduler/scaler/RNG + progress
     RUN_DIR/checkpoints/best/       best validation checkpoint (what ``load_checkpoint(RUN_DIR)`` loads)
     RUN_DIR/metrics.csv             one row per epoch: train loss, validation metrics (percent)
@@ -43,13 +43,13 @@ from fsclap.io import atomic_path, write_json, write_text
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
 from model.backbones.base import TokenFeatures
-from model.data import Batch, ClipDataset, EpochSampler, make_loader
+from model.data import Batch, ClipDataset, EpochSampler, make_loader, training_augment, training_sampler
 from model.distributed import gather_caption_codes, gather_counts, gather_rows, process_info
 from model.factory import create_model, save_checkpoint
 from model.fsclap import FSCLAP
 from model.fusion_separation import AUDIO, TEXT
 from model.loss import ContrastiveObjective, same_caption_mask, same_code_mask
-from model.train_config import TrainConfig
+from model.train_config import FEW_STEPS, Schedule, TrainConfig, resolve_schedule
 
 log = get_logger("model.training")
 
@@ -71,6 +71,7 @@ class TrainResult:
     steps: int
     skipped: int
     finished: bool
+    schedule: Schedule | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +178,8 @@ class Trainer:
         self._freeze()
         self.train_set = ClipDataset(train_manifest, self.model.backbone.audio_preprocessor,
                                      random_crop=not (config.freeze_audio and config.cache_frozen),
-                                     seed=config.seed, max_seconds=config.max_audio_seconds)
+                                     seed=config.seed, max_seconds=config.max_audio_seconds,
+                                     augment=None if config.freeze_audio and config.cache_frozen else training_augment(config))
         self.val_set = ClipDataset(val_manifest, self.model.backbone.audio_preprocessor, random_crop=False,
                                    max_seconds=config.max_audio_seconds)
         self.skipped: list[tuple[str, str, str, str]] = [("train", *r) for r in self.train_set.skipped]
@@ -187,15 +189,19 @@ class Trainer:
             raise FsclapError(f"training manifest has {len(self.train_set)} usable clip(s); need at least 2")
         if len(self.val_set) < 1:
             raise FsclapError("validation manifest has no usable clip")
-        self.batch_size = min(config.batch_size, len(self.train_set) // self.world)
+        # a resumed run keeps the schedule it started with, even if the derivation rule changed since
+        self.schedule = self._saved_schedule() or resolve_schedule(config, len(self.train_set), self.world)
+        self.batch_size = self.schedule.batch_size
+        self.grad_accum = self.schedule.grad_accum
+        self.epochs = self.schedule.epochs
         self.micro_per_epoch = max(1, len(self.train_set) // self.world // self.batch_size)
-        self.steps_per_epoch = math.ceil(self.micro_per_epoch / config.grad_accum)
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.steps_per_epoch = self.schedule.steps_per_epoch
+        self.total_steps = self.schedule.total_steps
         self.objective = ContrastiveObjective(config.hn_loss, config.gamma, config.reg_weight, config.pair_weight)
         self.pair_mode = config.pair_loss if self.model.has_pair_scoring else "none"
         self.optimizer = torch.optim.AdamW(self._param_groups(), betas=(0.9, 0.98), eps=1e-6)
-        warmup = max(1, int(round(config.warmup_epochs * self.steps_per_epoch))) if config.warmup_epochs > 0 else 0
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine_with_warmup(warmup, self.total_steps, config.min_lr_ratio))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _cosine_with_warmup(self.schedule.warmup_steps, self.total_steps, config.min_lr_ratio))
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ddp = None
@@ -281,18 +287,26 @@ class Trainer:
             write_json(self.run_dir / "train_config.json",
                        {"train": self.cfg.model_dump(mode="json"), "model": self.model_config.model_dump(mode="json"),
                         "backbone": self.model.backbone.describe(), "world_size": self.world,
-                        "train_clips": len(self.train_set), "val_clips": len(self.val_set)})
+                        "train_clips": len(self.train_set), "val_clips": len(self.val_set),
+                        "schedule": self.schedule.to_json()})
             self._open_tensorboard()
+        log.info("schedule: %s", self.schedule.describe())
+        if self.schedule.total_steps < FEW_STEPS:
+            derived = set(self.schedule.derived)
+            hint = ("the corpus is very small" if self.schedule.preset == "auto" and {"batch_size", "epochs"} <= derived
+                    else "leave batch_size/epochs unset (preset auto), or use a smaller batch_size / more epochs")
+            log.warning("only %d optimizer steps in this run (fewer than %d): the model will barely train; %s",
+                        self.schedule.total_steps, FEW_STEPS, hint)
         log.info("%s on %s: %d train / %d val clips, batch %d x %d accum x %d process(es)%s, %d steps/epoch, %d epochs%s",
                  self.model_config.name, self.device, len(self.train_set), len(self.val_set), self.batch_size,
-                 self.cfg.grad_accum, self.world,
+                 self.grad_accum, self.world,
                  f" (negatives from all {self.world}: {self.batch_size * self.world} per loss)" if self.gathers_negatives else "",
-                 self.steps_per_epoch, self.cfg.epochs,
+                 self.steps_per_epoch, self.epochs,
                  f" (resumed at epoch {self.epoch + 1}, step {self.step})" if resumed else "")
         self._fill_caches()
         self._write_skipped()
         stopped = False
-        while self.epoch < self.cfg.epochs and not stopped:
+        while self.epoch < self.epochs and not stopped:
             stopped = self._train_epoch()
             if stopped:
                 break
@@ -303,7 +317,7 @@ class Trainer:
         if self.world > 1:
             torch.distributed.barrier()
         return TrainResult(self.run_dir, self.best_epoch, self.best_metric, self.best_metrics, self.epoch, self.step,
-                           len(self.skipped), finished=self.epoch >= self.cfg.epochs)
+                           len(self.skipped), finished=self.epoch >= self.epochs, schedule=self.schedule)
 
     def _train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume). Returns True when stopped by ``stop_after_steps``."""
@@ -313,7 +327,7 @@ class Trainer:
         for module in self.frozen:
             module.eval()
         self.train_set.set_epoch(self.epoch)
-        sampler = EpochSampler(len(self.train_set), cfg.seed, shuffle=True, rank=self.rank, world=self.world)
+        sampler = training_sampler(cfg, self.train_set, self.rank, self.world)
         sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * self.batch_size)
         loader = make_loader(self.train_set, self.model.backbone.text_preprocessor, self.batch_size, sampler,
                              workers=cfg.workers, drop_last=True, pin_memory=self.device.type == "cuda",
@@ -321,13 +335,13 @@ class Trainer:
         losses: list[float] = []
         t0, clips = time.perf_counter(), 0
         micro = self.batch_in_epoch
-        it = progress(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", total=len(loader), unit="batch")
+        it = progress(loader, desc=f"epoch {self.epoch + 1}/{self.epochs}", total=len(loader), unit="batch")
         for batch in it:
             if micro >= self.micro_per_epoch:
                 break
             self._record_failures("train", batch)
-            group_start = micro - micro % cfg.grad_accum
-            group_size = min(cfg.grad_accum, self.micro_per_epoch - group_start)
+            group_start = micro - micro % self.grad_accum
+            group_size = min(self.grad_accum, self.micro_per_epoch - group_start)
             counts = gather_counts(len(batch), self.device) if self.ddp is not None else [len(batch)]
             if self._trainable(counts):
                 with (model.no_sync() if self.ddp is not None and (micro + 1 - group_start) < group_size else nullcontext()):
@@ -489,7 +503,7 @@ class Trainer:
         bi = f"a2t R@1 {metrics['a2t_R@1']:.1f} mAP@10 {metrics['a2t_mAP@10']:.1f} | t2a R@1 {metrics['t2a_R@1']:.1f} mAP@10 {metrics['t2a_mAP@10']:.1f}"
         rr = (f" | rerank mAP@10 a2t {metrics['rerank_a2t_mAP@10']:.1f} t2a {metrics['rerank_t2a_mAP@10']:.1f}"
               if "rerank_a2t_mAP@10" in metrics else "")
-        log.info("epoch %d/%d: loss %.4f, %.1f clips/s | val (N=%d) %s%s%s", self.epoch, self.cfg.epochs,
+        log.info("epoch %d/%d: loss %.4f, %.1f clips/s | val (N=%d) %s%s%s", self.epoch, self.epochs,
                  train.get("train_loss", float("nan")), train.get("clips_per_s", float("nan")), metrics["n"], bi, rr,
                  " (best)" if improved else "")
 
@@ -553,10 +567,25 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
             "best_metric": self.best_metric, "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
             "epoch_rows": self.epoch_rows, "step_rows": self.step_rows, "skipped": self.skipped,
-            "config": self.cfg.model_dump(mode="json"), "data": self.data_fingerprint,
+            "config": self.cfg.model_dump(mode="json"), "schedule": self.schedule.to_json(), "data": self.data_fingerprint,
             "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]], "python_rng": _py_rng_to_json(random.getstate()),
         })
         _swap_dir(tmp, self.last_dir)
+
+    def _saved_schedule(self) -> Schedule | None:
+        """The schedule of the run in ``run_dir`` when it will be resumed (same settings; checked in fit)."""
+        if not self.cfg.resume:
+            return None
+        for folder in (self.last_dir, self.last_dir.with_name("last.old")):  # .old: killed mid-swap
+            try:
+                saved = json.loads((folder / "state.json").read_text()).get("schedule")
+            except (OSError, ValueError):
+                continue
+            schedule = Schedule.from_json(saved) if saved else None
+            if schedule is not None and (schedule.world, schedule.train_clips) == (self.world, len(self.train_set)):
+                return schedule
+            return None  # another data set or process count: fit() refuses or the run restarts its plan
+        return None
 
     def _last_saved_step(self) -> int | None:
         try:

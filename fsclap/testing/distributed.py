@@ -10,7 +10,8 @@ import torch
 import torch.distributed as dist
 
 TINY_OFFLINE = {"d_model": 32, "embed_dim": 16, "heads": 4, "dropout": 0.0,
-                "audio": {"dim": 24, "blocks": 1, "n_mels": 24, "max_seconds": 2.0, "dropout": 0.0, "prosody": False}}
+                "audio": {"dim": 24, "blocks": 1, "n_mels": 24, "max_seconds": 2.0, "dropout": 0.0, "prosody": False,
+                          "normalise": False}}
 # captions shared by several items: same-caption exclusions must cross process boundaries
 CAPTION_KEYS = ["calm male", "angry female", "calm male", "slow old man", "angry female", "calm male", "whisper"]
 

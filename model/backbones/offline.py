@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fsclap.errors import FsclapError
 from model.backbones.base import (AudioPreprocessor, Backbone, TextPreprocessor, TokenFeatures, pad_stack,
                                   quiet_transformers)
 
@@ -36,11 +37,17 @@ class LogMelPreprocessor(AudioPreprocessor):
     With ``prosody`` two measured channels follow the mels: F0 in octaves relative to 200 Hz and a voicing
     flag (Praat, via ``pipeline.acoustics.f0_track``; 0 where unvoiced). A small encoder trained from
     scratch on a few hundred clips does not learn to track pitch across speakers; measured F0 hands it
-    the quantity the captions describe."""
+    the quantity the captions describe.
+
+    With ``normalise`` each mel band's mean over the clip is subtracted (the long-term spectrum is mostly
+    voice timbre and channel, which captions never describe) and one channel of frame loudness (log
+    power over all bands, same scale as the mels) is added, so energy stays visible. It needs ``prosody``:
+    centring also removes the steady harmonic pattern that shows pitch in the mels, so F0 must come
+    from the measured channel."""
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 80, n_fft: int = 512, win_ms: float = 25.0,
                  hop_ms: float = 10.0, fmin: float = 20.0, fmax: float | None = None, max_seconds: float = 8.0,
-                 prosody: bool = False):
+                 prosody: bool = False, normalise: bool = False):
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.n_fft = n_fft
@@ -49,11 +56,15 @@ class LogMelPreprocessor(AudioPreprocessor):
         self.fmin = fmin
         self.fmax = fmax or sample_rate / 2
         self.max_seconds = max_seconds
+        if normalise and not prosody:
+            raise FsclapError("model.audio.normalise=true needs model.audio.prosody=true (centred mels no longer "
+                              "show a steady pitch); set normalise=false too")
         self.prosody = prosody
+        self.normalise = normalise
 
     @property
     def channels(self) -> int:
-        return self.n_mels + (2 if self.prosody else 0)
+        return self.n_mels + (1 if self.normalise else 0) + (2 if self.prosody else 0)
 
     def __call__(self, wave: np.ndarray) -> dict[str, Tensor]:
         x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
@@ -65,6 +76,9 @@ class LogMelPreprocessor(AudioPreprocessor):
         mel = _mel_basis(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax) @ power
         # log10 power of speech at -20 dBFS sits around [-8, 1]; map roughly to [-2, 2]
         feats = ((torch.log10(mel + 1e-8) + 4.0) / 2.5).t()
+        if self.normalise:
+            loudness = (torch.log10(mel.sum(dim=0) + 1e-8) + 4.0) / 2.5
+            feats = torch.cat([feats - feats.mean(dim=0, keepdim=True), loudness[:, None]], dim=1)
         if self.prosody:
             feats = torch.cat([feats, self._prosody(x.numpy(), feats.shape[0])], dim=1)
         return {"mel": feats.contiguous()}
@@ -167,7 +181,8 @@ class OfflineBackbone(Backbone):
     def __init__(self, text_model: nn.Module, tokenizer, audio_cfg: dict[str, Any], text_max_length: int = 64):
         super().__init__()
         audio_cfg = dict(audio_cfg)
-        pre_keys = {"sample_rate", "n_mels", "n_fft", "win_ms", "hop_ms", "fmin", "fmax", "max_seconds", "prosody"}
+        pre_keys = {"sample_rate", "n_mels", "n_fft", "win_ms", "hop_ms", "fmin", "fmax", "max_seconds", "prosody",
+                    "normalise"}
         self.audio_preprocessor = LogMelPreprocessor(**{k: v for k, v in audio_cfg.items() if k in pre_keys})
         enc_keys = {"dim", "blocks", "kernel", "dropout", "subsample"}
         self.audio = LogMelEncoder(n_mels=self.audio_preprocessor.channels, **{k: v for k, v in audio_cfg.items() if k in enc_keys})

@@ -77,7 +77,7 @@ def test_eval_refuses_missing_files_and_empty_captions(trained_run, style_corpus
 def test_index_and_search_on_generated_speech(trained_run, tmp_path, capsys):
     from pipeline.synth import generate_style_corpus
 
-    corpus = generate_style_corpus(tmp_path / "style", n=16, seed=5, workers=1, include_piper=False)
+    corpus = generate_style_corpus(tmp_path / "style", n=16, seed=5, workers=1)
     manifest = corpus.manifest_path
     first = ClipManifest.read(manifest).frame.iloc[:10].copy()
     part = tmp_path / "part.parquet"
@@ -166,3 +166,24 @@ def test_ablation_markdown_bolds_best_per_column():
                                AblationRow(True, True, True): m(43.4, 28.6)}, n=10)
     assert "| ✓ | ✓ | ✓ | **43.4** | **28.6** | **43.4** | **28.6** |" in table
     assert "| × | × | × | 36.6 | 19.6 | 36.6 | 19.6 |" in table
+
+
+def test_agreement_reads_the_per_attribute_breakdown():
+    from model.evaluation import EvalReport
+    from model.metrics import evaluate_embeddings
+
+    import torch
+
+    # two clips per level; the audio embedding of each clip points at the *other* clip's caption
+    torch.manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    audio = text[[1, 0, 3, 2]]
+    captions = ["a", "b", "c", "d"]
+    bi = evaluate_embeddings(audio, text, captions)
+    from model.analysis import attribute_breakdown
+
+    frame = pd.DataFrame({"pitch": ["low", "low", "high", "high"], "speed": ["slow", "fast", "slow", "fast"]})
+    report = EvalReport(n=4, bi=bi, attributes=attribute_breakdown(bi, frame))
+    # top-1 is the neighbour clip: same pitch level always, same speed level never
+    assert report.agreement("t2a") == {"pitch": 100.0, "speed": 0.0}
+    assert report.agreement("a2t") == {"pitch": 100.0, "speed": 0.0}

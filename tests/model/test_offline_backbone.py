@@ -41,3 +41,23 @@ def test_prosody_on_silence_and_very_short_input():
     assert (silent[:, 80:] == 0).all()
     tiny = pre(np.zeros(100, np.float32))["mel"]
     assert tiny.shape[1] == 82 and tiny.shape[0] >= 1
+
+
+def test_normalised_mels_drop_the_long_term_spectrum_and_keep_loudness_as_a_channel():
+    pre = LogMelPreprocessor(normalise=True, prosody=True)
+    assert pre.channels == 83
+    quiet, loud = pre(harmonic(150.0, 1.0, 0.01))["mel"], pre(harmonic(150.0, 1.0, 0.3))["mel"]
+    # each band is centred over the clip, so a level change leaves the mel channels alone ...
+    assert np.abs(quiet[:, :80].mean(dim=0).numpy()).max() < 1e-5
+    voiced_bands = slice(0, 20)  # below 1 kHz: the quiet clip's upper bands sit at the log floor
+    assert np.allclose(quiet[:, voiced_bands].numpy(), loud[:, voiced_bands].numpy(), atol=1e-3)
+    # ... and shows in the loudness channel: 30 dB = +1.2 on the mel scale; F0 and voicing follow it
+    assert float(loud[:, 80].mean() - quiet[:, 80].mean()) == pytest.approx(1.2, abs=0.05)
+    assert np.median(loud[:, 81].numpy()) == pytest.approx(np.log2(150 / 200), abs=0.03)
+
+
+def test_normalising_without_the_f0_channel_is_refused():
+    from fsclap.errors import FsclapError
+
+    with pytest.raises(FsclapError, match="normalise=true needs model.audio.prosody=true"):
+        LogMelPreprocessor(normalise=True, prosody=False)

@@ -20,7 +20,8 @@ from model.training import Trainer, TrainingDiverged
 
 TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
         # the tone corpus of conftest tests the log-mel path; measured prosody is tested on speech (slow test)
-        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1, prosody: false}",
+        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1, prosody: false, normalise: false}",
+        "augment=false",  # voice-invariance augmentation is tested in test_augment.py
         "freeze_text=true", "workers=0", "val_rerank_k=3", "pair_loss=hard", "pair_negatives=2"]
 
 
@@ -153,9 +154,9 @@ def test_train_config_contract_keys_and_param_groups(style_corpus, tmp_path):
     model_cfg = cfg.model_config_resolved()
     assert not model_cfg.fusion and not model_cfg.separation and model_cfg.pooling == "mean"
     assert load_train_config(None, ["pair_loss=none"]).model_config_resolved().pair_scoring is False
-    defaults = load_train_config()
-    assert (defaults.batch_size, defaults.grad_accum, defaults.epochs, defaults.lr_backbone, defaults.lr_fusion,
-            defaults.weight_decay, defaults.gamma) == (96, 2, 10, 4e-5, 1e-4, 0.01, 0.15)
+    defaults = load_train_config()  # batch and epochs are derived from the corpus (tests/model/test_train_config.py)
+    assert (defaults.preset, defaults.lr_backbone, defaults.lr_fusion, defaults.weight_decay, defaults.gamma) == (
+        "auto", 4e-5, 1e-4, 0.01, 0.15)
     with pytest.raises(FsclapError, match="backbone"):
         load_train_config(None, ["backbone=whisper"])
     with pytest.raises(FsclapError, match="pooling=native"):
@@ -164,9 +165,11 @@ def test_train_config_contract_keys_and_param_groups(style_corpus, tmp_path):
     cfg = load_train_config(None, TINY[:4] + ["freeze_text=false", "batch_size=8", "lr_backbone=1e-5", "lr_fusion=2e-4", "lr_scratch=3e-3"])
     trainer = Trainer(cfg, ClipManifest.read(train_m), ClipManifest.read(train_m), tmp_path / "run")
     lrs = {g["name"]: (g["lr"], g["weight_decay"]) for g in trainer.optimizer.param_groups}
-    assert lrs["backbone"] == (1e-5 * 1 / trainer.steps_per_epoch, 0.01)  # warm-up: first step at 1/warmup of peak
-    assert lrs["fusion"][0] == pytest.approx(2e-4 / trainer.steps_per_epoch) and lrs["fusion_nd"][1] == 0.0
-    assert lrs["scratch"][0] == pytest.approx(3e-3 / trainer.steps_per_epoch)
+    warmup = trainer.schedule.warmup_steps
+    assert warmup == round(0.1 * trainer.schedule.total_steps) > 1
+    assert lrs["backbone"][0] == pytest.approx(1e-5 / warmup) and lrs["backbone"][1] == 0.01  # warm-up: first step at 1/warmup of peak
+    assert lrs["fusion"][0] == pytest.approx(2e-4 / warmup) and lrs["fusion_nd"][1] == 0.0
+    assert lrs["scratch"][0] == pytest.approx(3e-3 / warmup)
     n_text = sum(p.numel() for p in trainer.model.backbone.text.parameters())
     assert sum(p.numel() for g in trainer.optimizer.param_groups if g["name"].startswith("backbone") for p in g["params"]) == n_text
 
@@ -227,3 +230,68 @@ def test_mixed_precision_trains_and_resumes(style_corpus, tmp_path, dtype):
     assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
     # the default stays float32 on the CPU
     assert Trainer(load_train_config(None, TINY), *manifests, tmp_path / "default").amp_dtype is None
+
+
+def _schedule_log(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="fsclap.model.training")
+    root = logging.getLogger("fsclap")
+    if root.propagate:
+        return lambda: None
+    root.addHandler(caplog.handler)  # the CLI's logging setup stops propagation to caplog's root handler
+    return lambda: root.removeHandler(caplog.handler)
+
+
+def test_schedule_is_logged_saved_and_few_steps_warned(style_corpus, tmp_path, caplog):
+    """The paper preset on 40 clips: 10 optimizer steps, stated in the log, warned about, saved with the run."""
+    train_m = _subset(style_corpus[0], 40, tmp_path / "train.csv")
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
+    done = _schedule_log(caplog)
+    try:
+        result = Trainer(load_train_config("paper", TINY + ["stop_after_steps=1"]), *manifests, tmp_path / "paper").fit()
+    finally:
+        done()
+    assert "40 training clips -> batch 40 x 2 (effective 80), 10 epochs, 1 steps/epoch, 10 optimizer steps" in caplog.text
+    assert "[preset paper]" in caplog.text
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "optimizer steps" in r.getMessage()]
+    assert len(warnings) == 1 and "only 10 optimizer steps" in warnings[0].getMessage()
+    assert result.schedule.total_steps == 10
+    saved = json.loads((tmp_path / "paper" / "train_config.json").read_text())["schedule"]
+    assert (saved["batch_size"], saved["grad_accum"], saved["effective_batch"], saved["epochs"]) == (40, 2, 80, 10)
+    # the derived default trains enough steps: no warning
+    caplog.clear()
+    done = _schedule_log(caplog)
+    try:
+        trainer = Trainer(load_train_config(None, TINY + ["stop_after_steps=1"]), *manifests, tmp_path / "auto")
+        trainer.fit()
+    finally:
+        done()
+    assert trainer.schedule.total_steps >= 100 and "only" not in caplog.text
+    assert "40 training clips -> batch 16 x 1 (effective 16), 60 epochs, 2 steps/epoch, 120" in caplog.text
+
+
+def test_resumed_run_keeps_its_schedule(style_corpus, tmp_path, monkeypatch):
+    """A run resumes with the schedule it started with, even if the derivation rule changed in between."""
+    import model.training as training
+
+    train_m = _subset(style_corpus[0], 40, tmp_path / "train.csv")
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
+    base = TINY + ["target_steps=10", "seed=3"]
+    first = Trainer(load_train_config(None, base + ["stop_after_steps=3"]), *manifests, tmp_path / "run")
+    planned = first.schedule
+    assert (planned.batch_size, planned.epochs, planned.total_steps) == (16, 10, 20)
+    assert first.fit().steps == 3
+    state = json.loads((tmp_path / "run" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["schedule"]["total_steps"] == 20
+
+    def another_rule(config, n_train, world=1):
+        raise AssertionError("a resumed run must not derive its schedule again")
+
+    monkeypatch.setattr(training, "resolve_schedule", another_rule)
+    resumed = Trainer(load_train_config(None, base), *manifests, tmp_path / "run")
+    assert resumed.schedule == planned
+    done = resumed.fit()
+    assert done.finished and done.steps == 20 and done.epochs_done == 10
