@@ -11,6 +11,8 @@ def test_records_follow_the_current_stderr(monkeypatch):
     logger = get_logger("test_log")
     handler = _CurrentStderrHandler()
     logger.addHandler(handler)
+    # only this handler: an earlier test's setup_logging may have left one on a parent logger
+    monkeypatch.setattr(logger, "propagate", False)
     try:
         first, second = io.StringIO(), io.StringIO()
         monkeypatch.setattr(sys, "stderr", first)
