@@ -105,13 +105,9 @@ def shifted_manifest(test: Path, out: Path, name: str, ratios: tuple[float, floa
 
 
 def score(run_dir: Path, manifest: Path) -> dict:
-    from fsclap.manifest import ClipManifest
-    from model.evaluation import evaluate_model
-    from model.factory import load_checkpoint
+    from model.evaluation import evaluate_checkpoint
 
-    model = load_checkpoint(run_dir, "cpu")
-    report, _ = evaluate_model(model, ClipManifest.read(manifest, validate_levels=False), batch_size=64,
-                               show_progress=False)
+    report = evaluate_checkpoint(run_dir, manifest, batch_size=64)
     return {**report.contract_json(), "t2a_top1": report.agreement("t2a")}
 
 

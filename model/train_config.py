@@ -158,6 +158,10 @@ class Schedule:
     target_steps: int | None  # what the derivation aimed for (None: epochs were given)
 
     @property
+    def micro_batches_per_epoch(self) -> int:
+        return micro_batches_per_epoch(self.train_clips, self.world, self.batch_size)
+
+    @property
     def effective_batch(self) -> int:
         return self.batch_size * self.grad_accum * self.world
 
@@ -180,6 +184,11 @@ class Schedule:
     def from_json(cls, data: dict[str, Any]) -> "Schedule":
         fields = {k: v for k, v in data.items() if k != "effective_batch"}
         return cls(**{**fields, "derived": tuple(fields.get("derived", ()))})
+
+
+def micro_batches_per_epoch(n_train: int, world: int, batch_size: int) -> int:
+    """Full micro-batches each process runs per epoch (at least one)."""
+    return max(1, n_train // world // batch_size)
 
 
 def derived_effective_batch(n_train: int) -> int:
@@ -208,8 +217,7 @@ def resolve_schedule(config: TrainConfig, n_train: int, world: int = 1) -> Sched
         derived.append("grad_accum")
         accum = 1  # an explicit micro-batch is the batch the user asked for
     batch = min(batch, per_process)
-    micro_per_epoch = max(1, per_process // batch)
-    steps_per_epoch = math.ceil(micro_per_epoch / accum)
+    steps_per_epoch = math.ceil(micro_batches_per_epoch(n_train, world, batch) / accum)
     target = None
     epochs = config.epochs
     if epochs is None:

@@ -194,7 +194,7 @@ class Trainer:
         self.batch_size = self.schedule.batch_size
         self.grad_accum = self.schedule.grad_accum
         self.epochs = self.schedule.epochs
-        self.micro_per_epoch = max(1, len(self.train_set) // self.world // self.batch_size)
+        self.micro_per_epoch = self.schedule.micro_batches_per_epoch
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.total_steps = self.schedule.total_steps
         self.objective = ContrastiveObjective(config.hn_loss, config.gamma, config.reg_weight, config.pair_weight)

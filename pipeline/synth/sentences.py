@@ -82,16 +82,20 @@ TEMPLATES: tuple[str, ...] = (
 )
 
 
+EN_SLOTS = {"name": NAMES, "place": PLACES, "object": OBJECTS, "time": TIMES, "verb_past": VERBS_PAST,
+            "verb_base": VERBS_BASE, "feeling": FEELINGS, "relation": RELATIONS, "adjective": ADJECTIVES,
+            "noun": NOUNS}
+
+
+def fill_template(rng: random.Random, templates: tuple[str, ...], slots: dict[str, list[str]]) -> str:
+    """A template and one word per slot (in the slots' order), all drawn from ``rng``."""
+    template = rng.choice(templates)
+    return template.format(**{name: rng.choice(words) for name, words in slots.items()})
+
+
 def make_sentence(rng: random.Random) -> str:
     """One sentence, fully determined by the state of ``rng``."""
-    template = rng.choice(TEMPLATES)
-    fills = {
-        "name": rng.choice(NAMES), "place": rng.choice(PLACES), "object": rng.choice(OBJECTS),
-        "time": rng.choice(TIMES), "verb_past": rng.choice(VERBS_PAST), "verb_base": rng.choice(VERBS_BASE),
-        "feeling": rng.choice(FEELINGS), "relation": rng.choice(RELATIONS), "adjective": rng.choice(ADJECTIVES),
-        "noun": rng.choice(NOUNS),
-    }
-    text = template.format(**fills)
+    text = fill_template(rng, TEMPLATES, EN_SLOTS)
     return text[0].upper() + text[1:]
 
 
@@ -153,18 +157,15 @@ JA_TEMPLATES: tuple[str, ...] = (
 )
 
 
+JA_SLOTS = {"name": JA_NAMES, "place": JA_PLACES, "object": JA_OBJECTS, "past_time": JA_PAST_TIMES,
+            "future_time": JA_FUTURE_TIMES, "verb_past": JA_VERBS_PAST, "verb_person_past": JA_VERBS_PERSON_PAST,
+            "verb_person": JA_VERBS_PERSON, "verb_meet": JA_VERBS_MEET, "person": JA_PEOPLE, "feeling": JA_FEELINGS,
+            "adjective": JA_ADJECTIVES, "noun": JA_NOUNS}
+
+
 def make_japanese_sentence(rng: random.Random) -> str:
     """One kana-only Japanese line, fully determined by the state of ``rng``."""
-    template = rng.choice(JA_TEMPLATES)
-    fills = {
-        "name": rng.choice(JA_NAMES), "place": rng.choice(JA_PLACES), "object": rng.choice(JA_OBJECTS),
-        "past_time": rng.choice(JA_PAST_TIMES), "future_time": rng.choice(JA_FUTURE_TIMES),
-        "verb_past": rng.choice(JA_VERBS_PAST), "verb_person_past": rng.choice(JA_VERBS_PERSON_PAST),
-        "verb_person": rng.choice(JA_VERBS_PERSON), "verb_meet": rng.choice(JA_VERBS_MEET),
-        "person": rng.choice(JA_PEOPLE), "feeling": rng.choice(JA_FEELINGS), "adjective": rng.choice(JA_ADJECTIVES),
-        "noun": rng.choice(JA_NOUNS),
-    }
-    return template.format(**fills)
+    return fill_template(rng, JA_TEMPLATES, JA_SLOTS)
 
 
 def distinct_sentences(rng: random.Random, n: int, language: str = "en", max_tries_factor: int = 20) -> list[str]:
