@@ -13,7 +13,9 @@ counted from the transcript when there is one, else estimated as syllable nuclei
 envelope). For comparing rates across voices the clip also gets a *rate timebase*
 (:func:`rate_timebase`): the geometric mean of its articulation time (pauses removed) and its voiced
 time, which follows a voice's tempo more closely than the whole speech span does, because pauses
-and final lengthening differ between voices more than the tempo of their syllables.
+and final lengthening differ between voices more than the tempo of their syllables. How the rate is
+compared within a speaker (utterance length, the normal level) is in :mod:`pipeline.attributes`, with
+the rate measures that did not beat the nuclei rate on espeak-ng voices.
 """
 
 from __future__ import annotations

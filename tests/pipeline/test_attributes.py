@@ -131,15 +131,16 @@ def test_speaker_gender_wins_over_a_contradicting_clip_and_the_conflict_is_recor
     assert (out["gender_conflict"].iloc[:-1] == "").all()
 
 
-def rate_rows(speaker, rates, units=None, nuclei=None):
-    """Clips of one speaker with an articulation rate (timebase 2 s) and optional transcript units."""
+def rate_rows(speaker, rates, units=None, nuclei=None, timebase_s=None):
+    """Clips of one speaker with an articulation rate and optional transcript units: the same content
+    (the transcript's units, else 10 nuclei) spoken at each rate, so the timebase is units / rate."""
     n = len(rates)
     units = units if units is not None else [np.nan] * n
-    counted = [u if np.isfinite(u) else r * 2.0 for u, r in zip(units, rates)]
+    counted = [u if np.isfinite(u) else 10.0 for u in units]
     return pd.DataFrame({
         "clip_id": [f"{speaker}-{i}" for i in range(n)], "speaker_id": speaker, "f0_median_hz": 200.0,
         "rms_dbfs": -25.0, "clipped_fraction": 0.0, "speech_rate": rates, "articulation_rate": rates,
-        "timebase_s": 2.0, "transcript_units": units,
+        "timebase_s": timebase_s or [c / r for c, r in zip(counted, rates)], "transcript_units": units,
         "nuclei": nuclei if nuclei is not None else counted,
         "speech_rate_unit": ["syl/s" if np.isfinite(u) else "onset/s" for u in units],
     })
@@ -152,8 +153,10 @@ def test_speaker_relative_speed_uses_fixed_log_ratios_around_the_speaker_median(
     out = bin_attributes(pd.concat([brisk, slow], ignore_index=True))
     assert (out["speed_ref"] == "speaker").all()
     assert list(out["speed"][:3]) == ["slow", "normal", "fast"] == list(out["speed"][12:15])
-    # +-0.14 in ln rate is the edge, whatever the speaker's spread
-    edge = bin_attributes(rate_rows("e", [4.0] * 9 + [4.0 * np.exp(0.13), 4.0 * np.exp(0.15)]))
+    # +-0.14 in ln rate is the edge, whatever the speaker's spread (median centre: the lattice fit would lean
+    # towards two clips this close to the fast level)
+    edge = bin_attributes(rate_rows("e", [4.0] * 9 + [4.0 * np.exp(0.13), 4.0 * np.exp(0.15)]),
+                          BinningConfig(speed_centre="median"))
     assert list(edge["speed"][-2:]) == ["normal", "fast"]
 
 
@@ -209,7 +212,7 @@ def test_a_speaker_whose_transcripts_often_miss_gets_nuclei_rates_for_all_clips(
 
 
 def test_clips_without_a_speaker_id_are_not_pooled_into_one_speaker():
-    frame = rate_rows("s", [5.0] * 4, units=[10.0, 10.0, 20.0, 5.0], nuclei=[10.0] * 4)
+    frame = rate_rows("s", [5.0] * 4, units=[10.0, 10.0, 20.0, 5.0], nuclei=[10.0] * 4, timebase_s=2.0)
     frame["speaker_id"] = None
     rate, source = speed_values(frame)
     assert list(source) == ["transcript", "transcript", "nuclei (transcript mismatched)", "nuclei (transcript mismatched)"]
@@ -224,3 +227,55 @@ def test_a_speaker_whose_transcript_ratios_scatter_is_not_trusted_even_without_o
     assert set(source) == {"nuclei (speaker's transcripts mismatched)"}
     tight = rate_rows("t", [5.0] * 10, units=list(10.0 * np.exp(ratios / 4)), nuclei=[10.0] * 10)
     assert set(speed_values(tight)[1]) == {"transcript"}
+
+
+def test_the_normal_level_is_found_when_slow_clips_outnumber_normal_ones():
+    # ten slow, five normal, three fast clips: the median clip is a slow one, the fitted levels are not fooled
+    jitter = [0.0, 0.02, -0.02, 0.01, -0.01]
+    tempi = [0.75 * math.exp(jitter[i % 5]) for i in range(10)] + [math.exp(j) for j in jitter] + [1.33] * 3
+    truth = ["slow"] * 10 + ["normal"] * 5 + ["fast"] * 3
+    frame = rate_rows("s", [5.0 * t for t in tempi])
+    assert list(bin_attributes(frame)["speed"]) == truth
+    assert list(bin_attributes(frame, BinningConfig(speed_centre="median"))["speed"]) != truth
+
+
+def test_a_duration_model_with_a_fixed_overhead_keeps_long_and_short_sentences_normal():
+    # each clip lasts 0.2 s x (units + 4) / tempo: a fixed overhead (final lengthening, edges) of four units,
+    # so at one tempo a long sentence has more units per second than a short one
+    units = [6, 8, 10, 12, 15, 20, 25, 30] + [8, 12, 20] * 2
+    tempi = [1.0] * 8 + [0.75] * 3 + [1.33] * 3
+    truth = ["normal"] * 8 + ["slow"] * 3 + ["fast"] * 3
+    timebase = [0.2 * (u + 4) / t for u, t in zip(units, tempi)]
+    frame = rate_rows("s", [u / tb for u, tb in zip(units, timebase)], units=[float(u) for u in units],
+                      timebase_s=timebase)
+    assert list(bin_attributes(frame)["speed"]) == truth
+    assert list(bin_attributes(frame, BinningConfig(speed_length_exponent=1.0))["speed"]) != truth
+
+
+def test_time_stretched_copies_of_a_sentence_are_slow_and_fast_against_the_speakers_normal_clips():
+    import io
+    import subprocess
+
+    import librosa
+    import soundfile as sf
+
+    sentences = ["I never thought I would see you here again.", "Please close the door behind you.",
+                 "The weather was cold and the streets were empty.", "Where did you put the keys?",
+                 "We walked along the river until the sun went down.", "That is not what I meant at all.",
+                 "My brother is coming home tomorrow morning.", "Nobody knew the answer to the question."]
+    clips = []
+    for text in sentences:
+        wav = subprocess.run(["espeak-ng", "-v", "en-us+m3", "-s", "175", "--stdout", text],
+                             capture_output=True, check=True).stdout
+        audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
+        clips.append(audio)
+    copies = [(0, 0.75), (1, 0.75), (2, 1.3), (3, 1.3)]
+    audios = clips + [librosa.effects.time_stretch(clips[i], rate=r) for i, r in copies]
+    texts = sentences + [sentences[i] for i, _ in copies]
+    for given in (True, False):
+        rows = [measure_clip(a, sr, t if given else None).to_dict() | {"clip_id": f"c{i}", "speaker_id": "m3"}
+                for i, (a, t) in enumerate(zip(audios, texts))]
+        speed = list(bin_attributes(pd.DataFrame(rows))["speed"])
+        assert speed[:8].count("normal") >= 7
+        # without a transcript the nuclei of a phase-vocoder speed-up smear into each other: slow copies only
+        assert speed[8:] == ["slow", "slow", "fast", "fast"] if given else speed[8:10] == ["slow", "slow"]
