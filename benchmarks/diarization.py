@@ -3,6 +3,7 @@ speaker counts and the purity of the drama-level speaker ids.
 
     python benchmarks/diarization.py [--family train|test|all] [--dramas 3] [--episodes 2] [--seconds 60]
                                      [--seed 7] [--speakers 3-6] [--restyle 0.3] [--quick] [--json OUT]
+    python benchmarks/diarization.py --folder DIR [--json OUT]   # dramas generated before, as they are
 
 Dramas come from ``fsclap synth drama`` with the given voice family (``train``: espeak-ng, what
 fsclap is tuned on; ``test``: the held-out neural voices, for final reporting only), 3-6 speakers,
@@ -115,7 +116,7 @@ def run(family: str = "train", n_dramas: int = 3, episodes: int = 2, seconds: fl
         quick: bool = False, speakers: tuple[int, int] = (3, 6), restyle: float = 0.3,
         work: str | Path | None = None) -> dict:
     """Generate (or reuse) the dramas, diarize them and return the figures (percentages)."""
-    from pipeline.synth.drama import generate_dramas, load_truth
+    from pipeline.synth.drama import generate_dramas
 
     if quick:
         n_dramas, episodes, seconds = 1, 2, 40.0
@@ -125,14 +126,29 @@ def run(family: str = "train", n_dramas: int = 3, episodes: int = 2, seconds: fl
     generate_dramas(out, dramas=n_dramas, episodes=episodes, seed=seed, duration_s=seconds, workers=2,
                     family=family, speakers=speakers, restyle=restyle)
     generate_s = time.perf_counter() - start
+    result = evaluate(out)
+    result.update({"family": family, "dramas": n_dramas, "episodes_per_drama": episodes, "seconds": seconds,
+                   "seed": seed, "speakers": list(speakers), "restyle": restyle, "generate_s": generate_s})
+    return result
+
+
+def evaluate(folder: str | Path) -> dict:
+    """Diarize the dramas already generated in ``folder`` and return the figures (percentages)."""
+    from pipeline.synth.drama import load_truth
+
+    out = Path(folder)
     truths = load_truth(out)
     rows, segments, diarize_s = diarize_episodes(truths, out)
     scores = [r.pop("_score") for r in rows]
     total = sum(s.total for s in scores)
     audio_s = sum(t["duration_s"] for t in truths)
-    result = {
-        "family": family, "dramas": n_dramas, "episodes_per_drama": episodes, "seconds": seconds, "seed": seed,
-        "speakers": list(speakers), "restyle": restyle, "folder": str(out),
+    counts = [r["speakers_true"] for r in rows]
+    # what run() knows from its arguments, read back from the folder's truth (name: <family>-seed...)
+    return {
+        "family": out.name.split("-")[0], "dramas": len({t["drama_id"] for t in truths}),
+        "episodes_per_drama": len(truths) // max(len({t["drama_id"] for t in truths}), 1),
+        "seconds": max(t["duration_s"] for t in truths), "seed": truths[0].get("generator", {}).get("seed"),
+        "speakers": [min(counts), max(counts)], "restyle": float("nan"), "folder": str(out),
         "episodes": rows,
         "der_mean": float(np.mean([r["der"] for r in rows])),
         "der_pooled": 100 * sum(s.false_alarm + s.missed + s.confusion for s in scores) / total,
@@ -142,9 +158,8 @@ def run(family: str = "train", n_dramas: int = 3, episodes: int = 2, seconds: fl
         "count_exact": float(np.mean([r["speakers_found"] == r["speakers_true"] for r in rows])),
         "count_error_mean": float(np.mean([r["speakers_found"] - r["speakers_true"] for r in rows])),
         "purity": drama_level_purity(segments),
-        "generate_s": generate_s, "diarize_rtf": diarize_s / audio_s,
+        "diarize_rtf": diarize_s / audio_s,
     }
-    return result
 
 
 def report(result: dict) -> None:
@@ -180,9 +195,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--folder", type=Path, default=None, help="score dramas already generated there instead")
     args = parser.parse_args()
-    result = run(args.family, args.dramas, args.episodes, args.seconds, args.seed, args.quick,
-                 parse_speaker_range(args.speakers), args.restyle, args.work)
+    if args.folder:
+        result = evaluate(args.folder)
+    else:
+        result = run(args.family, args.dramas, args.episodes, args.seconds, args.seed, args.quick,
+                     parse_speaker_range(args.speakers), args.restyle, args.work)
     report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float))

@@ -16,7 +16,9 @@ from pipeline.diarize.offline_backend import (
     cluster_embeddings,
     shift_invariant_similarity,
     median_filter,
+    resegment_windows,
     split_region,
+    window_regions,
 )
 from pipeline.scoring import diarization_error
 
@@ -185,7 +187,7 @@ def restyled_speaker():
 
 @pytest.mark.parametrize("config", [
     pytest.param(OfflineDiarizerConfig(), id="default", marks=pytest.mark.xfail(
-        strict=True, reason="known: the default splits this speaker in 3 (9.8 / 4.6 / 11.8 s); no default "
+        strict=True, reason="known: the default splits this speaker in 3 (9.7 / 7.9 / 8.5 s); no default "
                             "measured better on the espeak dramas (see offline_backend)")),
     pytest.param(OfflineDiarizerConfig(shift_semitones=(-4.0, -2.0, 2.0, 4.0)), id="shift-invariant"),
 ])
@@ -208,3 +210,83 @@ def test_shift_invariant_similarity_takes_the_best_shift():
     emb, truth = drifting_speakers(1)
     labels = cluster_embeddings(emb, "agglomerative", 0.4, 10, 5, 0.08, shifted=emb[None])  # a no-op shift
     assert len(set(labels)) == 4
+
+
+def speaker_lines(seed: int, dim: int = 32, windows_per_line: int = 5):
+    """Unit window embeddings of three speakers taking turns in 12 lines (one region each), with a
+    second view as if every window were pitch-shifted. Line 9 is speaker 0 restyled: as recorded it
+    sits nearer speaker 1 (its own small cluster at first), shifted back it matches speaker 0."""
+    rng = np.random.default_rng(seed)
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    centres = unit(rng.standard_normal((3, dim)))
+    speakers = [0, 1, 2, 0, 1, 2, 1, 0, 2, 0, 1, 2]
+    recorded, shifted, truth, initial, region = [], [], [], [], []
+    for line, k in enumerate(speakers):
+        for _ in range(windows_per_line):
+            noise = 0.25 * unit(rng.standard_normal(dim))
+            if line == 9:
+                recorded.append(unit(centres[1] + 0.9 * unit(rng.standard_normal(dim)) + noise))
+                shifted.append(unit(centres[0] + noise))
+                initial.append(3)
+            else:
+                recorded.append(unit(centres[k] + noise))
+                shifted.append(unit(rng.standard_normal(dim)))  # a voice shifted away from itself
+                initial.append(k)
+            truth.append(k)
+            region.append(line)
+    return np.array(recorded), np.array(shifted), np.array(truth), np.array(initial), np.array(region)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    return len(set(zip(a.tolist(), b.tolist()))) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resegmentation_returns_a_restyled_line_to_its_speaker(seed):
+    recorded, shifted, truth, initial, region = speaker_lines(seed)
+    same_region = np.r_[False, region[1:] == region[:-1]]
+    prior = np.array([0.9, 0.1])
+    labels = resegment_windows(np.stack([recorded, shifted]), initial, same_region, 80.0, 0.9, 0.5, 0.1, prior)
+    assert same_partition(labels, truth)  # three speakers, the restyled line with speaker 0
+    # without the shifted view the line's cluster still dies out, but its windows go to speaker 1
+    unshifted = resegment_windows(recorded[None], initial, same_region, 80.0, 0.9, 0.5, 0.1, prior[:1])
+    assert len(set(unshifted)) == 3 and not same_partition(unshifted, truth)
+    assert len(set(unshifted[region == 9])) == 1 and unshifted[region == 9][0] == unshifted[region == 1][0]
+
+
+def test_resegmentation_fixes_a_mislabelled_window_inside_a_line():
+    recorded, shifted, truth, initial, region = speaker_lines(0)
+    keep = region != 9
+    recorded, truth, region = recorded[keep], truth[keep], region[keep]
+    wrong = truth.copy()
+    wrong[12] = 1  # a window of speaker 2's line labelled speaker 1 (the clustering's one-window flip)
+    # ... and made ambiguous, halfway between the two speakers
+    recorded[12] = recorded[12] + recorded[6]
+    same_region = np.r_[False, region[1:] == region[:-1]]
+    labels = resegment_windows(recorded[None], wrong, same_region, 80.0, 0.9, 0.5, 0.1, np.ones(1))
+    assert same_partition(labels, truth)
+    assert resegment_windows(recorded[None], np.zeros(len(truth), int), same_region, 80.0, 0.9, 0.5, 0.1,
+                             np.ones(1)).tolist() == [0] * len(truth)  # one speaker stays one
+
+
+def test_window_regions():
+    ids = window_regions([(0.0, 2.0), (3.0, 5.0)], np.array([0.5, 1.5, 2.5, 3.5]))
+    assert ids.tolist() == [0, 0, -1, 1]
+
+
+def test_vad_input_is_high_passed_and_levelled():
+    t = np.arange(SR) / SR
+    hum = (0.5 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
+    voice_band = (0.01 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    heard = OfflineDiarizer(OfflineDiarizerConfig(vad_highpass_hz=300, vad_level_dbfs=-20,
+                                                  vad_max_gain_db=30)).vad_input(hum + voice_band)
+    assert 20 * np.log10(np.sqrt(np.mean(heard ** 2))) == pytest.approx(-20, abs=0.5)
+    spectrum = np.abs(np.fft.rfft(heard[SR // 2:]))
+    assert spectrum[1000 // 2] > 10 * spectrum[50 // 2]  # the hum is gone, the voice band stays
+    assert np.array_equal(OfflineDiarizer(OfflineDiarizerConfig(vad_level_dbfs=None)).vad_input(hum), hum)
+    hiss = (1e-3 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)  # -60 dBFS
+    raised = OfflineDiarizer(OfflineDiarizerConfig(vad_level_dbfs=-12, vad_max_gain_db=20)).vad_input(hiss)
+    assert 20 * np.log10(np.sqrt(np.mean(raised ** 2))) == pytest.approx(-40, abs=0.5)  # gain capped
