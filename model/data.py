@@ -14,6 +14,7 @@ when it is first read; every one is reported as ``(clip_id, audio_path, reason)`
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -50,6 +51,18 @@ def crop_bounds(n: int, max_len: int, rng: np.random.Generator | None) -> tuple[
     return start, start + max_len
 
 
+STYLE_LEVELS = ("pitch", "speed", "energy", "emotion")
+
+
+def levels_key(attributes: dict[str, str]) -> str | None:
+    """A caption key from a clip's levels: clips with the same levels are positives of each other's captions,
+    however each was phrased. None when no style level is known."""
+    known = {k: v for k, v in attributes.items() if v and v != "unknown"}
+    if not any(k in STYLE_LEVELS for k in known):
+        return None
+    return "levels:" + ",".join(f"{k}={known[k]}" for k in sorted(known))
+
+
 class ClipDataset(Dataset):
     """One item per usable manifest row: ``{"index", "audio": preprocessed, "caption"}`` or ``{"index", "error"}``.
 
@@ -57,13 +70,19 @@ class ClipDataset(Dataset):
     they do not depend on worker count or order (resume reproduces them). ``augment``: a
     ``(wave, sample_rate, rng) -> wave`` transform (``model.augment.VoiceAugment``) applied after the crop,
     seeded the same way; give it to training sets only. ``skip_audio``: indices whose audio is not needed
-    (features cached for a frozen encoder).
+    (features cached for a frozen encoder). ``captioner``: ``(attributes, key, stored caption) -> caption``
+    that re-phrases a clip's levels (in the stored caption's language); with probability ``recaption`` per (seed, epoch, index) a clip with known levels gets a fresh
+    caption instead of its stored one, so the text side learns the levels, not one phrasing (training only).
+    Such clips are keyed by their levels (``levels_key``) for the loss's same-caption mask.
     """
 
     def __init__(self, manifest: ClipManifest, audio_pre: AudioPreprocessor, random_crop: bool = False,
                  seed: int = 0, max_seconds: float | None = None,
-                 augment: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None):
+                 augment: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None,
+                 captioner: Callable[[dict[str, str], str, str], str] | None = None, recaption: float = 0.0):
         self.audio_pre = audio_pre
+        self.captioner = captioner if recaption > 0 else None
+        self.recaption = recaption
         self.random_crop = random_crop
         self.augment = augment
         self.seed = seed
@@ -83,9 +102,25 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> dict:
+    def caption(self, index: int) -> tuple[str, str | None]:
+        """The caption this epoch shows for a row, and its levels key when re-phrasing is on."""
         row = self.rows[index]
-        item = {"index": index, "caption": row.caption}
+        if self.captioner is None:
+            return row.caption, None
+        key = levels_key(row.attributes)
+        if key is None:
+            return row.caption, None
+        draw = np.random.default_rng([self.seed, self.epoch, index, 2]).random()
+        if draw >= self.recaption:
+            return row.caption, key
+        return self.captioner(row.attributes, f"{row.clip_id}|{self.seed}|{self.epoch}", row.caption), key
+
+    def __getitem__(self, index: int) -> dict:
+        caption, key = self.caption(index)
+        row = self.rows[index]
+        item = {"index": index, "caption": caption}
+        if key is not None:
+            item["caption_key"] = key
         if index in self.failed:
             item["error"] = self.failed[index]
             return item
@@ -138,14 +173,14 @@ class Collator:
         failures = [(self.rows[it["index"]].clip_id, self.rows[it["index"]].audio_path, it["error"]) for it in items if "error" in it]
         good = [it for it in items if "error" not in it]
         captions = [it["caption"] for it in good]
+        keys = [it.get("caption_key") or normalise_caption(it["caption"]) for it in good]
         with_audio = sum("audio" in it for it in good)
         if with_audio not in (0, len(good)):
             raise RuntimeError("a batch mixes cached and decoded audio")  # the trainer caches all or nothing
         audio = self.audio_pre.collate([it["audio"] for it in good]) if good and with_audio else None
         text = self.text_pre(captions) if captions else {}
         return Batch(torch.tensor([it["index"] for it in good], dtype=torch.long),
-                     [self.rows[it["index"]].clip_id for it in good], captions,
-                     [normalise_caption(c) for c in captions], audio, text, failures)
+                     [self.rows[it["index"]].clip_id for it in good], captions, keys, audio, text, failures)
 
 
 class EpochSampler(Sampler[int]):
@@ -180,6 +215,22 @@ def training_augment(config) -> Callable | None:
     from model.augment import VoiceAugment
 
     return VoiceAugment(config.augment_params) if config.augment else None
+
+
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+
+
+def training_captioner(config) -> Callable[[dict[str, str], str, str], str] | None:
+    """The caption writer that re-phrases training clips' levels (``config.recaption``), None when off. A stored
+    caption in Chinese is re-phrased in Chinese (the writer's other language), any other in English."""
+    if not config.recaption:
+        return None
+    from pipeline.caption_writer import write_caption  # the writer that phrased the corpus captions
+
+    def rephrase(attributes: dict[str, str], key: str, stored: str) -> str:
+        return write_caption(attributes, key=key, seed=config.seed, language="zh" if CJK.search(stored) else "en")
+
+    return rephrase
 
 
 def training_sampler(config, dataset: ClipDataset, rank: int = 0, world: int = 1) -> Sampler[int]:

@@ -43,7 +43,15 @@ from fsclap.io import atomic_path, write_json, write_text
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
 from model.backbones.base import TokenFeatures
-from model.data import Batch, ClipDataset, EpochSampler, make_loader, training_augment, training_sampler
+from model.data import (
+    Batch,
+    ClipDataset,
+    EpochSampler,
+    make_loader,
+    training_augment,
+    training_captioner,
+    training_sampler,
+)
 from model.distributed import gather_caption_codes, gather_counts, gather_rows, process_info
 from model.factory import create_model, save_checkpoint
 from model.fsclap import FSCLAP
@@ -179,7 +187,8 @@ class Trainer:
         self.train_set = ClipDataset(train_manifest, self.model.backbone.audio_preprocessor,
                                      random_crop=not (config.freeze_audio and config.cache_frozen),
                                      seed=config.seed, max_seconds=config.max_audio_seconds,
-                                     augment=None if config.freeze_audio and config.cache_frozen else training_augment(config))
+                                     augment=None if config.freeze_audio and config.cache_frozen else training_augment(config),
+                                     captioner=training_captioner(config), recaption=config.recaption)
         self.val_set = ClipDataset(val_manifest, self.model.backbone.audio_preprocessor, random_crop=False,
                                    max_seconds=config.max_audio_seconds)
         self.skipped: list[tuple[str, str, str, str]] = [("train", *r) for r in self.train_set.skipped]
@@ -379,7 +388,7 @@ class Trainer:
     def _micro_step(self, model, batch: Batch, group_size: int, counts: list[int]) -> dict[str, float]:
         batch = batch.to(self.device)
         audio = self.audio_cache.get(batch.indices.tolist(), self.device) if self.audio_cache is not None else batch.audio
-        text = self.text_cache.get(batch.captions, self.device) if self.text_cache is not None else batch.text
+        text = self._frozen_text(batch) if self.text_cache is not None else batch.text
         exclude = same_caption_mask(batch.caption_keys, self.device)
         autocast = self._autocast()
         with autocast:
@@ -404,6 +413,19 @@ class Trainer:
         self.step += 1
 
     # -- frozen-encoder caches ----------------------------------------------------------------
+    @torch.no_grad()
+    def _frozen_text(self, batch: Batch) -> TokenFeatures:
+        """Frozen text features: cached for stored captions; re-phrased ones (``recaption``) are new each epoch,
+        so they are encoded per batch and not kept (a cache would grow with every epoch)."""
+        if all(c in self.text_cache for c in batch.captions):
+            return self.text_cache.get(batch.captions, self.device)
+        bb = self.model.backbone
+        mode = bb.training
+        bb.eval()
+        feats = bb.encode_text(batch.text)
+        bb.train(mode)
+        return feats
+
     @torch.no_grad()
     def _fill_caches(self) -> None:
         if self.audio_cache is None and self.text_cache is None:

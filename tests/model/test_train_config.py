@@ -64,7 +64,8 @@ def test_paper_preset_is_exactly_the_papers_settings(how):
     assert cfg.preset == "paper"
     assert {k: getattr(cfg, k) for k in PAPER_SETTINGS} == {
         "batch_size": 96, "grad_accum": 2, "epochs": 10, "warmup_epochs": 1.0, "lr_backbone": 4e-5, "lr_fusion": 1e-4,
-        "weight_decay": 0.01, "min_lr_ratio": 0.0}
+        "weight_decay": 0.01, "min_lr_ratio": 0.0, "recaption": 0.0}
+    assert load_train_config(None, ["preset=paper", "recaption=0.5"]).recaption == 0.5  # explicit values win
     for n in (300, 100_000):
         s = resolve_schedule(cfg, n)
         assert (s.batch_size, s.grad_accum, s.epochs, s.derived, s.target_steps) == (96, 2, 10, (), None)

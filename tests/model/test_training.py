@@ -295,3 +295,25 @@ def test_resumed_run_keeps_its_schedule(style_corpus, tmp_path, monkeypatch):
     assert resumed.schedule == planned
     done = resumed.fit()
     assert done.finished and done.steps == 20 and done.epochs_done == 10
+
+
+def test_recaptioned_training_resumes_exactly(style_corpus, tmp_path):
+    """Re-phrased captions are drawn per (seed, epoch, clip), so a killed run resumes to the same weights, also
+    with the frozen text encoder's features computed per batch for captions that are not cached."""
+    frame = pd.read_csv(_subset(style_corpus[0], 32, tmp_path / "t.csv"))
+    # conftest's captions read "A {gender} voice with {pitch} pitch, speaking {speed} with {energy} energy."
+    words = frame["style_prompt"].str.extract(r"A (\w+) voice with (\w+) pitch, speaking (\w+) with (\w+) energy")
+    frame["gender"], frame["pitch"], frame["speed"], frame["energy"] = words[0], words[1], words[2], words[3]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
+    base = TINY + ["epochs=2", "batch_size=8", "grad_accum=2", "seed=4", "recaption=1.0"]
+    manifests = ClipManifest.read(tmp_path / "train.csv"), ClipManifest.read(val_m)
+    straight = Trainer(load_train_config(None, base), *manifests, tmp_path / "straight")
+    assert straight.train_set.caption(0)[0] != frame["style_prompt"][0]  # re-phrased by the caption writer
+    straight.fit()
+    Trainer(load_train_config(None, base + ["stop_after_steps=3"]), *manifests, tmp_path / "resumed").fit()
+    Trainer(load_train_config(None, base), *manifests, tmp_path / "resumed").fit()
+    a = load_file(tmp_path / "straight" / "checkpoints" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "checkpoints" / "last" / "model.safetensors")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
