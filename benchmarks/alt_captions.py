@@ -22,14 +22,38 @@ WHO = {
     None: ["someone", "a talker", "the narrator"],
 }
 PITCH = {
-    "low": ["a rumbling low register", "a bass-heavy tone", "a husky, low register", "a voice pitched down"],
+    "low": [
+        "a rumbling low register",
+        "a bass-heavy tone",
+        "a husky, low register",
+        "a voice pitched down",
+    ],
     "normal": ["an ordinary register", "a middle register", "an unremarkable pitch level"],
-    "high": ["a shrill register", "a squeaky tone", "a piping, high register", "a voice pitched up"],
+    "high": [
+        "a shrill register",
+        "a squeaky tone",
+        "a piping, high register",
+        "a voice pitched up",
+    ],
 }
 SPEED = {
-    "slow": ["drawls", "drags out every word", "takes their time over the words", "crawls through the line"],
-    "normal": ["keeps a conversational tempo", "talks at an everyday tempo", "neither rushes nor lingers"],
-    "fast": ["rattles off the line", "hurries through the words", "races through the sentence", "talks in a rush"],
+    "slow": [
+        "drawls",
+        "drags out every word",
+        "takes their time over the words",
+        "crawls through the line",
+    ],
+    "normal": [
+        "keeps a conversational tempo",
+        "talks at an everyday tempo",
+        "neither rushes nor lingers",
+    ],
+    "fast": [
+        "rattles off the line",
+        "hurries through the words",
+        "races through the sentence",
+        "talks in a rush",
+    ],
 }
 ENERGY = {
     "low": ["hushed", "barely above a murmur", "subdued and faint"],
@@ -60,7 +84,9 @@ def alt_caption(levels: Mapping[str, object], seed: int, key: str) -> str:
     rng = random.Random(f"alt-caption|{seed}|{key}")
     gender = _known(levels, "gender")
     who = rng.choice(WHO.get(gender, WHO[None]))
-    pitch, speed, energy, emotion = (_known(levels, a) for a in ("pitch", "speed", "energy", "emotion"))
+    pitch, speed, energy, emotion = (
+        _known(levels, a) for a in ("pitch", "speed", "energy", "emotion")
+    )
     parts_with = [rng.choice(PITCH[pitch])] if pitch else []
     verb = rng.choice(SPEED[speed]) if speed else "says the line"
     manner = rng.choice(ENERGY[energy]) if energy else None
@@ -88,7 +114,11 @@ def alt_caption(levels: Mapping[str, object], seed: int, key: str) -> str:
         return text
     # "Sounding <mood> and <manner>, <who> <verb> (<pitch>)."
     lead = [m for m in (mood, manner) if m]
-    text = f"Sounding {' and '.join(lead)}, {who} {verb}" if lead else f"{who[0].upper() + who[1:]} {verb}"
+    text = (
+        f"Sounding {' and '.join(lead)}, {who} {verb}"
+        if lead
+        else f"{who[0].upper() + who[1:]} {verb}"
+    )
     if parts_with:
         text += f" with {parts_with[0]}"
     return text + "."

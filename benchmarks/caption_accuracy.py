@@ -42,14 +42,23 @@ from fsclap.audio import write_audio  # noqa: E402
 from pipeline.attributes import BinningConfig, bin_attributes  # noqa: E402
 from pipeline.caption import measure_frame  # noqa: E402
 from pipeline.synth import sentences as sentence_bank  # noqa: E402
-from pipeline.synth.voices import ENGINE_SAMPLE_RATE, PITCH_RANGES, Controls, synthesize, voice_catalogue  # noqa: E402
+from pipeline.synth.voices import (
+    ENGINE_SAMPLE_RATE,
+    PITCH_RANGES,
+    Controls,
+    synthesize,
+    voice_catalogue,
+)  # noqa: E402
 
 TEMPOS = {"slow": 0.75, "normal": 1.0, "fast": 1.33}
 SPEED_ORDER = {"slow": 0, "normal": 1, "fast": 2}
 SPEED_RULES = {
     "speaker, articulation rate, x1.15 (default)": (BinningConfig(), None),
     "speaker, speech rate, x1.15": (BinningConfig(), "speech_rate"),
-    "corpus group, speech rate (old default)": (BinningConfig(speed_reference="group"), "speech_rate"),
+    "corpus group, speech rate (old default)": (
+        BinningConfig(speed_reference="group"),
+        "speech_rate",
+    ),
 }
 
 
@@ -61,12 +70,19 @@ def family_voices(family: str) -> list:
     if family == "train-ja":
         from pipeline.synth.voices import Voice
 
-        return [Voice(f"espeak-ja-{variant}", "espeak", gender, variant, "ja") for variant, gender in ESPEAK_JAPANESE]
+        return [
+            Voice(f"espeak-ja-{variant}", "espeak", gender, variant, "ja")
+            for variant, gender in ESPEAK_JAPANESE
+        ]
     try:
         return voice_catalogue(family=family)
-    except TypeError:  # a catalogue without families: espeak is the train family, Piper the test one
+    except (
+        TypeError
+    ):  # a catalogue without families: espeak is the train family, Piper the test one
         voices = voice_catalogue()
-        return [v for v in voices if (v.engine == "espeak") == (family == "train") or family == "all"]
+        return [
+            v for v in voices if (v.engine == "espeak") == (family == "train") or family == "all"
+        ]
 
 
 def sentences_for(voice, rng: random.Random, n: int) -> list[str]:
@@ -77,7 +93,9 @@ def sentences_for(voice, rng: random.Random, n: int) -> list[str]:
         return sentence_bank.distinct_sentences(rng, n)
 
 
-def relative_tempo_corpus(out: Path, family: str, clips: int, max_shift: float, seed: int) -> pd.DataFrame:
+def relative_tempo_corpus(
+    out: Path, family: str, clips: int, max_shift: float, seed: int
+) -> pd.DataFrame:
     """Clips whose speed level is applied relative to each voice's own rate; the truth table."""
     rng = random.Random(seed)
     rows = []
@@ -85,21 +103,41 @@ def relative_tempo_corpus(out: Path, family: str, clips: int, max_shift: float, 
         texts = sentences_for(voice, rng, clips)
         for i, text in enumerate(texts):
             level = list(TEMPOS)[i % 3]
-            controls = Controls(semitones=rng.uniform(-max_shift, max_shift),
-                                tempo=TEMPOS[level] * rng.uniform(0.97, 1.03), pitch_range=rng.choice(PITCH_RANGES))
+            controls = Controls(
+                semitones=rng.uniform(-max_shift, max_shift),
+                tempo=TEMPOS[level] * rng.uniform(0.97, 1.03),
+                pitch_range=rng.choice(PITCH_RANGES),
+            )
             audio, _ = synthesize(voice, text, controls)
-            path = write_audio(out / f"{voice.voice_id}-{i:03d}.wav", audio, ENGINE_SAMPLE_RATE, subtype="PCM_16")
-            rows.append({"clip_id": f"{voice.voice_id}-{i:03d}", "audio_path": str(path), "speaker_id": voice.voice_id,
-                         "true_gender": voice.gender, "true_speed": level, "language": getattr(voice, "sentence_language", "en"),
-                         "own_text": text})
+            path = write_audio(
+                out / f"{voice.voice_id}-{i:03d}.wav", audio, ENGINE_SAMPLE_RATE, subtype="PCM_16"
+            )
+            rows.append(
+                {
+                    "clip_id": f"{voice.voice_id}-{i:03d}",
+                    "audio_path": str(path),
+                    "speaker_id": voice.voice_id,
+                    "true_gender": voice.gender,
+                    "true_speed": level,
+                    "language": getattr(voice, "sentence_language", "en"),
+                    "own_text": text,
+                }
+            )
     truth = pd.DataFrame(rows)
     # the mismatched condition: each clip gets the text of another clip in the same language
-    truth["other_text"] = truth.groupby("language")["own_text"].transform(lambda t: np.roll(t.to_numpy(), 7))
+    truth["other_text"] = truth.groupby("language")["own_text"].transform(
+        lambda t: np.roll(t.to_numpy(), 7)
+    )
     return truth
 
 
-def speed_scores(truth: pd.DataFrame, measured: pd.DataFrame, config: BinningConfig, column: str | None,
-                 with_speakers: bool = True) -> tuple[float, float]:
+def speed_scores(
+    truth: pd.DataFrame,
+    measured: pd.DataFrame,
+    config: BinningConfig,
+    column: str | None,
+    with_speakers: bool = True,
+) -> tuple[float, float]:
     frame = measured.copy()
     if column is not None:  # bin another rate column by dropping the articulation rate
         frame = frame.drop(columns=["articulation_rate"]).assign(speech_rate=frame[column])
@@ -113,7 +151,9 @@ def speed_scores(truth: pd.DataFrame, measured: pd.DataFrame, config: BinningCon
     return 100.0 * float((got[known] == want[known]).sum()) / len(want), float(tau)
 
 
-def gender_scores(truth: pd.DataFrame, measured: pd.DataFrame, with_speakers: bool, f0_only: bool = False) -> str:
+def gender_scores(
+    truth: pd.DataFrame, measured: pd.DataFrame, with_speakers: bool, f0_only: bool = False
+) -> str:
     frame = measured if with_speakers else measured.drop(columns=["speaker_id"])
     if f0_only:
         frame = frame.assign(vtl_cm=np.nan)
@@ -121,18 +161,31 @@ def gender_scores(truth: pd.DataFrame, measured: pd.DataFrame, with_speakers: bo
     unknown = binned["gender"] == "unknown"
     right = binned["gender"] == truth["true_gender"]
     missed = truth.loc[~right, "speaker_id"].value_counts()
-    return (f"{100 * right.mean():.1f} % right, {100 * unknown.mean():.1f} % unknown, "
-            f"{100 * (~right & ~unknown).mean():.1f} % wrong, mean confidence {binned['gender_confidence'].mean():.2f}"
-            + (f"; missed clips by voice: {', '.join(f'{v} {n}' for v, n in missed.items())}" if len(missed) else ""))
+    return (
+        f"{100 * right.mean():.1f} % right, {100 * unknown.mean():.1f} % unknown, "
+        f"{100 * (~right & ~unknown).mean():.1f} % wrong, mean confidence {binned['gender_confidence'].mean():.2f}"
+        + (
+            f"; missed clips by voice: {', '.join(f'{v} {n}' for v, n in missed.items())}"
+            if len(missed)
+            else ""
+        )
+    )
 
 
 def relative_section(args, tmp: Path) -> None:
     start = time.perf_counter()
-    truth = relative_tempo_corpus(tmp / "relative", args.family, args.clips, args.max_shift, args.seed)
-    print(f"== {args.family} family: {len(truth)} clips, {truth['speaker_id'].nunique()} voices, tempo 0.75/1/1.33 "
-          f"x the voice's rate, pitch shift ±{args.max_shift:g} st (made in {time.perf_counter() - start:.1f} s) ==")
-    for condition, text_column in (("own transcript", "own_text"), ("no transcript", None),
-                                   ("mismatched transcript", "other_text")):
+    truth = relative_tempo_corpus(
+        tmp / "relative", args.family, args.clips, args.max_shift, args.seed
+    )
+    print(
+        f"== {args.family} family: {len(truth)} clips, {truth['speaker_id'].nunique()} voices, tempo 0.75/1/1.33 "
+        f"x the voice's rate, pitch shift ±{args.max_shift:g} st (made in {time.perf_counter() - start:.1f} s) =="
+    )
+    for condition, text_column in (
+        ("own transcript", "own_text"),
+        ("no transcript", None),
+        ("mismatched transcript", "other_text"),
+    ):
         frame = truth[["clip_id", "audio_path"]].copy()
         if text_column:
             frame["text"] = truth[text_column]
@@ -146,11 +199,15 @@ def relative_section(args, tmp: Path) -> None:
         print(f"speed without speaker ids (corpus group){'':<29} {accuracy:5.1f} %  tau {tau:.2f}")
         if text_column:
             binned = bin_attributes(measured)
-            print(f"transcripts not used (taken for another clip's): {100 * (binned['speed_source'] != 'transcript').mean():.1f} %")
+            print(
+                f"transcripts not used (taken for another clip's): {100 * (binned['speed_source'] != 'transcript').mean():.1f} %"
+            )
         if text_column is None:
             print(f"gender without speaker ids: {gender_scores(truth, measured, False)}")
             print(f"gender with speaker ids:    {gender_scores(truth, measured, True)}")
-            print(f"gender without speaker ids, F0-only model: {gender_scores(truth, measured, False, f0_only=True)}")
+            print(
+                f"gender without speaker ids, F0-only model: {gender_scores(truth, measured, False, f0_only=True)}"
+            )
 
 
 def style_section(args, tmp: Path) -> None:
@@ -162,35 +219,65 @@ def style_section(args, tmp: Path) -> None:
     corpus = tmp / "style"
     start = time.perf_counter()
     try:
-        generate_style_corpus(corpus, n=args.style_clips, seed=args.seed, workers=args.workers, family=args.family)
+        generate_style_corpus(
+            corpus, n=args.style_clips, seed=args.seed, workers=args.workers, family=args.family
+        )
     except TypeError:  # a generator without families
         generate_style_corpus(corpus, n=args.style_clips, seed=args.seed, workers=args.workers)
-    print(f"\n== style corpus ({args.family}): {args.style_clips} clips in {time.perf_counter() - start:.1f} s ==")
+    print(
+        f"\n== style corpus ({args.family}): {args.style_clips} clips in {time.perf_counter() - start:.1f} s =="
+    )
     truth = pd.read_parquet(corpus / "manifest.parquet")
-    bare = corpus / "bare.parquet"  # only the audio goes in: intended labels must not reach the captioner
+    bare = (
+        corpus / "bare.parquet"
+    )  # only the audio goes in: intended labels must not reach the captioner
     truth[["clip_id", "audio_path", "text", "speaker_id"]].to_parquet(bare, index=False)
     settings = load_settings(overrides={"workers": args.workers, "profile": "offline"})
     start = time.perf_counter()
     result = caption_manifest(bare, tmp / "captioned.parquet", settings)
     seconds = time.perf_counter() - start
-    print(f"fsclap caption: {result.clips} clips in {seconds:.1f} s = {result.clips / seconds:.1f} clips/s")
-    captioned = pd.read_parquet(result.out_path).set_index("clip_id").loc[truth["clip_id"]].reset_index()
-    for rule, config in {"default": BinningConfig(), "speaker": BinningConfig(reference="speaker")}.items():
+    print(
+        f"fsclap caption: {result.clips} clips in {seconds:.1f} s = {result.clips / seconds:.1f} clips/s"
+    )
+    captioned = (
+        pd.read_parquet(result.out_path).set_index("clip_id").loc[truth["clip_id"]].reset_index()
+    )
+    for rule, config in {
+        "default": BinningConfig(),
+        "speaker": BinningConfig(reference="speaker"),
+    }.items():
         binned = bin_attributes(captioned, config).replace({"unknown": None})
-        scores = attribute_accuracy(truth, binned, ["gender", "pitch", "speed", "energy"], key="clip_id")
-        print(f"{rule:>8}: " + "  ".join(f"{a} {100 * s.accuracy:.1f}% (n={s.n}, unscored {s.unscored})"
-                                         for a, s in scores.items()))
+        scores = attribute_accuracy(
+            truth, binned, ["gender", "pitch", "speed", "energy"], key="clip_id"
+        )
+        print(
+            f"{rule:>8}: "
+            + "  ".join(
+                f"{a} {100 * s.accuracy:.1f}% (n={s.n}, unscored {s.unscored})"
+                for a, s in scores.items()
+            )
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", default="train", choices=["train", "train-ja", "test", "all"],
-                        help="train-ja: espeak-ng's Japanese voice (kana sentences), part of the train family.")
-    parser.add_argument("--clips", type=int, default=12, help="Clips per voice (relative-tempo section).")
-    parser.add_argument("--max-shift", type=float, default=4.0, help="Largest random pitch shift (semitones).")
+    parser.add_argument(
+        "--family",
+        default="train",
+        choices=["train", "train-ja", "test", "all"],
+        help="train-ja: espeak-ng's Japanese voice (kana sentences), part of the train family.",
+    )
+    parser.add_argument(
+        "--clips", type=int, default=12, help="Clips per voice (relative-tempo section)."
+    )
+    parser.add_argument(
+        "--max-shift", type=float, default=4.0, help="Largest random pitch shift (semitones)."
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--style", action="store_true", help="Also caption a generated style corpus.")
+    parser.add_argument(
+        "--style", action="store_true", help="Also caption a generated style corpus."
+    )
     parser.add_argument("--style-clips", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

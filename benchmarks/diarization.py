@@ -66,26 +66,43 @@ def diarize_episodes(truths: list[dict], root: Path) -> tuple[list[dict], pd.Dat
         segments = diarizer.diarize(audio)
         seconds += time.perf_counter() - start
         hyp = [(s.start_s, s.end_s, s.speaker) for s in segments]
-        score = diarization_error(episode_reference(truth), hyp, collar=COLLAR_S, duration_s=truth["duration_s"])
+        score = diarization_error(
+            episode_reference(truth), hyp, collar=COLLAR_S, duration_s=truth["duration_s"]
+        )
         total = score.total or float("nan")
-        rows.append({
-            "episode_id": truth["episode_id"], "drama_id": truth["drama_id"],
-            "speech_to_music_db": truth["speech_to_music_db"],
-            "der": 100 * score.der, "missed": 100 * score.missed / total,
-            "false_alarm": 100 * score.false_alarm / total, "confusion": 100 * score.confusion / total,
-            "speakers_true": len({line["speaker_id"] for line in truth["lines"]}),
-            "speakers_found": len({s.speaker for s in segments}),
-            "_score": score,
-        })
+        rows.append(
+            {
+                "episode_id": truth["episode_id"],
+                "drama_id": truth["drama_id"],
+                "speech_to_music_db": truth["speech_to_music_db"],
+                "der": 100 * score.der,
+                "missed": 100 * score.missed / total,
+                "false_alarm": 100 * score.false_alarm / total,
+                "confusion": 100 * score.confusion / total,
+                "speakers_true": len({line["speaker_id"] for line in truth["lines"]}),
+                "speakers_found": len({s.speaker for s in segments}),
+                "_score": score,
+            }
+        )
         reasons = segment_reasons(segments, diarizer.segmentation.min_s)
         keep = [i for i, r in enumerate(reasons) if r is None]
-        vectors = embedder.embed([audio[int(segments[i].start_s * SR): int(segments[i].end_s * SR)] for i in keep])
+        vectors = embedder.embed(
+            [audio[int(segments[i].start_s * SR) : int(segments[i].end_s * SR)] for i in keep]
+        )
         for i, vector in zip(keep, vectors):
             seg = segments[i]
-            segments_rows.append({"drama_id": truth["drama_id"], "episode_id": truth["episode_id"],
-                                  "episode_index": truth["episode_index"], "label": seg.speaker,
-                                  "start_s": seg.start_s, "end_s": seg.end_s, "vector": vector,
-                                  "truth": true_speaker_time(truth, seg.start_s, seg.end_s)})
+            segments_rows.append(
+                {
+                    "drama_id": truth["drama_id"],
+                    "episode_id": truth["episode_id"],
+                    "episode_index": truth["episode_index"],
+                    "label": seg.speaker,
+                    "start_s": seg.start_s,
+                    "end_s": seg.end_s,
+                    "vector": vector,
+                    "truth": true_speaker_time(truth, seg.start_s, seg.end_s),
+                }
+            )
     return rows, pd.DataFrame(segments_rows), seconds
 
 
@@ -94,14 +111,25 @@ def drama_level_purity(segments: pd.DataFrame) -> dict:
     from pipeline.speakers import LINK_THRESHOLDS, centroids_from, link_speakers, speaker_purity
 
     if segments.empty:
-        return {"ids": 0, "true_speakers": 0, "purity": float("nan"), "coverage": float("nan"), "table": []}
+        return {
+            "ids": 0,
+            "true_speakers": 0,
+            "purity": float("nan"),
+            "coverage": float("nan"),
+            "table": [],
+        }
     assigned, truths = [], []
     for drama_id, rows in segments.groupby("drama_id", sort=True):
         order = {e: i for i, e in enumerate(sorted(rows["episode_id"].unique()))}
         centroids, keys = [], []
         for episode_id, ep in rows.groupby("episode_id", sort=True):
-            cs = centroids_from(episode_id, ep["label"].tolist(), np.stack(ep["vector"].to_list()),
-                                ep["start_s"].tolist(), episode_order=order[episode_id])
+            cs = centroids_from(
+                episode_id,
+                ep["label"].tolist(),
+                np.stack(ep["vector"].to_list()),
+                ep["start_s"].tolist(),
+                episode_order=order[episode_id],
+            )
             centroids += cs
             keys += [(episode_id, c.label) for c in cs]
         ids = dict(zip(keys, link_speakers(centroids, LINK_THRESHOLDS["resemblyzer"])))
@@ -112,23 +140,53 @@ def drama_level_purity(segments: pd.DataFrame) -> dict:
     return {**summary, "table": table.to_dict(orient="records")}
 
 
-def run(family: str = "train", n_dramas: int = 3, episodes: int = 2, seconds: float = 60.0, seed: int = 7,
-        quick: bool = False, speakers: tuple[int, int] = (3, 6), restyle: float = 0.3,
-        work: str | Path | None = None) -> dict:
+def run(
+    family: str = "train",
+    n_dramas: int = 3,
+    episodes: int = 2,
+    seconds: float = 60.0,
+    seed: int = 7,
+    quick: bool = False,
+    speakers: tuple[int, int] = (3, 6),
+    restyle: float = 0.3,
+    work: str | Path | None = None,
+) -> dict:
     """Generate (or reuse) the dramas, diarize them and return the figures (percentages)."""
     from pipeline.synth.drama import generate_dramas
 
     if quick:
         n_dramas, episodes, seconds = 1, 2, 40.0
     work = Path(work) if work else Path(tempfile.gettempdir()) / "fsclap-bench-diarization"
-    out = work / f"{family}-seed{seed}-{n_dramas}x{episodes}x{seconds:g}s-spk{speakers[0]}-{speakers[1]}-restyle{restyle:g}"
+    out = (
+        work
+        / f"{family}-seed{seed}-{n_dramas}x{episodes}x{seconds:g}s-spk{speakers[0]}-{speakers[1]}-restyle{restyle:g}"
+    )
     start = time.perf_counter()
-    generate_dramas(out, dramas=n_dramas, episodes=episodes, seed=seed, duration_s=seconds, workers=2,
-                    family=family, speakers=speakers, restyle=restyle)
+    generate_dramas(
+        out,
+        dramas=n_dramas,
+        episodes=episodes,
+        seed=seed,
+        duration_s=seconds,
+        workers=2,
+        family=family,
+        speakers=speakers,
+        restyle=restyle,
+    )
     generate_s = time.perf_counter() - start
     result = evaluate(out)
-    result.update({"family": family, "dramas": n_dramas, "episodes_per_drama": episodes, "seconds": seconds,
-                   "seed": seed, "speakers": list(speakers), "restyle": restyle, "generate_s": generate_s})
+    result.update(
+        {
+            "family": family,
+            "dramas": n_dramas,
+            "episodes_per_drama": episodes,
+            "seconds": seconds,
+            "seed": seed,
+            "speakers": list(speakers),
+            "restyle": restyle,
+            "generate_s": generate_s,
+        }
+    )
     return result
 
 
@@ -145,10 +203,14 @@ def evaluate(folder: str | Path) -> dict:
     counts = [r["speakers_true"] for r in rows]
     # what run() knows from its arguments, read back from the folder's truth (name: <family>-seed...)
     return {
-        "family": out.name.split("-")[0], "dramas": len({t["drama_id"] for t in truths}),
+        "family": out.name.split("-")[0],
+        "dramas": len({t["drama_id"] for t in truths}),
         "episodes_per_drama": len(truths) // max(len({t["drama_id"] for t in truths}), 1),
-        "seconds": max(t["duration_s"] for t in truths), "seed": truths[0].get("generator", {}).get("seed"),
-        "speakers": [min(counts), max(counts)], "restyle": float("nan"), "folder": str(out),
+        "seconds": max(t["duration_s"] for t in truths),
+        "seed": truths[0].get("generator", {}).get("seed"),
+        "speakers": [min(counts), max(counts)],
+        "restyle": float("nan"),
+        "folder": str(out),
         "episodes": rows,
         "der_mean": float(np.mean([r["der"] for r in rows])),
         "der_pooled": 100 * sum(s.false_alarm + s.missed + s.confusion for s in scores) / total,
@@ -156,29 +218,43 @@ def evaluate(folder: str | Path) -> dict:
         "false_alarm": 100 * sum(s.false_alarm for s in scores) / total,
         "confusion": 100 * sum(s.confusion for s in scores) / total,
         "count_exact": float(np.mean([r["speakers_found"] == r["speakers_true"] for r in rows])),
-        "count_error_mean": float(np.mean([r["speakers_found"] - r["speakers_true"] for r in rows])),
+        "count_error_mean": float(
+            np.mean([r["speakers_found"] - r["speakers_true"] for r in rows])
+        ),
         "purity": drama_level_purity(segments),
         "diarize_rtf": diarize_s / audio_s,
     }
 
 
 def report(result: dict) -> None:
-    print(f"== offline diarization, {result['family']} family: {len(result['episodes'])} episodes of "
-          f"{result['seconds']:g} s, {result['speakers'][0]}-{result['speakers'][1]} speakers, restyle "
-          f"{result['restyle']:g}, seed {result['seed']} ({result['folder']}) ==")
-    print(f"{'episode':<16} {'S/M dB':>6} {'DER':>6} {'miss':>6} {'FA':>6} {'conf':>6}  speakers found/true")
+    print(
+        f"== offline diarization, {result['family']} family: {len(result['episodes'])} episodes of "
+        f"{result['seconds']:g} s, {result['speakers'][0]}-{result['speakers'][1]} speakers, restyle "
+        f"{result['restyle']:g}, seed {result['seed']} ({result['folder']}) =="
+    )
+    print(
+        f"{'episode':<16} {'S/M dB':>6} {'DER':>6} {'miss':>6} {'FA':>6} {'conf':>6}  speakers found/true"
+    )
     for r in result["episodes"]:
-        print(f"{r['episode_id']:<16} {r['speech_to_music_db']:>6.0f} {r['der']:>6.1f} {r['missed']:>6.1f} "
-              f"{r['false_alarm']:>6.1f} {r['confusion']:>6.1f}  {r['speakers_found']}/{r['speakers_true']}")
-    print(f"mean DER {result['der_mean']:.1f} % (pooled {result['der_pooled']:.1f} %: missed {result['missed']:.1f}, "
-          f"false alarm {result['false_alarm']:.1f}, confusion {result['confusion']:.1f}); speaker count exact in "
-          f"{100 * result['count_exact']:.0f} % of episodes, mean error {result['count_error_mean']:+.2f}; "
-          f"diarize RTF {result['diarize_rtf']:.3f}")
+        print(
+            f"{r['episode_id']:<16} {r['speech_to_music_db']:>6.0f} {r['der']:>6.1f} {r['missed']:>6.1f} "
+            f"{r['false_alarm']:>6.1f} {r['confusion']:>6.1f}  {r['speakers_found']}/{r['speakers_true']}"
+        )
+    print(
+        f"mean DER {result['der_mean']:.1f} % (pooled {result['der_pooled']:.1f} %: missed {result['missed']:.1f}, "
+        f"false alarm {result['false_alarm']:.1f}, confusion {result['confusion']:.1f}); speaker count exact in "
+        f"{100 * result['count_exact']:.0f} % of episodes, mean error {result['count_error_mean']:+.2f}; "
+        f"diarize RTF {result['diarize_rtf']:.3f}"
+    )
     p = result["purity"]
-    print(f"drama-level ids: {p['ids']} for {p['true_speakers']} true speakers; purity {100 * p['purity']:.1f} %, "
-          f"coverage {100 * p['coverage']:.1f} % (speech-weighted)")
+    print(
+        f"drama-level ids: {p['ids']} for {p['true_speakers']} true speakers; purity {100 * p['purity']:.1f} %, "
+        f"coverage {100 * p['coverage']:.1f} % (speech-weighted)"
+    )
     for row in p["table"]:
-        print(f"  {row['speaker_id']:<14} {row['seconds']:6.1f} s  majority {row['majority']:<14} purity {100 * row['purity']:5.1f} %")
+        print(
+            f"  {row['speaker_id']:<14} {row['seconds']:6.1f} s  majority {row['majority']:<14} purity {100 * row['purity']:5.1f} %"
+        )
 
 
 def main() -> None:
@@ -195,13 +271,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--folder", type=Path, default=None, help="score dramas already generated there instead")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="score dramas already generated there instead"
+    )
     args = parser.parse_args()
     if args.folder:
         result = evaluate(args.folder)
     else:
-        result = run(args.family, args.dramas, args.episodes, args.seconds, args.seed, args.quick,
-                     parse_speaker_range(args.speakers), args.restyle, args.work)
+        result = run(
+            args.family,
+            args.dramas,
+            args.episodes,
+            args.seconds,
+            args.seed,
+            args.quick,
+            parse_speaker_range(args.speakers),
+            args.restyle,
+            args.work,
+        )
     report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float))

@@ -52,9 +52,13 @@ def generate(work: Path, dramas: int, episodes: int, duration: float, seed: int)
     from pipeline.synth.drama import generate_dramas, load_truth
 
     start = time.perf_counter()
-    result = generate_dramas(work / "gen", dramas=dramas, episodes=episodes, seed=seed, duration_s=duration, workers=2)
-    print(f"generated {len(result.episodes)} episodes of {duration:.0f} s in {time.perf_counter() - start:.1f} s "
-          f"({result.reused} reused) under {work / 'gen'}")
+    result = generate_dramas(
+        work / "gen", dramas=dramas, episodes=episodes, seed=seed, duration_s=duration, workers=2
+    )
+    print(
+        f"generated {len(result.episodes)} episodes of {duration:.0f} s in {time.perf_counter() - start:.1f} s "
+        f"({result.reused} reused) under {work / 'gen'}"
+    )
     truths = load_truth(work / "gen")
     for t in truths:
         t["dir"] = work / "gen" / "truth" / t["drama_id"] / t["episode_id"]
@@ -72,7 +76,9 @@ def repet(audio: np.ndarray) -> np.ndarray:
 
 
 def bench_der(truths: list[dict]) -> None:
-    print("\n== 1. offline diarizer DER (silero-vad + resemblyzer + agglomerative clustering, defaults) ==")
+    print(
+        "\n== 1. offline diarizer DER (silero-vad + resemblyzer + agglomerative clustering, defaults) =="
+    )
     diarizer = OfflineDiarizer()
     diarizer.diarize(np.zeros(SR, np.float32))  # load models outside the timing
     refs = {t["episode_id"]: reference(t) for t in truths}
@@ -80,7 +86,9 @@ def bench_der(truths: list[dict]) -> None:
     for condition in ("speech", "mix", "repet"):
         hyp, counts, seconds, audio_s = {}, [], 0.0, 0.0
         for t in truths:
-            audio = load_audio(t["dir"] / f"{'mix' if condition == 'repet' else condition}.flac", sample_rate=SR)[0]
+            audio = load_audio(
+                t["dir"] / f"{'mix' if condition == 'repet' else condition}.flac", sample_rate=SR
+            )[0]
             if condition == "repet":
                 audio = repet(audio)
             start = time.perf_counter()
@@ -93,11 +101,15 @@ def bench_der(truths: list[dict]) -> None:
         by_smr = []
         for level in sorted(set(smr.values())):
             ids = [i for i in refs if smr[i] == level]
-            by_smr.append(f"{level:.0f} dB: {100 * diarization_error_corpus({i: refs[i] for i in ids}, {i: hyp[i] for i in ids}).der:.1f}")
+            by_smr.append(
+                f"{level:.0f} dB: {100 * diarization_error_corpus({i: refs[i] for i in ids}, {i: hyp[i] for i in ids}).der:.1f}"
+            )
         total = score.total
-        print(f"{condition:<7} DER {100 * score.der:5.1f} %  (false alarm {100 * score.false_alarm / total:.1f}, "
-              f"missed {100 * score.missed / total:.1f}, confusion {100 * score.confusion / total:.1f})  "
-              f"by speech-to-music: {', '.join(by_smr)}  speaker-count error {counts}  RTF {seconds / audio_s:.3f}")
+        print(
+            f"{condition:<7} DER {100 * score.der:5.1f} %  (false alarm {100 * score.false_alarm / total:.1f}, "
+            f"missed {100 * score.missed / total:.1f}, confusion {100 * score.confusion / total:.1f})  "
+            f"by speech-to-music: {', '.join(by_smr)}  speaker-count error {counts}  RTF {seconds / audio_s:.3f}"
+        )
 
 
 def run_stages(truths: list[dict], root: Path) -> tuple[pd.DataFrame, dict]:
@@ -109,8 +121,17 @@ def run_stages(truths: list[dict], root: Path) -> tuple[pd.DataFrame, dict]:
         vocals = root / "vocals" / t["drama_id"] / f"{t['episode_id']}.flac"
         audio, sr = load_audio(t["dir"] / "mix.flac")
         write_audio(vocals, audio, sr)
-        episodes.append(Episode(episode_id=t["episode_id"], drama_id=t["drama_id"], source_url="gen", source_key=t["episode_id"],
-                                episode_index=t["episode_index"], vocals_path=context.rel(vocals), vocals_sha256=sha256_file(vocals)))
+        episodes.append(
+            Episode(
+                episode_id=t["episode_id"],
+                drama_id=t["drama_id"],
+                source_url="gen",
+                source_key=t["episode_id"],
+                episode_index=t["episode_index"],
+                vocals_path=context.rel(vocals),
+                vocals_sha256=sha256_file(vocals),
+            )
+        )
     diarize.ensure_setup()
     timing = {"audio_s": sum(t["duration_s"] for t in truths)}
     start = time.perf_counter()
@@ -145,14 +166,23 @@ def truth_of_segments(table: pd.DataFrame, truths: list[dict]) -> pd.DataFrame:
 
 
 def bench_consistency_threshold(table: pd.DataFrame, out: Path) -> None:
-    print("\n== 3. consistency threshold for resemblyzer (s̄, eq. 5, within drama-level speakers) ==")
+    print(
+        "\n== 3. consistency threshold for resemblyzer (s̄, eq. 5, within drama-level speakers) =="
+    )
     scored = table[table["consistency"].notna()].copy()
     majority = scored.groupby("speaker_id")["true_speaker"].agg(lambda s: s.value_counts().index[0])
-    scored["clean"] = (scored["purity"] >= 0.9) & (scored["true_speaker"] == scored["speaker_id"].map(majority))
-    clean, impure = scored.loc[scored["clean"], "consistency"], scored.loc[~scored["clean"], "consistency"]
-    print(f"{len(scored)} scored clips: {len(clean)} clean (s̄ median {clean.median():.3f}, 5th pct "
-          f"{clean.quantile(0.05):.3f}), {len(impure)} impure (median {impure.median():.3f}, 95th pct "
-          f"{impure.quantile(0.95) if len(impure) else float('nan'):.3f})")
+    scored["clean"] = (scored["purity"] >= 0.9) & (
+        scored["true_speaker"] == scored["speaker_id"].map(majority)
+    )
+    clean, impure = (
+        scored.loc[scored["clean"], "consistency"],
+        scored.loc[~scored["clean"], "consistency"],
+    )
+    print(
+        f"{len(scored)} scored clips: {len(clean)} clean (s̄ median {clean.median():.3f}, 5th pct "
+        f"{clean.quantile(0.05):.3f}), {len(impure)} impure (median {impure.median():.3f}, 95th pct "
+        f"{impure.quantile(0.95) if len(impure) else float('nan'):.3f})"
+    )
     best = (0.0, None)
     for threshold in np.round(np.arange(0.60, 0.96, 0.01), 2):
         kept = scored["consistency"] >= threshold
@@ -163,8 +193,10 @@ def bench_consistency_threshold(table: pd.DataFrame, out: Path) -> None:
             best = (balanced, threshold)
         if threshold in (0.65, 0.75, 0.8, 0.82, 0.83, 0.84, 0.85, 0.86, 0.88, 0.9):
             precision = (kept & scored["clean"]).sum() / max(kept.sum(), 1)
-            print(f"  threshold {threshold:.2f}: keeps {100 * kept.mean():5.1f} % of clips, clean kept {100 * tpr:5.1f} %, "
-                  f"impure removed {100 * tnr:5.1f} %, kept clips clean {100 * precision:5.1f} %")
+            print(
+                f"  threshold {threshold:.2f}: keeps {100 * kept.mean():5.1f} % of clips, clean kept {100 * tpr:5.1f} %, "
+                f"impure removed {100 * tnr:5.1f} %, kept clips clean {100 * precision:5.1f} %"
+            )
     print(f"best balanced accuracy {100 * best[0]:.1f} % at threshold {best[1]:.2f}")
     try:
         import matplotlib
@@ -196,11 +228,23 @@ def bench_linking(table: pd.DataFrame, root: Path) -> None:
         predicted, truth = [], []
         for drama_id, rows in candidates.groupby("drama_id"):
             centroids, labels_true = [], []
-            order = {e: i for i, e in enumerate(rows.sort_values("episode_index")["episode_id"].unique())}
+            order = {
+                e: i for i, e in enumerate(rows.sort_values("episode_index")["episode_id"].unique())
+            }
             for episode_id, ep_rows in rows.groupby("episode_id"):
-                vectors = np.stack([np.load(root / p)[r] for p, r in zip(ep_rows["embedding_path"], ep_rows["embedding_row"])])
-                cs = centroids_from(episode_id, ep_rows["episode_speaker"].tolist(), vectors, ep_rows["start_s"].tolist(),
-                                    episode_order=order[episode_id])
+                vectors = np.stack(
+                    [
+                        np.load(root / p)[r]
+                        for p, r in zip(ep_rows["embedding_path"], ep_rows["embedding_row"])
+                    ]
+                )
+                cs = centroids_from(
+                    episode_id,
+                    ep_rows["episode_speaker"].tolist(),
+                    vectors,
+                    ep_rows["start_s"].tolist(),
+                    episode_order=order[episode_id],
+                )
                 centroids += cs
                 for c in cs:
                     mine = ep_rows[ep_rows["episode_speaker"] == c.label]
@@ -208,8 +252,10 @@ def bench_linking(table: pd.DataFrame, root: Path) -> None:
             ids = link_speakers(centroids, threshold)
             predicted += [f"{drama_id}/{i}" for i in ids]
             truth += labels_true
-        print(f"  threshold {threshold:.2f}: {len(set(predicted))} drama-level ids for {len(set(truth))} true speakers, "
-              f"ARI {adjusted_rand_score(truth, predicted):.3f}")
+        print(
+            f"  threshold {threshold:.2f}: {len(set(predicted))} drama-level ids for {len(set(truth))} true speakers, "
+            f"ARI {adjusted_rand_score(truth, predicted):.3f}"
+        )
 
 
 def bench_filter(sizes=(10000,), dims=(192, 256)) -> None:
@@ -228,7 +274,9 @@ def bench_filter(sizes=(10000,), dims=(192, 256)) -> None:
     start = time.perf_counter()
     mean_similarity_loop(v)
     loop = time.perf_counter() - start
-    print(f"  direct loop: {loop:.2f} s for n=300 -> ~{loop * (10000 / 300) ** 2 / 60:.0f} min extrapolated to n=10000 (O(n^2))")
+    print(
+        f"  direct loop: {loop:.2f} s for n=300 -> ~{loop * (10000 / 300) ** 2 / 60:.0f} min extrapolated to n=10000 (O(n^2))"
+    )
 
 
 def bench_funasr_tiny(truths: list[dict], work: Path) -> None:
@@ -240,7 +288,9 @@ def bench_funasr_tiny(truths: list[dict], work: Path) -> None:
     models = work / "funasr_tiny"
     if not (models / "campplus").exists():
         write_funasr_model_dirs(models)
-    diarizer = FunasrDiarizer(load_settings(overrides={"models_dir": str(models), "profile": "paper"}))
+    diarizer = FunasrDiarizer(
+        load_settings(overrides={"models_dir": str(models), "profile": "paper"})
+    )
     start = time.perf_counter()
     diarizer.model
     print(f"  load: {time.perf_counter() - start:.1f} s")
@@ -248,8 +298,10 @@ def bench_funasr_tiny(truths: list[dict], work: Path) -> None:
     start = time.perf_counter()
     segments = diarizer.diarize(audio)
     seconds = time.perf_counter() - start
-    print(f"  {len(audio) / SR:.0f} s episode -> {len(segments)} segments in {seconds:.1f} s (RTF {seconds / (len(audio) / SR):.2f}; "
-          "tiny dimensions: says nothing about the real models' speed)")
+    print(
+        f"  {len(audio) / SR:.0f} s episode -> {len(segments)} segments in {seconds:.1f} s (RTF {seconds / (len(audio) / SR):.2f}; "
+        "tiny dimensions: says nothing about the real models' speed)"
+    )
 
 
 def main() -> None:
@@ -258,7 +310,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench-diarize")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench-diarize"
+    )
     parser.add_argument("--funasr-tiny", action="store_true")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -266,13 +320,21 @@ def main() -> None:
     print(f"speakers per drama: {sorted({(t['drama_id'], len(t['speakers'])) for t in truths})}")
     bench_der(truths)
 
-    print("\n== 2. stage real-time factors (offline profile, mix as vocals, 1 thread pool worker) ==")
+    print(
+        "\n== 2. stage real-time factors (offline profile, mix as vocals, 1 thread pool worker) =="
+    )
     root = Path(tempfile.mkdtemp(prefix="data-", dir=args.work))
     table, timing = run_stages(truths, root)
-    print(f"  diarize: {timing['diarize']:.1f} s for {timing['audio_s']:.0f} s of audio (RTF {timing['diarize'] / timing['audio_s']:.3f})")
-    print(f"  consistency: {timing['consistency']:.2f} s (RTF {timing['consistency'] / timing['audio_s']:.4f})")
-    print(f"  segments: {len(table)}, candidates {table['clip_path'].notna().sum()}, kept {int(table['kept'].sum())}; "
-          f"reasons {json.dumps(table['reason'].value_counts().to_dict())}")
+    print(
+        f"  diarize: {timing['diarize']:.1f} s for {timing['audio_s']:.0f} s of audio (RTF {timing['diarize'] / timing['audio_s']:.3f})"
+    )
+    print(
+        f"  consistency: {timing['consistency']:.2f} s (RTF {timing['consistency'] / timing['audio_s']:.4f})"
+    )
+    print(
+        f"  segments: {len(table)}, candidates {table['clip_path'].notna().sum()}, kept {int(table['kept'].sum())}; "
+        f"reasons {json.dumps(table['reason'].value_counts().to_dict())}"
+    )
     table = truth_of_segments(table, truths)
     bench_consistency_threshold(table, args.work)
     bench_linking(table, root)

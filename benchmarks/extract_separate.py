@@ -40,13 +40,40 @@ def make_long_episode(path: Path, minutes: float) -> Path:
     seconds = minutes * 60
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=5:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=44100:duration={seconds}",
-         "-f", "lavfi", "-i", f"anoisesrc=color=pink:amplitude=0.05:r=44100:d={seconds}",
-         "-filter_complex", "[1:a][2:a]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo[a]",
-         "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "96k",
-         str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=160x120:rate=5:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=220:sample_rate=44100:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anoisesrc=color=pink:amplitude=0.05:r=44100:d={seconds}",
+            "-filter_complex",
+            "[1:a][2:a]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -98,8 +125,13 @@ def child_extract(media: Path, data_root: Path, rate: int, channels: int) -> dic
 
     context = StageContext(data_root=data_root)
     key = f"file:{media}"
-    episode = Episode(episode_id=episode_id_for("bench", key), drama_id="bench", source_url=str(media),
-                      source_key=key, source_kind="file")
+    episode = Episode(
+        episode_id=episode_id_for("bench", key),
+        drama_id="bench",
+        source_url=str(media),
+        source_key=key,
+        source_kind="file",
+    )
     episode = Acquire({"local_files": "reference"}, context=context).run(episode)
     stage = Extract({"sample_rate": rate, "channels": channels}, context=context)
     rss_before = rss_mib()
@@ -109,12 +141,21 @@ def child_extract(media: Path, data_root: Path, rate: int, channels: int) -> dic
     seconds = time.perf_counter() - start
     _, heap_peak = tracemalloc.get_traced_memory()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return {"audio_s": done.duration_s, "wall_s": seconds, "rss_before_mib": rss_before, "rss_peak_mib": rss_mib(),
-            "python_heap_peak_mib": heap_peak / 2**20, "ffmpeg_peak_mib": children, "audio_path": str(context.abs(done.audio_path)),
-            "audio_sha256": done.audio_sha256}
+    return {
+        "audio_s": done.duration_s,
+        "wall_s": seconds,
+        "rss_before_mib": rss_before,
+        "rss_peak_mib": rss_mib(),
+        "python_heap_peak_mib": heap_peak / 2**20,
+        "ffmpeg_peak_mib": children,
+        "audio_path": str(context.abs(done.audio_path)),
+        "audio_sha256": done.audio_sha256,
+    }
 
 
-def child_separate(wav: Path, repo: Path, data_root: Path, chunk_s: float, overlap_s: float) -> dict:
+def child_separate(
+    wav: Path, repo: Path, data_root: Path, chunk_s: float, overlap_s: float
+) -> dict:
     import torch
 
     from fsclap.audio import audio_stats
@@ -123,12 +164,28 @@ def child_separate(wav: Path, repo: Path, data_root: Path, chunk_s: float, overl
     from pipeline.stage import StageContext
     from pipeline.tables import Episode
 
-    context = StageContext(data_root=data_root, device="cuda" if torch.cuda.is_available() else "cpu")
+    context = StageContext(
+        data_root=data_root, device="cuda" if torch.cuda.is_available() else "cpu"
+    )
     stats = audio_stats(wav)
-    episode = Episode(episode_id="bench-sep", drama_id="bench", source_url="-", source_key="-", audio_path=str(wav),
-                      audio_sha256=sha256_file(wav), sample_rate=stats["sample_rate"], channels=stats["channels"],
-                      duration_s=stats["duration_s"], mono_mean=stats["mono_mean"], mono_std=stats["mono_std"])
-    stage = Separate({"method": "demucs", "chunk_s": chunk_s, "overlap_s": overlap_s}, context=context, model_path=repo)
+    episode = Episode(
+        episode_id="bench-sep",
+        drama_id="bench",
+        source_url="-",
+        source_key="-",
+        audio_path=str(wav),
+        audio_sha256=sha256_file(wav),
+        sample_rate=stats["sample_rate"],
+        channels=stats["channels"],
+        duration_s=stats["duration_s"],
+        mono_mean=stats["mono_mean"],
+        mono_std=stats["mono_std"],
+    )
+    stage = Separate(
+        {"method": "demucs", "chunk_s": chunk_s, "overlap_s": overlap_s},
+        context=context,
+        model_path=repo,
+    )
     stage.ensure_setup()
     params = sum(p.numel() for p in stage.backend.model.parameters())
     rss_before = rss_mib()
@@ -136,14 +193,25 @@ def child_separate(wav: Path, repo: Path, data_root: Path, chunk_s: float, overl
     with RssSampler() as sampler:
         stage.run(episode)
     seconds = time.perf_counter() - start
-    return {"audio_s": stats["duration_s"], "wall_s": seconds, "rss_before_mib": rss_before, "rss_peak_mib": rss_mib(),
-            "params_m": params / 1e6, "device": context.device, "threads": torch.get_num_threads(),
-            "rss_samples": sampler.samples}
+    return {
+        "audio_s": stats["duration_s"],
+        "wall_s": seconds,
+        "rss_before_mib": rss_before,
+        "rss_peak_mib": rss_mib(),
+        "params_m": params / 1e6,
+        "device": context.device,
+        "threads": torch.get_num_threads(),
+        "rss_samples": sampler.samples,
+    }
 
 
 def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
-                          env={**os.environ, "CI": "1"})
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "1"},
+    )
     if proc.returncode != 0:
         raise SystemExit(f"child {args[0]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -172,8 +240,11 @@ def plot_memory(runs: dict[str, dict], path: Path) -> None:
         if not samples:
             continue
         total = max(samples[-1][0], 1e-9)
-        ax.plot([t / total for t, _ in samples], [m for _, m in samples],
-                label=f"{name}: {run['audio_s'] / 60:.1f} min audio, {run['params_m']:.2f} M params")
+        ax.plot(
+            [t / total for t, _ in samples],
+            [m for _, m in samples],
+            label=f"{name}: {run['audio_s'] / 60:.1f} min audio, {run['params_m']:.2f} M params",
+        )
     ax.set_xlabel("progress through the separation (fraction of wall time)")
     ax.set_ylabel("resident memory (MiB)")
     ax.set_title("separate stage: memory stays flat with episode length (60-s chunks)")
@@ -186,15 +257,28 @@ def plot_memory(runs: dict[str, dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=60.0, help="Length of the long episode.")
-    parser.add_argument("--short-minutes", type=float, default=3.0, help="Excerpt for the tiny model's short run.")
-    parser.add_argument("--full-minutes", type=float, default=2.0, help="Excerpt for the full-size model.")
+    parser.add_argument(
+        "--short-minutes", type=float, default=3.0, help="Excerpt for the tiny model's short run."
+    )
+    parser.add_argument(
+        "--full-minutes", type=float, default=2.0, help="Excerpt for the full-size model."
+    )
     parser.add_argument("--chunk-s", type=float, default=60.0)
     parser.add_argument("--overlap-s", type=float, default=5.0)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "extract_separate")
-    parser.add_argument("--parts", default="extract,short,full,long",
-                        help="Comma-separated subset of: extract, short (tiny model), full (full-size model), long (tiny, whole episode).")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "fsclap-bench" / "extract_separate",
+    )
+    parser.add_argument(
+        "--parts",
+        default="extract,short,full,long",
+        help="Comma-separated subset of: extract, short (tiny model), full (full-size model), long (tiny, whole episode).",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -203,7 +287,9 @@ def main() -> None:
         if kind == "extract":
             result = child_extract(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]))
         else:
-            result = child_separate(Path(rest[0]), Path(rest[1]), Path(rest[2]), float(rest[3]), float(rest[4]))
+            result = child_separate(
+                Path(rest[0]), Path(rest[1]), Path(rest[2]), float(rest[3]), float(rest[4])
+            )
         print(json.dumps(result))
         return
 
@@ -211,19 +297,33 @@ def main() -> None:
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start (other work shares the CPUs)")
+    print(
+        f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start (other work shares the CPUs)"
+    )
     start = time.perf_counter()
     media = make_long_episode(work / f"episode_{args.minutes:g}min.mp4", args.minutes)
-    print(f"generated {media.name} ({media.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.0f} s")
+    print(
+        f"generated {media.name} ({media.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.0f} s"
+    )
 
     rows = []
 
     def report(label: str, r: dict) -> None:
         rtf = r["wall_s"] / r["audio_s"]
-        extra = f"  ffmpeg peak {r['ffmpeg_peak_mib']:.0f} MiB, python heap peak {r['python_heap_peak_mib']:.1f} MiB" if "ffmpeg_peak_mib" in r else ""
-        extra += f"  ({r['params_m']:.2f} M params, {r['device']}, {r['threads']} threads)" if "params_m" in r else ""
-        line = (f"{label:<44} audio {r['audio_s'] / 60:6.1f} min  wall {r['wall_s']:7.1f} s  RTF {rtf:6.3f}  "
-                f"peak RSS {r['rss_peak_mib']:6.0f} MiB (after setup {r['rss_before_mib']:.0f}){extra}")
+        extra = (
+            f"  ffmpeg peak {r['ffmpeg_peak_mib']:.0f} MiB, python heap peak {r['python_heap_peak_mib']:.1f} MiB"
+            if "ffmpeg_peak_mib" in r
+            else ""
+        )
+        extra += (
+            f"  ({r['params_m']:.2f} M params, {r['device']}, {r['threads']} threads)"
+            if "params_m" in r
+            else ""
+        )
+        line = (
+            f"{label:<44} audio {r['audio_s'] / 60:6.1f} min  wall {r['wall_s']:7.1f} s  RTF {rtf:6.3f}  "
+            f"peak RSS {r['rss_peak_mib']:6.0f} MiB (after setup {r['rss_before_mib']:.0f}){extra}"
+        )
         print(line, flush=True)
         rows.append(line)
 
@@ -236,20 +336,30 @@ def main() -> None:
         mono = run_child("extract", str(media), str(work / "data_16k"), "16000", "1")
         report("extract -> 16 kHz mono WAV (offline profile)", mono)
     long_wav = next(long_wav_path.glob("*.wav"))
-    short_wav = cut_wav(long_wav, work / f"excerpt_{args.short_minutes:g}min.wav", args.short_minutes * 60)
-    full_wav = cut_wav(long_wav, work / f"excerpt_{args.full_minutes:g}min.wav", args.full_minutes * 60)
+    short_wav = cut_wav(
+        long_wav, work / f"excerpt_{args.short_minutes:g}min.wav", args.short_minutes * 60
+    )
+    full_wav = cut_wav(
+        long_wav, work / f"excerpt_{args.full_minutes:g}min.wav", args.full_minutes * 60
+    )
     tiny = write_htdemucs_repo(work / "repo_tiny")
     full = write_htdemucs_repo(work / "repo_full", channels=48, t_layers=5, segment=7.8)
     chunk = [str(args.chunk_s), str(args.overlap_s)]
 
     if "short" in parts:
-        runs["short"] = run_child("separate", str(short_wav), str(tiny), str(work / "sep_short"), *chunk)
+        runs["short"] = run_child(
+            "separate", str(short_wav), str(tiny), str(work / "sep_short"), *chunk
+        )
         report(f"separate tiny HTDemucs, {args.short_minutes:g}-min excerpt", runs["short"])
     if "full" in parts:
-        runs["full"] = run_child("separate", str(full_wav), str(full), str(work / "sep_full"), *chunk)
+        runs["full"] = run_child(
+            "separate", str(full_wav), str(full), str(work / "sep_full"), *chunk
+        )
         report(f"separate full-size HTDemucs, {args.full_minutes:g}-min excerpt", runs["full"])
     if "long" in parts:
-        runs["long"] = run_child("separate", str(long_wav), str(tiny), str(work / "sep_long"), *chunk)
+        runs["long"] = run_child(
+            "separate", str(long_wav), str(tiny), str(work / "sep_long"), *chunk
+        )
         report(f"separate tiny HTDemucs, {args.minutes:g}-min episode", runs["long"])
     if runs:
         plot_memory(runs, work / "separate_memory.png")

@@ -33,7 +33,9 @@ print(time.perf_counter() - start)
 
 
 def timed_subprocess(code: str, env: dict) -> float:
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -43,17 +45,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fsclap-flow-bench-"))
-    atexit.register(shutil.rmtree, work, True)  # registered first: runs after Prefect stops its server
+    atexit.register(
+        shutil.rmtree, work, True
+    )  # registered first: runs after Prefect stops its server
     home = work / "prefect-home"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_LOGGING_LEVEL": "CRITICAL", "CI": "1"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "CRITICAL",
+        "CI": "1",
+    }
     env.pop("PREFECT_API_URL", None)
     rows: list[tuple[str, float]] = []
 
-    rows.append(("import flows.build_corpus (fresh interpreter)", timed_subprocess(
-        "import time; s = time.perf_counter(); import flows.build_corpus; print(time.perf_counter() - s)", env)))
-    rows.append(("ephemeral API server ready, fresh PREFECT_HOME", timed_subprocess(SERVER_PROBE, env)))
-    rows.append(("ephemeral API server ready, existing database", timed_subprocess(SERVER_PROBE, env)))
+    rows.append(
+        (
+            "import flows.build_corpus (fresh interpreter)",
+            timed_subprocess(
+                "import time; s = time.perf_counter(); import flows.build_corpus; print(time.perf_counter() - s)",
+                env,
+            ),
+        )
+    )
+    rows.append(
+        ("ephemeral API server ready, fresh PREFECT_HOME", timed_subprocess(SERVER_PROBE, env))
+    )
+    rows.append(
+        ("ephemeral API server ready, existing database", timed_subprocess(SERVER_PROBE, env))
+    )
 
     os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})
     os.environ.pop("PREFECT_API_URL", None)
@@ -67,18 +87,35 @@ def main() -> None:
 
     from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:  # start this process's ephemeral server before timing builds
+    with get_client(
+        sync_client=True
+    ) as client:  # start this process's ephemeral server before timing builds
         client.hello()
-    drama = generate_dramas(work / "drama", dramas=1, episodes=args.episodes, seed=3, duration_s=args.seconds, workers=2)
+    drama = generate_dramas(
+        work / "drama", dramas=1, episodes=args.episodes, seed=3, duration_s=args.seconds, workers=2
+    )
     for name, run in (
-        ("plain runner", lambda root: run_build(load_settings(overrides={"data_root": str(root)}), drama.sources_path)),
-        ("build-corpus flow", lambda root: build_corpus({"sources": str(drama.sources_path), "data_root": str(root)})),
+        (
+            "plain runner",
+            lambda root: run_build(
+                load_settings(overrides={"data_root": str(root)}), drama.sources_path
+            ),
+        ),
+        (
+            "build-corpus flow",
+            lambda root: build_corpus({"sources": str(drama.sources_path), "data_root": str(root)}),
+        ),
     ):
         root = work / name.replace(" ", "-")
         for label in ("build", "rerun, nothing to do"):
             start = time.perf_counter()
             run(root)
-            rows.append((f"{name}: {label} ({args.episodes} x {args.seconds:.0f} s episodes)", time.perf_counter() - start))
+            rows.append(
+                (
+                    f"{name}: {label} ({args.episodes} x {args.seconds:.0f} s episodes)",
+                    time.perf_counter() - start,
+                )
+            )
 
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  seconds")

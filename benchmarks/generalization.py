@@ -53,10 +53,26 @@ ROWS = {"fsclap": [], "clap": ["fusion=false", "separation=false", "hn_loss=fals
 ATTRIBUTES = ("gender", "pitch", "speed", "energy")
 SIZES = {
     # a smoke run: every part end to end on a few clips, one short training per row
-    "quick": {"train_clips": 100, "test_clips": 36, "seeds": (0,), "train_sets": ["epochs=1", "batch_size=16"],
-              "dramas": 1, "episodes": 1, "seconds": 25.0, "caption_clips": 36},
-    "full": {"train_clips": 600, "test_clips": 320, "seeds": (0, 1, 2), "train_sets": [],
-             "dramas": 3, "episodes": 2, "seconds": 120.0, "caption_clips": None},
+    "quick": {
+        "train_clips": 100,
+        "test_clips": 36,
+        "seeds": (0,),
+        "train_sets": ["epochs=1", "batch_size=16"],
+        "dramas": 1,
+        "episodes": 1,
+        "seconds": 25.0,
+        "caption_clips": 36,
+    },
+    "full": {
+        "train_clips": 600,
+        "test_clips": 320,
+        "seeds": (0, 1, 2),
+        "train_sets": [],
+        "dramas": 3,
+        "episodes": 2,
+        "seconds": 120.0,
+        "caption_clips": None,
+    },
 }
 # The issue's targets, printed beside the figures.
 TARGET_R10_TIMES_CHANCE = 8.0
@@ -77,8 +93,13 @@ def style_corpus(out: Path, n: int, seed: int, family: str, label_mode: str) -> 
     folder = out / f"style_{family}_{label_mode}_n{n}_s{seed}"
     if not (folder / "manifest.parquet").is_file():
         start = time.perf_counter()
-        result = generate_style_corpus(folder, n, seed=seed, workers=2, family=family, label_mode=label_mode)
-        print(f"  {family} family corpus: {result.summary()} ({time.perf_counter() - start:.0f} s)", flush=True)
+        result = generate_style_corpus(
+            folder, n, seed=seed, workers=2, family=family, label_mode=label_mode
+        )
+        print(
+            f"  {family} family corpus: {result.summary()} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     frame = pd.read_parquet(folder / "manifest.parquet")
     frame["audio_path"] = [str((folder / p).resolve()) for p in frame["audio_path"]]
     return frame
@@ -116,7 +137,9 @@ def evaluate_gallery(run_dir: Path, manifest: Path) -> dict:
     return {**report.contract_json(), "agreement_t2a": report.agreement("t2a")}
 
 
-def run_retrieval(out: Path, size: dict, seeds: list[int], train_labels: str, extra_sets: list[str]) -> dict:
+def run_retrieval(
+    out: Path, size: dict, seeds: list[int], train_labels: str, extra_sets: list[str]
+) -> dict:
     from fsclap.log import setup_logging
     from model.train_config import load_train_config
     from model.training import train
@@ -126,33 +149,51 @@ def run_retrieval(out: Path, size: dict, seeds: list[int], train_labels: str, ex
     train_corpus = style_corpus(out, size["train_clips"], 0, "train", train_labels)
     test_corpus = style_corpus(out, size["test_clips"], 0, "test", "relative")
     galleries = {
-        ("train", "held-out voices"): distinct_captions(train_corpus[train_corpus["split"] == "test"]),
+        ("train", "held-out voices"): distinct_captions(
+            train_corpus[train_corpus["split"] == "test"]
+        ),
         ("test", "project wording"): distinct_captions(test_corpus),
         ("test", "other wording"): distinct_captions(with_alt_captions(test_corpus, 0)),
     }
     manifests = {
-        "train": write_manifest(train_corpus[train_corpus["split"] == "train"], out / "retrieval" / "train.parquet"),
-        "val": write_manifest(train_corpus[train_corpus["split"] == "val"], out / "retrieval" / "val.parquet"),
+        "train": write_manifest(
+            train_corpus[train_corpus["split"] == "train"], out / "retrieval" / "train.parquet"
+        ),
+        "val": write_manifest(
+            train_corpus[train_corpus["split"] == "val"], out / "retrieval" / "val.parquet"
+        ),
     }
-    gallery_paths = {key: write_manifest(frame, out / "retrieval" / f"gallery_{key[0]}_{i}.parquet")
-                     for i, (key, frame) in enumerate(galleries.items())}
+    gallery_paths = {
+        key: write_manifest(frame, out / "retrieval" / f"gallery_{key[0]}_{i}.parquet")
+        for i, (key, frame) in enumerate(galleries.items())
+    }
     for (family, wording), frame in galleries.items():
-        print(f"  gallery {family} family / {wording}: N = {len(frame)} (distinct captions), "
-              f"voices {sorted(frame['speaker_id'].unique())}", flush=True)
+        print(
+            f"  gallery {family} family / {wording}: N = {len(frame)} (distinct captions), "
+            f"voices {sorted(frame['speaker_id'].unique())}",
+            flush=True,
+        )
     results: dict = {}
     for seed in seeds:
         for row, sets in ROWS.items():
-            cfg = load_train_config(None, [f"seed={seed}", "workers=1", *size["train_sets"], *extra_sets, *sets])
+            cfg = load_train_config(
+                None, [f"seed={seed}", "workers=1", *size["train_sets"], *extra_sets, *sets]
+            )
             run_dir = out / "retrieval" / f"run_{row}_s{seed}"
             start = time.perf_counter()
             train(manifests["train"], manifests["val"], run_dir, cfg)
             seconds = time.perf_counter() - start
             for key, path in gallery_paths.items():
                 metrics = evaluate_gallery(run_dir, path)
-                results.setdefault(f"{key[0]}|{key[1]}|{row}", []).append({"seed": seed, "seconds": seconds, **metrics})
-                print(f"  [{row} seed {seed}] {key[0]} / {key[1]}: N={metrics['n']} "
-                      f"a2t R@10 {metrics['a2t']['R@10']:.1f} t2a R@10 {metrics['t2a']['R@10']:.1f} "
-                      f"t2a R@1 {metrics['t2a']['R@1']:.1f} ({seconds:.0f} s training)", flush=True)
+                results.setdefault(f"{key[0]}|{key[1]}|{row}", []).append(
+                    {"seed": seed, "seconds": seconds, **metrics}
+                )
+                print(
+                    f"  [{row} seed {seed}] {key[0]} / {key[1]}: N={metrics['n']} "
+                    f"a2t R@10 {metrics['a2t']['R@10']:.1f} t2a R@10 {metrics['t2a']['R@10']:.1f} "
+                    f"t2a R@1 {metrics['t2a']['R@1']:.1f} ({seconds:.0f} s training)",
+                    flush=True,
+                )
     return results
 
 
@@ -165,14 +206,23 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def retrieval_table(results: dict) -> list[str]:
-    lines = ["| family | captions | model | N | a2t R@1 | a2t R@5 | a2t R@10 | a2t mAP@10 | t2a R@1 | t2a R@5 | "
-             "t2a R@10 | t2a mAP@10 | t2a top-1 gender | pitch | speed | energy |",
-             "|" + "---|" * 16]
+    lines = [
+        "| family | captions | model | N | a2t R@1 | a2t R@5 | a2t R@10 | a2t mAP@10 | t2a R@1 | t2a R@5 | "
+        "t2a R@10 | t2a mAP@10 | t2a top-1 gender | pitch | speed | energy |",
+        "|" + "---|" * 16,
+    ]
     for key, runs in results.items():
         family, wording, row = key.split("|")
-        cells = [family, wording, "FS-CLAP" if row == "fsclap" else "CLAP baseline", str(runs[0]["n"])]
+        cells = [
+            family,
+            wording,
+            "FS-CLAP" if row == "fsclap" else "CLAP baseline",
+            str(runs[0]["n"]),
+        ]
         for direction in ("a2t", "t2a"):
-            cells += [_mean_sd([r[direction][m] for r in runs]) for m in ("R@1", "R@5", "R@10", "mAP@10")]
+            cells += [
+                _mean_sd([r[direction][m] for r in runs]) for m in ("R@1", "R@5", "R@10", "mAP@10")
+            ]
         cells += [_mean_sd([r["agreement_t2a"].get(a, math.nan) for r in runs]) for a in ATTRIBUTES]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -188,15 +238,22 @@ def retrieval_targets(results: dict) -> list[str]:
         chance = 1000.0 / n  # R@10 in percent with one positive per query
         for direction in ("a2t", "t2a"):
             r10 = float(np.mean([r[direction]["R@10"] for r in fs]))
-            margin = float(np.mean([r[direction]["R@1"] for r in fs]) - np.mean([r[direction]["R@1"] for r in base]))
-            lines.append(f"test family, {wording}, {direction}: R@10 {r10:.1f} = {r10 / chance:.1f}x chance "
-                         f"(target >= {TARGET_R10_TIMES_CHANCE:.0f}x: {_met(r10 >= TARGET_R10_TIMES_CHANCE * chance)}); "
-                         f"R@1 FS-CLAP - CLAP {margin:+.1f} (target >= +{TARGET_R1_MARGIN:.0f}: "
-                         f"{_met(margin >= TARGET_R1_MARGIN)})")
+            margin = float(
+                np.mean([r[direction]["R@1"] for r in fs])
+                - np.mean([r[direction]["R@1"] for r in base])
+            )
+            lines.append(
+                f"test family, {wording}, {direction}: R@10 {r10:.1f} = {r10 / chance:.1f}x chance "
+                f"(target >= {TARGET_R10_TIMES_CHANCE:.0f}x: {_met(r10 >= TARGET_R10_TIMES_CHANCE * chance)}); "
+                f"R@1 FS-CLAP - CLAP {margin:+.1f} (target >= +{TARGET_R1_MARGIN:.0f}: "
+                f"{_met(margin >= TARGET_R1_MARGIN)})"
+            )
         for attribute in ("pitch", "speed"):
             agree = float(np.mean([r["agreement_t2a"].get(attribute, math.nan) for r in fs]))
-            lines.append(f"test family, {wording}, t2a top-1 {attribute} agreement {agree:.1f} % "
-                         f"(target >= {TARGET_AGREEMENT:.0f}: {_met(agree >= TARGET_AGREEMENT)})")
+            lines.append(
+                f"test family, {wording}, t2a top-1 {attribute} agreement {agree:.1f} % "
+                f"(target >= {TARGET_AGREEMENT:.0f}: {_met(agree >= TARGET_AGREEMENT)})"
+            )
     return lines
 
 
@@ -215,22 +272,37 @@ def run_diarization(out: Path, size: dict, quick: bool) -> dict:
     for family in ("train", "test"):
         start = time.perf_counter()
         # seed 11: dramas no calibration run has seen (the diarizer was tuned on other train-family seeds)
-        results[family] = diarization.run(family=family, n_dramas=size["dramas"], episodes=size["episodes"],
-                                          seconds=size["seconds"], seed=11, quick=quick, work=out / "diarization")
-        print(f"  {family} family: mean DER {results[family]['der_mean']:.1f} % "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        results[family] = diarization.run(
+            family=family,
+            n_dramas=size["dramas"],
+            episodes=size["episodes"],
+            seconds=size["seconds"],
+            seed=11,
+            quick=quick,
+            work=out / "diarization",
+        )
+        print(
+            f"  {family} family: mean DER {results[family]['der_mean']:.1f} % "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     return results
 
 
 def diarization_table(results: dict) -> list[str]:
-    lines = ["| family | episodes | DER per episode (%) | mean DER (%) | missed speech (%) | false alarm (%) | "
-             "confusion (%) | speakers found / true | cross-episode purity (%) |", "|" + "---|" * 9]
+    lines = [
+        "| family | episodes | DER per episode (%) | mean DER (%) | missed speech (%) | false alarm (%) | "
+        "confusion (%) | speakers found / true | cross-episode purity (%) |",
+        "|" + "---|" * 9,
+    ]
     for family, r in results.items():
         per = ", ".join(f"{e['der']:.1f}" for e in r["episodes"])
         counts = ", ".join(f"{e['speakers_found']}/{e['speakers_true']}" for e in r["episodes"])
         purity = 100.0 * r["purity"].get("purity", math.nan)
-        lines.append(f"| {family} | {len(r['episodes'])} | {per} | {r['der_mean']:.1f} | {r['missed']:.1f} | "
-                     f"{r['false_alarm']:.1f} | {r['confusion']:.1f} | {counts} | {purity:.1f} |")
+        lines.append(
+            f"| {family} | {len(r['episodes'])} | {per} | {r['der_mean']:.1f} | {r['missed']:.1f} | "
+            f"{r['false_alarm']:.1f} | {r['confusion']:.1f} | {counts} | {purity:.1f} |"
+        )
     return lines
 
 
@@ -252,7 +324,10 @@ def run_captions(out: Path, size: dict, train_labels: str) -> dict:
     print("\n== captions ==", flush=True)
     settings = load_settings(overrides={"workers": 2, "profile": "offline"})
     results: dict = {}
-    corpora = {"train": (size["train_clips"], train_labels), "test": (size["test_clips"], "relative")}
+    corpora = {
+        "train": (size["train_clips"], train_labels),
+        "test": (size["test_clips"], "relative"),
+    }
     for family, (n, label_mode) in corpora.items():
         # the retrieval corpora (nothing is trained on captions here); speaker-relative levels need
         # several clips per voice, so the full run captions every clip
@@ -260,28 +335,48 @@ def run_captions(out: Path, size: dict, train_labels: str) -> dict:
         if size["caption_clips"]:
             truth = truth.head(size["caption_clips"])
         for condition, columns in CAPTION_CONDITIONS.items():
-            bare = write_manifest(truth[["clip_id", "audio_path", *columns]],
-                                  out / "captions" / f"{family}_{condition.replace(' ', '_')}.parquet")
-            captioned = pd.read_parquet(caption_manifest(bare, bare.with_suffix(".out.parquet"), settings).out_path)
+            bare = write_manifest(
+                truth[["clip_id", "audio_path", *columns]],
+                out / "captions" / f"{family}_{condition.replace(' ', '_')}.parquet",
+            )
+            captioned = pd.read_parquet(
+                caption_manifest(bare, bare.with_suffix(".out.parquet"), settings).out_path
+            )
             merged = truth.set_index("clip_id")[list(ATTRIBUTES)].join(
-                captioned.set_index("clip_id")[list(ATTRIBUTES)], rsuffix="_measured")
+                captioned.set_index("clip_id")[list(ATTRIBUTES)], rsuffix="_measured"
+            )
             entry = {}
             for attribute in ATTRIBUTES:
                 measured = merged[f"{attribute}_measured"].astype(str)
-                entry[attribute] = round(100.0 * float((measured == merged[attribute].astype(str)).mean()), 1)
-                entry[f"{attribute}_unknown"] = round(100.0 * float((measured == "unknown").mean()), 1)
+                entry[attribute] = round(
+                    100.0 * float((measured == merged[attribute].astype(str)).mean()), 1
+                )
+                entry[f"{attribute}_unknown"] = round(
+                    100.0 * float((measured == "unknown").mean()), 1
+                )
             results[f"{family}|{condition}"] = {"n": len(merged), **entry}
-            print(f"  {family} family, {condition}: " + ", ".join(
-                f"{a} {entry[a]:.1f} % (unknown {entry[a + '_unknown']:.1f} %)" for a in ATTRIBUTES), flush=True)
+            print(
+                f"  {family} family, {condition}: "
+                + ", ".join(
+                    f"{a} {entry[a]:.1f} % (unknown {entry[a + '_unknown']:.1f} %)"
+                    for a in ATTRIBUTES
+                ),
+                flush=True,
+            )
     return results
 
 
 def caption_table(results: dict) -> list[str]:
-    lines = ["| family | given | N | gender | gender unknown | pitch | speed | energy |", "|" + "---|" * 8]
+    lines = [
+        "| family | given | N | gender | gender unknown | pitch | speed | energy |",
+        "|" + "---|" * 8,
+    ]
     for key, r in results.items():
         family, condition = key.split("|")
-        lines.append(f"| {family} | {condition} | {r['n']} | {r['gender']:.1f} | {r['gender_unknown']:.1f} | "
-                     f"{r['pitch']:.1f} | {r['speed']:.1f} | {r['energy']:.1f} |")
+        lines.append(
+            f"| {family} | {condition} | {r['n']} | {r['gender']:.1f} | {r['gender_unknown']:.1f} | "
+            f"{r['pitch']:.1f} | {r['speed']:.1f} | {r['energy']:.1f} |"
+        )
     return lines
 
 
@@ -289,14 +384,21 @@ def caption_targets(results: dict) -> list[str]:
     lines = []
     with_ids = results.get("test|speaker ids")
     if with_ids:
-        lines.append(f"test family, speed with speaker ids {with_ids['speed']:.1f} % "
-                     f"(target >= {TARGET_SPEED_ACC:.0f}: {_met(with_ids['speed'] >= TARGET_SPEED_ACC)})")
+        lines.append(
+            f"test family, speed with speaker ids {with_ids['speed']:.1f} % "
+            f"(target >= {TARGET_SPEED_ACC:.0f}: {_met(with_ids['speed'] >= TARGET_SPEED_ACC)})"
+        )
     without = results.get("test|no speaker ids")
     if without:
-        ok = without["gender"] >= TARGET_GENDER_ACC and without["gender_unknown"] <= TARGET_GENDER_UNKNOWN
-        lines.append(f"test family, gender without speaker ids {without['gender']:.1f} %, unknown "
-                     f"{without['gender_unknown']:.1f} % (target >= {TARGET_GENDER_ACC:.0f} % with <= "
-                     f"{TARGET_GENDER_UNKNOWN:.0f} % unknown: {_met(ok)})")
+        ok = (
+            without["gender"] >= TARGET_GENDER_ACC
+            and without["gender_unknown"] <= TARGET_GENDER_UNKNOWN
+        )
+        lines.append(
+            f"test family, gender without speaker ids {without['gender']:.1f} %, unknown "
+            f"{without['gender_unknown']:.1f} % (target >= {TARGET_GENDER_ACC:.0f} % with <= "
+            f"{TARGET_GENDER_UNKNOWN:.0f} % unknown: {_met(ok)})"
+        )
     return lines
 
 
@@ -304,16 +406,34 @@ def caption_targets(results: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a few clips and one short training per row (minutes)")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "generalization")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few clips and one short training per row (minutes)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "generalization"
+    )
     parser.add_argument("--parts", default="retrieval,diarization,captions")
-    parser.add_argument("--seeds", default=None, help="training seeds, comma list (default: 0,1,2; quick: 0)")
-    parser.add_argument("--train-clips", type=int, default=None, help="train-family corpus size (70%% train)")
-    parser.add_argument("--test-clips", type=int, default=None, help="test-family corpus size before caption dedup")
-    parser.add_argument("--train-labels", choices=("bands", "relative"), default="relative",
-                        help="how the train-family corpus applies its levels (test family: always relative)")
-    parser.add_argument("--set", action="append", default=[], help="extra training override for both rows")
+    parser.add_argument(
+        "--seeds", default=None, help="training seeds, comma list (default: 0,1,2; quick: 0)"
+    )
+    parser.add_argument(
+        "--train-clips", type=int, default=None, help="train-family corpus size (70%% train)"
+    )
+    parser.add_argument(
+        "--test-clips", type=int, default=None, help="test-family corpus size before caption dedup"
+    )
+    parser.add_argument(
+        "--train-labels",
+        choices=("bands", "relative"),
+        default="relative",
+        help="how the train-family corpus applies its levels (test family: always relative)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], help="extra training override for both rows"
+    )
     args = parser.parse_args(argv)
 
     size = dict(SIZES["quick" if args.quick else "full"])
@@ -325,26 +445,47 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out.resolve() / ("quick" if args.quick else "full")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     start = time.perf_counter()
-    results: dict = {"mode": "quick" if args.quick else "full", "seeds": seeds, "size": {k: v for k, v in size.items()
-                                                                                          if k != "seeds"}}
-    lines = [f"# Cross-engine generalisation ({results['mode']}; train family: espeak-ng; "
-             "test family: Piper joe + Kokoro)", ""]
+    results: dict = {
+        "mode": "quick" if args.quick else "full",
+        "seeds": seeds,
+        "size": {k: v for k, v in size.items() if k != "seeds"},
+    }
+    lines = [
+        f"# Cross-engine generalisation ({results['mode']}; train family: espeak-ng; "
+        "test family: Piper joe + Kokoro)",
+        "",
+    ]
     targets: list[str] = []
     if "retrieval" in parts:
         results["retrieval"] = run_retrieval(out, size, seeds, args.train_labels, args.set)
-        lines += ["## Retrieval (default training settings, full gallery, leak-free; mean ± sd over "
-                  f"seeds {','.join(map(str, seeds))})", "", *retrieval_table(results["retrieval"]), ""]
+        lines += [
+            "## Retrieval (default training settings, full gallery, leak-free; mean ± sd over "
+            f"seeds {','.join(map(str, seeds))})",
+            "",
+            *retrieval_table(results["retrieval"]),
+            "",
+        ]
         targets += retrieval_targets(results["retrieval"])
     if "diarization" in parts:
         results["diarization"] = run_diarization(out, size, args.quick)
-        lines += ["## Diarization (offline profile, 0.25 s collar, overlap scored, dramas over music)", "",
-                  *diarization_table(results["diarization"]), ""]
+        lines += [
+            "## Diarization (offline profile, 0.25 s collar, overlap scored, dramas over music)",
+            "",
+            *diarization_table(results["diarization"]),
+            "",
+        ]
         mean = results["diarization"]["test"]["der_mean"]
-        targets.append(f"test family, mean DER {mean:.1f} % (target <= {TARGET_DER:.0f}: {_met(mean <= TARGET_DER)})")
+        targets.append(
+            f"test family, mean DER {mean:.1f} % (target <= {TARGET_DER:.0f}: {_met(mean <= TARGET_DER)})"
+        )
     if "captions" in parts:
         results["captions"] = run_captions(out, size, args.train_labels)
-        lines += ["## Caption attributes (`fsclap caption`, offline profile) vs the levels the generator applied", "",
-                  *caption_table(results["captions"]), ""]
+        lines += [
+            "## Caption attributes (`fsclap caption`, offline profile) vs the levels the generator applied",
+            "",
+            *caption_table(results["captions"]),
+            "",
+        ]
         targets += caption_targets(results["captions"])
     if targets:
         lines += ["## Targets", "", *[f"- {t}" for t in targets], ""]

@@ -24,10 +24,21 @@ def fail_fast_seconds(endpoint: str, timeout: float) -> float:
     from fsclap.weights import pull_models
 
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update({"MODELSCOPE_CACHE": f"{tmp}/ms", "HF_HUB_CACHE": f"{tmp}/hf", "TORCH_HOME": f"{tmp}/torch",
-                           "MODELSCOPE_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "1"})
-        settings = load_settings(overrides={"models_dir": f"{tmp}/models",
-                                            "model_hubs": {"demucs_url": f"{endpoint}/demucs/", "connect_timeout_s": timeout}})
+        os.environ.update(
+            {
+                "MODELSCOPE_CACHE": f"{tmp}/ms",
+                "HF_HUB_CACHE": f"{tmp}/hf",
+                "TORCH_HOME": f"{tmp}/torch",
+                "MODELSCOPE_ENDPOINT": endpoint,
+                "HF_HUB_OFFLINE": "1",
+            }
+        )
+        settings = load_settings(
+            overrides={
+                "models_dir": f"{tmp}/models",
+                "model_hubs": {"demucs_url": f"{endpoint}/demucs/", "connect_timeout_s": timeout},
+            }
+        )
         start = time.perf_counter()
         report = pull_models(settings)
         elapsed = time.perf_counter() - start
@@ -59,7 +70,9 @@ def verify_seconds() -> dict[str, float]:
         tm.write_sensevoice_small_dir(root / "sensevoice")
         tm.write_htdemucs_repo(root / "demucs")
         tm.write_tiny_clap_original(root / "laion_clap")
-        report = verify_models(load_settings(overrides={"models_dir": tmp}), profile="paper", device="cpu")
+        report = verify_models(
+            load_settings(overrides={"models_dir": tmp}), profile="paper", device="cpu"
+        )
         assert report.ok, report.render()
         return {c.id: c.seconds for c in report.checks}
 
@@ -69,19 +82,25 @@ def main() -> None:
     parser.add_argument("--hash-mb", type=int, default=512)
     parser.add_argument("--timeout", type=float, default=5.0, help="model_hubs.connect_timeout_s")
     args = parser.parse_args()
-    print(f"pull, hubs refuse connections: manual-copy list after {fail_fast_seconds('http://127.0.0.1:9', args.timeout):.2f} s")
+    print(
+        f"pull, hubs refuse connections: manual-copy list after {fail_fast_seconds('http://127.0.0.1:9', args.timeout):.2f} s"
+    )
     import socket
 
     with socket.socket() as silent:  # accepts connections (backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        print(f"pull, hubs never answer: manual-copy list after {fail_fast_seconds(url, args.timeout):.2f} s "
-              f"(connect timeout {args.timeout:.0f} s)")
+        print(
+            f"pull, hubs never answer: manual-copy list after {fail_fast_seconds(url, args.timeout):.2f} s "
+            f"(connect timeout {args.timeout:.0f} s)"
+        )
     speed = sha256_mb_per_s(args.hash_mb)
     print(f"sha256: {speed:.0f} MB/s -> ~{4900 / speed:.0f} s to check the ~4.9 GB paper set")
     for model_id, seconds in verify_seconds().items():
-        print(f"verify {model_id:<11} {seconds:5.2f} s (tiny model: load + forward on 1 s of silence)")
+        print(
+            f"verify {model_id:<11} {seconds:5.2f} s (tiny model: load + forward on 1 s of silence)"
+        )
 
 
 if __name__ == "__main__":

@@ -35,16 +35,34 @@ ATTRIBUTES = ["gender", "pitch", "speed", "energy", "emotion"]
 # A third wording for validation: words neither the caption writer nor benchmarks/alt_captions.py were
 # written from (train family only; it tells whether a change teaches the text side new words).
 OTHER_WORDS = {
-    "gender": {"female": ["a female talker", "a woman's voice"], "male": ["a male talker", "a man's voice"]},
-    "pitch": {"low": ["rumbling", "low-toned", "baritone-like"], "normal": ["mid-range", "middling-toned"],
-              "high": ["squeaky", "piping", "treble-like"]},
-    "speed": {"slow": ["plodding", "sluggish", "drawn-out"], "normal": ["steady", "evenly timed"],
-              "fast": ["hurried", "racing", "rushed"]},
-    "energy": {"low": ["muted", "faint", "subdued"], "normal": ["mid-volume", "ordinary-volume"],
-               "high": ["booming", "thunderous", "blaring"]},
-    "emotion": {"happy": ["delighted", "upbeat"], "sad": ["gloomy", "downcast"], "angry": ["enraged", "irate"],
-                "neutral": ["matter-of-fact", "flat"], "fearful": ["terrified", "panicky"],
-                "disgusted": ["revolted", "sickened"], "surprised": ["startled", "stunned"]},
+    "gender": {
+        "female": ["a female talker", "a woman's voice"],
+        "male": ["a male talker", "a man's voice"],
+    },
+    "pitch": {
+        "low": ["rumbling", "low-toned", "baritone-like"],
+        "normal": ["mid-range", "middling-toned"],
+        "high": ["squeaky", "piping", "treble-like"],
+    },
+    "speed": {
+        "slow": ["plodding", "sluggish", "drawn-out"],
+        "normal": ["steady", "evenly timed"],
+        "fast": ["hurried", "racing", "rushed"],
+    },
+    "energy": {
+        "low": ["muted", "faint", "subdued"],
+        "normal": ["mid-volume", "ordinary-volume"],
+        "high": ["booming", "thunderous", "blaring"],
+    },
+    "emotion": {
+        "happy": ["delighted", "upbeat"],
+        "sad": ["gloomy", "downcast"],
+        "angry": ["enraged", "irate"],
+        "neutral": ["matter-of-fact", "flat"],
+        "fearful": ["terrified", "panicky"],
+        "disgusted": ["revolted", "sickened"],
+        "surprised": ["startled", "stunned"],
+    },
 }
 OTHER_FRAMES = (
     "{gender}: {pitch}, {speed}, {energy}, {emotion}.",
@@ -70,16 +88,25 @@ def half_writer(part: int, seed: int = 0):
     writer = cw.CaptionWriter("en", seed)
     writer.templates = tuple(t for i, t in enumerate(cw.EN_TEMPLATES) if i % 2 == part)
     writer.vocabulary = {
-        attr: {role: {level: (words[:-1] if part == 0 else words[-1:]) if len(words) > 1 else words
-                      for level, words in levels.items()} for role, levels in roles.items()}
-        for attr, roles in cw.EN.items()}
+        attr: {
+            role: {
+                level: (words[:-1] if part == 0 else words[-1:]) if len(words) > 1 else words
+                for level, words in levels.items()
+            }
+            for role, levels in roles.items()
+        }
+        for attr, roles in cw.EN.items()
+    }
     return writer
 
 
 def recaptioned(frame: pd.DataFrame, part: int, seed: int) -> pd.DataFrame:
     writer = half_writer(part, seed)
     out = frame.copy()
-    out["caption"] = [writer.write({a: r[a] for a in ATTRIBUTES}, str(r["clip_id"])) for r in out.to_dict("records")]
+    out["caption"] = [
+        writer.write({a: r[a] for a in ATTRIBUTES}, str(r["clip_id"]))
+        for r in out.to_dict("records")
+    ]
     return out
 
 
@@ -100,29 +127,51 @@ def main() -> None:
     from model.training import train
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", nargs="+", default=["stored=recaption=0", "every=recaption=1.0"],
-                        help="NAME=key=value;key=value ...")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        default=["stored=recaption=0", "every=recaption=1.0"],
+        help="NAME=key=value;key=value ...",
+    )
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "recaption")
-    parser.add_argument("--corpus-root", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "generalization" / "full",
-                        help="where generalization.py keeps (or makes) its 600-clip train-family corpus")
+    parser.add_argument(
+        "--out", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "recaption"
+    )
+    parser.add_argument(
+        "--corpus-root",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "fsclap-bench" / "generalization" / "full",
+        help="where generalization.py keeps (or makes) its 600-clip train-family corpus",
+    )
     args = parser.parse_args()
     setup_logging("WARNING")
     train_half_only()
     corpus = style_corpus(args.corpus_root, 600, 0, "train", "relative")
-    manifests = {split: write_manifest(recaptioned(corpus[corpus["split"] == split], 0, 0), args.out / f"{split}.parquet")
-                 for split in ("train", "val")}
+    manifests = {
+        split: write_manifest(
+            recaptioned(corpus[corpus["split"] == split], 0, 0), args.out / f"{split}.parquet"
+        )
+        for split in ("train", "val")
+    }
     test = corpus[corpus["split"] == "test"]
-    galleries = {name: write_manifest(distinct_captions(recaptioned(test, part, 1)), args.out / f"gallery_{name}.parquet")
-                 for name, part in (("seen", 0), ("held", 1))}
+    galleries = {
+        name: write_manifest(
+            distinct_captions(recaptioned(test, part, 1)), args.out / f"gallery_{name}.parquet"
+        )
+        for name, part in (("seen", 0), ("held", 1))
+    }
     other = test.copy()
     other["caption"] = [other_caption(r, 1) for r in other.to_dict("records")]
-    galleries["other"] = write_manifest(distinct_captions(other), args.out / "gallery_other.parquet")
+    galleries["other"] = write_manifest(
+        distinct_captions(other), args.out / "gallery_other.parquet"
+    )
     results = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         for row in args.rows:
             name, _, sets = row.partition("=")
-            cfg = load_train_config(None, ["workers=1", *[s for s in sets.split(";") if s], f"seed={seed}"])
+            cfg = load_train_config(
+                None, ["workers=1", *[s for s in sets.split(";") if s], f"seed={seed}"]
+            )
             run_dir = args.out / f"run_{name}_s{seed}"
             start = time.perf_counter()
             train(manifests["train"], manifests["val"], run_dir, cfg)
@@ -131,9 +180,12 @@ def main() -> None:
                 m = evaluate_gallery(run_dir, path)
                 results.setdefault(f"{name}|{gallery}", []).append(m)
                 agree = {k: round(float(v), 1) for k, v in m["agreement_t2a"].items()}
-                print(f"[{name} seed {seed}] {gallery}: N={m['n']} a2t R@1 {m['a2t']['R@1']:.1f} R@10 {m['a2t']['R@10']:.1f} "
-                      f"mAP@10 {m['a2t']['mAP@10']:.1f} | t2a R@1 {m['t2a']['R@1']:.1f} R@10 {m['t2a']['R@10']:.1f} "
-                      f"mAP@10 {m['t2a']['mAP@10']:.1f} | t2a top-1 agreement {agree} ({seconds:.0f} s training)", flush=True)
+                print(
+                    f"[{name} seed {seed}] {gallery}: N={m['n']} a2t R@1 {m['a2t']['R@1']:.1f} R@10 {m['a2t']['R@10']:.1f} "
+                    f"mAP@10 {m['a2t']['mAP@10']:.1f} | t2a R@1 {m['t2a']['R@1']:.1f} R@10 {m['t2a']['R@10']:.1f} "
+                    f"mAP@10 {m['t2a']['mAP@10']:.1f} | t2a top-1 agreement {agree} ({seconds:.0f} s training)",
+                    flush=True,
+                )
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
 
 

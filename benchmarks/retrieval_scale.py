@@ -17,8 +17,16 @@ import time
 import numpy as np
 import torch
 
-from model.index import (CALIBRATION_QUERIES, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, MAX_EF_SEARCH, TARGET_RECALL,
-                         calibrate_ef_search, new_vector_index)
+from model.index import (
+    CALIBRATION_QUERIES,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    MAX_EF_SEARCH,
+    TARGET_RECALL,
+    calibrate_ef_search,
+    new_vector_index,
+)
 from model.metrics import evaluate_embeddings
 
 
@@ -74,26 +82,41 @@ def bench_index(n: int, dim: int, data: str, ef_values: list[int], queries: int 
     exact = new_vector_index(dim, "exact")
     exact.add(vectors)
     truth, p50, p99 = _timed_search(exact, q)
-    print(f"index N={n:>7} dim={dim} {data:8s} exact  search p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  (1 query at a time)", flush=True)
+    print(
+        f"index N={n:>7} dim={dim} {data:8s} exact  search p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  (1 query at a time)",
+        flush=True,
+    )
     del exact
     index = new_vector_index(dim, "hnsw")
     start = time.perf_counter()
     index.add(vectors)
     build = time.perf_counter() - start
-    print(f"index N={n:>7} dim={dim} {data:8s} hnsw   build {build:7.1f} s (M={HNSW_M}, efConstruction={HNSW_EF_CONSTRUCTION})",
-          flush=True)
+    print(
+        f"index N={n:>7} dim={dim} {data:8s} hnsw   build {build:7.1f} s (M={HNSW_M}, efConstruction={HNSW_EF_CONSTRUCTION})",
+        flush=True,
+    )
     for ef in ef_values:
         index.hnsw.efSearch = ef
         rows, p50, p99 = _timed_search(index, q)
         recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(rows, truth)])
         default = " (start)" if ef == HNSW_EF_SEARCH else ""
-        print(f"index N={n:>7} dim={dim} {data:8s} hnsw   efSearch {ef:5d}{default:10s} search p50 {p50:7.2f} ms  "
-              f"p99 {p99:7.2f} ms  recall@10 vs exact {recall:.3f}", flush=True)
+        print(
+            f"index N={n:>7} dim={dim} {data:8s} hnsw   efSearch {ef:5d}{default:10s} search p50 {p50:7.2f} ms  "
+            f"p99 {p99:7.2f} ms  recall@10 vs exact {recall:.3f}",
+            flush=True,
+        )
     start = time.perf_counter()
-    ef, recall = calibrate_ef_search(index, q[:CALIBRATION_QUERIES], np.asarray(truth[:CALIBRATION_QUERIES]))
-    print(f"index N={n:>7} dim={dim} {data:8s} hnsw   calibrated efSearch {ef} (recall@10 {recall:.3f}, target "
-          f"{TARGET_RECALL}, cap {MAX_EF_SEARCH}) in {time.perf_counter() - start:.1f} s", flush=True)
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
+    ef, recall = calibrate_ef_search(
+        index, q[:CALIBRATION_QUERIES], np.asarray(truth[:CALIBRATION_QUERIES])
+    )
+    print(
+        f"index N={n:>7} dim={dim} {data:8s} hnsw   calibrated efSearch {ef} (recall@10 {recall:.3f}, target "
+        f"{TARGET_RECALL}, cap {MAX_EF_SEARCH}) in {time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
+    print(
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True
+    )
 
 
 def main() -> None:
@@ -101,7 +124,9 @@ def main() -> None:
     ap.add_argument("--eval-sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--index-size", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--data", nargs="*", default=["random", "lowrank"], choices=["random", "lowrank"])
+    ap.add_argument(
+        "--data", nargs="*", default=["random", "lowrank"], choices=["random", "lowrank"]
+    )
     ap.add_argument("--ef-search", type=int, nargs="*", default=[64, HNSW_EF_SEARCH, 512, 2048])
     args = ap.parse_args()
     for n in args.eval_sizes:

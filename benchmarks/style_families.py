@@ -27,14 +27,20 @@ from pipeline.synth.style_corpus import generate_style_corpus, level_means  # no
 def report(frame: pd.DataFrame) -> None:
     modes = ", ".join(sorted(frame["label_mode"].unique())) if "label_mode" in frame else "bands"
     engines = ", ".join(sorted(frame["engine"].unique()))
-    print(f"{len(frame)} clips, {frame['speaker_id'].nunique()} voices ({engines}), label mode {modes}, "
-          f"splits {frame['split'].value_counts().to_dict()}")
+    print(
+        f"{len(frame)} clips, {frame['speaker_id'].nunique()} voices ({engines}), label mode {modes}, "
+        f"splits {frame['split'].value_counts().to_dict()}"
+    )
     for row in level_means(frame).itertuples():
         print(f"  {row.attribute:<7} {row.gender:<7} {row.level:<7} {row.mean:8.2f} {row.unit}")
     if "measured_semitones" in frame and frame["measured_semitones"].notna().any():
         # midpoints between the applied ranges: pitch -1.6 / +1.6 st, rate ratio 0.865 / 1.16
-        pitch = pd.cut(frame["measured_semitones"], [-99, -1.6, 1.6, 99], labels=["low", "normal", "high"])
-        speed = pd.cut(frame["measured_rate_ratio"], [0, 0.865, 1.16, 99], labels=["slow", "normal", "fast"])
+        pitch = pd.cut(
+            frame["measured_semitones"], [-99, -1.6, 1.6, 99], labels=["low", "normal", "high"]
+        )
+        speed = pd.cut(
+            frame["measured_rate_ratio"], [0, 0.865, 1.16, 99], labels=["slow", "normal", "fast"]
+        )
         for name, got, level in (("pitch", pitch, "pitch"), ("rate", speed, "speed")):
             share = 100 * (got.astype(str) == frame[level]).mean()
             print(f"  measured relative {name} on the applied level's side: {share:.1f} %")
@@ -47,14 +53,22 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--manifest", type=Path, default=None, help="report on an existing corpus instead")
+    parser.add_argument(
+        "--manifest", type=Path, default=None, help="report on an existing corpus instead"
+    )
     args = parser.parse_args()
     if args.manifest:
         report(pd.read_parquet(args.manifest))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        result = generate_style_corpus(Path(tmp) / "style", n=args.clips, seed=args.seed, workers=args.workers,
-                                       family=args.family, label_mode=args.label_mode)
+        result = generate_style_corpus(
+            Path(tmp) / "style",
+            n=args.clips,
+            seed=args.seed,
+            workers=args.workers,
+            family=args.family,
+            label_mode=args.label_mode,
+        )
         print(result.summary())
         report(pd.read_parquet(result.manifest_path))
 

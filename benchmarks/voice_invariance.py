@@ -38,7 +38,11 @@ ROWS = {  # every switch explicit, so that a row keeps its meaning when the defa
     "aug": ["augment=true", "sampler=random", NO_NORM],
     "attr": ["augment=false", "sampler=attribute", NO_NORM],
     "aug+attr": ["augment=true", "sampler=attribute", NO_NORM],
-    "norm": ["augment=false", "sampler=random", "model.audio.normalise=true"],  # per-clip mel centring + loudness
+    "norm": [
+        "augment=false",
+        "sampler=random",
+        "model.audio.normalise=true",
+    ],  # per-clip mel centring + loudness
     "aug+norm": ["augment=true", "sampler=random", "model.audio.normalise=true"],
     "aug+attr+norm": ["augment=true", "sampler=attribute", "model.audio.normalise=true"],
 }
@@ -58,7 +62,9 @@ def corpus(out: Path, n: int, seed: int) -> dict[str, Path]:
     manifest = ClipManifest.read(out / "manifest.parquet", validate_levels=False)
     frame = manifest.frame
     if "engine" in frame.columns:
-        frame = frame[frame["engine"] == "espeak"].reset_index(drop=True)  # the training family only
+        frame = frame[frame["engine"] == "espeak"].reset_index(
+            drop=True
+        )  # the training family only
     manifest = ClipManifest(frame, manifest.source)
     paths = {}
     for split in ("train", "val", "test"):
@@ -74,11 +80,30 @@ def shift_engine(src: Path, dst: Path, ratio: float) -> None:
     from pipeline.acoustics import active_rms_dbfs
 
     cents = -1200 * np.log2(ratio)
-    subprocess.run(["sox", str(src), str(dst), "speed", f"{ratio:.4f}", "pitch", f"{cents:.1f}", "tempo", "-s",
-                    f"{1 / ratio:.4f}", "overdrive", "4", "10", "rate", "16000"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "sox",
+            str(src),
+            str(dst),
+            "speed",
+            f"{ratio:.4f}",
+            "pitch",
+            f"{cents:.1f}",
+            "tempo",
+            "-s",
+            f"{1 / ratio:.4f}",
+            "overdrive",
+            "4",
+            "10",
+            "rate",
+            "16000",
+        ],
+        check=True,
+        capture_output=True,
+    )
     x, sr = sf.read(src, dtype="float32")
     y, _ = sf.read(dst, dtype="float32")
-    y = y[:x.size] if y.size >= x.size else np.pad(y, (0, x.size - y.size))
+    y = y[: x.size] if y.size >= x.size else np.pad(y, (0, x.size - y.size))
     y *= 10 ** ((active_rms_dbfs(x, sr) - active_rms_dbfs(y, sr)) / 20)
     sf.write(dst, y, sr, subtype="FLOAT")
 
@@ -112,15 +137,30 @@ def score(run_dir: Path, manifest: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fsclap-bench" / "voice_invariance")
-    parser.add_argument("--corpus", type=Path, default=None, help="an existing style-corpus folder (default: generate)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "fsclap-bench" / "voice_invariance",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="an existing style-corpus folder (default: generate)",
+    )
     parser.add_argument("--n", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rows", default="base,aug,attr,aug+attr", help=f"comma list of {', '.join(ROWS)}")
-    parser.add_argument("--set", action="append", default=[], help="extra training override for every row")
+    parser.add_argument(
+        "--rows", default="base,aug,attr,aug+attr", help=f"comma list of {', '.join(ROWS)}"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], help="extra training override for every row"
+    )
     args = parser.parse_args()
 
     from fsclap.log import setup_logging
@@ -131,10 +171,21 @@ def main() -> None:
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     paths = corpus((args.corpus or args.out / f"corpus_n{args.n}").resolve(), args.n, 0)
-    galleries = {"heldout": paths["test"], **{name: shifted_manifest(paths["test"], paths["test"].parent, name, ratios)
-                                              for name, ratios in SHIFTS.items()}}
-    common = [f"epochs={args.epochs}", f"batch_size={args.batch_size}", "grad_accum=1", f"seed={args.seed}",
-              "workers=1", *args.set]
+    galleries = {
+        "heldout": paths["test"],
+        **{
+            name: shifted_manifest(paths["test"], paths["test"].parent, name, ratios)
+            for name, ratios in SHIFTS.items()
+        },
+    }
+    common = [
+        f"epochs={args.epochs}",
+        f"batch_size={args.batch_size}",
+        "grad_accum=1",
+        f"seed={args.seed}",
+        "workers=1",
+        *args.set,
+    ]
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for row in args.rows.split(","):
@@ -150,7 +201,11 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    head = "| row | gallery | N | a2t R@1 / R@10 / mAP@10 | t2a R@1 / R@10 / mAP@10 | t2a top-1 " + " / ".join(ATTRS) + " |"
+    head = (
+        "| row | gallery | N | a2t R@1 / R@10 / mAP@10 | t2a R@1 / R@10 / mAP@10 | t2a top-1 "
+        + " / ".join(ATTRS)
+        + " |"
+    )
     print(head + "\n|" + "---|" * 6)
     for name, res in results.items():
         for gallery in ("heldout", *SHIFTS):
@@ -158,9 +213,13 @@ def print_table(results: dict) -> None:
                 continue
             r = res[gallery]
             a, t = r["a2t"], r["t2a"]
-            top = " / ".join("-" if r["t2a_top1"].get(k) is None else f"{r['t2a_top1'][k]:.1f}" for k in ATTRS)
-            print(f"| {name} | {gallery} | {r['n']} | {a['R@1']:.1f} / {a['R@10']:.1f} / {a['mAP@10']:.1f} | "
-                  f"{t['R@1']:.1f} / {t['R@10']:.1f} / {t['mAP@10']:.1f} | {top} |")
+            top = " / ".join(
+                "-" if r["t2a_top1"].get(k) is None else f"{r['t2a_top1'][k]:.1f}" for k in ATTRS
+            )
+            print(
+                f"| {name} | {gallery} | {r['n']} | {a['R@1']:.1f} / {a['R@10']:.1f} / {a['mAP@10']:.1f} | "
+                f"{t['R@1']:.1f} / {t['R@10']:.1f} / {t['mAP@10']:.1f} | {top} |"
+            )
 
 
 if __name__ == "__main__":

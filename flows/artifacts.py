@@ -44,7 +44,11 @@ def markdown(key: str, text: str, description: str) -> None:
 def table(key: str, rows: list[dict[str, Any]], description: str) -> None:
     from prefect.artifacts import create_table_artifact
 
-    create_table_artifact(table=[{k: _cell(v) for k, v in row.items()} for row in rows], key=key, description=description)
+    create_table_artifact(
+        table=[{k: _cell(v) for k, v in row.items()} for row in rows],
+        key=key,
+        description=description,
+    )
 
 
 def images(prefix: str, paths: Iterable[str | Path], description: str) -> list[str]:
@@ -58,7 +62,9 @@ def images(prefix: str, paths: Iterable[str | Path], description: str) -> list[s
             log.info("plot %s not attached (missing or over %d bytes)", path, MAX_INLINE_PNG_BYTES)
             continue
         key = artifact_key(prefix, Path(path).stem)
-        create_image_artifact(image_url=uri, key=key, description=f"{description}: {Path(path).name} ({path})")
+        create_image_artifact(
+            image_url=uri, key=key, description=f"{description}: {Path(path).name} ({path})"
+        )
         keys.append(key)
     return keys
 

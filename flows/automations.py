@@ -35,24 +35,35 @@ def ensure_zombie_automation(silence_s: int = SILENCE_S) -> tuple[str, bool]:
     automation = Automation(
         name=ZOMBIE_AUTOMATION,
         description="A flow run that sent a heartbeat and then neither another one nor a final state within "
-                    f"{silence_s} s lost its process: mark it Crashed (the next run resumes its work).",
+        f"{silence_s} s lost its process: mark it Crashed (the next run resumes its work).",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
             within=timedelta(seconds=silence_s),
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                    message=f"no heartbeat for {silence_s} s: the worker process is gone")],
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {silence_s} s: the worker process is gone",
+            )
+        ],
     ).create()
     return str(automation.id), True
 
 
 if __name__ == "__main__":
     automation_id, created = ensure_zombie_automation()
-    print(f"{'created' if created else 'exists '} automation {ZOMBIE_AUTOMATION!r} ({automation_id})")
+    print(
+        f"{'created' if created else 'exists '} automation {ZOMBIE_AUTOMATION!r} ({automation_id})"
+    )
     sys.exit(0)

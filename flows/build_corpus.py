@@ -65,7 +65,16 @@ from pipeline.tables import CorpusTables, Episode, RunLock
 log = get_logger("flows.build_corpus")
 
 #: Fields discovery owns: a cached stage result takes them from the current listing.
-LISTING_FIELDS = ("drama_id", "source_url", "source_key", "source_kind", "episode_index", "drama_title", "language", "title")
+LISTING_FIELDS = (
+    "drama_id",
+    "source_url",
+    "source_key",
+    "source_kind",
+    "episode_index",
+    "drama_title",
+    "language",
+    "title",
+)
 #: Stages whose failures can be network trouble: retried by Prefect with backoff.
 NETWORK_STAGES = {"acquire"}
 
@@ -101,7 +110,9 @@ class StageKeyPolicy(CachePolicy):
     """Cache key of a stage task: the stage, the episode and its resume key (stage version +
     config hash + content hash of the input), so a changed input or config misses the cache."""
 
-    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs) -> str | None:
+    def compute_key(
+        self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs
+    ) -> str | None:
         episode = inputs.get("episode")
         key = inputs.get("key")
         if episode is None or not key:
@@ -109,7 +120,9 @@ class StageKeyPolicy(CachePolicy):
         return "fsclap-" + short_hash([inputs["stage_name"], episode.episode_id, key], 32)
 
 
-def run_stage_on_episode(stage_name: str, episode: Episode, key: str, settings: Settings) -> Episode:
+def run_stage_on_episode(
+    stage_name: str, episode: Episode, key: str, settings: Settings
+) -> Episode:
     """One stage on one episode (``key`` is its resume key: the task's cache key)."""
     ensure_library_logging()
     return stage_for(settings, stage_name).run(episode)
@@ -123,16 +136,26 @@ def is_retryable(task, task_run, state) -> bool:
 
 def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
     tags = ["fsclap", f"stage:{stage.name}"] + (["gpu"] if stage.models() else [])
-    options: dict[str, Any] = dict(name=stage.name, task_run_name=f"{stage.name}/{{episode.episode_id}}", tags=tags)
+    options: dict[str, Any] = dict(
+        name=stage.name, task_run_name=f"{stage.name}/{{episode.episode_id}}", tags=tags
+    )
     if settings.orchestration.result_cache:
-        options.update(cache_policy=StageKeyPolicy(), persist_result=True,
-                       result_storage=result_storage(settings.data_root))
+        options.update(
+            cache_policy=StageKeyPolicy(),
+            persist_result=True,
+            result_storage=result_storage(settings.data_root),
+        )
     else:
         options.update(cache_policy=NO_CACHE, persist_result=False)
     if stage.name in NETWORK_STAGES and params.acquire_retries:
-        options.update(retries=params.acquire_retries,
-                       retry_delay_seconds=exponential_backoff(params.acquire_retry_delay_s)(params.acquire_retries),
-                       retry_jitter_factor=0.2, retry_condition_fn=is_retryable)
+        options.update(
+            retries=params.acquire_retries,
+            retry_delay_seconds=exponential_backoff(params.acquire_retry_delay_s)(
+                params.acquire_retries
+            ),
+            retry_jitter_factor=0.2,
+            retry_condition_fn=is_retryable,
+        )
     return task(run_stage_on_episode).with_options(**options)
 
 
@@ -145,7 +168,9 @@ def discover_episodes(sources: Sources, lister) -> Discovery:
     return discover(sources, lister=lister)
 
 
-@task(name="finish", task_run_name="{stage.name}-finish", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="finish", task_run_name="{stage.name}-finish", cache_policy=NO_CACHE, persist_result=False
+)
 def finish_stage(stage: Stage) -> Any:
     """A stage's corpus-wide step: consistency per drama, the clip manifest, the dataset."""
     return stage.finish()
@@ -164,8 +189,12 @@ class StageRun:
     errors: Counter = field(default_factory=Counter)
 
 
-@flow(name="build-corpus", description="Short-drama sources -> clips with style captions -> a published dataset "
-      "version (incremental: only new or changed episodes are processed).", persist_result=False)
+@flow(
+    name="build-corpus",
+    description="Short-drama sources -> clips with style captions -> a published dataset "
+    "version (incremental: only new or changed episodes are processed).",
+    persist_result=False,
+)
 def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummary:
     ensure_library_logging()
     logger = get_run_logger()
@@ -182,13 +211,21 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
     start = time.perf_counter()
     with RunLock(data_root), CorpusTables(data_root) as tables, runners:
         acquire = next((s for s in stages if isinstance(s, Acquire)), None)
-        client = acquire.client if acquire else YtdlpClient(AcquireConfig(**settings.stages.get("acquire", {})))
+        client = (
+            acquire.client
+            if acquire
+            else YtdlpClient(AcquireConfig(**settings.stages.get("acquire", {})))
+        )
         discovery = discover_episodes(sources, client.list_entries)
         ids = record_discovery(tables, discovery)
         summary.dramas, summary.episodes = len(discovery.dramas), len(ids)
         summary.skipped_dramas = list(discovery.skipped_dramas)
-        logger.info("discovered %d episodes of %d dramas (%d skipped)", len(ids), len(discovery.dramas),
-                    len(discovery.skipped_dramas))
+        logger.info(
+            "discovered %d episodes of %d dramas (%d skipped)",
+            len(ids),
+            len(discovery.dramas),
+            len(discovery.skipped_dramas),
+        )
         for stage in stages:
             register_stage(settings, stage)
             run = run_stage(stage, ids, tables, stages, params, settings, runners)
@@ -201,15 +238,28 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
             if isinstance(stage, Acquire):
                 mark_duplicate_content(tables, ids, stage)
         summary.count_finished(tables, ids, stages)
-        failures = sorted(tables.failures.values(), key=lambda r: (str(r.get("stage")), str(r.get("item_id"))))
-    logger.info("corpus build finished: %d/%d episodes through all stages, %d failures",
-                summary.finished, summary.episodes, summary.failures)
+        failures = sorted(
+            tables.failures.values(), key=lambda r: (str(r.get("stage")), str(r.get("item_id")))
+        )
+    logger.info(
+        "corpus build finished: %d/%d episodes through all stages, %d failures",
+        summary.finished,
+        summary.episodes,
+        summary.failures,
+    )
     report_build(summary, runs, failures, published, params, settings, time.perf_counter() - start)
     return summary
 
 
-def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[Stage], params: BuildCorpusParams,
-              settings: Settings, runners: TaskRunners) -> StageRun:
+def run_stage(
+    stage: Stage,
+    ids: list[str],
+    tables: CorpusTables,
+    stages: list[Stage],
+    params: BuildCorpusParams,
+    settings: Settings,
+    runners: TaskRunners,
+) -> StageRun:
     """Submit one task per episode that must run; journal each result as it arrives."""
     order = {s.name: i for i, s in enumerate(stages)}
     run = StageRun(StageSummary(stage.name, stage.describe()))
@@ -232,8 +282,12 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
     start = time.perf_counter()
     work = stage_task(stage, params, settings)
     with runners.for_stage(getattr(stage.config, "workers", 1)) as runner:
-        futures = {runner.submit(work, _inputs(stage, episode, settings)): episode for episode in todo}
-        for future in progress(as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"):
+        futures = {
+            runner.submit(work, _inputs(stage, episode, settings)): episode for episode in todo
+        }
+        for future in progress(
+            as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"
+        ):
             episode = futures[future]
             future.wait()  # takes the final state from the runner (the API's copy may lag behind)
             state = future.state
@@ -259,7 +313,12 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
 
 
 def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any]:
-    return {"stage_name": stage.name, "episode": episode, "key": stage.key(episode), "settings": settings}
+    return {
+        "stage_name": stage.name,
+        "episode": episode,
+        "key": stage.key(episode),
+        "settings": settings,
+    }
 
 
 def _checked_cache_hit(stage: Stage, episode: Episode, state, work, runner, settings: Settings):
@@ -267,7 +326,9 @@ def _checked_cache_hit(stage: Stage, episode: Episode, state, work, runner, sett
     cached = state.result()
     if all(path.exists() for path in stage.outputs(cached)):
         return state
-    log.info("%s/%s: cached result's outputs are gone; running again", stage.name, episode.episode_id)
+    log.info(
+        "%s/%s: cached result's outputs are gone; running again", stage.name, episode.episode_id
+    )
     again = runner.submit(work.with_options(refresh_cache=True), _inputs(stage, episode, settings))
     again.wait()
     return again.state
@@ -297,8 +358,15 @@ def _failure(state) -> tuple[str, str, bool]:
 # --- the run's artifacts -----------------------------------------------------------------------
 
 
-def report_build(summary: BuildSummary, runs: list[StageRun], failures: list[dict], published, params: BuildCorpusParams,
-                 settings: Settings, seconds: float) -> None:
+def report_build(
+    summary: BuildSummary,
+    runs: list[StageRun],
+    failures: list[dict],
+    published,
+    params: BuildCorpusParams,
+    settings: Settings,
+    seconds: float,
+) -> None:
     import pandas as pd
 
     data_root = summary.data_root
@@ -312,38 +380,94 @@ def report_build(summary: BuildSummary, runs: list[StageRun], failures: list[dic
         f"{seconds:.0f} s",
         "",
         f"- dramas: **{summary.dramas}** ({len(summary.skipped_dramas)} skipped"
-        + (f": {', '.join(summary.skipped_dramas)}" if summary.skipped_dramas else "") + ")",
+        + (f": {', '.join(summary.skipped_dramas)}" if summary.skipped_dramas else "")
+        + ")",
         f"- episodes: **{summary.episodes}**, through all stages: **{summary.finished}** "
         f"({summary.hours:.2f} h of audio)",
         f"- failures: **{summary.failures}** (`{data_root / 'manifests' / 'failures.parquet'}`)",
     ]
     if segments is not None and len(segments):
         kept = segments["kept"].fillna(False).astype(bool)
-        kept_h = float(segments.loc[kept, "duration_s"].sum()) / 3600 if "duration_s" in segments else float("nan")
-        lines.append(f"- segments: **{len(segments)}**, kept by the consistency filter: **{int(kept.sum())}** "
-                     f"(kept ratio **{kept.mean():.1%}**, {kept_h:.2f} h)")
+        kept_h = (
+            float(segments.loc[kept, "duration_s"].sum()) / 3600
+            if "duration_s" in segments
+            else float("nan")
+        )
+        lines.append(
+            f"- segments: **{len(segments)}**, kept by the consistency filter: **{int(kept.sum())}** "
+            f"(kept ratio **{kept.mean():.1%}**, {kept_h:.2f} h)"
+        )
     if clips_path.exists():
-        lines.append(f"- clips with captions: **{len(pd.read_parquet(clips_path, columns=['clip_id']))}** (`{clips_path}`)")
+        lines.append(
+            f"- clips with captions: **{len(pd.read_parquet(clips_path, columns=['clip_id']))}** (`{clips_path}`)"
+        )
     if published is not None:
         counts = ", ".join(f"{k} {v}" for k, v in published.counts.items())
-        lines.append(f"- dataset **{published.version}** ({counts}; {published.split_rule})"
-                     f"{' already published' if published.reused else ''}: `{published.path}`")
-    rows = [{"stage": r.summary.name, "ran": r.summary.counts["run"], "failed": r.summary.counts["failed"],
-             "already done": r.summary.counts["done"], "of which cached": r.cached,
-             "kept failed": r.summary.counts["known_failed"], "blocked": r.summary.counts["blocked"],
-             "seconds": round(r.seconds, 1), "identity": r.summary.identity} for r in runs]
+        lines.append(
+            f"- dataset **{published.version}** ({counts}; {published.split_rule})"
+            f"{' already published' if published.reused else ''}: `{published.path}`"
+        )
+    rows = [
+        {
+            "stage": r.summary.name,
+            "ran": r.summary.counts["run"],
+            "failed": r.summary.counts["failed"],
+            "already done": r.summary.counts["done"],
+            "of which cached": r.cached,
+            "kept failed": r.summary.counts["known_failed"],
+            "blocked": r.summary.counts["blocked"],
+            "seconds": round(r.seconds, 1),
+            "identity": r.summary.identity,
+        }
+        for r in runs
+    ]
     lines += ["", "## Stages", "", artifacts.markdown_table(rows)]
     by_error = Counter((f["stage"], f["error"]) for f in failures)
     if by_error:
-        lines += ["", "## Failures by reason", "",
-                  artifacts.markdown_table([{"stage": s, "error": e, "items": n} for (s, e), n in by_error.most_common()])]
+        lines += [
+            "",
+            "## Failures by reason",
+            "",
+            artifacts.markdown_table(
+                [{"stage": s, "error": e, "items": n} for (s, e), n in by_error.most_common()]
+            ),
+        ]
     plots = sorted((published.path / "plots").glob("*.png")) if published is not None else []
     if plots:
-        lines += ["", "## Plots", "", *(f"- `{p}` (image artifact `{artifacts.artifact_key('dataset', p.stem)}`)"
-                                       for p in plots)]
-    artifacts.markdown("build-corpus-summary", "\n".join(lines), "Corpus build: counts, hours, failures, kept ratio")
-    artifacts.table("build-corpus-failures",
-                    [{k: f.get(k) for k in ("stage", "item_id", "drama_id", "error", "message", "attempts", "retryable")}
-                     for f in failures[:500]] or [{"stage": None, "item_id": None, "error": None, "message": "no failures"}],
-                    f"Current failures ({len(failures)}; first 500)")
-    artifacts.images("dataset", plots, f"dataset {published.version}" if published is not None else "dataset")
+        lines += [
+            "",
+            "## Plots",
+            "",
+            *(
+                f"- `{p}` (image artifact `{artifacts.artifact_key('dataset', p.stem)}`)"
+                for p in plots
+            ),
+        ]
+    artifacts.markdown(
+        "build-corpus-summary",
+        "\n".join(lines),
+        "Corpus build: counts, hours, failures, kept ratio",
+    )
+    artifacts.table(
+        "build-corpus-failures",
+        [
+            {
+                k: f.get(k)
+                for k in (
+                    "stage",
+                    "item_id",
+                    "drama_id",
+                    "error",
+                    "message",
+                    "attempts",
+                    "retryable",
+                )
+            }
+            for f in failures[:500]
+        ]
+        or [{"stage": None, "item_id": None, "error": None, "message": "no failures"}],
+        f"Current failures ({len(failures)}; first 500)",
+    )
+    artifacts.images(
+        "dataset", plots, f"dataset {published.version}" if published is not None else "dataset"
+    )

@@ -21,17 +21,30 @@ from flows.runtime import ensure_library_logging
 
 
 @task(name="evaluate", tags=["fsclap", "gpu"], cache_policy=NO_CACHE, persist_result=False)
-def evaluate_model(params: EvaluateParams, checkpoint: Path, manifest: Path, out_dir: Path, settings):
+def evaluate_model(
+    params: EvaluateParams, checkpoint: Path, manifest: Path, out_dir: Path, settings
+):
     ensure_library_logging()
     from model.evaluation import evaluate_checkpoint
 
-    return evaluate_checkpoint(checkpoint, manifest, settings, json_out=out_dir / "metrics.json",
-                               rerank_k=params.rerank_k, plot=out_dir / "embeddings.png" if params.plot else None,
-                               allow_skip=params.skip_missing, batch_size=params.batch_size)
+    return evaluate_checkpoint(
+        checkpoint,
+        manifest,
+        settings,
+        json_out=out_dir / "metrics.json",
+        rerank_k=params.rerank_k,
+        plot=out_dir / "embeddings.png" if params.plot else None,
+        allow_skip=params.skip_missing,
+        batch_size=params.batch_size,
+    )
 
 
-@flow(name="evaluate-fsclap", description="Leak-free full-gallery retrieval metrics (R@1/5/10, mAP@10, both "
-      "directions) of a checkpoint on a dataset split or manifest.", persist_result=False)
+@flow(
+    name="evaluate-fsclap",
+    description="Leak-free full-gallery retrieval metrics (R@1/5/10, mAP@10, both "
+    "directions) of a checkpoint on a dataset split or manifest.",
+    persist_result=False,
+)
 def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]:
     ensure_library_logging()
     settings = params.settings()
@@ -40,8 +53,12 @@ def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]
     explicit = None if params.manifest is None else [params.manifest]
     (manifest,), dataset = manifests_or_splits(explicit, params.dataset, data_root, [params.split])
     label = params.split if dataset is not None else manifest.stem
-    checkpoint = run_dir_or_default(params.checkpoint, dataset, data_root,
-                                    "give a checkpoint when evaluating an explicit manifest")
+    checkpoint = run_dir_or_default(
+        params.checkpoint,
+        dataset,
+        data_root,
+        "give a checkpoint when evaluating an explicit manifest",
+    )
     if not Path(checkpoint).exists():
         raise FsclapError(f"checkpoint not found: {checkpoint} (train it with train-fsclap first)")
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
@@ -49,24 +66,50 @@ def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]
     get_run_logger().info("evaluating %s on %s -> %s", checkpoint, manifest, out_dir)
     report = evaluate_model(params, Path(checkpoint), Path(manifest), Path(out_dir), settings)
     report_evaluation(report, checkpoint, manifest, out_dir, params)
-    return {**report.contract_json(), "table": report.table(), "metrics": str(out_dir / "metrics.json"),
-            "plot": str(out_dir / "embeddings.png") if params.plot else None, "checkpoint": str(checkpoint),
-            "manifest": str(manifest)}
+    return {
+        **report.contract_json(),
+        "table": report.table(),
+        "metrics": str(out_dir / "metrics.json"),
+        "plot": str(out_dir / "embeddings.png") if params.plot else None,
+        "checkpoint": str(checkpoint),
+        "manifest": str(manifest),
+    }
 
 
 def report_evaluation(report, checkpoint, manifest, out_dir: Path, params: EvaluateParams) -> None:
     plot = out_dir / "embeddings.png"
-    lines = ["# evaluate-fsclap", "", f"Checkpoint `{checkpoint}` on `{manifest}`", "", report.table(), "",
-             f"Metrics: `{out_dir / 'metrics.json'}` (details: `{out_dir / 'metrics.details.json'}`)"]
+    lines = [
+        "# evaluate-fsclap",
+        "",
+        f"Checkpoint `{checkpoint}` on `{manifest}`",
+        "",
+        report.table(),
+        "",
+        f"Metrics: `{out_dir / 'metrics.json'}` (details: `{out_dir / 'metrics.details.json'}`)",
+    ]
     if params.plot:
         lines.append(f"Embedding map: `{plot}` (image artifact `evaluate-fsclap-embeddings`)")
-    artifacts.markdown("evaluate-fsclap-report", "\n".join(lines), "Retrieval metrics (percent, full gallery, leak-free)")
+    artifacts.markdown(
+        "evaluate-fsclap-report",
+        "\n".join(lines),
+        "Retrieval metrics (percent, full gallery, leak-free)",
+    )
     rows = []
-    results = [("bi", report.bi)] + ([(f"pair re-rank top-{report.rerank_k}", report.rerank)] if report.rerank else [])
+    results = [("bi", report.bi)] + (
+        [(f"pair re-rank top-{report.rerank_k}", report.rerank)] if report.rerank else []
+    )
     for scoring, result in results:
         for direction, ranking in (("audio→text", result.a2t), ("text→audio", result.t2a)):
-            rows.append({"scoring": scoring, "direction": direction, "N": report.n,
-                         **{k: round(float(v), 1) for k, v in ranking.summary().items()}})
-    artifacts.table("evaluate-fsclap-metrics", rows, f"Retrieval metrics of {checkpoint} on {manifest}")
+            rows.append(
+                {
+                    "scoring": scoring,
+                    "direction": direction,
+                    "N": report.n,
+                    **{k: round(float(v), 1) for k, v in ranking.summary().items()},
+                }
+            )
+    artifacts.table(
+        "evaluate-fsclap-metrics", rows, f"Retrieval metrics of {checkpoint} on {manifest}"
+    )
     if params.plot:
         artifacts.images("evaluate-fsclap", [plot], "Audio and text embeddings")

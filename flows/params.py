@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fsclap.errors import FsclapError
 
-StageName = Literal["acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"]
+StageName = Literal[
+    "acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"
+]
 SplitName = Literal["train", "val", "test"]
 
 
@@ -32,12 +34,22 @@ class SettingsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_root: Path | None = Field(None, description="Data root (default: the worker's FSCLAP_DATA_ROOT / settings).")
-    profile: Literal["offline", "paper"] | None = Field(None, description="offline: models shipped in wheels; paper: "
-                                                        "the paper's models from FSCLAP_MODELS (default: settings).")
-    config_file: Path | None = Field(None, description="fsclap settings YAML on the worker (default: $FSCLAP_CONFIG).")
-    overrides: list[str] = Field(default_factory=list, description="Settings overrides key=value, as `fsclap --set` "
-                                 "(e.g. stages.separate.method=repet, orchestration.task_runner=dask).")
+    data_root: Path | None = Field(
+        None, description="Data root (default: the worker's FSCLAP_DATA_ROOT / settings)."
+    )
+    profile: Literal["offline", "paper"] | None = Field(
+        None,
+        description="offline: models shipped in wheels; paper: "
+        "the paper's models from FSCLAP_MODELS (default: settings).",
+    )
+    config_file: Path | None = Field(
+        None, description="fsclap settings YAML on the worker (default: $FSCLAP_CONFIG)."
+    )
+    overrides: list[str] = Field(
+        default_factory=list,
+        description="Settings overrides key=value, as `fsclap --set` "
+        "(e.g. stages.separate.method=repet, orchestration.task_runner=dask).",
+    )
 
     @field_validator("overrides")
     @classmethod
@@ -51,7 +63,9 @@ class SettingsParams(BaseModel):
         import json
 
         dumped = settings.model_dump(mode="json")
-        return cls(overrides=[f"{key}={json.dumps(value)}" for key, value in dumped.items()], **fields)
+        return cls(
+            overrides=[f"{key}={json.dumps(value)}" for key, value in dumped.items()], **fields
+        )
 
     def settings(self):
         from fsclap.config import load_settings
@@ -69,12 +83,25 @@ class SettingsParams(BaseModel):
 
 
 class _BuildCorpusFields(BaseModel):
-    sources: Path | None = Field(None, description="Sources YAML/CSV (default: <data_root>/sources.yaml).")
-    stages: list[StageName] | None = Field(None, min_length=1, description="Run only these stages (default: all).")
-    retry_failed: bool = Field(False, description="Retry episodes that failed for a content reason.")
-    acquire_retries: int = Field(2, ge=0, le=10, description="Prefect retries of a download that failed for a "
-                                 "network reason (on top of the downloader's own quick retries).")
-    acquire_retry_delay_s: float = Field(30.0, ge=0, le=3600, description="First retry delay; doubles each retry.")
+    sources: Path | None = Field(
+        None, description="Sources YAML/CSV (default: <data_root>/sources.yaml)."
+    )
+    stages: list[StageName] | None = Field(
+        None, min_length=1, description="Run only these stages (default: all)."
+    )
+    retry_failed: bool = Field(
+        False, description="Retry episodes that failed for a content reason."
+    )
+    acquire_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Prefect retries of a download that failed for a "
+        "network reason (on top of the downloader's own quick retries).",
+    )
+    acquire_retry_delay_s: float = Field(
+        30.0, ge=0, le=3600, description="First retry delay; doubles each retry."
+    )
 
 
 class BuildCorpusParams(SettingsParams, _BuildCorpusFields):
@@ -85,18 +112,39 @@ class BuildCorpusParams(SettingsParams, _BuildCorpusFields):
 
 
 class _TrainFields(BaseModel):
-    dataset: Path | None = Field(None, description="A published dataset folder <data_root>/datasets/<version> "
-                                 "(default: the one named by <data_root>/datasets/LATEST).")
-    train_manifest: Path | None = Field(None, description="Training clip manifest (instead of a dataset).")
-    val_manifest: Path | None = Field(None, description="Validation clip manifest (instead of a dataset).")
-    run_dir: Path | None = Field(None, description="Run directory (default: <data_root>/runs/fsclap-<version>); "
-                                 "re-running the same run resumes it.")
-    train_config: Path | None = Field(None, description="Training config JSON/YAML, or a preset name (paper); "
-                                 "default: a schedule derived from the corpus size.")
-    train_overrides: list[str] = Field(default_factory=list, description="Training overrides key=value, as "
-                                       "`fsclap train --set` (epochs, batch_size, backbone, fusion, ...).")
-    nproc_per_node: int = Field(1, ge=1, le=64, description="Processes (GPUs) for data-parallel training; "
-                                ">1 launches torchrun on this worker.")
+    dataset: Path | None = Field(
+        None,
+        description="A published dataset folder <data_root>/datasets/<version> "
+        "(default: the one named by <data_root>/datasets/LATEST).",
+    )
+    train_manifest: Path | None = Field(
+        None, description="Training clip manifest (instead of a dataset)."
+    )
+    val_manifest: Path | None = Field(
+        None, description="Validation clip manifest (instead of a dataset)."
+    )
+    run_dir: Path | None = Field(
+        None,
+        description="Run directory (default: <data_root>/runs/fsclap-<version>); "
+        "re-running the same run resumes it.",
+    )
+    train_config: Path | None = Field(
+        None,
+        description="Training config JSON/YAML, or a preset name (paper); "
+        "default: a schedule derived from the corpus size.",
+    )
+    train_overrides: list[str] = Field(
+        default_factory=list,
+        description="Training overrides key=value, as "
+        "`fsclap train --set` (epochs, batch_size, backbone, fusion, ...).",
+    )
+    nproc_per_node: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes (GPUs) for data-parallel training; "
+        ">1 launches torchrun on this worker.",
+    )
 
     @field_validator("train_overrides")
     @classmethod
@@ -110,20 +158,33 @@ class TrainParams(SettingsParams, _TrainFields):
     @model_validator(mode="after")
     def _manifests_in_pairs(self):
         if (self.train_manifest is None) != (self.val_manifest is None):
-            raise ValueError("give both train_manifest and val_manifest, or neither (then a dataset is used)")
+            raise ValueError(
+                "give both train_manifest and val_manifest, or neither (then a dataset is used)"
+            )
         if self.train_manifest is not None and self.dataset is not None:
             raise ValueError("give a dataset or train/val manifests, not both")
         return self
 
 
 class _EvaluateFields(BaseModel):
-    checkpoint: Path | None = Field(None, description="Run directory or checkpoint file (default: the run "
-                                    "train-fsclap makes for the dataset).")
-    dataset: Path | None = Field(None, description="Published dataset folder (default: <data_root>/datasets/LATEST).")
+    checkpoint: Path | None = Field(
+        None,
+        description="Run directory or checkpoint file (default: the run "
+        "train-fsclap makes for the dataset).",
+    )
+    dataset: Path | None = Field(
+        None, description="Published dataset folder (default: <data_root>/datasets/LATEST)."
+    )
     split: SplitName = Field("test", description="Which split of the dataset to evaluate on.")
-    manifest: Path | None = Field(None, description="A clip manifest to evaluate on (instead of a dataset split).")
-    out_dir: Path | None = Field(None, description="Where metrics.json and the plot go (default: <run>/eval/<split>).")
-    rerank_k: int = Field(0, ge=0, description="Also re-rank each bi top-K shortlist with pair scores.")
+    manifest: Path | None = Field(
+        None, description="A clip manifest to evaluate on (instead of a dataset split)."
+    )
+    out_dir: Path | None = Field(
+        None, description="Where metrics.json and the plot go (default: <run>/eval/<split>)."
+    )
+    rerank_k: int = Field(
+        0, ge=0, description="Also re-rank each bi top-K shortlist with pair scores."
+    )
     plot: bool = Field(True, description="Save a UMAP map of the audio and text embeddings.")
     skip_missing: bool = Field(False, description="Leave out rows with missing audio or captions.")
     batch_size: int = Field(32, ge=1)
@@ -146,11 +207,20 @@ def check_worker_paths(params: SettingsParams, settings) -> None:
 
     if deployment.id is None:  # run in this process: relative paths mean the caller's folder
         return
-    paths = {**{name: getattr(params, name) for name in type(params).model_fields}, "data_root": settings.data_root}
-    relative = sorted(name for name, value in paths.items() if isinstance(value, Path) and not value.expanduser().is_absolute())
+    paths = {
+        **{name: getattr(params, name) for name in type(params).model_fields},
+        "data_root": settings.data_root,
+    }
+    relative = sorted(
+        name
+        for name, value in paths.items()
+        if isinstance(value, Path) and not value.expanduser().is_absolute()
+    )
     if relative:
-        raise FsclapError(f"relative path(s) in a deployment run: {', '.join(relative)}; flow runs start in a temporary "
-                          "folder on the worker: give absolute paths (data_root: set FSCLAP_DATA_ROOT on the worker)")
+        raise FsclapError(
+            f"relative path(s) in a deployment run: {', '.join(relative)}; flow runs start in a temporary "
+            "folder on the worker: give absolute paths (data_root: set FSCLAP_DATA_ROOT on the worker)"
+        )
 
 
 # --- resolving defaults against the data root ---------------------------------------------
@@ -160,7 +230,9 @@ def latest_dataset(data_root: Path) -> Path:
     """The published dataset folder named by ``<data_root>/datasets/LATEST``."""
     latest = Path(data_root) / "datasets" / "LATEST"
     if not latest.is_file():
-        raise FsclapError(f"no published dataset under {latest.parent} (run build-corpus first, or give a dataset)")
+        raise FsclapError(
+            f"no published dataset under {latest.parent} (run build-corpus first, or give a dataset)"
+        )
     folder = latest.parent / latest.read_text().strip()
     if not folder.is_dir():
         raise FsclapError(f"{latest} names {folder.name}, which does not exist")
@@ -179,8 +251,9 @@ def default_run_dir(data_root: Path, dataset: Path) -> Path:
     return Path(data_root) / "runs" / f"fsclap-{Path(dataset).name}"
 
 
-def manifests_or_splits(manifests: list[Path] | None, dataset: Path | None, data_root: Path,
-                        splits: list[str]) -> tuple[list[Path], Path | None]:
+def manifests_or_splits(
+    manifests: list[Path] | None, dataset: Path | None, data_root: Path, splits: list[str]
+) -> tuple[list[Path], Path | None]:
     """Explicit manifests (each must exist), else the ``splits`` of ``dataset`` (default: the latest one).
     Returns the manifest paths and the dataset they came from (None for explicit manifests)."""
     if manifests is not None:
@@ -192,7 +265,9 @@ def manifests_or_splits(manifests: list[Path] | None, dataset: Path | None, data
     return [dataset_split(dataset, split) for split in splits], dataset
 
 
-def run_dir_or_default(run_dir: Path | None, dataset: Path | None, data_root: Path, missing: str) -> Path:
+def run_dir_or_default(
+    run_dir: Path | None, dataset: Path | None, data_root: Path, missing: str
+) -> Path:
     """An explicit run directory, else the dataset's default run; ``missing`` is the error without either."""
     if run_dir is not None:
         return Path(run_dir)

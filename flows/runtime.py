@@ -73,12 +73,16 @@ class TaskRunners:
         self._dask = None
         if self.kind == "dask":
             if not self.address:
-                raise FsclapError("orchestration.task_runner is dask but orchestration.dask_address is not set "
-                                  "(e.g. --set orchestration.dask_address=tcp://scheduler:8786)")
+                raise FsclapError(
+                    "orchestration.task_runner is dask but orchestration.dask_address is not set "
+                    "(e.g. --set orchestration.dask_address=tcp://scheduler:8786)"
+                )
             try:
                 from prefect_dask import DaskTaskRunner  # noqa: F401
             except ImportError:
-                raise FsclapError("orchestration.task_runner=dask needs the dask extra: pip install 'fsclap[dask]'") from None
+                raise FsclapError(
+                    "orchestration.task_runner=dask needs the dask extra: pip install 'fsclap[dask]'"
+                ) from None
 
     @property
     def in_process(self) -> bool:

@@ -41,16 +41,32 @@ class TrainingOutcome:
     world_size: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
-                "epochs_done": self.epochs_done, "epochs": self.epochs, "finished": self.finished,
-                "world_size": self.world_size, "checkpoint": str(self.run_dir / "checkpoints" / "best")}
+        return {
+            "run_dir": str(self.run_dir),
+            "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
+            "epochs_done": self.epochs_done,
+            "epochs": self.epochs,
+            "finished": self.finished,
+            "world_size": self.world_size,
+            "checkpoint": str(self.run_dir / "checkpoints" / "best"),
+        }
 
 
-def torchrun_command(params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path) -> list[str]:
+def torchrun_command(
+    params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path
+) -> list[str]:
     """``fsclap train`` under torchrun on this machine: one process per GPU (the trainer reads
     RANK/LOCAL_RANK/WORLD_SIZE and wraps the model in DDP)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={params.nproc_per_node}",
-               "-m", "fsclap.cli"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={params.nproc_per_node}",
+        "-m",
+        "fsclap.cli",
+    ]
     if params.config_file is not None:
         command += ["--config", str(params.config_file)]
     settings = list(params.overrides)
@@ -59,7 +75,15 @@ def torchrun_command(params: TrainParams, train_manifest: Path, val_manifest: Pa
     if params.profile is not None:
         settings.append(f"profile={params.profile}")
     command += [f"--set={s}" for s in settings]
-    command += ["train", "--train", str(train_manifest), "--val", str(val_manifest), "--out", str(run_dir)]
+    command += [
+        "train",
+        "--train",
+        str(train_manifest),
+        "--val",
+        str(val_manifest),
+        "--out",
+        str(run_dir),
+    ]
     if params.train_config is not None:
         command += ["--config", str(params.train_config)]
     command += [f"--set={s}" for s in params.train_overrides]
@@ -72,30 +96,59 @@ def outcome_from_run_dir(run_dir: Path, epochs: int, world_size: int) -> Trainin
     if not state_path.is_file():
         raise FsclapError(f"training left no state in {state_path.parent}")
     state = json.loads(state_path.read_text())
-    epochs = state.get("schedule", {}).get("epochs", epochs)  # the run's resolved schedule (epochs may be derived)
-    return TrainingOutcome(run_dir, state.get("best_epoch"), state.get("best_metrics") or {}, int(state["epoch"]),
-                           epochs, int(state["epoch"]) >= epochs, world_size)
+    epochs = state.get("schedule", {}).get(
+        "epochs", epochs
+    )  # the run's resolved schedule (epochs may be derived)
+    return TrainingOutcome(
+        run_dir,
+        state.get("best_epoch"),
+        state.get("best_metrics") or {},
+        int(state["epoch"]),
+        epochs,
+        int(state["epoch"]) >= epochs,
+        world_size,
+    )
 
 
-@task(name="train", tags=["fsclap", "fsclap-train", "gpu"], cache_policy=NO_CACHE, persist_result=False)
-def train_model(params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path, config, settings) -> TrainingOutcome:
+@task(
+    name="train",
+    tags=["fsclap", "fsclap-train", "gpu"],
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def train_model(
+    params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path, config, settings
+) -> TrainingOutcome:
     ensure_library_logging()
     if params.nproc_per_node > 1:
         command = torchrun_command(params, train_manifest, val_manifest, run_dir)
         get_run_logger().info("data-parallel training: %s", " ".join(command))
         done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr)
         if done.returncode != 0:
-            raise FsclapError(f"torchrun training exited with status {done.returncode} (see the log above)")
+            raise FsclapError(
+                f"torchrun training exited with status {done.returncode} (see the log above)"
+            )
         return outcome_from_run_dir(run_dir, config.epochs, params.nproc_per_node)
     from model.training import train
 
     result = train(train_manifest, val_manifest, run_dir, config, settings=settings)
-    return TrainingOutcome(run_dir, result.best_epoch, result.best_metrics, result.epochs_done, result.schedule.epochs,
-                           result.finished, 1)
+    return TrainingOutcome(
+        run_dir,
+        result.best_epoch,
+        result.best_metrics,
+        result.epochs_done,
+        result.schedule.epochs,
+        result.finished,
+        1,
+    )
 
 
-@flow(name="train-fsclap", description="Train FS-CLAP (or an ablation / the CLAP baseline) on a published dataset "
-      "version; resumable.", persist_result=False)
+@flow(
+    name="train-fsclap",
+    description="Train FS-CLAP (or an ablation / the CLAP baseline) on a published dataset "
+    "version; resumable.",
+    persist_result=False,
+)
 def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
     ensure_library_logging()
     from model.train_config import load_train_config
@@ -103,12 +156,24 @@ def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
     settings = params.settings()
     check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
-    explicit = None if params.train_manifest is None else [params.train_manifest, params.val_manifest]
-    (train_manifest, val_manifest), dataset = manifests_or_splits(explicit, params.dataset, data_root, ["train", "val"])
-    run_dir = run_dir_or_default(params.run_dir, dataset, data_root, "give run_dir when training on explicit manifests")
-    config = load_train_config(params.train_config, params.train_overrides)  # bad keys fail before any work
-    get_run_logger().info("training %s on %s (val %s) -> %s", config.backbone, train_manifest, val_manifest, run_dir)
-    outcome = train_model(params, Path(train_manifest), Path(val_manifest), Path(run_dir), config, settings)
+    explicit = (
+        None if params.train_manifest is None else [params.train_manifest, params.val_manifest]
+    )
+    (train_manifest, val_manifest), dataset = manifests_or_splits(
+        explicit, params.dataset, data_root, ["train", "val"]
+    )
+    run_dir = run_dir_or_default(
+        params.run_dir, dataset, data_root, "give run_dir when training on explicit manifests"
+    )
+    config = load_train_config(
+        params.train_config, params.train_overrides
+    )  # bad keys fail before any work
+    get_run_logger().info(
+        "training %s on %s (val %s) -> %s", config.backbone, train_manifest, val_manifest, run_dir
+    )
+    outcome = train_model(
+        params, Path(train_manifest), Path(val_manifest), Path(run_dir), config, settings
+    )
     report_training(outcome, config, train_manifest, val_manifest, dataset)
     return outcome.to_json()
 
@@ -125,12 +190,16 @@ def metric_rows(metrics: dict[str, float], prefix: str = "") -> list[dict[str, A
     return rows
 
 
-def report_training(outcome: TrainingOutcome, config, train_manifest, val_manifest, dataset) -> None:
+def report_training(
+    outcome: TrainingOutcome, config, train_manifest, val_manifest, dataset
+) -> None:
     import pandas as pd
 
     run_dir = outcome.run_dir
     m = outcome.best_metrics
-    schedule = json.loads((run_dir / "train_config.json").read_text()).get("schedule", {})  # the batch actually used
+    schedule = json.loads((run_dir / "train_config.json").read_text()).get(
+        "schedule", {}
+    )  # the batch actually used
     lines = [
         "# train-fsclap",
         "",
@@ -149,10 +218,16 @@ def report_training(outcome: TrainingOutcome, config, train_manifest, val_manife
         f"Curves: `{run_dir / 'curves.png'}` (image artifact `train-fsclap-curves`); per-epoch metrics: "
         f"`{run_dir / 'metrics.csv'}`.",
     ]
-    artifacts.markdown("train-fsclap-summary", "\n".join(lines), "Training: best epoch and validation metrics")
+    artifacts.markdown(
+        "train-fsclap-summary", "\n".join(lines), "Training: best epoch and validation metrics"
+    )
     metrics_csv = run_dir / "metrics.csv"
     if metrics_csv.is_file():
         rows = pd.read_csv(metrics_csv).to_dict("records")
         if rows:
-            artifacts.table("train-fsclap-metrics", rows, f"Per-epoch loss and validation metrics ({metrics_csv})")
+            artifacts.table(
+                "train-fsclap-metrics",
+                rows,
+                f"Per-epoch loss and validation metrics ({metrics_csv})",
+            )
     artifacts.images("train-fsclap", [run_dir / "curves.png"], "Training curves")

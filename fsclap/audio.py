@@ -51,7 +51,16 @@ def ffprobe(path: str | Path) -> dict:
     if shutil.which("ffprobe") is None:
         raise FsclapError("ffprobe not found: install ffmpeg (apt-get install ffmpeg)")
     proc = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            str(path),
+        ],
         capture_output=True,
         text=True,
     )
@@ -80,7 +89,10 @@ def load_audio(
     else:
         audio, sr = _load_ffmpeg(path, start_s, end_s, sample_rate)
     if audio.size == 0:
-        raise AudioError(f"no audio samples in {path.name}" + (f" [{start_s}, {end_s})" if start_s is not None else ""))
+        raise AudioError(
+            f"no audio samples in {path.name}"
+            + (f" [{start_s}, {end_s})" if start_s is not None else "")
+        )
     if mono:
         audio = audio.mean(axis=0)
     if sample_rate is not None and sr != sample_rate:
@@ -116,7 +128,9 @@ def _load_ffmpeg(path: Path, start_s, end_s, sample_rate) -> tuple[np.ndarray, i
     cmd += ["-vn", "-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", str(sr), "-"]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
-        reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+        reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[
+            -1
+        ]
         raise AudioError(f"ffmpeg cannot decode {path.name}: {reason}")
     return np.frombuffer(proc.stdout, dtype=np.float32)[None, :], sr
 
@@ -137,12 +151,20 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.stack([soxr.resample(ch, orig_sr, target_sr) for ch in audio]).astype(np.float32)
 
 
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
+def write_audio(
+    path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str | None = None
+) -> Path:
     """Write WAV/FLAC atomically. ``audio`` is ``(samples,)`` or ``(channels, samples)``."""
     path = Path(path)
     data = audio.T if audio.ndim == 2 else audio
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), data, sample_rate, subtype=subtype, format=path.suffix.lstrip(".").upper() or "WAV")
+        sf.write(
+            str(tmp),
+            data,
+            sample_rate,
+            subtype=subtype,
+            format=path.suffix.lstrip(".").upper() or "WAV",
+        )
     return path
 
 

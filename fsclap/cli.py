@@ -25,20 +25,30 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-corpus_app = typer.Typer(help="Corpus builder: sources -> clips with style captions.", no_args_is_help=True)
-synth_app = typer.Typer(help="Generated speech with ground truth (demo, tests, benchmarks).", no_args_is_help=True)
-models_app = typer.Typer(help="Model weights: list, pull, verify (layout: $FSCLAP_MODELS/<model id>).",
-                         no_args_is_help=True)
+corpus_app = typer.Typer(
+    help="Corpus builder: sources -> clips with style captions.", no_args_is_help=True
+)
+synth_app = typer.Typer(
+    help="Generated speech with ground truth (demo, tests, benchmarks).", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="Model weights: list, pull, verify (layout: $FSCLAP_MODELS/<model id>).",
+    no_args_is_help=True,
+)
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(synth_app, name="synth")
 app.add_typer(models_app, name="models")
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML settings file (else $FSCLAP_CONFIG).")
-SetOpt = typer.Option(None, "--set", help="Override a setting: key=value (repeatable, dotted keys for sections).")
+SetOpt = typer.Option(
+    None, "--set", help="Override a setting: key=value (repeatable, dotted keys for sections)."
+)
 ProfileOpt = typer.Option(None, "--profile", help="offline (default) | paper")
 
 
-def _settings(ctx: typer.Context, profile: str | None = None, extra: dict | None = None) -> Settings:
+def _settings(
+    ctx: typer.Context, profile: str | None = None, extra: dict | None = None
+) -> Settings:
     """Global settings from the top-level --config/--set, with a command's own overrides on top."""
     obj = ctx.find_root().obj or {}
     overrides = list(obj.get("set") or [])
@@ -62,7 +72,9 @@ def root(
     config: Optional[Path] = ConfigOpt,
     set_: Optional[List[str]] = SetOpt,
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG | INFO | WARNING | ERROR"),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     ctx.obj = {"config": config, "set": set_ or []}
     setup_logging(log_level)
@@ -79,17 +91,28 @@ def show_config(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None
 
 # --- corpus builder -------------------------------------------------------------------------
 
+
 @corpus_app.command("build")
 def corpus_build(
     ctx: typer.Context,
     sources: Path = typer.Option(..., "--sources", help="Sources YAML (see data_manifests/)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Output folder for manifests and audio."),
+    data_root: Optional[Path] = typer.Option(
+        None, "--data-root", help="Output folder for manifests and audio."
+    ),
     profile: Optional[str] = ProfileOpt,
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry episodes that failed for a content reason."),
-    only: Optional[List[str]] = typer.Option(None, "--stage", help="Run only this stage (repeatable)."),
-    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Run the per-episode tasks on this "
-                                               "existing Dask cluster (needs the dask extra of fsclap); "
-                                               "default: threads here."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Retry episodes that failed for a content reason."
+    ),
+    only: Optional[List[str]] = typer.Option(
+        None, "--stage", help="Run only this stage (repeatable)."
+    ),
+    dask_address: Optional[str] = typer.Option(
+        None,
+        "--dask-address",
+        help="Run the per-episode tasks on this "
+        "existing Dask cluster (needs the dask extra of fsclap); "
+        "default: threads here.",
+    ),
 ) -> None:
     """Run the build-corpus flow here (Prefect's ephemeral mode unless PREFECT_API_URL is set):
     acquire -> extract -> separate -> diarize -> consistency -> caption -> publish."""
@@ -99,7 +122,11 @@ def corpus_build(
 
     from fsclap.config import format_validation_error
 
-    runner = {"orchestration.task_runner": "dask", "orchestration.dask_address": dask_address} if dask_address else {}
+    runner = (
+        {"orchestration.task_runner": "dask", "orchestration.dask_address": dask_address}
+        if dask_address
+        else {}
+    )
     settings = _settings(ctx, profile, {"data_root": data_root, **runner})
     # cheap checks first: a bad sources file or stage name fails before Prefect starts
     from pipeline.runner import build_stages
@@ -112,8 +139,15 @@ def corpus_build(
     from flows.params import BuildCorpusParams
 
     try:
-        params = BuildCorpusParams(sources=sources, data_root=data_root, profile=profile, stages=only or None,
-                                   retry_failed=retry_failed, config_file=obj.get("config"), overrides=overrides)
+        params = BuildCorpusParams(
+            sources=sources,
+            data_root=data_root,
+            profile=profile,
+            stages=only or None,
+            retry_failed=retry_failed,
+            config_file=obj.get("config"),
+            overrides=overrides,
+        )
     except ValidationError as exc:
         raise FsclapError(f"invalid options: {format_validation_error(exc)}") from None
     from flows.runtime import prepare_local_prefect
@@ -129,11 +163,19 @@ def corpus_build(
 def caption(
     ctx: typer.Context,
     manifest: Path = typer.Option(..., "--manifest", help="Clip manifest to caption."),
-    out: Path = typer.Option(..., "--out", help="Output clip manifest with attributes and captions."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output clip manifest with attributes and captions."
+    ),
     profile: Optional[str] = ProfileOpt,
-    language: Optional[str] = typer.Option(None, "--language", help="Language of the `caption` column: en | zh "
-                                           "(default stages.caption.caption_language; both columns are written)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Template seed (default: settings seed)."),
+    language: Optional[str] = typer.Option(
+        None,
+        "--language",
+        help="Language of the `caption` column: en | zh "
+        "(default stages.caption.caption_language; both columns are written).",
+    ),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Template seed (default: settings seed)."
+    ),
 ) -> None:
     """Measure gender/pitch/speed/energy (+ emotion on the paper profile) and write style captions."""
     settings = _settings(ctx, profile)
@@ -145,34 +187,53 @@ def caption(
 
 # --- datasets: publish, import, export (issue 8) --------------------------------------------
 
-dataset_app = typer.Typer(help="Dataset versions and other datasets' layouts: publish, import, export.",
-                          no_args_is_help=True)
+dataset_app = typer.Typer(
+    help="Dataset versions and other datasets' layouts: publish, import, export.",
+    no_args_is_help=True,
+)
 app.add_typer(dataset_app, name="dataset")
 
 
 @dataset_app.command("publish")
 def dataset_publish(
     ctx: typer.Context,
-    manifest: Path = typer.Option(..., "--manifest", help="Captioned clip manifest (e.g. `fsclap caption` output)."),
-    out: Path = typer.Option(..., "--out", help="Datasets folder; the version goes to OUT/<version>/."),
-    keep_splits: bool = typer.Option(False, "--keep-splits", help="Keep the manifest's own split column."),
+    manifest: Path = typer.Option(
+        ..., "--manifest", help="Captioned clip manifest (e.g. `fsclap caption` output)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Datasets folder; the version goes to OUT/<version>/."
+    ),
+    keep_splits: bool = typer.Option(
+        False, "--keep-splits", help="Keep the manifest's own split column."
+    ),
 ) -> None:
     """Publish a clip manifest as a content-addressed dataset version with disjoint splits and a data card."""
     settings = _settings(ctx)
     from pipeline.publish import PublishConfig, publish_manifest
 
-    config = PublishConfig(**{**settings.stages.get("publish", {}), "keep_splits": keep_splits,
-                              "seed": settings.stages.get("publish", {}).get("seed", settings.seed)})
+    config = PublishConfig(
+        **{
+            **settings.stages.get("publish", {}),
+            "keep_splits": keep_splits,
+            "seed": settings.stages.get("publish", {}).get("seed", settings.seed),
+        }
+    )
     typer.echo(publish_manifest(manifest, out, config).summary())
 
 
 @dataset_app.command("import")
 def dataset_import(
     ctx: typer.Context,
-    source: Path = typer.Option(..., "--input", help="The other dataset's manifest (CSV/TSV/JSONL/cuts/folder)."),
-    fmt: str = typer.Option(..., "--format", help="textrolspeech | promptspeech | fsclap-csv | hf-parquet | lhotse"),
+    source: Path = typer.Option(
+        ..., "--input", help="The other dataset's manifest (CSV/TSV/JSONL/cuts/folder)."
+    ),
+    fmt: str = typer.Option(
+        ..., "--format", help="textrolspeech | promptspeech | fsclap-csv | hf-parquet | lhotse"
+    ),
     out: Path = typer.Option(..., "--out", help="Clip manifest to write (.parquet or .csv)."),
-    audio_root: Optional[Path] = typer.Option(None, "--audio-root", help="Folder holding the audio (default: beside the input)."),
+    audio_root: Optional[Path] = typer.Option(
+        None, "--audio-root", help="Folder holding the audio (default: beside the input)."
+    ),
 ) -> None:
     """Read another dataset's layout into a clip manifest (rows that cannot be imported are listed)."""
     _settings(ctx)
@@ -195,8 +256,12 @@ def dataset_import(
 def dataset_export(
     ctx: typer.Context,
     manifest: Path = typer.Option(..., "--manifest", help="Clip manifest (or a published split)."),
-    fmt: str = typer.Option(..., "--format", help="fsclap-csv | textrolspeech | hf-parquet | lhotse"),
-    out: Path = typer.Option(..., "--out", help="Output file (csv, cuts.jsonl.gz) or folder (hf-parquet)."),
+    fmt: str = typer.Option(
+        ..., "--format", help="fsclap-csv | textrolspeech | hf-parquet | lhotse"
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output file (csv, cuts.jsonl.gz) or folder (hf-parquet)."
+    ),
 ) -> None:
     """Write a clip manifest in another layout."""
     _settings(ctx)
@@ -209,54 +274,83 @@ def dataset_export(
 
 # --- generated speech -----------------------------------------------------------------------
 
+
 @synth_app.command("style")
 def synth_style(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Output folder for clips and manifest."),
     n: int = typer.Option(200, "--n", min=1, help="Number of clips."),
     seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
-    family: str = typer.Option("train", "--family",
-                               help="Voice family: train (espeak-ng, speaker-disjoint splits), test (held-out neural "
-                                    "voices, all clips in split test) or all."),
-    label_mode: str | None = typer.Option(None, "--label-mode",
-                                   help="bands (absolute target bands; default for train) or relative (levels "
-                                        "relative to each voice's own normal; default otherwise)."),
+    family: str = typer.Option(
+        "train",
+        "--family",
+        help="Voice family: train (espeak-ng, speaker-disjoint splits), test (held-out neural "
+        "voices, all clips in split test) or all.",
+    ),
+    label_mode: str | None = typer.Option(
+        None,
+        "--label-mode",
+        help="bands (absolute target bands; default for train) or relative (levels "
+        "relative to each voice's own normal; default otherwise).",
+    ),
 ) -> None:
     """Generate a style corpus: clips with known gender/pitch/speed/energy and captions."""
     settings = _settings(ctx)
     from pipeline.synth import generate_style_corpus
 
-    result = generate_style_corpus(out, n=n, seed=seed, workers=settings.workers, family=family,
-                                   label_mode=label_mode)
+    result = generate_style_corpus(
+        out, n=n, seed=seed, workers=settings.workers, family=family, label_mode=label_mode
+    )
     typer.echo(result.summary())
 
 
 @synth_app.command("drama")
 def synth_drama(
     ctx: typer.Context,
-    out: Path = typer.Option(..., "--out", help="Output folder for episodes, sources.yaml and ground truth."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder for episodes, sources.yaml and ground truth."
+    ),
     dramas: int = typer.Option(1, "--dramas", min=1, help="Number of dramas."),
     episodes: int = typer.Option(3, "--episodes", min=1, help="Episodes per drama."),
     seed: int = typer.Option(0, "--seed", help="Random seed (output is deterministic by seed)."),
     duration: float = typer.Option(60.0, "--duration", min=5.0, help="Seconds per episode."),
-    family: str = typer.Option("train", "--family",
-                               help="Voice family: train (espeak-ng), test (held-out neural voices) or all."),
-    speakers: str = typer.Option("2-4", "--speakers", help="Speakers per drama, a range lo-hi (e.g. 3-6) or one number."),
-    restyle: float = typer.Option(0.0, "--restyle", min=0.0, max=1.0,
-                                  help="Share of lines pitch-shifted afterwards (formants move with the pitch)."),
+    family: str = typer.Option(
+        "train",
+        "--family",
+        help="Voice family: train (espeak-ng), test (held-out neural voices) or all.",
+    ),
+    speakers: str = typer.Option(
+        "2-4", "--speakers", help="Speakers per drama, a range lo-hi (e.g. 3-6) or one number."
+    ),
+    restyle: float = typer.Option(
+        0.0,
+        "--restyle",
+        min=0.0,
+        max=1.0,
+        help="Share of lines pitch-shifted afterwards (formants move with the pitch).",
+    ),
 ) -> None:
     """Generate short-drama episodes (MP4) with speakers over music and exact ground truth."""
     settings = _settings(ctx)
     from pipeline.synth import generate_dramas
     from pipeline.synth.drama import parse_speaker_range
 
-    result = generate_dramas(out, dramas=dramas, episodes=episodes, seed=seed, duration_s=duration,
-                             workers=settings.workers, family=family, speakers=parse_speaker_range(speakers),
-                             restyle=restyle)
+    result = generate_dramas(
+        out,
+        dramas=dramas,
+        episodes=episodes,
+        seed=seed,
+        duration_s=duration,
+        workers=settings.workers,
+        family=family,
+        speakers=parse_speaker_range(speakers),
+        restyle=restyle,
+    )
     typer.echo(result.summary())
 
 
 # --- model ----------------------------------------------------------------------------------
+
 
 @app.command("train")
 def train(
@@ -264,8 +358,12 @@ def train(
     train_manifest: Path = typer.Option(..., "--train", help="Training clip manifest."),
     val_manifest: Path = typer.Option(..., "--val", help="Validation clip manifest."),
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, metrics, plots)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Training config (JSON/YAML), or a preset: paper, auto."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Training override key=value (repeatable)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Training config (JSON/YAML), or a preset: paper, auto."
+    ),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", help="Training override key=value (repeatable)."
+    ),
 ) -> None:
     """Train FS-CLAP (or an ablation / the CLAP baseline) on a clip manifest.
 
@@ -282,20 +380,30 @@ def train(
     cfg = load_train_config(config, set_ or [])
     result = run_training(train_manifest, val_manifest, out, cfg, settings=settings)
     if result.skipped:
-        typer.echo(f"skipped {result.skipped} manifest row(s) (missing/corrupt audio, empty caption): {out / 'skipped.csv'}")
+        typer.echo(
+            f"skipped {result.skipped} manifest row(s) (missing/corrupt audio, empty caption): {out / 'skipped.csv'}"
+        )
     if not result.finished:
-        typer.echo(f"stopped after step {result.steps} (epoch {result.epochs_done}/{result.schedule.epochs}); "
-                   f"run the same command to resume")
+        typer.echo(
+            f"stopped after step {result.steps} (epoch {result.epochs_done}/{result.schedule.epochs}); "
+            f"run the same command to resume"
+        )
     schedule = result.schedule
-    typer.echo(f"schedule: batch {schedule.batch_size} x {schedule.grad_accum} accumulation"
-               f"{f' x {schedule.world} processes' if schedule.world > 1 else ''}, {schedule.epochs} epochs, "
-               f"{schedule.total_steps} optimizer steps (preset {schedule.preset})")
+    typer.echo(
+        f"schedule: batch {schedule.batch_size} x {schedule.grad_accum} accumulation"
+        f"{f' x {schedule.world} processes' if schedule.world > 1 else ''}, {schedule.epochs} epochs, "
+        f"{schedule.total_steps} optimizer steps (preset {schedule.preset})"
+    )
     if result.best_epoch is not None:
         m = result.best_metrics
-        typer.echo(f"best epoch {result.best_epoch} (N={m['n']} val clips): "
-                   f"a2t R@1 {m['a2t_R@1']:.1f} R@5 {m['a2t_R@5']:.1f} mAP@10 {m['a2t_mAP@10']:.1f} | "
-                   f"t2a R@1 {m['t2a_R@1']:.1f} R@5 {m['t2a_R@5']:.1f} mAP@10 {m['t2a_mAP@10']:.1f}")
-        typer.echo(f"checkpoint: {out / 'checkpoints' / 'best'}  metrics: {out / 'metrics.csv'}  plot: {out / 'curves.png'}")
+        typer.echo(
+            f"best epoch {result.best_epoch} (N={m['n']} val clips): "
+            f"a2t R@1 {m['a2t_R@1']:.1f} R@5 {m['a2t_R@5']:.1f} mAP@10 {m['a2t_mAP@10']:.1f} | "
+            f"t2a R@1 {m['t2a_R@1']:.1f} R@5 {m['t2a_R@5']:.1f} mAP@10 {m['t2a_mAP@10']:.1f}"
+        )
+        typer.echo(
+            f"checkpoint: {out / 'checkpoints' / 'best'}  metrics: {out / 'metrics.csv'}  plot: {out / 'curves.png'}"
+        )
 
 
 @app.command("eval")
@@ -303,17 +411,33 @@ def evaluate(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
     manifest: Path = typer.Option(..., "--manifest", help="Test clip manifest."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics JSON here (+ OUT.details.json)."),
-    rerank: int = typer.Option(0, "--rerank", min=0, help="Also re-rank each bi top-K shortlist with pair scores."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Save a UMAP map of audio and text embeddings (PNG)."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out rows with missing audio/captions."),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json", help="Write metrics JSON here (+ OUT.details.json)."
+    ),
+    rerank: int = typer.Option(
+        0, "--rerank", min=0, help="Also re-rank each bi top-K shortlist with pair scores."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Save a UMAP map of audio and text embeddings (PNG)."
+    ),
+    skip_missing: bool = typer.Option(
+        False, "--skip-missing", help="Leave out rows with missing audio/captions."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
 ) -> None:
     """Leak-free full-gallery retrieval metrics (R@1/5/10, mAP@10, both directions)."""
     from model.evaluation import evaluate_checkpoint
 
-    report = evaluate_checkpoint(checkpoint, manifest, _settings(ctx), json_out=json_out, rerank_k=rerank,
-                                 plot=plot, allow_skip=skip_missing, batch_size=batch_size)
+    report = evaluate_checkpoint(
+        checkpoint,
+        manifest,
+        _settings(ctx),
+        json_out=json_out,
+        rerank_k=rerank,
+        plot=plot,
+        allow_skip=skip_missing,
+        batch_size=batch_size,
+    )
     typer.echo(report.table())
     if json_out:
         typer.echo(f"metrics: {json_out}")
@@ -326,20 +450,40 @@ def index(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
     manifest: Path = typer.Option(..., "--manifest", help="Clip manifest to embed."),
-    out: Path = typer.Option(..., "--out", help="Index directory (an existing one gets the new clips added)."),
-    kind: str = typer.Option("auto", "--kind", help="auto | exact | hnsw (auto: exact up to 100k clips)."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out rows with missing audio/captions."),
+    out: Path = typer.Option(
+        ..., "--out", help="Index directory (an existing one gets the new clips added)."
+    ),
+    kind: str = typer.Option(
+        "auto", "--kind", help="auto | exact | hnsw (auto: exact up to 100k clips)."
+    ),
+    skip_missing: bool = typer.Option(
+        False, "--skip-missing", help="Leave out rows with missing audio/captions."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    ef_search: Optional[int] = typer.Option(None, "--ef-search", min=1,
-                                            help="HNSW search breadth (default: the smallest reaching 95% recall@10, "
-                                                 "measured on the corpus at build time)."),
+    ef_search: Optional[int] = typer.Option(
+        None,
+        "--ef-search",
+        min=1,
+        help="HNSW search breadth (default: the smallest reaching 95% recall@10, "
+        "measured on the corpus at build time).",
+    ),
 ) -> None:
     """Embed a manifest once and build a searchable index (incremental: only new clips are embedded)."""
     from model.retrieval import build_index
 
-    ix, added = build_index(checkpoint, manifest, out, _settings(ctx), kind=kind, allow_skip=skip_missing,
-                            batch_size=batch_size, ef_search=ef_search)
-    typer.echo(f"index {out}: {len(ix)} clips ({added} added), {ix.meta['kind']} search, {ix.dim}-d")
+    ix, added = build_index(
+        checkpoint,
+        manifest,
+        out,
+        _settings(ctx),
+        kind=kind,
+        allow_skip=skip_missing,
+        batch_size=batch_size,
+        ef_search=ef_search,
+    )
+    typer.echo(
+        f"index {out}: {len(ix)} clips ({added} added), {ix.meta['kind']} search, {ix.dim}-d"
+    )
 
 
 @app.command("search")
@@ -349,10 +493,18 @@ def search(
     index_dir: Path = typer.Option(..., "--index", help="Index directory from 'fsclap index'."),
     k: int = typer.Option(10, "-k", min=1, help="Number of results."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    rerank: int = typer.Option(0, "--rerank", min=0, help="Re-rank a text query's top-K with pair scores."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model (default: the index's own)."),
-    ef_search: Optional[int] = typer.Option(None, "--ef-search", min=1,
-                                            help="HNSW indexes: search breadth for this query (default: the index's)."),
+    rerank: int = typer.Option(
+        0, "--rerank", min=0, help="Re-rank a text query's top-K with pair scores."
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Model (default: the index's own)."
+    ),
+    ef_search: Optional[int] = typer.Option(
+        None,
+        "--ef-search",
+        min=1,
+        help="HNSW indexes: search breadth for this query (default: the index's).",
+    ),
 ) -> None:
     """Find clips by style description (text->audio) or by example clip (audio->audio/text)."""
     import json as _json
@@ -360,13 +512,24 @@ def search(
     from model.retrieval import Searcher, looks_like_audio_file
 
     settings = _settings(ctx)
-    searcher = Searcher(index_dir, checkpoint, device=settings.resolved_device(), ef_search=ef_search)
+    searcher = Searcher(
+        index_dir, checkpoint, device=settings.resolved_device(), ef_search=ef_search
+    )
     if looks_like_audio_file(query):
         similar, captions = searcher.search_audio(query, k)
         if as_json:
-            typer.echo(_json.dumps({"query": query, "kind": "audio", "similar_clips": [r.to_json() for r in similar],
-                                    "captions": [{"caption": c, "score": s} for c, s in captions]},
-                                   ensure_ascii=False, indent=2))
+            typer.echo(
+                _json.dumps(
+                    {
+                        "query": query,
+                        "kind": "audio",
+                        "similar_clips": [r.to_json() for r in similar],
+                        "captions": [{"caption": c, "score": s} for c, s in captions],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
             return
         typer.echo(f"clips that sound like {query}:")
         for r in similar:
@@ -377,8 +540,13 @@ def search(
         return
     results = searcher.search_text(query, k, rerank=rerank)
     if as_json:
-        typer.echo(_json.dumps({"query": query, "kind": "text", "results": [r.to_json() for r in results]},
-                               ensure_ascii=False, indent=2))
+        typer.echo(
+            _json.dumps(
+                {"query": query, "kind": "text", "results": [r.to_json() for r in results]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     for r in results:
         typer.echo(f"{r.rank:3d}  {r.score:+.4f}  {r.clip_id}  {r.caption}  {r.audio_path}")
@@ -388,17 +556,32 @@ def search(
 def ablation(
     ctx: typer.Context,
     train_manifest: Path = typer.Option(..., "--train", help="Training clip manifest."),
-    val_manifest: Path = typer.Option(..., "--val", help="Validation clip manifest (best-checkpoint selection)."),
-    test_manifest: Path = typer.Option(..., "--test", help="Test clip manifest (reported numbers)."),
+    val_manifest: Path = typer.Option(
+        ..., "--val", help="Validation clip manifest (best-checkpoint selection)."
+    ),
+    test_manifest: Path = typer.Option(
+        ..., "--test", help="Test clip manifest (reported numbers)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for one run per row and table3.md."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Training config shared by every row."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Training override for every row (repeatable)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Training config shared by every row."
+    ),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", help="Training override for every row (repeatable)."
+    ),
 ) -> None:
     """Train and evaluate the paper's Table 3 rows (FU/SE/HN on/off, CLAP baseline) at equal budget."""
     from model.ablation import run_ablation
 
-    table = run_ablation(train_manifest, val_manifest, test_manifest, out, overrides=set_ or [],
-                         config_file=config, settings=_settings(ctx))
+    table = run_ablation(
+        train_manifest,
+        val_manifest,
+        test_manifest,
+        out,
+        overrides=set_ or [],
+        config_file=config,
+        settings=_settings(ctx),
+    )
     typer.echo(table)
     typer.echo(f"\ntable: {out / 'table3.md'}")
 
@@ -407,12 +590,25 @@ def ablation(
 def serve(
     ctx: typer.Context,
     index_dir: Path = typer.Option(..., "--index", help="Index directory from 'fsclap index'."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (beyond loopback needs a token)."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free port, printed)."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="FSCLAP_SERVE_TOKEN", show_envvar=True,
-                                        help="Require this token (Authorization: Bearer, ?token=)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model (default: the index's own)."),
-    max_upload_mb: int = typer.Option(20, "--max-upload-mb", min=1, help="Largest audio upload accepted."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (beyond loopback needs a token)."
+    ),
+    port: int = typer.Option(
+        8000, "--port", min=0, max=65535, help="Port (0: any free port, printed)."
+    ),
+    token: Optional[str] = typer.Option(
+        None,
+        "--token",
+        envvar="FSCLAP_SERVE_TOKEN",
+        show_envvar=True,
+        help="Require this token (Authorization: Bearer, ?token=).",
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Model (default: the index's own)."
+    ),
+    max_upload_mb: int = typer.Option(
+        20, "--max-upload-mb", min=1, help="Largest audio upload accepted."
+    ),
 ) -> None:
     """Serve the style-search page and HTTP API over an index."""
     from fsclap.web import check_bind, create_app, serve as run_server
@@ -420,8 +616,13 @@ def serve(
 
     check_bind(host, token)  # before loading anything
     settings = _settings(ctx)
-    app_ = create_app(index_dir, checkpoint=checkpoint, device=settings.resolved_device(), token=token,
-                      limits=Limits(max_upload_bytes=max_upload_mb * 2**20))
+    app_ = create_app(
+        index_dir,
+        checkpoint=checkpoint,
+        device=settings.resolved_device(),
+        token=token,
+        limits=Limits(max_upload_bytes=max_upload_mb * 2**20),
+    )
     run_server(app_, host, port, token=token)
 
 
@@ -439,7 +640,9 @@ def demo(
 
 # --- models ---------------------------------------------------------------------------------
 
-ModelsOpt = typer.Option(None, "--only", help="Only this model id (repeatable; ids: see 'fsclap models list').")
+ModelsOpt = typer.Option(
+    None, "--only", help="Only this model id (repeatable; ids: see 'fsclap models list')."
+)
 ModelsProfileOpt = typer.Option(None, "--profile", help="paper (default) | offline: whose models.")
 
 
@@ -452,7 +655,9 @@ def _model_profile(profile: str | None) -> str:
 @models_app.command("list")
 def models_list(
     ctx: typer.Context,
-    profile: Optional[str] = typer.Option(None, "--profile", help="paper | offline (default: both)."),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="paper | offline (default: both)."
+    ),
     only: Optional[List[str]] = ModelsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -471,13 +676,24 @@ def models_list(
 def models_pull(
     ctx: typer.Context,
     profile: Optional[str] = ModelsProfileOpt,
-    to: Optional[Path] = typer.Option(None, "--to", help="Put every model in DIR/<id> and the lock file in DIR "
-                                      "(default: where the settings look: models_dir / $FSCLAP_MODELS, model_paths.<id>)."),
+    to: Optional[Path] = typer.Option(
+        None,
+        "--to",
+        help="Put every model in DIR/<id> and the lock file in DIR "
+        "(default: where the settings look: models_dir / $FSCLAP_MODELS, model_paths.<id>).",
+    ),
     only: Optional[List[str]] = ModelsOpt,
-    offline: bool = typer.Option(False, "--offline", help="Use local caches and files only; never the network."),
-    force: bool = typer.Option(False, "--force", help="Ignore the lock: fetch again, or (offline) lock the files "
-                               "found as they are."),
-    revision: Optional[List[str]] = typer.Option(None, "--revision", help="ID=REV: hub revision of one model (repeatable)."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Use local caches and files only; never the network."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Ignore the lock: fetch again, or (offline) lock the files found as they are.",
+    ),
+    revision: Optional[List[str]] = typer.Option(
+        None, "--revision", help="ID=REV: hub revision of one model (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Download the paper profile's models with their ecosystems' own clients and lock their checksums."""
@@ -493,15 +709,27 @@ def models_pull(
         if not sep or not key or not value:
             raise FsclapError(f"--revision expects ID=REV, got {pair!r}")
         revisions[key] = value
-    report = pull_models(settings, model_ids(profile, only or None), to=to, offline=offline, force=force,
-                         revisions=revisions)
+    report = pull_models(
+        settings,
+        model_ids(profile, only or None),
+        to=to,
+        offline=offline,
+        force=force,
+        revisions=revisions,
+    )
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
     if report.manual:
-        raise FsclapError(f"{len(report.manual)} model(s) could not be downloaded here ("
-                          + ", ".join(report.manual) + "): copy the files listed above by hand")
+        raise FsclapError(
+            f"{len(report.manual)} model(s) could not be downloaded here ("
+            + ", ".join(report.manual)
+            + "): copy the files listed above by hand"
+        )
     failed = [r for r in report.results if r.status == "failed"]
     if failed:  # installed but not usable (e.g. a corrupt copy in a cache)
-        raise FsclapError(f"{len(failed)} model(s) failed to pull: " + "; ".join(f"{r.id}: {r.detail}" for r in failed))
+        raise FsclapError(
+            f"{len(failed)} model(s) failed to pull: "
+            + "; ".join(f"{r.id}: {r.detail}" for r in failed)
+        )
 
 
 @models_app.command("verify")
@@ -509,8 +737,11 @@ def models_verify(
     ctx: typer.Context,
     profile: Optional[str] = ModelsProfileOpt,
     only: Optional[List[str]] = ModelsOpt,
-    load: bool = typer.Option(True, "--load/--no-load", help="Load each model and run it on silence (default) "
-                              "or only check files and checksums."),
+    load: bool = typer.Option(
+        True,
+        "--load/--no-load",
+        help="Load each model and run it on silence (default) or only check files and checksums.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check presence, checksums (against the lock file) and that each model loads and runs."""

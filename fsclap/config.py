@@ -20,7 +20,9 @@ from fsclap.errors import FsclapError
 
 Profile = Literal["offline", "paper"]
 
-_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("fsclap_config_file", default=None)
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "fsclap_config_file", default=None
+)
 
 
 class ModelPaths(BaseModel):
@@ -43,8 +45,12 @@ class ModelHubs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    demucs_url: str | None = Field(None, description="Mirror of https://dl.fbaipublicfiles.com/demucs/ (None: Demucs' own).")
-    connect_timeout_s: float = Field(5.0, gt=0, description="A hub that does not answer within this is offline.")
+    demucs_url: str | None = Field(
+        None, description="Mirror of https://dl.fbaipublicfiles.com/demucs/ (None: Demucs' own)."
+    )
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="A hub that does not answer within this is offline."
+    )
 
 
 class Orchestration(BaseModel):
@@ -53,11 +59,18 @@ class Orchestration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task_runner: Literal["threads", "dask"] = Field(
-        "threads", description="threads: a thread pool per stage in the flow's process (stages.<name>.workers wide); "
-        "dask: tasks go to an existing Dask cluster (pip install 'fsclap[dask]', set dask_address).")
-    dask_address: str | None = Field(None, description="Scheduler address of the Dask cluster, e.g. tcp://scheduler:8786.")
-    result_cache: bool = Field(True, description="Persist each stage task's result under <data_root>/.prefect-results "
-                               "(keyed by the stage's resume key) so finished work the journal missed is reused.")
+        "threads",
+        description="threads: a thread pool per stage in the flow's process (stages.<name>.workers wide); "
+        "dask: tasks go to an existing Dask cluster (pip install 'fsclap[dask]', set dask_address).",
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler address of the Dask cluster, e.g. tcp://scheduler:8786."
+    )
+    result_cache: bool = Field(
+        True,
+        description="Persist each stage task's result under <data_root>/.prefect-results "
+        "(keyed by the stage's resume key) so finished work the journal missed is reused.",
+    )
 
 
 class Settings(BaseSettings):
@@ -70,7 +83,9 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    data_root: Path = Field(Path("data"), description="Where the corpus builder writes manifests, audio, datasets.")
+    data_root: Path = Field(
+        Path("data"), description="Where the corpus builder writes manifests, audio, datasets."
+    )
     models_dir: Path = Field(
         Path("~/.cache/fsclap/models"),
         validation_alias=AliasChoices("models_dir", "FSCLAP_MODELS"),
@@ -78,11 +93,17 @@ class Settings(BaseSettings):
     )
     model_paths: ModelPaths = Field(default_factory=ModelPaths)
     model_hubs: ModelHubs = Field(default_factory=ModelHubs)
-    profile: Profile = Field("offline", description="offline: models shipped in wheels; paper: the paper's models.")
+    profile: Profile = Field(
+        "offline", description="offline: models shipped in wheels; paper: the paper's models."
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = 0
-    workers: int = Field(2, ge=0, description="Parallel workers for data loading and per-episode work.")
-    progress: bool | None = Field(None, description="Progress bars; default: on for a terminal, off in CI.")
+    workers: int = Field(
+        2, ge=0, description="Parallel workers for data loading and per-episode work."
+    )
+    progress: bool | None = Field(
+        None, description="Progress bars; default: on for a terminal, off in CI."
+    )
     orchestration: Orchestration = Field(default_factory=Orchestration)
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -91,7 +112,9 @@ class Settings(BaseSettings):
     )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         sources = [init_settings, env_settings]
         config_file = _CONFIG_FILE.get()
         if config_file is not None:
@@ -142,7 +165,9 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     return tree
 
 
-def load_settings(config_file: str | Path | None = None, overrides: Iterable[str] | dict | None = None) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None, overrides: Iterable[str] | dict | None = None
+) -> Settings:
     """Build :class:`Settings` from defaults, a YAML file, the environment and ``--set`` overrides."""
     if config_file is None and os.environ.get("FSCLAP_CONFIG"):
         config_file = os.environ["FSCLAP_CONFIG"]
@@ -153,7 +178,9 @@ def load_settings(config_file: str | Path | None = None, overrides: Iterable[str
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise FsclapError(f"config file {config_file} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise FsclapError(
+                f"config file {config_file} is not valid YAML: {str(exc).splitlines()[0]}"
+            ) from None
         if not isinstance(loaded, dict):
             raise FsclapError(f"config file {config_file} must hold a mapping of settings")
     values = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])

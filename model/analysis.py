@@ -38,17 +38,25 @@ def attribute_breakdown(result: BidirectionalResult, frame: pd.DataFrame) -> dic
             entry[direction] = {"agreement@1": round(100.0 * agree[known].mean(), 1), "levels": {}}
             for level in sorted(set(values[known])):
                 mask = values == level
-                entry[direction]["levels"][level] = {"n": int(mask.sum()), **ranking.summary(mask=mask)}
+                entry[direction]["levels"][level] = {
+                    "n": int(mask.sum()),
+                    **ranking.summary(mask=mask),
+                }
         out[column] = entry
     return out
 
 
 def breakdown_markdown(breakdown: dict) -> str:
     """A compact Markdown table of the agreement@1 per attribute and direction."""
-    lines = ["| attribute | a2t agreement@1 | t2a agreement@1 | levels (t2a R@1) |", "|---|---|---|---|"]
+    lines = [
+        "| attribute | a2t agreement@1 | t2a agreement@1 | levels (t2a R@1) |",
+        "|---|---|---|---|",
+    ]
     for column, entry in breakdown.items():
         levels = ", ".join(f"{lvl} {m['R@1']}" for lvl, m in entry["t2a"]["levels"].items())
-        lines.append(f"| {column} | {entry['a2t']['agreement@1']} | {entry['t2a']['agreement@1']} | {levels} |")
+        lines.append(
+            f"| {column} | {entry['a2t']['agreement@1']} | {entry['t2a']['agreement@1']} | {levels} |"
+        )
     return "\n".join(lines)
 
 
@@ -80,13 +88,22 @@ def plot_embedding_map(
     if method == "umap" and len(both) >= 10:
         import umap
 
-        xy = umap.UMAP(n_neighbors=min(15, len(both) - 1), min_dist=0.1, metric="cosine",
-                       random_state=seed, n_jobs=1).fit_transform(both)
+        xy = umap.UMAP(
+            n_neighbors=min(15, len(both) - 1),
+            min_dist=0.1,
+            metric="cosine",
+            random_state=seed,
+            n_jobs=1,
+        ).fit_transform(both)
     else:
         from sklearn.manifold import TSNE
 
-        xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(both) - 1) / 3)), random_state=seed,
-                  init="pca").fit_transform(both)
+        xy = TSNE(
+            n_components=2,
+            perplexity=min(30.0, max(2.0, (len(both) - 1) / 3)),
+            random_state=seed,
+            init="pca",
+        ).fit_transform(both)
     k = len(keep)
     fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
     lab = None if labels is None else np.asarray(labels)[keep]
@@ -96,8 +113,24 @@ def plot_embedding_map(
         sel = np.ones(k, bool) if group is None else lab == group
         colour = cmap(gi % 10)
         name = "" if group is None else f" {group}"
-        ax.scatter(xy[:k][sel, 0], xy[:k][sel, 1], s=8, color=colour, marker="o", alpha=0.7, label=f"audio{name}")
-        ax.scatter(xy[k:][sel, 0], xy[k:][sel, 1], s=14, color=colour, marker="x", alpha=0.7, label=f"text{name}")
+        ax.scatter(
+            xy[:k][sel, 0],
+            xy[:k][sel, 1],
+            s=8,
+            color=colour,
+            marker="o",
+            alpha=0.7,
+            label=f"audio{name}",
+        )
+        ax.scatter(
+            xy[k:][sel, 0],
+            xy[k:][sel, 1],
+            s=14,
+            color=colour,
+            marker="x",
+            alpha=0.7,
+            label=f"text{name}",
+        )
     ax.set_title(f"{title} ({method.upper()}, {k} clips)")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -40,7 +40,9 @@ class ClipRow:
     caption: str
     start_s: float | None
     end_s: float | None
-    attributes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # style levels, if known
+    attributes: dict[str, str] = field(
+        default_factory=dict, hash=False, compare=False
+    )  # style levels, if known
 
 
 def crop_bounds(n: int, max_len: int, rng: np.random.Generator | None) -> tuple[int, int]:
@@ -76,10 +78,17 @@ class ClipDataset(Dataset):
     Such clips are keyed by their levels (``levels_key``) for the loss's same-caption mask.
     """
 
-    def __init__(self, manifest: ClipManifest, audio_pre: AudioPreprocessor, random_crop: bool = False,
-                 seed: int = 0, max_seconds: float | None = None,
-                 augment: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None,
-                 captioner: Callable[[dict[str, str], str, str], str] | None = None, recaption: float = 0.0):
+    def __init__(
+        self,
+        manifest: ClipManifest,
+        audio_pre: AudioPreprocessor,
+        random_crop: bool = False,
+        seed: int = 0,
+        max_seconds: float | None = None,
+        augment: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None,
+        captioner: Callable[[dict[str, str], str, str], str] | None = None,
+        recaption: float = 0.0,
+    ):
         self.audio_pre = audio_pre
         self.captioner = captioner if recaption > 0 else None
         self.recaption = recaption
@@ -92,9 +101,14 @@ class ClipDataset(Dataset):
         self.failed: dict[int, str] = {}  # index -> reason, known from an earlier pass
         problems = manifest.problems()
         bad = set(problems["clip_id"])
-        self.skipped: list[tuple[str, str, str]] = [tuple(r) for r in problems.itertuples(index=False)]
-        self.rows = [ClipRow(c.clip_id, str(c.audio_path), c.caption, c.start_s, c.end_s, dict(c.attributes))
-                     for c in manifest if c.clip_id not in bad]
+        self.skipped: list[tuple[str, str, str]] = [
+            tuple(r) for r in problems.itertuples(index=False)
+        ]
+        self.rows = [
+            ClipRow(c.clip_id, str(c.audio_path), c.caption, c.start_s, c.end_s, dict(c.attributes))
+            for c in manifest
+            if c.clip_id not in bad
+        ]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -113,7 +127,9 @@ class ClipDataset(Dataset):
         draw = np.random.default_rng([self.seed, self.epoch, index, 2]).random()
         if draw >= self.recaption:
             return row.caption, key
-        return self.captioner(row.attributes, f"{row.clip_id}|{self.seed}|{self.epoch}", row.caption), key
+        return self.captioner(
+            row.attributes, f"{row.clip_id}|{self.seed}|{self.epoch}", row.caption
+        ), key
 
     def __getitem__(self, index: int) -> dict:
         caption, key = self.caption(index)
@@ -127,15 +143,26 @@ class ClipDataset(Dataset):
         if index in self.skip_audio:
             return item
         try:
-            wave, _ = load_audio(row.audio_path, sample_rate=self.audio_pre.sample_rate, start_s=row.start_s, end_s=row.end_s)
+            wave, _ = load_audio(
+                row.audio_path,
+                sample_rate=self.audio_pre.sample_rate,
+                start_s=row.start_s,
+                end_s=row.end_s,
+            )
             if wave.size == 0 or not np.isfinite(wave).all():
                 raise ValueError("empty audio" if wave.size == 0 else "audio holds NaN/inf samples")
             max_len = int(round(self.max_seconds * self.audio_pre.sample_rate))
-            rng = np.random.default_rng([self.seed, self.epoch, index]) if self.random_crop else None
+            rng = (
+                np.random.default_rng([self.seed, self.epoch, index]) if self.random_crop else None
+            )
             a, b = crop_bounds(wave.shape[0], max_len, rng)
             wave = wave[a:b]
             if self.augment is not None:
-                wave = self.augment(wave, self.audio_pre.sample_rate, np.random.default_rng([self.seed, self.epoch, index, 1]))
+                wave = self.augment(
+                    wave,
+                    self.audio_pre.sample_rate,
+                    np.random.default_rng([self.seed, self.epoch, index, 1]),
+                )
             item["audio"] = self.audio_pre(wave)
         except Exception as exc:  # noqa: BLE001 - any decoding failure is recorded, never fatal
             item["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -156,9 +183,21 @@ class Batch:
         return len(self.indices)
 
     def to(self, device) -> "Batch":
-        audio = None if self.audio is None else {k: v.to(device, non_blocking=True) for k, v in self.audio.items()}
+        audio = (
+            None
+            if self.audio is None
+            else {k: v.to(device, non_blocking=True) for k, v in self.audio.items()}
+        )
         text = {k: v.to(device, non_blocking=True) for k, v in self.text.items()}
-        return Batch(self.indices, self.clip_ids, self.captions, self.caption_keys, audio, text, self.failures)
+        return Batch(
+            self.indices,
+            self.clip_ids,
+            self.captions,
+            self.caption_keys,
+            audio,
+            text,
+            self.failures,
+        )
 
 
 class Collator:
@@ -170,17 +209,32 @@ class Collator:
         self.text_pre = text_pre
 
     def __call__(self, items: Sequence[dict]) -> Batch:
-        failures = [(self.rows[it["index"]].clip_id, self.rows[it["index"]].audio_path, it["error"]) for it in items if "error" in it]
+        failures = [
+            (self.rows[it["index"]].clip_id, self.rows[it["index"]].audio_path, it["error"])
+            for it in items
+            if "error" in it
+        ]
         good = [it for it in items if "error" not in it]
         captions = [it["caption"] for it in good]
         keys = [it.get("caption_key") or normalise_caption(it["caption"]) for it in good]
         with_audio = sum("audio" in it for it in good)
         if with_audio not in (0, len(good)):
-            raise RuntimeError("a batch mixes cached and decoded audio")  # the trainer caches all or nothing
-        audio = self.audio_pre.collate([it["audio"] for it in good]) if good and with_audio else None
+            raise RuntimeError(
+                "a batch mixes cached and decoded audio"
+            )  # the trainer caches all or nothing
+        audio = (
+            self.audio_pre.collate([it["audio"] for it in good]) if good and with_audio else None
+        )
         text = self.text_pre(captions) if captions else {}
-        return Batch(torch.tensor([it["index"] for it in good], dtype=torch.long),
-                     [self.rows[it["index"]].clip_id for it in good], captions, keys, audio, text, failures)
+        return Batch(
+            torch.tensor([it["index"] for it in good], dtype=torch.long),
+            [self.rows[it["index"]].clip_id for it in good],
+            captions,
+            keys,
+            audio,
+            text,
+            failures,
+        )
 
 
 class EpochSampler(Sampler[int]):
@@ -201,10 +255,10 @@ class EpochSampler(Sampler[int]):
         else:
             idx = list(range(self.n))
         per_rank = len(idx) // self.world if self.world > 1 else len(idx)
-        return idx[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world > 1 else idx
+        return idx[self.rank * per_rank : (self.rank + 1) * per_rank] if self.world > 1 else idx
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.skip:])
+        return iter(self.order()[self.skip :])
 
     def __len__(self) -> int:
         return max(0, len(self.order()) - self.skip)
@@ -228,7 +282,9 @@ def training_captioner(config) -> Callable[[dict[str, str], str, str], str] | No
     from pipeline.caption_writer import write_caption  # the writer that phrased the corpus captions
 
     def rephrase(attributes: dict[str, str], key: str, stored: str) -> str:
-        return write_caption(attributes, key=key, seed=config.seed, language="zh" if CJK.search(stored) else "en")
+        return write_caption(
+            attributes, key=key, seed=config.seed, language="zh" if CJK.search(stored) else "en"
+        )
 
     return rephrase
 
@@ -238,34 +294,65 @@ def training_sampler(config, dataset: ClipDataset, rank: int = 0, world: int = 1
     if config.sampler == "attribute":
         from model.sampler import OneAttributeSampler
 
-        return OneAttributeSampler([r.attributes for r in dataset.rows], config.seed, config.sampler_group, rank, world)
+        return OneAttributeSampler(
+            [r.attributes for r in dataset.rows], config.seed, config.sampler_group, rank, world
+        )
     return EpochSampler(len(dataset), config.seed, shuffle=True, rank=rank, world=world)
 
 
-def make_loader(dataset: ClipDataset, text_pre: TextPreprocessor, batch_size: int, sampler: Sampler,
-                workers: int = 0, drop_last: bool = False, pin_memory: bool = False, seed: int = 0) -> DataLoader:
+def make_loader(
+    dataset: ClipDataset,
+    text_pre: TextPreprocessor,
+    batch_size: int,
+    sampler: Sampler,
+    workers: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> DataLoader:
     # an own generator: creating the iterator must not consume the global RNG (dropout), or a resumed run
     # would diverge from an uninterrupted one
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      generator=torch.Generator().manual_seed(seed),
-                      collate_fn=Collator(dataset, text_pre), drop_last=drop_last, pin_memory=pin_memory,
-                      persistent_workers=False, prefetch_factor=4 if workers else None,
-                      worker_init_fn=_quiet_worker)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=Collator(dataset, text_pre),
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+        worker_init_fn=_quiet_worker,
+    )
 
 
 def _quiet_worker(_):
-    torch.set_num_threads(1)  # decoding/feature extraction per worker; keep the main process's cores free
+    torch.set_num_threads(
+        1
+    )  # decoding/feature extraction per worker; keep the main process's cores free
 
 
-def embed_manifest(model, manifest: ClipManifest, batch_size: int = 32, workers: int = 0, keep_tokens: bool = False,
-                   show_progress: bool = True):
+def embed_manifest(
+    model,
+    manifest: ClipManifest,
+    batch_size: int = 32,
+    workers: int = 0,
+    keep_tokens: bool = False,
+    show_progress: bool = True,
+):
     """See ``FSCLAP.embed_manifest``."""
     from model.fsclap import ManifestEmbeddings
     from model.fusion_separation import AUDIO, TEXT
 
     dataset = ClipDataset(manifest, model.backbone.audio_preprocessor, random_crop=False)
-    loader = make_loader(dataset, model.backbone.text_preprocessor, batch_size,
-                         EpochSampler(len(dataset), 0, shuffle=False), workers=workers)
+    loader = make_loader(
+        dataset,
+        model.backbone.text_preprocessor,
+        batch_size,
+        EpochSampler(len(dataset), 0, shuffle=False),
+        workers=workers,
+    )
     was_training = model.training
     model.eval()
     audio, text, ids, caps = [], [], [], []
@@ -289,6 +376,12 @@ def embed_manifest(model, manifest: ClipManifest, batch_size: int = 32, workers:
                 t_tok.extend(f.to("cpu", torch.float16) for f in tt.unbind())
     model.train(was_training)
     dim = model.config.embed_dim
-    return ManifestEmbeddings(torch.cat(audio) if audio else torch.zeros(0, dim), torch.cat(text) if text else torch.zeros(0, dim),
-                              ids, caps, failures, a_tok, t_tok)
-
+    return ManifestEmbeddings(
+        torch.cat(audio) if audio else torch.zeros(0, dim),
+        torch.cat(text) if text else torch.zeros(0, dim),
+        ids,
+        caps,
+        failures,
+        a_tok,
+        t_tok,
+    )

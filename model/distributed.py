@@ -38,7 +38,9 @@ def gather_counts(count: int, device: torch.device) -> list[int]:
 def gather_rows(x: Tensor, counts: list[int], grad: bool = True) -> Tensor:
     """All-gather the rows of ``x`` (this process holds ``counts[rank]`` rows); ``grad`` keeps the gradient."""
     longest = max(counts)
-    padded = F.pad(x, (0, 0) * (x.dim() - 1) + (0, longest - x.shape[0])) if x.shape[0] < longest else x
+    padded = (
+        F.pad(x, (0, 0) * (x.dim() - 1) + (0, longest - x.shape[0])) if x.shape[0] < longest else x
+    )
     padded = padded.contiguous()
     if grad:
         parts = dist_fn.all_gather(padded)
@@ -50,11 +52,15 @@ def gather_rows(x: Tensor, counts: list[int], grad: bool = True) -> Tensor:
 
 def caption_codes(caption_keys: list[str], device: torch.device) -> Tensor:
     """Stable 63-bit codes of normalised captions, so equal captions can be matched across processes."""
-    codes = [int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8).digest(), "little") >> 1
-             for k in caption_keys]
+    codes = [
+        int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8).digest(), "little") >> 1
+        for k in caption_keys
+    ]
     return torch.tensor(codes, dtype=torch.long, device=device)
 
 
-def gather_caption_codes(caption_keys: list[str], counts: list[int], device: torch.device) -> Tensor:
+def gather_caption_codes(
+    caption_keys: list[str], counts: list[int], device: torch.device
+) -> Tensor:
     """The caption codes of every process's items, in process order (as :func:`gather_rows`)."""
     return gather_rows(caption_codes(caption_keys, device), counts, grad=False)

@@ -26,7 +26,13 @@ from fsclap.errors import FsclapError
 from fsclap.io import write_json, write_text
 from fsclap.log import get_logger
 from fsclap.manifest import ClipManifest
-from model.metrics import BidirectionalResult, RankingResult, caption_keys, embedding_scores, rank_gallery
+from model.metrics import (
+    BidirectionalResult,
+    RankingResult,
+    caption_keys,
+    embedding_scores,
+    rank_gallery,
+)
 
 log = get_logger("evaluation")
 
@@ -40,7 +46,9 @@ def check_manifest(manifest: ClipManifest, allow_skip: bool = False) -> ClipMani
     problems = manifest.problems()
     if problems.empty:
         return manifest
-    listing = "; ".join(f"{r.clip_id}: {r.problem} ({r.audio_path})" for r in problems.head(5).itertuples())
+    listing = "; ".join(
+        f"{r.clip_id}: {r.problem} ({r.audio_path})" for r in problems.head(5).itertuples()
+    )
     more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
     if not allow_skip:
         raise ManifestProblems(
@@ -113,31 +121,49 @@ class EvalReport:
 
     def agreement(self, direction: str = "t2a") -> dict[str, float]:
         """Per attribute, the share (percent) of queries whose top-1 result has the query's level."""
-        return {attribute: entry[direction]["agreement@1"] for attribute, entry in self.attributes.items()}
+        return {
+            attribute: entry[direction]["agreement@1"]
+            for attribute, entry in self.attributes.items()
+        }
 
     def details_json(self) -> dict:
         out = {**self.contract_json(), "scoring": "bi", "info": self.info}
         if self.rerank is not None:
-            out["pair_rerank"] = {"shortlist": self.rerank_k, "a2t": self.rerank.a2t.summary(),
-                                  "t2a": self.rerank.t2a.summary()}
+            out["pair_rerank"] = {
+                "shortlist": self.rerank_k,
+                "a2t": self.rerank.a2t.summary(),
+                "t2a": self.rerank.t2a.summary(),
+            }
         if self.attributes:
             out["attributes"] = self.attributes
         return out
 
     def table(self) -> str:
         """The metrics as the paper prints them (percent, one decimal)."""
-        lines = [f"N = {self.n} clips, full gallery, leak-free", "",
-                 "| scoring | direction | R@1 | R@5 | R@10 | mAP@10 |", "|---|---|---|---|---|---|"]
-        rows = [("bi", self.bi)] + ([(f"pair re-rank top-{self.rerank_k}", self.rerank)] if self.rerank else [])
+        lines = [
+            f"N = {self.n} clips, full gallery, leak-free",
+            "",
+            "| scoring | direction | R@1 | R@5 | R@10 | mAP@10 |",
+            "|---|---|---|---|---|---|",
+        ]
+        rows = [("bi", self.bi)] + (
+            [(f"pair re-rank top-{self.rerank_k}", self.rerank)] if self.rerank else []
+        )
         for name, res in rows:
             for direction, ranking in (("audio→text", res.a2t), ("text→audio", res.t2a)):
                 m = ranking.summary()
-                lines.append(f"| {name} | {direction} | {m['R@1']:.1f} | {m['R@5']:.1f} | {m['R@10']:.1f} | {m['mAP@10']:.1f} |")
+                lines.append(
+                    f"| {name} | {direction} | {m['R@1']:.1f} | {m['R@5']:.1f} | {m['R@10']:.1f} | {m['mAP@10']:.1f} |"
+                )
         if self.attributes:
             from model.analysis import breakdown_markdown
 
-            lines += ["", "Per attribute (share of top-1 results with the query's level):", "",
-                      breakdown_markdown(self.attributes)]
+            lines += [
+                "",
+                "Per attribute (share of top-1 results with the query's level):",
+                "",
+                breakdown_markdown(self.attributes),
+            ]
         return "\n".join(lines)
 
 
@@ -156,15 +182,24 @@ def evaluate_model(
     manifest = check_manifest(manifest, allow_skip)
     want_tokens = bool(rerank_k) and model.has_pair_scoring
     if rerank_k and not model.has_pair_scoring:
-        raise FsclapError("this checkpoint has no pair scoring (trained without fusion or with pair_loss=none): "
-                          "drop --rerank")
-    emb = model.embed_manifest(manifest, batch_size=batch_size, workers=workers, keep_tokens=want_tokens,
-                               show_progress=show_progress)
+        raise FsclapError(
+            "this checkpoint has no pair scoring (trained without fusion or with pair_loss=none): "
+            "drop --rerank"
+        )
+    emb = model.embed_manifest(
+        manifest,
+        batch_size=batch_size,
+        workers=workers,
+        keep_tokens=want_tokens,
+        show_progress=show_progress,
+    )
     if emb.failures:
         listing = "; ".join(f"{cid}: {reason}" for cid, _, reason in emb.failures[:5])
         if not allow_skip:
-            raise ManifestProblems(f"{len(emb.failures)} clip(s) could not be decoded: {listing} "
-                                   f"(pass --skip-missing to leave them out)")
+            raise ManifestProblems(
+                f"{len(emb.failures)} clip(s) could not be decoded: {listing} "
+                f"(pass --skip-missing to leave them out)"
+            )
         log.warning("left out %d undecodable clip(s): %s", len(emb.failures), listing)
     if len(emb.clip_ids) < 2:
         raise FsclapError(f"need at least 2 evaluable clips, got {len(emb.clip_ids)}")
@@ -174,8 +209,12 @@ def evaluate_model(
     report = EvalReport(n=len(emb.clip_ids), bi=bi)
     if want_tokens:
         keys = caption_keys(emb.captions)
-        a2t = rerank_ranking(model, emb.audio, emb.text, emb.audio_tokens, emb.text_tokens, keys, True, rerank_k)
-        t2a = rerank_ranking(model, emb.text, emb.audio, emb.text_tokens, emb.audio_tokens, keys, False, rerank_k)
+        a2t = rerank_ranking(
+            model, emb.audio, emb.text, emb.audio_tokens, emb.text_tokens, keys, True, rerank_k
+        )
+        t2a = rerank_ranking(
+            model, emb.text, emb.audio, emb.text_tokens, emb.audio_tokens, keys, False, rerank_k
+        )
         report.rerank, report.rerank_k = BidirectionalResult(a2t, t2a, n=report.n), rerank_k
     frame = manifest.frame.set_index("clip_id").loc[emb.clip_ids].reset_index()
     report.attributes = attribute_breakdown(bi, frame)
@@ -202,10 +241,22 @@ def evaluate_checkpoint(
     manifest = ClipManifest.read(manifest_path, validate_levels=False)
     start = time.perf_counter()
     model = load_checkpoint(folder, device)
-    report, emb = evaluate_model(model, manifest, rerank_k=rerank_k, batch_size=batch_size, workers=workers,
-                                 allow_skip=allow_skip, show_progress=show)
-    report.info = {"checkpoint": str(folder), "manifest": str(manifest_path), "device": str(device),
-                   "seconds": round(time.perf_counter() - start, 2), "backbone": model.config.backbone}
+    report, emb = evaluate_model(
+        model,
+        manifest,
+        rerank_k=rerank_k,
+        batch_size=batch_size,
+        workers=workers,
+        allow_skip=allow_skip,
+        show_progress=show,
+    )
+    report.info = {
+        "checkpoint": str(folder),
+        "manifest": str(manifest_path),
+        "device": str(device),
+        "seconds": round(time.perf_counter() - start, 2),
+        "backbone": model.config.backbone,
+    }
     if json_out is not None:
         json_out = Path(json_out)
         write_json(json_out, report.contract_json())
@@ -215,11 +266,22 @@ def evaluate_checkpoint(
 
         frame = manifest.frame.set_index("clip_id").loc[emb.clip_ids]
         labels = None
-        for column in ("emotion", "gender", "pitch", "speed", "energy"):  # the first that tells clips apart
+        for column in (
+            "emotion",
+            "gender",
+            "pitch",
+            "speed",
+            "energy",
+        ):  # the first that tells clips apart
             values = frame[column].fillna("").astype(str) if column in frame.columns else None
             if values is not None and values[values != ""].nunique() >= 2:
                 labels = values.replace("", "?").map(lambda v, c=column: f"{c}={v}").to_numpy()
                 break
-        plot_embedding_map(emb.audio.numpy(), emb.text.numpy(), plot, labels=labels,
-                           title=f"{Path(folder).name}: audio (o) and text (x) embeddings")
+        plot_embedding_map(
+            emb.audio.numpy(),
+            emb.text.numpy(),
+            plot,
+            labels=labels,
+            title=f"{Path(folder).name}: audio (o) and text (x) embeddings",
+        )
     return report

@@ -65,9 +65,18 @@ class FSCLAP(nn.Module):
         self.native = config.pooling == "native"
         self.audio_in = nn.Sequential(nn.Linear(backbone.audio_dim, d), nn.LayerNorm(d))
         self.text_in = nn.Sequential(nn.Linear(backbone.text_dim, d), nn.LayerNorm(d))
-        self.fusion = Fusion(d, config.heads, config.fusion_layers, config.ffn_mult, config.dropout) if config.fusion else None
-        self.separation = Separation(d, config.separation, config.pooling if not self.native else "mean",
-                                     config.ffn_mult, config.dropout)
+        self.fusion = (
+            Fusion(d, config.heads, config.fusion_layers, config.ffn_mult, config.dropout)
+            if config.fusion
+            else None
+        )
+        self.separation = Separation(
+            d,
+            config.separation,
+            config.pooling if not self.native else "mean",
+            config.ffn_mult,
+            config.dropout,
+        )
         self.proj = nn.ModuleList([nn.Linear(d, config.embed_dim), nn.Linear(d, config.embed_dim)])
         scale = torch.tensor(init_log_scale(config.temperature))
         self.log_scale = nn.Parameter(scale.clone(), requires_grad=config.learn_temperature)
@@ -125,8 +134,14 @@ class FSCLAP(nn.Module):
         return F.normalize(self.proj[modality](pooled).float(), dim=-1), pooled
 
     # -- pair path --------------------------------------------------------------------------------
-    def pair_cosine(self, audio: TokenFeatures, text: TokenFeatures, audio_index: Tensor, text_index: Tensor,
-                    chunk: int = 2048) -> Tensor:
+    def pair_cosine(
+        self,
+        audio: TokenFeatures,
+        text: TokenFeatures,
+        audio_index: Tensor,
+        text_index: Tensor,
+        chunk: int = 2048,
+    ) -> Tensor:
         """Cosine of jointly fused pairs ``(audio[audio_index[p]], text[text_index[p]])`` -> (P,)."""
         if not self.has_pair_scoring:
             a, _ = self.bi_embed(audio, AUDIO)
@@ -134,21 +149,38 @@ class FSCLAP(nn.Module):
             return (a[audio_index] * t[text_index]).sum(-1)
         out = []
         for start in range(0, len(audio_index), chunk):
-            ai, ti = audio_index[start:start + chunk], text_index[start:start + chunk]
+            ai, ti = audio_index[start : start + chunk], text_index[start : start + chunk]
             a = audio.select(ai).trimmed()
             t = text.select(ti).trimmed()
             n = a.tokens.shape[1]
             x = torch.cat([a.tokens, t.tokens.to(a.tokens.dtype)], dim=1)
             valid = torch.cat([a.mask, t.mask], dim=1)
-            ids = torch.cat([torch.full((n,), AUDIO, device=x.device), torch.full((t.tokens.shape[1],), TEXT, device=x.device)])
+            ids = torch.cat(
+                [
+                    torch.full((n,), AUDIO, device=x.device),
+                    torch.full((t.tokens.shape[1],), TEXT, device=x.device),
+                ]
+            )
             x = self.fusion(x, valid, ids)
             pa = self.separation(x[:, :n], a.mask, AUDIO)
             pt = self.separation(x[:, n:], t.mask, TEXT)
-            out.append((F.normalize(self.proj[AUDIO](pa).float(), dim=-1) * F.normalize(self.proj[TEXT](pt).float(), dim=-1)).sum(-1))
+            out.append(
+                (
+                    F.normalize(self.proj[AUDIO](pa).float(), dim=-1)
+                    * F.normalize(self.proj[TEXT](pt).float(), dim=-1)
+                ).sum(-1)
+            )
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
-    def training_pair_logits(self, audio: TokenFeatures, text: TokenFeatures, bi_logits: Tensor, exclude: Tensor | None,
-                             mode: str = "hard", k: int = 8) -> PairLogits | None:
+    def training_pair_logits(
+        self,
+        audio: TokenFeatures,
+        text: TokenFeatures,
+        bi_logits: Tensor,
+        exclude: Tensor | None,
+        mode: str = "hard",
+        k: int = 8,
+    ) -> PairLogits | None:
         """Pair logits for the pair loss: every in-batch pair (``mode="all"``) or, per row, the positive plus
         the ``k`` hardest in-batch negatives by bi score, in both directions (``mode="hard"``)."""
         if not self.has_pair_scoring or mode == "none":
@@ -165,10 +197,15 @@ class FSCLAP(nn.Module):
             return PairLogits(logits, eye, negative, logits.t(), eye, negative.t())
         k = max(0, min(k, b - 1))
         blocks = []
-        for scores, neg in ((bi_logits, negative), (bi_logits.t(), negative.t())):  # a2t rows, then t2a rows
+        for scores, neg in (
+            (bi_logits, negative),
+            (bi_logits.t(), negative.t()),
+        ):  # a2t rows, then t2a rows
             masked = scores.detach().float().masked_fill(~neg, float("-inf"))
             top_val, top_idx = masked.topk(k, dim=1) if k else (masked[:, :0], masked[:, :0].long())
-            cand = torch.cat([torch.arange(b, device=dev)[:, None], top_idx], dim=1)  # (B, 1+k), positive first
+            cand = torch.cat(
+                [torch.arange(b, device=dev)[:, None], top_idx], dim=1
+            )  # (B, 1+k), positive first
             valid_neg = torch.isfinite(top_val)
             pos = torch.zeros_like(cand, dtype=torch.bool)
             pos[:, 0] = True
@@ -180,12 +217,18 @@ class FSCLAP(nn.Module):
         ai = torch.cat([ra.reshape(-1), ct.reshape(-1)])
         ti = torch.cat([ca.reshape(-1), rt.reshape(-1)])
         cos = self.pair_cosine(audio, text, ai, ti) * scale
-        a2t, t2a = cos[:ra.numel()].view_as(ca), cos[ra.numel():].view_as(ct)
+        a2t, t2a = cos[: ra.numel()].view_as(ca), cos[ra.numel() :].view_as(ct)
         return PairLogits(a2t, pa, na, t2a, pt, nt)
 
     # -- training forward -------------------------------------------------------------------------
-    def forward(self, audio: dict[str, Tensor] | TokenFeatures, text: dict[str, Tensor] | TokenFeatures,
-                exclude: Tensor | None = None, pair_mode: str = "none", pair_k: int = 8) -> dict:
+    def forward(
+        self,
+        audio: dict[str, Tensor] | TokenFeatures,
+        text: dict[str, Tensor] | TokenFeatures,
+        exclude: Tensor | None = None,
+        pair_mode: str = "none",
+        pair_k: int = 8,
+    ) -> dict:
         """Everything the training objective needs for one batch (one call, so DDP sees one forward).
 
         ``audio``/``text``: backbone input batches, or the backbone's ``TokenFeatures`` (cached frozen
@@ -199,9 +242,20 @@ class FSCLAP(nn.Module):
         t_emb, t_pooled = self.bi_embed(t_tf, TEXT)
         scale = self.logit_scale()
         logits = scale * a_emb @ t_emb.t()
-        pair = self.training_pair_logits(a_tf, t_tf, logits, exclude, pair_mode, pair_k) if pair_mode != "none" else None
-        return {"logits": logits, "audio_pooled": a_pooled, "text_pooled": t_pooled, "pair": pair,
-                "audio_emb": a_emb, "text_emb": t_emb, "logit_scale": scale}
+        pair = (
+            self.training_pair_logits(a_tf, t_tf, logits, exclude, pair_mode, pair_k)
+            if pair_mode != "none"
+            else None
+        )
+        return {
+            "logits": logits,
+            "audio_pooled": a_pooled,
+            "text_pooled": t_pooled,
+            "pair": pair,
+            "audio_emb": a_emb,
+            "text_emb": t_emb,
+            "logit_scale": scale,
+        }
 
     # -- inference API ----------------------------------------------------------------------------
     def _audio_batch(self, waves: Sequence[np.ndarray]) -> dict[str, Tensor]:
@@ -209,7 +263,9 @@ class FSCLAP(nn.Module):
         return {k: v.to(self.device) for k, v in pre.collate([pre(w) for w in waves]).items()}
 
     def _text_batch(self, texts: Sequence[str]) -> dict[str, Tensor]:
-        return {k: v.to(self.device) for k, v in self.backbone.text_preprocessor(list(texts)).items()}
+        return {
+            k: v.to(self.device) for k, v in self.backbone.text_preprocessor(list(texts)).items()
+        }
 
     @torch.no_grad()
     def audio_features(self, waves: Sequence[np.ndarray]) -> TokenFeatures:
@@ -233,8 +289,11 @@ class FSCLAP(nn.Module):
         return self.bi_embed(tf.to(self.device), TEXT)[0]
 
     @torch.no_grad()
-    def pair_scores(self, audio: Sequence[np.ndarray] | TokenFeatures | Sequence[TokenFeatures],
-                    text: Sequence[str] | TokenFeatures | Sequence[TokenFeatures]) -> Tensor:
+    def pair_scores(
+        self,
+        audio: Sequence[np.ndarray] | TokenFeatures | Sequence[TokenFeatures],
+        text: Sequence[str] | TokenFeatures | Sequence[TokenFeatures],
+    ) -> Tensor:
         """Pair cosines (P,) of aligned pairs ``(audio[p], text[p])``, each pair fused jointly.
 
         Inputs: waveforms / strings, batched ``TokenFeatures`` (from ``audio_features``/``text_features``),
@@ -245,7 +304,9 @@ class FSCLAP(nn.Module):
         a = self._as_features(audio, self.audio_features)
         t = self._as_features(text, self.text_features)
         if len(a) != len(t):
-            raise ValueError(f"pair_scores needs aligned pairs, got {len(a)} audio and {len(t)} text items")
+            raise ValueError(
+                f"pair_scores needs aligned pairs, got {len(a)} audio and {len(t)} text items"
+            )
         idx = torch.arange(len(a), device=self.device)
         return self.pair_cosine(a, t, idx, idx)
 
@@ -258,8 +319,14 @@ class FSCLAP(nn.Module):
         return featurize(items)
 
     @torch.no_grad()
-    def embed_manifest(self, manifest, batch_size: int = 32, workers: int = 0, keep_tokens: bool = False,
-                       show_progress: bool = True) -> ManifestEmbeddings:
+    def embed_manifest(
+        self,
+        manifest,
+        batch_size: int = 32,
+        workers: int = 0,
+        keep_tokens: bool = False,
+        show_progress: bool = True,
+    ) -> ManifestEmbeddings:
         """Bi embeddings of every usable clip of a ``ClipManifest`` (deterministic crops, input order kept).
 
         Unreadable audio and empty captions are skipped and listed in ``failures``. Results do not depend
@@ -267,5 +334,11 @@ class FSCLAP(nn.Module):
         """
         from model.data import embed_manifest
 
-        return embed_manifest(self, manifest, batch_size=batch_size, workers=workers, keep_tokens=keep_tokens,
-                              show_progress=show_progress)
+        return embed_manifest(
+            self,
+            manifest,
+            batch_size=batch_size,
+            workers=workers,
+            keep_tokens=keep_tokens,
+            show_progress=show_progress,
+        )

@@ -27,8 +27,12 @@ class FusionBlock(nn.Module):
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.drop1 = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, int(dim * ffn_mult)), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(int(dim * ffn_mult), dim))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, int(dim * ffn_mult)),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(int(dim * ffn_mult), dim),
+        )
         self.drop2 = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
@@ -43,11 +47,15 @@ class FusionBlock(nn.Module):
 class Fusion(nn.Module):
     """Modality embeddings + ``layers`` FusionBlocks over one (possibly single-modality) sequence."""
 
-    def __init__(self, dim: int, heads: int, layers: int = 2, ffn_mult: float = 4.0, dropout: float = 0.1):
+    def __init__(
+        self, dim: int, heads: int, layers: int = 2, ffn_mult: float = 4.0, dropout: float = 0.1
+    ):
         super().__init__()
         self.modality = nn.Embedding(2, dim)
         nn.init.normal_(self.modality.weight, std=0.02)
-        self.blocks = nn.ModuleList([FusionBlock(dim, heads, ffn_mult, dropout) for _ in range(layers)])
+        self.blocks = nn.ModuleList(
+            [FusionBlock(dim, heads, ffn_mult, dropout) for _ in range(layers)]
+        )
 
     def forward(self, x: Tensor, valid: Tensor, modality: Tensor) -> Tensor:
         """``x`` (B, L, D), ``valid`` (B, L) bool, ``modality`` (L,) or (B, L) of AUDIO/TEXT ids."""
@@ -80,8 +88,13 @@ class ResidualFFN(nn.Module):
     def __init__(self, dim: int, ffn_mult: float = 4.0, dropout: float = 0.1):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, int(dim * ffn_mult)), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(int(dim * ffn_mult), dim), nn.Dropout(dropout))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, int(dim * ffn_mult)),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(int(dim * ffn_mult), dim),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.ffn(self.norm(x))
@@ -95,8 +108,14 @@ class Separation(nn.Module):
     Returns the pooled pre-projection feature (what eq. 3 regularises).
     """
 
-    def __init__(self, dim: int, separation: bool = True, pooling: str = "mean", ffn_mult: float = 4.0,
-                 dropout: float = 0.1):
+    def __init__(
+        self,
+        dim: int,
+        separation: bool = True,
+        pooling: str = "mean",
+        ffn_mult: float = 4.0,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.separation = separation
         self.pooling = "attention" if separation else pooling

@@ -83,7 +83,9 @@ def hnsw_recall(index, queries: np.ndarray, truth: np.ndarray, ef_search: int) -
     """Share of the exact top-k (``truth``) that an HNSW index returns at this search breadth."""
     index.hnsw.efSearch = ef_search
     _, found = index.search(queries, truth.shape[1])
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist())]))
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist())])
+    )
 
 
 def exact_top(index, queries: np.ndarray, k: int) -> np.ndarray:
@@ -91,8 +93,14 @@ def exact_top(index, queries: np.ndarray, k: int) -> np.ndarray:
     return _faiss().downcast_index(index.storage).search(queries, min(k, index.ntotal))[1]
 
 
-def calibrate_ef_search(index, queries: np.ndarray, truth: np.ndarray, start: int = HNSW_EF_SEARCH,
-                        max_ef: int = MAX_EF_SEARCH, target: float | None = None) -> tuple[int, float]:
+def calibrate_ef_search(
+    index,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    start: int = HNSW_EF_SEARCH,
+    max_ef: int = MAX_EF_SEARCH,
+    target: float | None = None,
+) -> tuple[int, float]:
     """The smallest efSearch in ``start, 2*start, ... max_ef`` whose recall against the exact top-k
     (``truth``, from :func:`exact_top`) reaches ``target`` (or ``max_ef``), and that recall.
 
@@ -140,7 +148,9 @@ class ClipIndex:
         self._reset_caches()
 
     def _reset_caches(self) -> None:
-        self._codes: dict[str, pd.Categorical] = {}  # column -> normalised values, for filters and facets
+        self._codes: dict[
+            str, pd.Categorical
+        ] = {}  # column -> normalised values, for filters and facets
         self._row_by_id: dict[str, int] | None = None
 
     # -- building ---------------------------------------------------------------------------
@@ -187,29 +197,58 @@ class ClipIndex:
         search breadth reaching ``TARGET_RECALL`` (or ``ef_search`` when given, recall measured all the same).
         The choice and the recall are recorded in index.json."""
         n = len(self)
-        rows = np.sort(np.random.default_rng(0).choice(n, size=min(n, CALIBRATION_QUERIES), replace=False))
+        rows = np.sort(
+            np.random.default_rng(0).choice(n, size=min(n, CALIBRATION_QUERIES), replace=False)
+        )
         text_queries = self.text_index.reconstruct_batch(rows)
         audio_queries = self.audio_index.reconstruct_batch(rows)
-        start, cap = (ef_search, ef_search) if ef_search is not None else (HNSW_EF_SEARCH, MAX_EF_SEARCH)
+        start, cap = (
+            (ef_search, ef_search) if ef_search is not None else (HNSW_EF_SEARCH, MAX_EF_SEARCH)
+        )
         k = min(10, n)
-        searches = {"text_to_audio": (self.audio_index, text_queries), "audio_to_text": (self.text_index, audio_queries)}
+        searches = {
+            "text_to_audio": (self.audio_index, text_queries),
+            "audio_to_text": (self.text_index, audio_queries),
+        }
         truths = {name: exact_top(index, queries, k) for name, (index, queries) in searches.items()}
-        found = {name: calibrate_ef_search(index, queries, truths[name], start=start, max_ef=cap)
-                 for name, (index, queries) in searches.items()}
+        found = {
+            name: calibrate_ef_search(index, queries, truths[name], start=start, max_ef=cap)
+            for name, (index, queries) in searches.items()
+        }
         ef = max(e for e, _ in found.values())  # one breadth for both directions: the larger need
-        recall = {name: round(r if e == ef else hnsw_recall(searches[name][0], searches[name][1], truths[name], ef), 3)
-                  for name, (e, r) in found.items()}
-        self.meta.update(ef_search=ef, ef_search_auto=ef_search is None,
-                         calibration={"queries": len(rows), f"recall@{k}": recall, "target": TARGET_RECALL})
+        recall = {
+            name: round(
+                r
+                if e == ef
+                else hnsw_recall(searches[name][0], searches[name][1], truths[name], ef),
+                3,
+            )
+            for name, (e, r) in found.items()
+        }
+        self.meta.update(
+            ef_search=ef,
+            ef_search_auto=ef_search is None,
+            calibration={"queries": len(rows), f"recall@{k}": recall, "target": TARGET_RECALL},
+        )
         self.set_ef_search(ef)
         worst = min(recall.values())
         if worst < TARGET_RECALL:
-            log.warning("HNSW finds %.1f%% of the exact top-%d at efSearch %d on this corpus (target %.1f%%): "
-                        "search with --ef-search higher, or rebuild with --kind exact", 100 * worst, k, ef,
-                        100 * TARGET_RECALL)
+            log.warning(
+                "HNSW finds %.1f%% of the exact top-%d at efSearch %d on this corpus (target %.1f%%): "
+                "search with --ef-search higher, or rebuild with --kind exact",
+                100 * worst,
+                k,
+                ef,
+                100 * TARGET_RECALL,
+            )
         else:
-            log.info("HNSW efSearch %d: recall@%d %.3f (text->audio) / %.3f (audio->text) against exact search",
-                     ef, k, recall["text_to_audio"], recall["audio_to_text"])
+            log.info(
+                "HNSW efSearch %d: recall@%d %.3f (text->audio) / %.3f (audio->text) against exact search",
+                ef,
+                k,
+                recall["text_to_audio"],
+                recall["audio_to_text"],
+            )
 
     def add(self, clips: pd.DataFrame, audio_vectors, text_vectors, model_fingerprint: str) -> int:
         """Append clips not yet indexed (by ``clip_id``); returns how many were added."""
@@ -227,7 +266,9 @@ class ClipIndex:
         self.meta["count"] = len(self.clips)
         self.meta["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if self.meta["kind"] == "hnsw":  # a grown corpus may need another search breadth
-            self.calibrate(None if self.meta.get("ef_search_auto", True) else self.meta["ef_search"])
+            self.calibrate(
+                None if self.meta.get("ef_search_auto", True) else self.meta["ef_search"]
+            )
         self.save()
         return int(new.sum())
 
@@ -248,20 +289,30 @@ class ClipIndex:
         root = Path(root)
         meta_path = root / "index.json"
         if not meta_path.is_file():
-            raise IndexError_(f"no index at {root} (index.json missing; build one with 'fsclap index')")
+            raise IndexError_(
+                f"no index at {root} (index.json missing; build one with 'fsclap index')"
+            )
         try:
             meta = json.loads(meta_path.read_text())
             clips = pd.read_parquet(root / "clips.parquet")
             audio_index = faiss.read_index(str(root / "audio.faiss"))
             text_index = faiss.read_index(str(root / "text.faiss"))
         except Exception as exc:
-            raise IndexError_(f"index at {root} is unreadable: {str(exc).splitlines()[0]}") from None
+            raise IndexError_(
+                f"index at {root} is unreadable: {str(exc).splitlines()[0]}"
+            ) from None
         if meta.get("format_version") != FORMAT_VERSION:
-            raise IndexError_(f"index at {root} has format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+            raise IndexError_(
+                f"index at {root} has format {meta.get('format_version')}, expected {FORMAT_VERSION}"
+            )
         if not (audio_index.ntotal == text_index.ntotal == len(clips) == meta["count"]):
-            raise IndexError_(f"index at {root} is inconsistent (vector and clip counts differ): rebuild it")
+            raise IndexError_(
+                f"index at {root} is inconsistent (vector and clip counts differ): rebuild it"
+            )
         index = cls(root, meta, clips, audio_index, text_index)
-        index.set_ef_search(ef_search if ef_search is not None else meta.get("ef_search", HNSW_EF_SEARCH))
+        index.set_ef_search(
+            ef_search if ef_search is not None else meta.get("ef_search", HNSW_EF_SEARCH)
+        )
         return index
 
     def set_ef_search(self, ef_search: int) -> None:
@@ -298,7 +349,9 @@ class ClipIndex:
             if column not in self.clips.columns:
                 raise FsclapError(f"cannot filter on {column!r}: the index has no such column")
             values = self.clips[column].astype("string").str.strip().str.lower()
-            self._codes[column] = pd.Categorical(values.mask(values == "").to_numpy(dtype=object, na_value=None))
+            self._codes[column] = pd.Categorical(
+                values.mask(values == "").to_numpy(dtype=object, na_value=None)
+            )
         return self._codes[column]
 
     def select(self, filters: Mapping[str, str | Iterable[str]] | None) -> np.ndarray | None:
@@ -335,7 +388,9 @@ class ClipIndex:
         return np.asarray(index.reconstruct(int(row)), dtype=np.float32)
 
     # -- searching --------------------------------------------------------------------------
-    def search(self, query_vectors, k: int, target: str = "audio", allowed=None) -> list[list[SearchHit]]:
+    def search(
+        self, query_vectors, k: int, target: str = "audio", allowed=None
+    ) -> list[list[SearchHit]]:
         """Top-``k`` rows per query against the ``audio`` or ``text`` (caption) embeddings.
 
         ``allowed``: optional boolean mask over rows (e.g. from :meth:`select`); only those rows are
@@ -349,21 +404,30 @@ class ClipIndex:
         else:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (len(self),):
-                raise FsclapError(f"filter mask has shape {allowed.shape}, the index has {len(self)} rows")
+                raise FsclapError(
+                    f"filter mask has shape {allowed.shape}, the index has {len(self)} rows"
+                )
             k = min(k, int(allowed.sum()))
             if k <= 0:
                 return [[] for _ in range(len(queries))]
             scores, rows = self._masked_search(index, queries, k, allowed)
         # deterministic ties (e.g. the same audio indexed twice): equal scores in row order
-        return [sorted((SearchHit(int(r), float(s)) for r, s in zip(rs, ss) if r >= 0), key=lambda h: (-h.score, h.row))
-                for rs, ss in zip(rows, scores)]
+        return [
+            sorted(
+                (SearchHit(int(r), float(s)) for r, s in zip(rs, ss) if r >= 0),
+                key=lambda h: (-h.score, h.row),
+            )
+            for rs, ss in zip(rows, scores)
+        ]
 
     @staticmethod
     def _masked_search(index, queries: np.ndarray, k: int, allowed: np.ndarray):
         """Brute-force search restricted to the allowed rows (FAISS ID selector over the flat vectors)."""
         faiss = _faiss()
         flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
-        bitmap = np.packbits(allowed, bitorder="little")  # must outlive the search: the selector points into it
+        bitmap = np.packbits(
+            allowed, bitorder="little"
+        )  # must outlive the search: the selector points into it
         selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         return flat.search(queries, k, params=faiss.SearchParameters(sel=selector))
 

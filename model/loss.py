@@ -49,7 +49,9 @@ def hn_row_loss(logits: Tensor, positive: Tensor, negative: Tensor, gamma: float
     return torch.logsumexp(terms, dim=1) - pos_logit
 
 
-def symmetric_contrastive_loss(logits: Tensor, exclude: Tensor | None = None, gamma: float = HN_GAMMA) -> tuple[Tensor, Tensor]:
+def symmetric_contrastive_loss(
+    logits: Tensor, exclude: Tensor | None = None, gamma: float = HN_GAMMA
+) -> tuple[Tensor, Tensor]:
     """Both directions of eq. 1 over a square (B, B) logits matrix whose diagonal holds the matched pairs.
 
     Returns ``(a2t, t2a)``, each the mean over rows. ``gamma=0`` is symmetric InfoNCE.
@@ -71,7 +73,9 @@ def feature_regulariser(features: Tensor, eps: float = 1e-8) -> Tensor:
 def same_caption_mask(caption_keys: list[str], device=None) -> Tensor:
     """(B, B) bool: True where two items share a normalised caption (and are different items)."""
     ids = {}
-    return same_code_mask(torch.tensor([ids.setdefault(k, len(ids)) for k in caption_keys], device=device))
+    return same_code_mask(
+        torch.tensor([ids.setdefault(k, len(ids)) for k in caption_keys], device=device)
+    )
 
 
 def same_code_mask(codes: Tensor) -> Tensor:
@@ -95,19 +99,35 @@ class ContrastiveObjective(torch.nn.Module):
     contrastive loss over the fused pair scores.
     """
 
-    def __init__(self, hn_loss: bool = True, gamma: float = HN_GAMMA, reg_weight: float = 1.0, pair_weight: float = 1.0):
+    def __init__(
+        self,
+        hn_loss: bool = True,
+        gamma: float = HN_GAMMA,
+        reg_weight: float = 1.0,
+        pair_weight: float = 1.0,
+    ):
         super().__init__()
         self.hn_loss = hn_loss
         self.gamma = gamma if hn_loss else 0.0
         self.reg_weight = reg_weight if hn_loss else 0.0
         self.pair_weight = pair_weight
 
-    def forward(self, logits: Tensor, exclude: Tensor | None, audio_pooled: Tensor | None = None,
-                text_pooled: Tensor | None = None, pair: "PairLogits | None" = None) -> LossOutput:
+    def forward(
+        self,
+        logits: Tensor,
+        exclude: Tensor | None,
+        audio_pooled: Tensor | None = None,
+        text_pooled: Tensor | None = None,
+        pair: "PairLogits | None" = None,
+    ) -> LossOutput:
         a2t, t2a = symmetric_contrastive_loss(logits, exclude, self.gamma)
         bi = 0.5 * (a2t + t2a)
         total = bi
-        parts = {"loss_bi": float(bi.detach()), "loss_a2t": float(a2t.detach()), "loss_t2a": float(t2a.detach())}
+        parts = {
+            "loss_bi": float(bi.detach()),
+            "loss_a2t": float(a2t.detach()),
+            "loss_t2a": float(t2a.detach()),
+        }
         if self.reg_weight and audio_pooled is not None and text_pooled is not None:
             reg = feature_regulariser(audio_pooled) + feature_regulariser(text_pooled)
             total = total + self.reg_weight * reg

@@ -39,7 +39,9 @@ class RankingResult:
         ap = self.ap_at if mask is None else self.ap_at[mask]
         return float(np.mean(ap)) if len(ap) else float("nan")
 
-    def summary(self, ks: Sequence[int] = DEFAULT_KS, mask: np.ndarray | None = None) -> dict[str, float]:
+    def summary(
+        self, ks: Sequence[int] = DEFAULT_KS, mask: np.ndarray | None = None
+    ) -> dict[str, float]:
         """Metrics in percent with one decimal: ``{"R@1": .., "R@5": .., "R@10": .., "mAP@10": ..}``."""
         out = {f"R@{k}": round(100.0 * self.recall_at(k, mask), 1) for k in ks}
         out[f"mAP@{self.map_k}"] = round(100.0 * self.mean_ap(mask), 1)
@@ -51,7 +53,9 @@ def caption_keys(captions: Sequence[str]) -> np.ndarray:
     from fsclap.manifest import normalise_caption
 
     ids: dict[str, int] = {}
-    return np.array([ids.setdefault(normalise_caption(c), len(ids)) for c in captions], dtype=np.int64)
+    return np.array(
+        [ids.setdefault(normalise_caption(c), len(ids)) for c in captions], dtype=np.int64
+    )
 
 
 def rank_gallery(
@@ -85,13 +89,17 @@ def rank_gallery(
         if scores.dtype not in (torch.float32, torch.float64):
             scores = scores.float()
         if scores.shape != (stop - start, n_gallery):
-            raise ValueError(f"score_rows returned {tuple(scores.shape)}, expected {(stop - start, n_gallery)}")
+            raise ValueError(
+                f"score_rows returned {tuple(scores.shape)}, expected {(stop - start, n_gallery)}"
+            )
         keys = query_keys[start:stop]
         rows, cols = groups.positives(keys)
         npos = np.bincount(rows, minlength=len(keys))
         if (npos == 0).any():
             raise ValueError(f"{int((npos == 0).sum())} query(ies) have no positive in the gallery")
-        first_rank[start:stop] = _first_positive_rank(scores, torch.as_tensor(rows), torch.as_tensor(cols))
+        first_rank[start:stop] = _first_positive_rank(
+            scores, torch.as_tensor(rows), torch.as_tensor(cols)
+        )
         order = _ordered_top(scores, keys, gallery_keys, depth)
         rel = torch.as_tensor(gallery_keys[order[:, :map_k]] == keys[:, None], dtype=torch.float64)
         precision = rel.cumsum(1) / torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
@@ -107,7 +115,9 @@ class _KeyGroups:
 
     def __init__(self, gallery_keys: np.ndarray):
         self.order = np.argsort(gallery_keys, kind="stable")
-        self.keys, self.starts, self.counts = np.unique(gallery_keys[self.order], return_index=True, return_counts=True)
+        self.keys, self.starts, self.counts = np.unique(
+            gallery_keys[self.order], return_index=True, return_counts=True
+        )
 
     def positives(self, query_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query row, gallery index) of every positive pair of these queries."""
@@ -119,33 +129,43 @@ class _KeyGroups:
         return rows, self.order[np.repeat(self.starts[slot], count) + within]
 
 
-def _first_positive_rank(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> np.ndarray:
+def _first_positive_rank(
+    scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+) -> np.ndarray:
     """1-based rank of the best positive: items scored higher, plus negatives tied with it, come first.
 
     ``rows``/``cols``: the positive (query, gallery) pairs. Everything scored >= the best positive
     precedes it except the positives tied with it (itself included)."""
     pos_scores = scores[rows, cols]
-    best = torch.full((scores.shape[0],), -torch.inf, dtype=scores.dtype).scatter_reduce(0, rows, pos_scores, "amax")
+    best = torch.full((scores.shape[0],), -torch.inf, dtype=scores.dtype).scatter_reduce(
+        0, rows, pos_scores, "amax"
+    )
     tied_positives = torch.bincount(rows[pos_scores == best[rows]], minlength=scores.shape[0])
     at_least = torch.count_nonzero(scores >= best[:, None], dim=1)
     return (1 + at_least - tied_positives).numpy()
 
 
-def _ordered_top(scores: torch.Tensor, query_keys: np.ndarray, gallery_keys: np.ndarray, depth: int) -> np.ndarray:
+def _ordered_top(
+    scores: torch.Tensor, query_keys: np.ndarray, gallery_keys: np.ndarray, depth: int
+) -> np.ndarray:
     """The first ``depth`` gallery indices per row, ordered by (-score, positives after negatives, index)."""
     n = scores.shape[1]
     depth = min(depth, n)
     kth = torch.topk(scores, depth, dim=1).values[:, -1:]
     rows = np.empty((scores.shape[0], depth), dtype=np.int64)
     for i in range(scores.shape[0]):
-        cand = torch.nonzero(scores[i] >= kth[i], as_tuple=True)[0].numpy()  # every item that may enter the top
+        cand = torch.nonzero(scores[i] >= kth[i], as_tuple=True)[
+            0
+        ].numpy()  # every item that may enter the top
         s = scores[i, cand].numpy()
         p = gallery_keys[cand] == query_keys[i]
         rows[i] = cand[np.lexsort((cand, p, -s))[:depth]]  # last key is primary
     return rows
 
 
-def embedding_scores(query_emb: torch.Tensor, gallery_emb: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
+def embedding_scores(
+    query_emb: torch.Tensor, gallery_emb: torch.Tensor
+) -> Callable[[int, int], torch.Tensor]:
     """``score_rows`` for cosine/dot-product scores between two embedding matrices."""
     gallery_t = gallery_emb.T.contiguous()
 

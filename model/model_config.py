@@ -23,17 +23,19 @@ class ModelConfig(BaseModel):
 
     name: str = "fsclap-offline"
     backbone: Literal["offline", "laion-clap"] = "offline"
-    d_model: int = 256          # width of the fusion/separation stack (backbone tokens are projected to it)
-    embed_dim: int = 256        # joint embedding size
+    d_model: int = 256  # width of the fusion/separation stack (backbone tokens are projected to it)
+    embed_dim: int = 256  # joint embedding size
     fusion: bool = True
     fusion_layers: int = 2
     heads: int = 4
     ffn_mult: float = 4.0
     dropout: float = 0.1
-    pair_scoring: bool = True   # fused pair scores (needs fusion); false when the pair path was not trained
+    pair_scoring: bool = (
+        True  # fused pair scores (needs fusion); false when the pair path was not trained
+    )
     separation: bool = True
     pooling: Literal["mean", "attention", "native"] = "mean"  # used when separation is off
-    temperature: float = 0.07   # initial tau; learnable when learn_temperature
+    temperature: float = 0.07  # initial tau; learnable when learn_temperature
     learn_temperature: bool = True
     text_max_length: int = 64
     audio: dict[str, Any] = {}  # backbone audio settings (offline: log-mel + encoder sizes)
@@ -42,8 +44,12 @@ class ModelConfig(BaseModel):
     def _check(self):
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
-        if self.pooling == "native" and (self.fusion or self.separation or self.backbone != "laion-clap"):
-            raise ValueError("pooling=native (the backbone's own embeddings) needs backbone=laion-clap, fusion=false, separation=false")
+        if self.pooling == "native" and (
+            self.fusion or self.separation or self.backbone != "laion-clap"
+        ):
+            raise ValueError(
+                "pooling=native (the backbone's own embeddings) needs backbone=laion-clap, fusion=false, separation=false"
+            )
         return self
 
 
@@ -59,7 +65,9 @@ def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def load_model_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> ModelConfig:
+def load_model_config(
+    name_or_path: str | Path, overrides: dict[str, Any] | None = None
+) -> ModelConfig:
     """A config by name (``model/configs/<name>.json``) or path, with field overrides on top."""
     path = Path(name_or_path)
     if not path.suffix:
@@ -71,4 +79,6 @@ def load_model_config(name_or_path: str | Path, overrides: dict[str, Any] | None
     try:
         return ModelConfig(**data)
     except ValidationError as exc:
-        raise FsclapError(f"invalid model config {path.name}: {format_validation_error(exc)}") from None
+        raise FsclapError(
+            f"invalid model config {path.name}: {format_validation_error(exc)}"
+        ) from None

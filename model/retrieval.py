@@ -25,13 +25,37 @@ from model.evaluation import check_manifest, checkpoint_fingerprint
 from model.index import ClipIndex
 
 log = get_logger("retrieval")
-AUDIO_QUERY_SUFFIXES = SOUNDFILE_SUFFIXES | {".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".mkv"}
+AUDIO_QUERY_SUFFIXES = SOUNDFILE_SUFFIXES | {
+    ".mp3",
+    ".m4a",
+    ".mp4",
+    ".aac",
+    ".opus",
+    ".webm",
+    ".mkv",
+}
 MAX_QUERY_CHARS = 1000
-RESULT_COLUMNS = ("clip_id", "caption", "audio_path", "start_s", "end_s", "speaker_id", *ATTRIBUTE_LEVELS)
+RESULT_COLUMNS = (
+    "clip_id",
+    "caption",
+    "audio_path",
+    "start_s",
+    "end_s",
+    "speaker_id",
+    *ATTRIBUTE_LEVELS,
+)
 
 
-def build_index(checkpoint, manifest_path, out_dir, settings=None, kind: str = "auto", allow_skip: bool = False,
-                batch_size: int = 32, ef_search: int | None = None) -> tuple[ClipIndex, int]:
+def build_index(
+    checkpoint,
+    manifest_path,
+    out_dir,
+    settings=None,
+    kind: str = "auto",
+    allow_skip: bool = False,
+    batch_size: int = 32,
+    ef_search: int | None = None,
+) -> tuple[ClipIndex, int]:
     """Embed ``manifest_path`` with ``checkpoint`` into ``out_dir``; only clips not yet indexed are embedded.
 
     Returns the index and the number of clips added.
@@ -52,19 +76,37 @@ def build_index(checkpoint, manifest_path, out_dir, settings=None, kind: str = "
         manifest = ClipManifest(todo, manifest.source)
     device = settings.resolved_device() if settings is not None else "cpu"
     model = load_checkpoint(folder, device)
-    emb = model.embed_manifest(manifest, batch_size=batch_size, workers=settings.workers if settings else 0,
-                               show_progress=settings.show_progress() if settings else False)
+    emb = model.embed_manifest(
+        manifest,
+        batch_size=batch_size,
+        workers=settings.workers if settings else 0,
+        show_progress=settings.show_progress() if settings else False,
+    )
     if emb.failures:
         listing = "; ".join(f"{cid}: {reason}" for cid, _, reason in emb.failures[:5])
         if not allow_skip:
-            raise FsclapError(f"{len(emb.failures)} clip(s) could not be decoded: {listing} (pass --skip-missing)")
+            raise FsclapError(
+                f"{len(emb.failures)} clip(s) could not be decoded: {listing} (pass --skip-missing)"
+            )
         log.warning("left out %d undecodable clip(s): %s", len(emb.failures), listing)
     clips = manifest.frame.set_index("clip_id").loc[emb.clip_ids].reset_index()
     if existing is not None:
         return existing, existing.add(clips, emb.audio.numpy(), emb.text.numpy(), fingerprint)
-    info = {"checkpoint": str(folder.resolve()), "backbone": model.config.backbone, "manifest": str(manifest_path)}
-    index = ClipIndex.build(out_dir, clips, emb.audio.numpy(), emb.text.numpy(), fingerprint, info, kind=kind,
-                            ef_search=ef_search)
+    info = {
+        "checkpoint": str(folder.resolve()),
+        "backbone": model.config.backbone,
+        "manifest": str(manifest_path),
+    }
+    index = ClipIndex.build(
+        out_dir,
+        clips,
+        emb.audio.numpy(),
+        emb.text.numpy(),
+        fingerprint,
+        info,
+        kind=kind,
+        ef_search=ef_search,
+    )
     return index, len(clips)
 
 
@@ -84,38 +126,65 @@ class Result:
 class Searcher:
     """An index plus the model that embedded it; answers text and audio queries."""
 
-    def __init__(self, index_dir, checkpoint=None, device: str = "cpu", ef_search: int | None = None):
+    def __init__(
+        self, index_dir, checkpoint=None, device: str = "cpu", ef_search: int | None = None
+    ):
         from model.factory import load_checkpoint, resolve_checkpoint
 
         self.index = ClipIndex.open(index_dir, ef_search=ef_search)
         checkpoint = checkpoint or self.index.meta.get("model", {}).get("checkpoint")
         if not checkpoint:
-            raise FsclapError(f"index {index_dir} does not record its checkpoint: pass --checkpoint")
+            raise FsclapError(
+                f"index {index_dir} does not record its checkpoint: pass --checkpoint"
+            )
         try:
             folder = resolve_checkpoint(checkpoint)
         except FsclapError as exc:
-            raise FsclapError(f"the index's checkpoint is unavailable ({exc}): pass --checkpoint") from None
+            raise FsclapError(
+                f"the index's checkpoint is unavailable ({exc}): pass --checkpoint"
+            ) from None
         self.index.check_model(checkpoint_fingerprint(folder))
         self.model = load_checkpoint(folder, device)
-        self._model_lock = threading.Lock()  # one forward pass at a time when a server shares the searcher
+        self._model_lock = (
+            threading.Lock()
+        )  # one forward pass at a time when a server shares the searcher
 
     def _rows(self, hits, scores=None) -> list[Result]:
         out = []
         for rank, hit in enumerate(hits, 1):
             row = self.index.clips.iloc[hit.row]
-            attrs = {c: row[c] for c in ATTRIBUTE_LEVELS if c in row.index and isinstance(row[c], str) and row[c]}
-            out.append(Result(rank, round(float(hit.score if scores is None else scores[rank - 1]), 4),
-                              str(row["clip_id"]), str(row["caption"]), str(row["audio_path"]), attrs))
+            attrs = {
+                c: row[c]
+                for c in ATTRIBUTE_LEVELS
+                if c in row.index and isinstance(row[c], str) and row[c]
+            }
+            out.append(
+                Result(
+                    rank,
+                    round(float(hit.score if scores is None else scores[rank - 1]), 4),
+                    str(row["clip_id"]),
+                    str(row["caption"]),
+                    str(row["audio_path"]),
+                    attrs,
+                )
+            )
         return out
 
-    def search_text(self, query: str, k: int = 10, rerank: int = 0,
-                    filters: Mapping[str, str | Iterable[str]] | None = None) -> list[Result]:
+    def search_text(
+        self,
+        query: str,
+        k: int = 10,
+        rerank: int = 0,
+        filters: Mapping[str, str | Iterable[str]] | None = None,
+    ) -> list[Result]:
         """Clips that sound like ``query``; ``filters`` (``{column: value(s)}``) restrict the ranked clips."""
         query = " ".join(str(query).split())
         if not query:
             raise FsclapError("empty query")
         if len(query) > MAX_QUERY_CHARS:
-            raise FsclapError(f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
+            raise FsclapError(
+                f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}"
+            )
         allowed = self.index.select(filters)
         with self._model_lock:
             vector = self.model.encode_text([query]).cpu().numpy()
@@ -129,9 +198,12 @@ class Searcher:
             return self._rows(hits[:k], pair[order][:k])
         return self._rows(hits[:k])
 
-    def search_audio(self, path: str | Path, k: int = 10,
-                     filters: Mapping[str, str | Iterable[str]] | None = None,
-                     ) -> tuple[list[Result], list[tuple[str, float]]]:
+    def search_audio(
+        self,
+        path: str | Path,
+        k: int = 10,
+        filters: Mapping[str, str | Iterable[str]] | None = None,
+    ) -> tuple[list[Result], list[tuple[str, float]]]:
         """Similar clips (audio->audio) and best-matching captions (audio->text) for an audio file.
 
         ``filters`` restrict the similar clips (the captions are searched over the whole index).
@@ -139,14 +211,19 @@ class Searcher:
         wave, _ = load_audio(path, sample_rate=self.model.sample_rate)
         with self._model_lock:
             vector = self.model.encode_audio([self._crop(wave)]).cpu().numpy()
-        similar = self._rows(self.index.search(vector, k, target="audio", allowed=self.index.select(filters))[0])
+        similar = self._rows(
+            self.index.search(vector, k, target="audio", allowed=self.index.select(filters))[0]
+        )
         captions = [(c, round(s, 4)) for c, s, _ in self.index.search_captions(vector, k)]
         return similar, captions
 
-    def similar_to_clip(self, clip_id: str, k: int = 10,
-                        filters: Mapping[str, str | Iterable[str]] | None = None,
-                        ) -> tuple[list[Result], list[tuple[str, float]]]:
-        """"More like this": clips whose audio is closest to an indexed clip's (the clip itself left out),
+    def similar_to_clip(
+        self,
+        clip_id: str,
+        k: int = 10,
+        filters: Mapping[str, str | Iterable[str]] | None = None,
+    ) -> tuple[list[Result], list[tuple[str, float]]]:
+        """ "More like this": clips whose audio is closest to an indexed clip's (the clip itself left out),
         and the descriptions that match it best. Uses the stored embedding, so nothing is decoded."""
         row = self.index.row_of(clip_id)
         if row is None:
@@ -154,7 +231,9 @@ class Searcher:
         vector = self.index.vector(row)[None, :]
         allowed = self.index.select(filters)
         if allowed is None:
-            hits = [h for h in self.index.search(vector, k + 1, target="audio")[0] if h.row != row][:k]
+            hits = [h for h in self.index.search(vector, k + 1, target="audio")[0] if h.row != row][
+                :k
+            ]
         else:
             allowed = allowed.copy()
             allowed[row] = False

@@ -25,7 +25,9 @@ ATTRIBUTES = ("gender", "pitch", "speed", "energy", "emotion")
 UNKNOWN = ("", "unknown", None)
 
 
-def differing_attributes(a: Mapping[str, str], b: Mapping[str, str], names: Sequence[str] = ATTRIBUTES) -> list[str]:
+def differing_attributes(
+    a: Mapping[str, str], b: Mapping[str, str], names: Sequence[str] = ATTRIBUTES
+) -> list[str]:
     """Attributes whose levels differ between two clips (an unknown level differs from a known one)."""
     return [k for k in names if _level(a, k) != _level(b, k)]
 
@@ -39,16 +41,31 @@ class OneAttributeSampler(Sampler[int]):
     """Groups of ``group_size`` (an anchor + partners each differing from it in exactly one known attribute,
     a different attribute per partner where possible), in random order per (seed, epoch)."""
 
-    def __init__(self, attributes: Sequence[Mapping[str, str]], seed: int, group_size: int = 4,
-                 rank: int = 0, world: int = 1, names: Sequence[str] = ATTRIBUTES):
+    def __init__(
+        self,
+        attributes: Sequence[Mapping[str, str]],
+        seed: int,
+        group_size: int = 4,
+        rank: int = 0,
+        world: int = 1,
+        names: Sequence[str] = ATTRIBUTES,
+    ):
         if group_size < 1:
             raise FsclapError(f"hard-negative group size must be at least 1, got {group_size}")
         self.keys = [tuple(_level(a, k) for k in names) for a in attributes]
         self.names = tuple(names)
-        self.n, self.seed, self.group_size, self.rank, self.world = len(self.keys), seed, group_size, rank, world
+        self.n, self.seed, self.group_size, self.rank, self.world = (
+            len(self.keys),
+            seed,
+            group_size,
+            rank,
+            world,
+        )
         self.epoch = 0
         self.skip = 0
-        self.levels = [sorted({key[i] for key in self.keys} - {"unknown"}) for i in range(len(self.names))]
+        self.levels = [
+            sorted({key[i] for key in self.keys} - {"unknown"}) for i in range(len(self.names))
+        ]
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
@@ -75,7 +92,9 @@ class OneAttributeSampler(Sampler[int]):
                 for level in rng.permutation(self.levels[attr]).tolist():
                     if level == key[attr]:
                         continue
-                    partner = _pop_unused(by_key.get(key[:attr] + (level,) + key[attr + 1:], []), used)
+                    partner = _pop_unused(
+                        by_key.get(key[:attr] + (level,) + key[attr + 1 :], []), used
+                    )
                     if partner is not None:
                         used[partner] = True
                         group.append(partner)
@@ -86,12 +105,12 @@ class OneAttributeSampler(Sampler[int]):
     def order(self) -> list[int]:
         groups = self.groups()
         if self.world > 1:  # whole groups per rank, cut to the same count of clips on each
-            shards = [[i for g in groups[r::self.world] for i in g] for r in range(self.world)]
-            return shards[self.rank][:min(len(s) for s in shards)]
+            shards = [[i for g in groups[r :: self.world] for i in g] for r in range(self.world)]
+            return shards[self.rank][: min(len(s) for s in shards)]
         return [i for g in groups for i in g]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.skip:])
+        return iter(self.order()[self.skip :])
 
     def __len__(self) -> int:
         return max(0, len(self.order()) - self.skip)

@@ -26,9 +26,17 @@ from model.model_config import BACKBONE_CONFIGS, ModelConfig, load_model_config
 
 
 # the paper's §4.2 training settings (cosine schedule, AdamW betas are the trainer's)
-PAPER_SETTINGS: dict[str, Any] = {"batch_size": 96, "grad_accum": 2, "epochs": 10, "warmup_epochs": 1.0,
-                                  "lr_backbone": 4e-5, "lr_fusion": 1e-4, "weight_decay": 0.01, "min_lr_ratio": 0.0,
-                                  "recaption": 0.0}  # the paper trains on its stored captions
+PAPER_SETTINGS: dict[str, Any] = {
+    "batch_size": 96,
+    "grad_accum": 2,
+    "epochs": 10,
+    "warmup_epochs": 1.0,
+    "lr_backbone": 4e-5,
+    "lr_fusion": 1e-4,
+    "weight_decay": 0.01,
+    "min_lr_ratio": 0.0,
+    "recaption": 0.0,
+}  # the paper trains on its stored captions
 PRESETS = ("auto", "paper")
 
 
@@ -40,14 +48,24 @@ class TrainConfig(BaseModel):
     fusion: bool = True
     separation: bool = True
     hn_loss: bool = True
-    model: str | None = Field(None, description="Model config name/path; default: fsclap-<backbone>.")
-    model_overrides: dict[str, Any] = Field(default_factory=dict, description="ModelConfig fields, e.g. d_model.")
-    pooling: Literal["mean", "attention", "native"] | None = Field(None, description="Pooling when separation=false.")
+    model: str | None = Field(
+        None, description="Model config name/path; default: fsclap-<backbone>."
+    )
+    model_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="ModelConfig fields, e.g. d_model."
+    )
+    pooling: Literal["mean", "attention", "native"] | None = Field(
+        None, description="Pooling when separation=false."
+    )
 
     # --- optimisation (paper §4.2); None = derived by the preset (resolve_schedule)
     preset: Literal["auto", "paper"] = Field(
-        "auto", description="auto: derive batch/epochs/warm-up left unset from the corpus size; paper: §4.2 exactly.")
-    target_steps: int = Field(400, ge=1, description="auto: optimizer steps to aim for (epochs clamped to 10..60).")
+        "auto",
+        description="auto: derive batch/epochs/warm-up left unset from the corpus size; paper: §4.2 exactly.",
+    )
+    target_steps: int = Field(
+        400, ge=1, description="auto: optimizer steps to aim for (epochs clamped to 10..60)."
+    )
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=2, description="Clips per micro-batch and process.")
     grad_accum: int | None = Field(None, ge=1)
@@ -55,7 +73,9 @@ class TrainConfig(BaseModel):
     lr_fusion: float = 1e-4
     lr_scratch: float = Field(1e-3, description="From-scratch encoders (offline audio encoder).")
     weight_decay: float = 0.01
-    warmup_epochs: float | None = Field(None, ge=0, description="None: 10% of the optimizer steps (the paper's 1 of 10 epochs).")
+    warmup_epochs: float | None = Field(
+        None, ge=0, description="None: 10% of the optimizer steps (the paper's 1 of 10 epochs)."
+    )
     min_lr_ratio: float = 0.0
     grad_clip: float = Field(1.0, description="Max global grad norm; 0 disables.")
     seed: int = 0
@@ -64,18 +84,32 @@ class TrainConfig(BaseModel):
     # default: on held-out espeak-ng voices augmentation helped the plain log-mels but added nothing on top of
     # the centred log-mels (model.audio.normalise), and one-attribute batches lowered mAP@10
     # (benchmarks/voice_invariance.py, 1 seed)
-    augment: bool = Field(False, description="Label-preserving audio augmentation (formants, EQ, band limit, reverb, "
-                          "noise; never pitch, tempo or loudness).")
-    augment_params: AugmentConfig = Field(default_factory=AugmentConfig, description="e.g. augment_params.noise_p=0.")
+    augment: bool = Field(
+        False,
+        description="Label-preserving audio augmentation (formants, EQ, band limit, reverb, "
+        "noise; never pitch, tempo or loudness).",
+    )
+    augment_params: AugmentConfig = Field(
+        default_factory=AugmentConfig, description="e.g. augment_params.noise_p=0."
+    )
     sampler: Literal["random", "attribute"] = Field(
-        "random", description="attribute: batches of groups whose clips differ from an anchor in exactly one attribute.")
-    sampler_group: int = Field(4, ge=1, description="Clips per hard-negative group (sampler=attribute).")
+        "random",
+        description="attribute: batches of groups whose clips differ from an anchor in exactly one attribute.",
+    )
+    sampler_group: int = Field(
+        4, ge=1, description="Clips per hard-negative group (sampler=attribute)."
+    )
     # On by default: with one fixed caption per clip the fine-tuned text encoder learns the caption writer's phrases;
     # re-phrasing every epoch raised held-out-wording t2a mAP@10 from 32.1 to 37.9 on held-out espeak-ng voices
     # (2 seeds; 0.5: 36.1) and did not lower the seen wording (docs/model.md)
-    recaption: float = Field(1.0, ge=0, le=1, description="Share of training clips with known levels whose caption is "
-                             "re-phrased each epoch by the caption writer (0: stored captions only, e.g. human "
-                             "captions that say more than the levels).")
+    recaption: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of training clips with known levels whose caption is "
+        "re-phrased each epoch by the caption writer (0: stored captions only, e.g. human "
+        "captions that say more than the levels).",
+    )
 
     # --- loss
     gamma: float = 0.15
@@ -85,30 +119,51 @@ class TrainConfig(BaseModel):
     pair_loss: Literal["hard", "all", "none"] = "none"
     pair_negatives: int = Field(8, ge=1, description="Hard negatives per row for pair_loss=hard.")
     pair_weight: float = 1.0
-    gather_negatives: bool = Field(True, description="Several GPUs (DDP): score each clip against the global batch "
-                                   "(all GPUs' clips as negatives), as one GPU with the global batch would; "
-                                   "false: per-GPU negatives. The pair loss always uses per-GPU negatives.")
+    gather_negatives: bool = Field(
+        True,
+        description="Several GPUs (DDP): score each clip against the global batch "
+        "(all GPUs' clips as negatives), as one GPU with the global batch would; "
+        "false: per-GPU negatives. The pair loss always uses per-GPU negatives.",
+    )
 
     # --- backbone freezing and feature caches
     freeze_text: bool = False
     freeze_audio: bool = False
-    cache_frozen: bool = Field(True, description="Cache features of frozen encoders (deterministic audio crops).")
+    cache_frozen: bool = Field(
+        True, description="Cache features of frozen encoders (deterministic audio crops)."
+    )
 
     # --- runtime
     device: str = "auto"
-    amp: bool = Field(True, description="Mixed precision (autocast); the dtype comes from amp_dtype.")
+    amp: bool = Field(
+        True, description="Mixed precision (autocast); the dtype comes from amp_dtype."
+    )
     amp_dtype: Literal["auto", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on GPUs that support it, fp16 + gradient scaler on older GPUs, off on CPU; "
-        "bf16/fp16 force that dtype on any device (fp16 always with the gradient scaler).")
+        "auto",
+        description="auto: bf16 on GPUs that support it, fp16 + gradient scaler on older GPUs, off on CPU; "
+        "bf16/fp16 force that dtype on any device (fp16 always with the gradient scaler).",
+    )
     workers: int = Field(2, ge=0)
-    cpu_threads: int | None = Field(None, ge=1, description="Torch threads on CPU; default: cores minus loader workers.")
+    cpu_threads: int | None = Field(
+        None, ge=1, description="Torch threads on CPU; default: cores minus loader workers."
+    )
     max_audio_seconds: float | None = None
     val_batch_size: int = 64
-    val_rerank_k: int = Field(10, ge=0, description="Shortlist size for pair re-ranking metrics (0: off).")
-    select_metric: str = Field("mAP@10", description="Best checkpoint: mean of a2t and t2a of this bi metric.")
+    val_rerank_k: int = Field(
+        10, ge=0, description="Shortlist size for pair re-ranking metrics (0: off)."
+    )
+    select_metric: str = Field(
+        "mAP@10", description="Best checkpoint: mean of a2t and t2a of this bi metric."
+    )
     log_every: int = Field(10, ge=1)
-    save_every: int = Field(0, ge=0, description="Also save the resumable state every N optimizer steps (0: epoch ends).")
-    stop_after_steps: int | None = Field(None, description="Save and stop after this many optimizer steps (chunked jobs).")
+    save_every: int = Field(
+        0,
+        ge=0,
+        description="Also save the resumable state every N optimizer steps (0: epoch ends).",
+    )
+    stop_after_steps: int | None = Field(
+        None, description="Save and stop after this many optimizer steps (chunked jobs)."
+    )
     resume: bool = True
 
     @model_validator(mode="after")
@@ -123,13 +178,17 @@ class TrainConfig(BaseModel):
         overrides = dict(self.model_overrides)
         overrides.update(fusion=self.fusion, separation=self.separation)
         if self.pair_loss == "none":
-            overrides["pair_scoring"] = False  # an untrained pair path must not be used for re-ranking
+            overrides["pair_scoring"] = (
+                False  # an untrained pair path must not be used for re-ranking
+            )
         if self.pooling is not None:
             overrides["pooling"] = self.pooling
         name = self.model or BACKBONE_CONFIGS[self.backbone]
         cfg = load_model_config(name, overrides)
         if cfg.backbone != self.backbone:
-            raise FsclapError(f"model config {name} is for backbone {cfg.backbone}, but backbone={self.backbone}")
+            raise FsclapError(
+                f"model config {name} is for backbone {cfg.backbone}, but backbone={self.backbone}"
+            )
         return cfg
 
 
@@ -176,10 +235,14 @@ class Schedule:
         """One line for the log, e.g. '312 training clips -> batch 16 x 1, 24 epochs, 408 optimizer steps (target 400)'."""
         procs = f" x {self.world} processes" if self.world > 1 else ""
         target = f" (target {self.target_steps})" if self.target_steps is not None else ""
-        how = f"preset {self.preset}" + (f"; from the corpus size: {', '.join(self.derived)}" if self.derived else "")
-        return (f"{self.train_clips} training clips -> batch {self.batch_size} x {self.grad_accum}{procs} "
-                f"(effective {self.effective_batch}), {self.epochs} epochs, {self.steps_per_epoch} steps/epoch, "
-                f"{self.total_steps} optimizer steps{target}, {self.warmup_steps} warm-up [{how}]")
+        how = f"preset {self.preset}" + (
+            f"; from the corpus size: {', '.join(self.derived)}" if self.derived else ""
+        )
+        return (
+            f"{self.train_clips} training clips -> batch {self.batch_size} x {self.grad_accum}{procs} "
+            f"(effective {self.effective_batch}), {self.epochs} epochs, {self.steps_per_epoch} steps/epoch, "
+            f"{self.total_steps} optimizer steps{target}, {self.warmup_steps} warm-up [{how}]"
+        )
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -209,7 +272,9 @@ def resolve_schedule(config: TrainConfig, n_train: int, world: int = 1) -> Sched
     as given, the rest derived (preset auto) — the one place the trainer's step arithmetic lives."""
     # a contrastive batch needs two clips; under DDP each process needs one (negatives are gathered)
     if n_train < max(2, world):
-        raise FsclapError(f"{n_train} training clip(s) for {world} process(es); need at least 2, and one per process")
+        raise FsclapError(
+            f"{n_train} training clip(s) for {world} process(es); need at least 2, and one per process"
+        )
     derived: list[str] = []
     per_process = n_train // world
     batch, accum = config.batch_size, config.grad_accum
@@ -236,12 +301,27 @@ def resolve_schedule(config: TrainConfig, n_train: int, world: int = 1) -> Sched
         derived.append("warmup")
         warmup = max(1, round(WARMUP_FRACTION * total))
     else:
-        warmup = max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
-    return Schedule(config.preset, n_train, world, batch, accum, epochs, steps_per_epoch, total, warmup,
-                    tuple(derived), target)
+        warmup = (
+            max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
+        )
+    return Schedule(
+        config.preset,
+        n_train,
+        world,
+        batch,
+        accum,
+        epochs,
+        steps_per_epoch,
+        total,
+        warmup,
+        tuple(derived),
+        target,
+    )
 
 
-def load_train_config(file: str | Path | None = None, overrides: Iterable[str] | dict | None = None) -> TrainConfig:
+def load_train_config(
+    file: str | Path | None = None, overrides: Iterable[str] | dict | None = None
+) -> TrainConfig:
     """Defaults < JSON/YAML file (or a preset name: ``paper``, ``auto``) < ``--set`` overrides
     (``model.<field>=v`` sets a ModelConfig field)."""
     data: dict[str, Any] = {}
@@ -252,9 +332,15 @@ def load_train_config(file: str | Path | None = None, overrides: Iterable[str] |
         if not path.is_file():
             raise FsclapError(f"training config not found: {path}")
         try:
-            loaded = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+            loaded = (
+                json.loads(path.read_text())
+                if path.suffix == ".json"
+                else yaml.safe_load(path.read_text())
+            )
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise FsclapError(f"training config {path} is not valid: {str(exc).splitlines()[0]}") from None
+            raise FsclapError(
+                f"training config {path} is not valid: {str(exc).splitlines()[0]}"
+            ) from None
         if not isinstance(loaded, dict):
             raise FsclapError(f"training config {path} must hold a mapping")
         data.update(loaded)

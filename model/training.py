@@ -62,7 +62,16 @@ from model.train_config import FEW_STEPS, Schedule, TrainConfig, resolve_schedul
 log = get_logger("model.training")
 
 # settings that may change between a run and its resumption without changing what is computed
-RUNTIME_KEYS = {"device", "workers", "cpu_threads", "resume", "stop_after_steps", "log_every", "save_every", "val_batch_size"}
+RUNTIME_KEYS = {
+    "device",
+    "workers",
+    "cpu_threads",
+    "resume",
+    "stop_after_steps",
+    "log_every",
+    "save_every",
+    "val_batch_size",
+}
 
 
 class TrainingDiverged(FsclapError):
@@ -83,9 +92,15 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------------------
-def validation_metrics(model: FSCLAP, audio_emb: torch.Tensor, text_emb: torch.Tensor, captions: list[str],
-                       audio_tok: list[TokenFeatures] | None = None, text_tok: list[TokenFeatures] | None = None,
-                       rerank_k: int = 0) -> dict[str, float]:
+def validation_metrics(
+    model: FSCLAP,
+    audio_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    captions: list[str],
+    audio_tok: list[TokenFeatures] | None = None,
+    text_tok: list[TokenFeatures] | None = None,
+    rerank_k: int = 0,
+) -> dict[str, float]:
     """Leak-free full-gallery metrics in percent: bi (``a2t_R@1`` ...) and, with token features and a fusion
     module, bi-shortlist + pair re-ranking (``rerank_a2t_R@1`` ...). The one place the trainer scores
     validation; it uses the project's evaluator (``model.metrics``)."""
@@ -124,14 +139,22 @@ def validation_metrics(model: FSCLAP, audio_emb: torch.Tensor, text_emb: torch.T
     return out
 
 
-def training_loss(objective: ContrastiveObjective, out: dict, exclude: torch.Tensor, caption_keys: list[str],
-                  counts: list[int] | None = None):
+def training_loss(
+    objective: ContrastiveObjective,
+    out: dict,
+    exclude: torch.Tensor,
+    caption_keys: list[str],
+    counts: list[int] | None = None,
+):
     """The objective on one forward's output. With ``counts`` (items per process, under DDP) the bi
     loss and the regulariser cover the global batch, identical on every process; the pair loss stays local."""
     logits, a_pooled, t_pooled = out["logits"], out["audio_pooled"], out["text_pooled"]
     if counts is not None:
         a_emb, t_emb = gather_rows(out["audio_emb"], counts), gather_rows(out["text_emb"], counts)
-        a_pooled, t_pooled = gather_rows(a_pooled.float(), counts), gather_rows(t_pooled.float(), counts)
+        a_pooled, t_pooled = (
+            gather_rows(a_pooled.float(), counts),
+            gather_rows(t_pooled.float(), counts),
+        )
         exclude = same_code_mask(gather_caption_codes(caption_keys, counts, logits.device))
         logits = out["logit_scale"] * a_emb @ t_emb.t()
     return objective(logits.float(), exclude, a_pooled, t_pooled, out["pair"])
@@ -152,7 +175,9 @@ class FeatureCache:
             self.items[key] = item.to("cpu", torch.float16)
 
     def get(self, keys, device, dtype=torch.float32) -> TokenFeatures:
-        with torch.autocast("cpu", enabled=False):  # a copy of stored float16 data, not model compute
+        with torch.autocast(
+            "cpu", enabled=False
+        ):  # a copy of stored float16 data, not model compute
             return TokenFeatures.pad_cat([self.items[k] for k in keys]).to(device, dtype)
 
 
@@ -165,8 +190,15 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Train one model on a train manifest, validating on a val manifest, into ``run_dir``."""
 
-    def __init__(self, config: TrainConfig, train_manifest: ClipManifest, val_manifest: ClipManifest, run_dir: str | Path,
-                 settings=None, model: FSCLAP | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_manifest: ClipManifest,
+        val_manifest: ClipManifest,
+        run_dir: str | Path,
+        settings=None,
+        model: FSCLAP | None = None,
+    ):
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.rank, self.local_rank, self.world = process_info()
@@ -178,45 +210,80 @@ class Trainer:
         if self.device.type == "cpu":
             # oversubscribed cores make every small op wait on descheduled threads (measured 60x slower)
             threads = config.cpu_threads or max(1, (os.cpu_count() or 1) - config.workers)
-            torch.set_num_threads(min(threads, torch.get_num_threads()) if config.cpu_threads is None else threads)
+            torch.set_num_threads(
+                min(threads, torch.get_num_threads()) if config.cpu_threads is None else threads
+            )
         seed_everything(config.seed)
         self.model_config = config.model_config_resolved()
-        self.model = model if model is not None else create_model(self.model_config, settings, seed=config.seed)
+        self.model = (
+            model
+            if model is not None
+            else create_model(self.model_config, settings, seed=config.seed)
+        )
         self.model.to(self.device)
         self._freeze()
-        self.train_set = ClipDataset(train_manifest, self.model.backbone.audio_preprocessor,
-                                     random_crop=not (config.freeze_audio and config.cache_frozen),
-                                     seed=config.seed, max_seconds=config.max_audio_seconds,
-                                     augment=None if config.freeze_audio and config.cache_frozen else training_augment(config),
-                                     captioner=training_captioner(config), recaption=config.recaption)
-        self.val_set = ClipDataset(val_manifest, self.model.backbone.audio_preprocessor, random_crop=False,
-                                   max_seconds=config.max_audio_seconds)
-        self.skipped: list[tuple[str, str, str, str]] = [("train", *r) for r in self.train_set.skipped]
+        self.train_set = ClipDataset(
+            train_manifest,
+            self.model.backbone.audio_preprocessor,
+            random_crop=not (config.freeze_audio and config.cache_frozen),
+            seed=config.seed,
+            max_seconds=config.max_audio_seconds,
+            augment=None
+            if config.freeze_audio and config.cache_frozen
+            else training_augment(config),
+            captioner=training_captioner(config),
+            recaption=config.recaption,
+        )
+        self.val_set = ClipDataset(
+            val_manifest,
+            self.model.backbone.audio_preprocessor,
+            random_crop=False,
+            max_seconds=config.max_audio_seconds,
+        )
+        self.skipped: list[tuple[str, str, str, str]] = [
+            ("train", *r) for r in self.train_set.skipped
+        ]
         self.skipped += [("val", *r) for r in self.val_set.skipped]
-        self.data_fingerprint = {"train": _data_fingerprint(self.train_set), "val": _data_fingerprint(self.val_set)}
+        self.data_fingerprint = {
+            "train": _data_fingerprint(self.train_set),
+            "val": _data_fingerprint(self.val_set),
+        }
         if len(self.train_set) < 2:
-            raise FsclapError(f"training manifest has {len(self.train_set)} usable clip(s); need at least 2")
+            raise FsclapError(
+                f"training manifest has {len(self.train_set)} usable clip(s); need at least 2"
+            )
         if len(self.val_set) < 1:
             raise FsclapError("validation manifest has no usable clip")
         # a resumed run keeps the schedule it started with, even if the derivation rule changed since
-        self.schedule = self._saved_schedule() or resolve_schedule(config, len(self.train_set), self.world)
+        self.schedule = self._saved_schedule() or resolve_schedule(
+            config, len(self.train_set), self.world
+        )
         self.batch_size = self.schedule.batch_size
         self.grad_accum = self.schedule.grad_accum
         self.epochs = self.schedule.epochs
         self.micro_per_epoch = self.schedule.micro_batches_per_epoch
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.total_steps = self.schedule.total_steps
-        self.objective = ContrastiveObjective(config.hn_loss, config.gamma, config.reg_weight, config.pair_weight)
+        self.objective = ContrastiveObjective(
+            config.hn_loss, config.gamma, config.reg_weight, config.pair_weight
+        )
         self.pair_mode = config.pair_loss if self.model.has_pair_scoring else "none"
         self.optimizer = torch.optim.AdamW(self._param_groups(), betas=(0.9, 0.98), eps=1e-6)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _cosine_with_warmup(self.schedule.warmup_steps, self.total_steps, config.min_lr_ratio))
+            self.optimizer,
+            _cosine_with_warmup(self.schedule.warmup_steps, self.total_steps, config.min_lr_ratio),
+        )
         self.amp_dtype = self._amp_dtype()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
         self.ddp = None
         if self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None, find_unused_parameters=True)
+                self.model,
+                device_ids=[self.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
         self.text_cache = FeatureCache() if config.freeze_text and config.cache_frozen else None
         self.audio_cache = FeatureCache() if config.freeze_audio and config.cache_frozen else None
         # progress
@@ -237,7 +304,11 @@ class Trainer:
             return torch.device("cuda", self.local_rank)
         name = self.cfg.device
         if name == "auto":
-            name = settings.resolved_device() if settings is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+            name = (
+                settings.resolved_device()
+                if settings is not None
+                else ("cuda" if torch.cuda.is_available() else "cpu")
+            )
         if name.startswith("cuda") and not torch.cuda.is_available():
             raise FsclapError(f"device {name} requested but CUDA is not available")
         return torch.device(name)
@@ -252,7 +323,11 @@ class Trainer:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}[self.cfg.amp_dtype]
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        return (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else nullcontext()
+        )
 
     def _freeze(self) -> None:
         bb = self.model.backbone
@@ -269,15 +344,28 @@ class Trainer:
         scratch = {id(p) for m in model.backbone.scratch_modules() for p in m.parameters()}
         backbone = {id(p) for p in model.backbone.parameters()}
         groups: dict[tuple[str, bool], list] = {}
-        lrs = {"backbone": self.cfg.lr_backbone, "scratch": self.cfg.lr_scratch, "fusion": self.cfg.lr_fusion}
+        lrs = {
+            "backbone": self.cfg.lr_backbone,
+            "scratch": self.cfg.lr_scratch,
+            "fusion": self.cfg.lr_fusion,
+        }
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
             kind = "scratch" if id(p) in scratch else "backbone" if id(p) in backbone else "fusion"
-            no_decay = p.ndim < 2 or "log_scale" in name or "modality" in name or "norm" in name.lower()
+            no_decay = (
+                p.ndim < 2 or "log_scale" in name or "modality" in name or "norm" in name.lower()
+            )
             groups.setdefault((kind, no_decay), []).append(p)
-        return [{"params": ps, "lr": lrs[kind], "weight_decay": 0.0 if nd else self.cfg.weight_decay, "name": f"{kind}{'_nd' if nd else ''}"}
-                for (kind, nd), ps in sorted(groups.items())]
+        return [
+            {
+                "params": ps,
+                "lr": lrs[kind],
+                "weight_decay": 0.0 if nd else self.cfg.weight_decay,
+                "name": f"{kind}{'_nd' if nd else ''}",
+            }
+            for (kind, nd), ps in sorted(groups.items())
+        ]
 
     # -- paths --------------------------------------------------------------------------------
     @property
@@ -293,25 +381,49 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         resumed = self._maybe_resume()
         if self.is_main:
-            write_json(self.run_dir / "train_config.json",
-                       {"train": self.cfg.model_dump(mode="json"), "model": self.model_config.model_dump(mode="json"),
-                        "backbone": self.model.backbone.describe(), "world_size": self.world,
-                        "train_clips": len(self.train_set), "val_clips": len(self.val_set),
-                        "schedule": self.schedule.to_json()})
+            write_json(
+                self.run_dir / "train_config.json",
+                {
+                    "train": self.cfg.model_dump(mode="json"),
+                    "model": self.model_config.model_dump(mode="json"),
+                    "backbone": self.model.backbone.describe(),
+                    "world_size": self.world,
+                    "train_clips": len(self.train_set),
+                    "val_clips": len(self.val_set),
+                    "schedule": self.schedule.to_json(),
+                },
+            )
             self._open_tensorboard()
         log.info("schedule: %s", self.schedule.describe())
         if self.schedule.total_steps < FEW_STEPS:
             derived = set(self.schedule.derived)
-            hint = ("the corpus is very small" if self.schedule.preset == "auto" and {"batch_size", "epochs"} <= derived
-                    else "leave batch_size/epochs unset (preset auto), or use a smaller batch_size / more epochs")
-            log.warning("only %d optimizer steps in this run (fewer than %d): the model will barely train; %s",
-                        self.schedule.total_steps, FEW_STEPS, hint)
-        log.info("%s on %s: %d train / %d val clips, batch %d x %d accum x %d process(es)%s, %d steps/epoch, %d epochs%s",
-                 self.model_config.name, self.device, len(self.train_set), len(self.val_set), self.batch_size,
-                 self.grad_accum, self.world,
-                 f" (negatives from all {self.world}: {self.batch_size * self.world} per loss)" if self.gathers_negatives else "",
-                 self.steps_per_epoch, self.epochs,
-                 f" (resumed at epoch {self.epoch + 1}, step {self.step})" if resumed else "")
+            hint = (
+                "the corpus is very small"
+                if self.schedule.preset == "auto" and {"batch_size", "epochs"} <= derived
+                else "leave batch_size/epochs unset (preset auto), or use a smaller batch_size / more epochs"
+            )
+            log.warning(
+                "only %d optimizer steps in this run (fewer than %d): the model will barely train; %s",
+                self.schedule.total_steps,
+                FEW_STEPS,
+                hint,
+            )
+        log.info(
+            "%s on %s: %d train / %d val clips, batch %d x %d accum x %d process(es)%s, %d steps/epoch, %d epochs%s",
+            self.model_config.name,
+            self.device,
+            len(self.train_set),
+            len(self.val_set),
+            self.batch_size,
+            self.grad_accum,
+            self.world,
+            f" (negatives from all {self.world}: {self.batch_size * self.world} per loss)"
+            if self.gathers_negatives
+            else "",
+            self.steps_per_epoch,
+            self.epochs,
+            f" (resumed at epoch {self.epoch + 1}, step {self.step})" if resumed else "",
+        )
         self._fill_caches()
         self._write_skipped()
         stopped = False
@@ -325,8 +437,17 @@ class Trainer:
             self.tb.close()
         if self.world > 1:
             torch.distributed.barrier()
-        return TrainResult(self.run_dir, self.best_epoch, self.best_metric, self.best_metrics, self.epoch, self.step,
-                           len(self.skipped), finished=self.epoch >= self.epochs, schedule=self.schedule)
+        return TrainResult(
+            self.run_dir,
+            self.best_epoch,
+            self.best_metric,
+            self.best_metrics,
+            self.epoch,
+            self.step,
+            len(self.skipped),
+            finished=self.epoch >= self.epochs,
+            schedule=self.schedule,
+        )
 
     def _train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume). Returns True when stopped by ``stop_after_steps``."""
@@ -338,22 +459,37 @@ class Trainer:
         self.train_set.set_epoch(self.epoch)
         sampler = training_sampler(cfg, self.train_set, self.rank, self.world)
         sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * self.batch_size)
-        loader = make_loader(self.train_set, self.model.backbone.text_preprocessor, self.batch_size, sampler,
-                             workers=cfg.workers, drop_last=True, pin_memory=self.device.type == "cuda",
-                             seed=cfg.seed * 1000 + self.epoch)
+        loader = make_loader(
+            self.train_set,
+            self.model.backbone.text_preprocessor,
+            self.batch_size,
+            sampler,
+            workers=cfg.workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            seed=cfg.seed * 1000 + self.epoch,
+        )
         losses: list[float] = []
         t0, clips = time.perf_counter(), 0
         micro = self.batch_in_epoch
-        it = progress(loader, desc=f"epoch {self.epoch + 1}/{self.epochs}", total=len(loader), unit="batch")
+        it = progress(
+            loader, desc=f"epoch {self.epoch + 1}/{self.epochs}", total=len(loader), unit="batch"
+        )
         for batch in it:
             if micro >= self.micro_per_epoch:
                 break
             self._record_failures("train", batch)
             group_start = micro - micro % self.grad_accum
             group_size = min(self.grad_accum, self.micro_per_epoch - group_start)
-            counts = gather_counts(len(batch), self.device) if self.ddp is not None else [len(batch)]
+            counts = (
+                gather_counts(len(batch), self.device) if self.ddp is not None else [len(batch)]
+            )
             if self._trainable(counts):
-                with (model.no_sync() if self.ddp is not None and (micro + 1 - group_start) < group_size else nullcontext()):
+                with (
+                    model.no_sync()
+                    if self.ddp is not None and (micro + 1 - group_start) < group_size
+                    else nullcontext()
+                ):
                     parts = self._micro_step(model, batch, group_size, counts)
                 losses.append(parts["loss"])
                 clips += len(batch)
@@ -367,11 +503,17 @@ class Trainer:
                     self._save_last()
                 if cfg.stop_after_steps is not None and self.step >= cfg.stop_after_steps:
                     self._save_last()
-                    log.info("stopped after %d steps as asked (stop_after_steps); resume with the same command", self.step)
+                    log.info(
+                        "stopped after %d steps as asked (stop_after_steps); resume with the same command",
+                        self.step,
+                    )
                     return True
         elapsed = time.perf_counter() - t0
-        self._epoch_train = {"train_loss": float(np.mean(losses)) if losses else float("nan"),
-                             "clips_per_s": clips / elapsed if elapsed > 0 else float("nan"), "epoch_seconds": elapsed}
+        self._epoch_train = {
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "clips_per_s": clips / elapsed if elapsed > 0 else float("nan"),
+            "epoch_seconds": elapsed,
+        }
         return False
 
     @property
@@ -385,27 +527,47 @@ class Trainer:
             return min(counts) >= 1 and sum(counts) >= 2
         return min(counts) >= 2
 
-    def _micro_step(self, model, batch: Batch, group_size: int, counts: list[int]) -> dict[str, float]:
+    def _micro_step(
+        self, model, batch: Batch, group_size: int, counts: list[int]
+    ) -> dict[str, float]:
         batch = batch.to(self.device)
-        audio = self.audio_cache.get(batch.indices.tolist(), self.device) if self.audio_cache is not None else batch.audio
+        audio = (
+            self.audio_cache.get(batch.indices.tolist(), self.device)
+            if self.audio_cache is not None
+            else batch.audio
+        )
         text = self._frozen_text(batch) if self.text_cache is not None else batch.text
         exclude = same_caption_mask(batch.caption_keys, self.device)
         autocast = self._autocast()
         with autocast:
             out = model(audio, text, exclude, self.pair_mode, self.cfg.pair_negatives)
-        loss = training_loss(self.objective, out, exclude, batch.caption_keys, counts if self.gathers_negatives else None)
+        loss = training_loss(
+            self.objective,
+            out,
+            exclude,
+            batch.caption_keys,
+            counts if self.gathers_negatives else None,
+        )
         if not torch.isfinite(loss.total):
-            last = f"{self.last_dir} (step {self._last_saved_step()})" if self.last_dir.is_dir() else "none saved yet"
-            raise TrainingDiverged(f"loss became {float(loss.total)} at epoch {self.epoch + 1}, step {self.step + 1} "
-                                   f"(clips {', '.join(batch.clip_ids[:3])}, ...); stopped. Last good checkpoint: {last}. "
-                                   f"Try a lower lr_fusion/lr_scratch or amp=false")
+            last = (
+                f"{self.last_dir} (step {self._last_saved_step()})"
+                if self.last_dir.is_dir()
+                else "none saved yet"
+            )
+            raise TrainingDiverged(
+                f"loss became {float(loss.total)} at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(clips {', '.join(batch.clip_ids[:3])}, ...); stopped. Last good checkpoint: {last}. "
+                f"Try a lower lr_fusion/lr_scratch or amp=false"
+            )
         self.scaler.scale(loss.total / group_size).backward()
         return loss.parts
 
     def _optimizer_step(self) -> None:
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.grad_clip
+            )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -437,22 +599,34 @@ class Trainer:
             if self.text_cache is not None:
                 captions = sorted({r.caption for r in dataset.rows} - set(self.text_cache.items))
                 for start in range(0, len(captions), self.cfg.val_batch_size):
-                    chunk = captions[start:start + self.cfg.val_batch_size]
+                    chunk = captions[start : start + self.cfg.val_batch_size]
                     batch = {k: v.to(self.device) for k, v in bb.text_preprocessor(chunk).items()}
                     self.text_cache.put(chunk, bb.encode_text(batch))
             if self.audio_cache is not None:
-                loader = make_loader(dataset, bb.text_preprocessor, self.cfg.val_batch_size,
-                                     EpochSampler(len(dataset), 0, shuffle=False), workers=self.cfg.workers)
+                loader = make_loader(
+                    dataset,
+                    bb.text_preprocessor,
+                    self.cfg.val_batch_size,
+                    EpochSampler(len(dataset), 0, shuffle=False),
+                    workers=self.cfg.workers,
+                )
                 cache = self.audio_cache if name == "train" else self._val_audio_cache()
-                for batch in progress(loader, desc=f"caching {name} audio features", total=len(loader)):
+                for batch in progress(
+                    loader, desc=f"caching {name} audio features", total=len(loader)
+                ):
                     for cid, path, reason in batch.failures:
                         idx = next(i for i, r in enumerate(dataset.rows) if r.clip_id == cid)
                         dataset.failed[idx] = reason
                     if len(batch):
-                        feats = bb.encode_audio({k: v.to(self.device) for k, v in batch.audio.items()})
+                        feats = bb.encode_audio(
+                            {k: v.to(self.device) for k, v in batch.audio.items()}
+                        )
                         cache.put(batch.indices.tolist(), feats)
                 dataset.skip_audio = set(cache.items)
-                for cid, path, reason in [(dataset.rows[i].clip_id, dataset.rows[i].audio_path, r) for i, r in dataset.failed.items()]:
+                for cid, path, reason in [
+                    (dataset.rows[i].clip_id, dataset.rows[i].audio_path, r)
+                    for i, r in dataset.failed.items()
+                ]:
                     self._add_skipped(name, cid, path, reason)
         bb.train(bb_mode)
 
@@ -468,8 +642,13 @@ class Trainer:
         was = model.training
         model.eval()
         bb = model.backbone
-        loader = make_loader(self.val_set, bb.text_preprocessor, self.cfg.val_batch_size,
-                             EpochSampler(len(self.val_set), 0, shuffle=False), workers=self.cfg.workers)
+        loader = make_loader(
+            self.val_set,
+            bb.text_preprocessor,
+            self.cfg.val_batch_size,
+            EpochSampler(len(self.val_set), 0, shuffle=False),
+            workers=self.cfg.workers,
+        )
         a_emb, t_emb, caps = [], [], []
         keep = self.cfg.val_rerank_k > 0 and model.has_pair_scoring
         a_tok, t_tok = [], []
@@ -481,24 +660,43 @@ class Trainer:
                 continue
             batch = batch.to(self.device)
             with autocast:
-                raw_a = val_cache.get(batch.indices.tolist(), self.device) if val_cache is not None else bb.encode_audio(batch.audio)
-                raw_t = self.text_cache.get(batch.captions, self.device) if self.text_cache is not None else bb.encode_text(batch.text)
+                raw_a = (
+                    val_cache.get(batch.indices.tolist(), self.device)
+                    if val_cache is not None
+                    else bb.encode_audio(batch.audio)
+                )
+                raw_t = (
+                    self.text_cache.get(batch.captions, self.device)
+                    if self.text_cache is not None
+                    else bb.encode_text(batch.text)
+                )
                 at, tt = model.project_audio(raw_a), model.project_text(raw_t)
                 a_emb.append(model.bi_embed(at, AUDIO)[0].float().cpu())
                 t_emb.append(model.bi_embed(tt, TEXT)[0].float().cpu())
             caps.extend(batch.captions)
             if keep:
-                a_tok.extend(f.to("cpu", torch.float16) for f in at.unbind())  # half the RAM; re-ranking only
+                a_tok.extend(
+                    f.to("cpu", torch.float16) for f in at.unbind()
+                )  # half the RAM; re-ranking only
                 t_tok.extend(f.to("cpu", torch.float16) for f in tt.unbind())
-        metrics = validation_metrics(model, torch.cat(a_emb), torch.cat(t_emb), caps, a_tok if keep else None,
-                                     t_tok if keep else None, self.cfg.val_rerank_k)
+        metrics = validation_metrics(
+            model,
+            torch.cat(a_emb),
+            torch.cat(t_emb),
+            caps,
+            a_tok if keep else None,
+            t_tok if keep else None,
+            self.cfg.val_rerank_k,
+        )
         model.train(was)
         return metrics
 
     def _select_value(self, metrics: dict[str, float]) -> float:
         key = self.cfg.select_metric
         if f"a2t_{key}" not in metrics:
-            raise FsclapError(f"select_metric {key} is not a validation metric (use R@1, R@5, R@10 or mAP@10)")
+            raise FsclapError(
+                f"select_metric {key} is not a validation metric (use R@1, R@5, R@10 or mAP@10)"
+            )
         return 0.5 * (metrics[f"a2t_{key}"] + metrics[f"t2a_{key}"])
 
     def _end_epoch(self, metrics: dict[str, float]) -> None:
@@ -506,9 +704,15 @@ class Trainer:
         self.batch_in_epoch = 0
         value = self._select_value(metrics)
         train = getattr(self, "_epoch_train", {})
-        row = {"epoch": self.epoch, "step": self.step, **{k: round(v, 5) if isinstance(v, float) else v for k, v in train.items()},
-               "lr_fusion": self._lr("fusion"), "temperature": round(1.0 / float(self.model.logit_scale().detach()), 5),
-               **metrics, f"select_{self.cfg.select_metric}": round(value, 2)}
+        row = {
+            "epoch": self.epoch,
+            "step": self.step,
+            **{k: round(v, 5) if isinstance(v, float) else v for k, v in train.items()},
+            "lr_fusion": self._lr("fusion"),
+            "temperature": round(1.0 / float(self.model.logit_scale().detach()), 5),
+            **metrics,
+            f"select_{self.cfg.select_metric}": round(value, 2),
+        }
         self.epoch_rows.append(row)
         improved = self.best_metric is None or value > self.best_metric
         if improved:
@@ -523,11 +727,22 @@ class Trainer:
                 for k, v in metrics.items():
                     self.tb.add_scalar(f"val/{k}", v, self.step)
         bi = f"a2t R@1 {metrics['a2t_R@1']:.1f} mAP@10 {metrics['a2t_mAP@10']:.1f} | t2a R@1 {metrics['t2a_R@1']:.1f} mAP@10 {metrics['t2a_mAP@10']:.1f}"
-        rr = (f" | rerank mAP@10 a2t {metrics['rerank_a2t_mAP@10']:.1f} t2a {metrics['rerank_t2a_mAP@10']:.1f}"
-              if "rerank_a2t_mAP@10" in metrics else "")
-        log.info("epoch %d/%d: loss %.4f, %.1f clips/s | val (N=%d) %s%s%s", self.epoch, self.epochs,
-                 train.get("train_loss", float("nan")), train.get("clips_per_s", float("nan")), metrics["n"], bi, rr,
-                 " (best)" if improved else "")
+        rr = (
+            f" | rerank mAP@10 a2t {metrics['rerank_a2t_mAP@10']:.1f} t2a {metrics['rerank_t2a_mAP@10']:.1f}"
+            if "rerank_a2t_mAP@10" in metrics
+            else ""
+        )
+        log.info(
+            "epoch %d/%d: loss %.4f, %.1f clips/s | val (N=%d) %s%s%s",
+            self.epoch,
+            self.epochs,
+            train.get("train_loss", float("nan")),
+            train.get("clips_per_s", float("nan")),
+            metrics["n"],
+            bi,
+            rr,
+            " (best)" if improved else "",
+        )
 
     def _lr(self, kind: str) -> float:
         for g in self.optimizer.param_groups:
@@ -536,8 +751,14 @@ class Trainer:
         return float("nan")
 
     def _log_step(self, parts: dict[str, float], clips_per_s: float) -> None:
-        row = {"step": self.step, "epoch": self.epoch + 1, "lr_fusion": self._lr("fusion"), "lr_backbone": self._lr("backbone"),
-               **{k: round(v, 5) for k, v in parts.items()}, "clips_per_s": round(clips_per_s, 2)}
+        row = {
+            "step": self.step,
+            "epoch": self.epoch + 1,
+            "lr_fusion": self._lr("fusion"),
+            "lr_backbone": self._lr("backbone"),
+            **{k: round(v, 5) for k, v in parts.items()},
+            "clips_per_s": round(clips_per_s, 2),
+        }
         self.step_rows.append(row)
         if self.tb is not None and self.is_main:
             for k, v in parts.items():
@@ -569,8 +790,17 @@ class Trainer:
     def _save_best(self, metrics: dict[str, float]) -> None:
         tmp = self.best_dir.with_name("best.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        save_checkpoint(self.model, tmp, extra={"epoch": self.epoch, "step": self.step, "metrics": metrics,
-                                                "select_metric": self.cfg.select_metric, "select_value": self.best_metric})
+        save_checkpoint(
+            self.model,
+            tmp,
+            extra={
+                "epoch": self.epoch,
+                "step": self.step,
+                "metrics": metrics,
+                "select_metric": self.cfg.select_metric,
+                "select_value": self.best_metric,
+            },
+        )
         _swap_dir(tmp, self.best_dir)
 
     def _save_last(self) -> None:
@@ -579,19 +809,35 @@ class Trainer:
         tmp = self.last_dir.with_name("last.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         save_checkpoint(self.model, tmp)
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state()}
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         torch.save(state, tmp / "trainer.pt")
         np_state = np.random.get_state()
-        write_json(tmp / "state.json", {
-            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
-            "best_metric": self.best_metric, "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
-            "epoch_rows": self.epoch_rows, "step_rows": self.step_rows, "skipped": self.skipped,
-            "config": self.cfg.model_dump(mode="json"), "schedule": self.schedule.to_json(), "data": self.data_fingerprint,
-            "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]], "python_rng": _py_rng_to_json(random.getstate()),
-        })
+        write_json(
+            tmp / "state.json",
+            {
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "step": self.step,
+                "best_metric": self.best_metric,
+                "best_epoch": self.best_epoch,
+                "best_metrics": self.best_metrics,
+                "epoch_rows": self.epoch_rows,
+                "step_rows": self.step_rows,
+                "skipped": self.skipped,
+                "config": self.cfg.model_dump(mode="json"),
+                "schedule": self.schedule.to_json(),
+                "data": self.data_fingerprint,
+                "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+                "python_rng": _py_rng_to_json(random.getstate()),
+            },
+        )
         _swap_dir(tmp, self.last_dir)
 
     def _saved_schedule(self) -> Schedule | None:
@@ -604,7 +850,10 @@ class Trainer:
             except (OSError, ValueError):
                 continue
             schedule = Schedule.from_json(saved) if saved else None
-            if schedule is not None and (schedule.world, schedule.train_clips) == (self.world, len(self.train_set)):
+            if schedule is not None and (schedule.world, schedule.train_clips) == (
+                self.world,
+                len(self.train_set),
+            ):
                 return schedule
             return None  # another data set or process count: fit() refuses or the run restarts its plan
         return None
@@ -619,25 +868,39 @@ class Trainer:
         from safetensors.torch import load_model
 
         old = self.last_dir.with_name("last.old")
-        if not self.last_dir.is_dir() and old.is_dir():  # killed between the two renames of _swap_dir
+        if (
+            not self.last_dir.is_dir() and old.is_dir()
+        ):  # killed between the two renames of _swap_dir
             old.rename(self.last_dir)
         if not (self.last_dir / "state.json").is_file():
             return False
         if not self.cfg.resume:
-            raise FsclapError(f"{self.run_dir} already holds a run; use another --out (or resume=true to continue it)")
+            raise FsclapError(
+                f"{self.run_dir} already holds a run; use another --out (or resume=true to continue it)"
+            )
         state = json.loads((self.last_dir / "state.json").read_text())
         saved = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
         now = {k: v for k, v in self.cfg.model_dump(mode="json").items() if k not in RUNTIME_KEYS}
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         if diff:
-            raise FsclapError(f"{self.run_dir} holds a run with different settings ({', '.join(diff)}); "
-                              f"use a new --out, or the same settings to resume it")
-        changed = sorted(k for k, v in state.get("data", self.data_fingerprint).items() if self.data_fingerprint.get(k) != v)
+            raise FsclapError(
+                f"{self.run_dir} holds a run with different settings ({', '.join(diff)}); "
+                f"use a new --out, or the same settings to resume it"
+            )
+        changed = sorted(
+            k
+            for k, v in state.get("data", self.data_fingerprint).items()
+            if self.data_fingerprint.get(k) != v
+        )
         if changed:
-            raise FsclapError(f"{self.run_dir} holds a run on different {' and '.join(changed)} data "
-                              f"(clips, paths or captions changed); use a new --out")
+            raise FsclapError(
+                f"{self.run_dir} holds a run on different {' and '.join(changed)} data "
+                f"(clips, paths or captions changed); use a new --out"
+            )
         load_model(self.model, str(self.last_dir / "model.safetensors"), strict=True)
-        trainer_state = torch.load(self.last_dir / "trainer.pt", map_location="cpu", weights_only=True)
+        trainer_state = torch.load(
+            self.last_dir / "trainer.pt", map_location="cpu", weights_only=True
+        )
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         self.scaler.load_state_dict(trainer_state["scaler"])
@@ -647,8 +910,16 @@ class Trainer:
         np_rng = state["numpy_rng"]
         np.random.set_state((np_rng[0], np.array(np_rng[1], dtype=np.uint32), *np_rng[2:]))
         random.setstate(_py_rng_from_json(state["python_rng"]))
-        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self.best_metric, self.best_epoch, self.best_metrics = state["best_metric"], state["best_epoch"], state["best_metrics"]
+        self.epoch, self.batch_in_epoch, self.step = (
+            state["epoch"],
+            state["batch_in_epoch"],
+            state["step"],
+        )
+        self.best_metric, self.best_epoch, self.best_metrics = (
+            state["best_metric"],
+            state["best_epoch"],
+            state["best_metrics"],
+        )
         self.epoch_rows, self.step_rows = state["epoch_rows"], state["step_rows"]
         known = {(s[0], s[1]) for s in self.skipped}
         self.skipped += [tuple(s) for s in state.get("skipped", []) if (s[0], s[1]) not in known]
@@ -690,15 +961,23 @@ class Trainer:
         if ax1.get_legend_handles_labels()[0]:  # no step logged yet (e.g. a one-step epoch)
             ax1.legend()
         epochs = [r["epoch"] for r in self.epoch_rows]
-        for key, style in (("a2t_mAP@10", "-"), ("t2a_mAP@10", "-"), ("a2t_R@1", "--"), ("t2a_R@1", "--"),
-                           ("rerank_a2t_mAP@10", ":"), ("rerank_t2a_mAP@10", ":")):
+        for key, style in (
+            ("a2t_mAP@10", "-"),
+            ("t2a_mAP@10", "-"),
+            ("a2t_R@1", "--"),
+            ("t2a_R@1", "--"),
+            ("rerank_a2t_mAP@10", ":"),
+            ("rerank_t2a_mAP@10", ":"),
+        ):
             if self.epoch_rows and key in self.epoch_rows[0]:
                 ax2.plot(epochs, [r[key] for r in self.epoch_rows], style, marker="o", label=key)
         ax2.set_xlabel("epoch")
         ax2.set_ylabel("validation (%)")
         if ax2.get_legend_handles_labels()[0]:
             ax2.legend(fontsize=8)
-        ax2.set_title(f"{self.model_config.name}: N={len(self.val_set)} val clips, best epoch {self.best_epoch}")
+        ax2.set_title(
+            f"{self.model_config.name}: N={len(self.val_set)} val clips, best epoch {self.best_epoch}"
+        )
         fig.tight_layout()
         with atomic_path(self.run_dir / "curves.png") as tmp:
             fig.savefig(tmp, dpi=110, format="png")
@@ -710,7 +989,9 @@ def _data_fingerprint(dataset: ClipDataset) -> str:
     """What the run was trained on: clip ids, audio paths, segment bounds and captions (not audio bytes)."""
     digest = hashlib.sha256()
     for row in dataset.rows:
-        digest.update(f"{row.clip_id}\t{row.audio_path}\t{row.start_s}\t{row.end_s}\t{row.caption}\n".encode())
+        digest.update(
+            f"{row.clip_id}\t{row.audio_path}\t{row.start_s}\t{row.end_s}\t{row.caption}\n".encode()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -742,15 +1023,25 @@ def _py_rng_from_json(data) -> tuple:
     return (data[0], tuple(data[1]), data[2])
 
 
-def train(train_manifest: str | Path, val_manifest: str | Path, run_dir: str | Path, config: TrainConfig,
-          settings=None) -> TrainResult:
+def train(
+    train_manifest: str | Path,
+    val_manifest: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig,
+    settings=None,
+) -> TrainResult:
     """Read the manifests and train (what ``fsclap train`` calls)."""
     train_m = ClipManifest.read(train_manifest, validate_levels=False)
     val_m = ClipManifest.read(val_manifest, validate_levels=False)
     if Path(train_manifest).resolve() == Path(val_manifest).resolve():
         if "split" not in train_m.frame.columns:
-            raise FsclapError(f"--train and --val are the same manifest but it has no split column: {train_manifest}")
-        train_m, val_m = train_m.split("train"), val_m.split("val")  # one corpus manifest with train/val/test rows
+            raise FsclapError(
+                f"--train and --val are the same manifest but it has no split column: {train_manifest}"
+            )
+        train_m, val_m = (
+            train_m.split("train"),
+            val_m.split("val"),
+        )  # one corpus manifest with train/val/test rows
         for name, part in (("train", train_m), ("val", val_m)):
             if len(part) == 0:
                 raise FsclapError(f"manifest {train_manifest} has no rows with split={name}")

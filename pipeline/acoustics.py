@@ -64,7 +64,9 @@ def _as_mono(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def frame_dbfs(audio: np.ndarray, sr: int, frame_s: float = FRAME_S, hop_s: float = HOP_S) -> np.ndarray:
+def frame_dbfs(
+    audio: np.ndarray, sr: int, frame_s: float = FRAME_S, hop_s: float = HOP_S
+) -> np.ndarray:
     """Per-frame RMS level in dBFS (full scale sine = -3 dBFS)."""
     audio = _as_mono(audio)
     frame, hop = max(1, int(round(frame_s * sr))), max(1, int(round(hop_s * sr)))
@@ -76,7 +78,9 @@ def frame_dbfs(audio: np.ndarray, sr: int, frame_s: float = FRAME_S, hop_s: floa
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
-def active_frames(levels_db: np.ndarray, rel_db: float = ACTIVE_REL_DB, floor_dbfs: float = ACTIVE_FLOOR_DBFS) -> np.ndarray:
+def active_frames(
+    levels_db: np.ndarray, rel_db: float = ACTIVE_REL_DB, floor_dbfs: float = ACTIVE_FLOOR_DBFS
+) -> np.ndarray:
     """Boolean mask of frames that carry signal: above the floor and within ``rel_db`` of the loud frames."""
     if levels_db.size == 0:
         return np.zeros(0, dtype=bool)
@@ -93,8 +97,13 @@ def active_rms_dbfs(audio: np.ndarray, sr: int) -> float:
     return float(10.0 * np.log10(np.mean(10.0 ** (levels[mask] / 10.0))))
 
 
-def trim_bounds(audio: np.ndarray, sr: int, rel_db: float = ACTIVE_REL_DB, floor_dbfs: float = ACTIVE_FLOOR_DBFS,
-                pad_s: float = 0.0) -> tuple[int, int]:
+def trim_bounds(
+    audio: np.ndarray,
+    sr: int,
+    rel_db: float = ACTIVE_REL_DB,
+    floor_dbfs: float = ACTIVE_FLOOR_DBFS,
+    pad_s: float = 0.0,
+) -> tuple[int, int]:
     """Sample range ``[start, end)`` from the first to the last active frame (``(0, 0)`` for silence)."""
     audio = _as_mono(audio)
     levels = frame_dbfs(audio, sr)
@@ -107,13 +116,20 @@ def trim_bounds(audio: np.ndarray, sr: int, rel_db: float = ACTIVE_REL_DB, floor
     return max(0, first * hop - pad), min(audio.size, last * hop + frame + pad)
 
 
-def f0_track(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, ceiling_hz: float = PITCH_CEILING_HZ,
-             time_step: float = HOP_S) -> tuple[np.ndarray, np.ndarray]:
+def f0_track(
+    audio: np.ndarray,
+    sr: int,
+    floor_hz: float = PITCH_FLOOR_HZ,
+    ceiling_hz: float = PITCH_CEILING_HZ,
+    time_step: float = HOP_S,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(times_s, f0_hz)`` per analysis frame, F0 = 0 where unvoiced (Praat autocorrelation method)."""
     import parselmouth
 
     audio = _as_mono(audio)
-    if sr > PITCH_ANALYSIS_RATE:  # F0 <= 600 Hz needs no more bandwidth; Praat's cost grows with the rate
+    if (
+        sr > PITCH_ANALYSIS_RATE
+    ):  # F0 <= 600 Hz needs no more bandwidth; Praat's cost grows with the rate
         import soxr
 
         audio, sr = soxr.resample(audio, sr, PITCH_ANALYSIS_RATE), PITCH_ANALYSIS_RATE
@@ -122,7 +138,12 @@ def f0_track(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, ceili
     return np.asarray(pitch.xs()), np.nan_to_num(pitch.selected_array["frequency"], nan=0.0)
 
 
-def f0_contour(audio: np.ndarray, sr: int, floor_hz: float = PITCH_FLOOR_HZ, ceiling_hz: float = PITCH_CEILING_HZ) -> np.ndarray:
+def f0_contour(
+    audio: np.ndarray,
+    sr: int,
+    floor_hz: float = PITCH_FLOOR_HZ,
+    ceiling_hz: float = PITCH_CEILING_HZ,
+) -> np.ndarray:
     """F0 per 10 ms frame in Hz, 0 where unvoiced (Praat autocorrelation method)."""
     return f0_track(audio, sr, floor_hz, ceiling_hz)[1]
 
@@ -192,7 +213,9 @@ PAUSE_MIN_S = 0.15  # an inactive stretch at least this long is a pause, not a s
 PAUSE_REL_DB = 25.0
 
 
-def band_envelope_db(audio: np.ndarray, sr: int, band: tuple[float, float] = NUCLEUS_BAND_HZ) -> np.ndarray:
+def band_envelope_db(
+    audio: np.ndarray, sr: int, band: tuple[float, float] = NUCLEUS_BAND_HZ
+) -> np.ndarray:
     """Level (dB) of the band-limited amplitude envelope, low-passed and sampled at 100 Hz."""
     from scipy import signal
     from scipy.fft import next_fast_len
@@ -218,7 +241,9 @@ def syllable_nuclei(audio: np.ndarray, sr: int) -> int:
     levels = band_envelope_db(audio, sr)
     if levels.size < 3:
         return 0
-    peaks, _ = signal.find_peaks(levels, prominence=NUCLEUS_PROMINENCE_DB, height=levels.max() - NUCLEUS_RANGE_DB)
+    peaks, _ = signal.find_peaks(
+        levels, prominence=NUCLEUS_PROMINENCE_DB, height=levels.max() - NUCLEUS_RANGE_DB
+    )
     return int(peaks.size)
 
 
@@ -257,9 +282,21 @@ def measure(audio: np.ndarray, sr: int, text: str | None = None) -> Acoustics:
     duration = audio.size / float(sr) if sr else 0.0
     nan = math.nan
     if audio.size == 0 or duration < MIN_DURATION_S:
-        return Acoustics(duration, nan, nan, 0.0, nan, nan, nan, 0.0, f"too short ({duration:.2f} s < {MIN_DURATION_S} s)")
+        return Acoustics(
+            duration,
+            nan,
+            nan,
+            0.0,
+            nan,
+            nan,
+            nan,
+            0.0,
+            f"too short ({duration:.2f} s < {MIN_DURATION_S} s)",
+        )
     if not np.isfinite(audio).all():
-        return Acoustics(duration, nan, nan, 0.0, nan, nan, nan, 0.0, "audio holds NaN or infinite samples")
+        return Acoustics(
+            duration, nan, nan, 0.0, nan, nan, nan, 0.0, "audio holds NaN or infinite samples"
+        )
     start, end = trim_bounds(audio, sr)
     if end <= start:
         return Acoustics(duration, nan, nan, 0.0, nan, nan, nan, 0.0, "silent (no active frames)")
@@ -276,8 +313,19 @@ def measure(audio: np.ndarray, sr: int, text: str | None = None) -> Acoustics:
         reasons.append("no voiced frames (F0 unmeasurable)")
     if math.isnan(rate):
         reasons.append("no syllables found" if syllables == 0 else "speech too short for a rate")
-    return Acoustics(duration, median, span, voiced, rms, rate, syllables, speech_s, "; ".join(reasons) or None,
-                     nuclei, timebase)
+    return Acoustics(
+        duration,
+        median,
+        span,
+        voiced,
+        rms,
+        rate,
+        syllables,
+        speech_s,
+        "; ".join(reasons) or None,
+        nuclei,
+        timebase,
+    )
 
 
 def semitones(f_hz: float, ref_hz: float) -> float:

@@ -108,7 +108,16 @@ class DuplicateContent(StageError):
 
 class AcquireConfig(StageConfig):
     operational: ClassVar[frozenset[str]] = frozenset(
-        {"workers", "local_files", "rate_limit", "retries", "backoff_s", "socket_timeout_s", "sleep_requests_s", "cookies"}
+        {
+            "workers",
+            "local_files",
+            "rate_limit",
+            "retries",
+            "backoff_s",
+            "socket_timeout_s",
+            "sleep_requests_s",
+            "cookies",
+        }
     )
 
     format: str = Field(DEFAULT_FORMAT, description="yt-dlp format selector.")
@@ -117,7 +126,9 @@ class AcquireConfig(StageConfig):
     retries: int = Field(3, ge=0, description="Retries of a transient failure (network, 5xx, 429).")
     backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each retry.")
     socket_timeout_s: float = Field(30.0, gt=0)
-    sleep_requests_s: float = Field(0.0, ge=0, description="Pause between yt-dlp's requests (politeness).")
+    sleep_requests_s: float = Field(
+        0.0, ge=0, description="Pause between yt-dlp's requests (politeness)."
+    )
     cookies: Path | None = Field(None, description="Netscape cookies file passed to yt-dlp.")
     workers: int = Field(2, ge=1)
 
@@ -145,7 +156,11 @@ class DownloadArchive:
         self._lock = threading.Lock()
         self._ids: set[str] = set()
         if self.path.exists():
-            self._ids = {line.strip() for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()}
+            self._ids = {
+                line.strip()
+                for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            }
 
     def __contains__(self, archive_id: str) -> bool:
         with self._lock:
@@ -269,13 +284,24 @@ class YtdlpClient:
             if not error.retryable or attempt >= self.config.retries:
                 raise error
             delay = self.config.backoff_s * (2**attempt)
-            log.info("%s: %s; retry %d/%d in %.1f s", url, error.error_type, attempt + 1, self.config.retries, delay)
+            log.info(
+                "%s: %s; retry %d/%d in %.1f s",
+                url,
+                error.error_type,
+                attempt + 1,
+                self.config.retries,
+                delay,
+            )
             time.sleep(delay)
             attempt += 1
 
     def list_entries(self, url: str) -> list[RemoteEntry]:
         """The videos of a playlist/channel/feed URL (flat listing), or the URL's own video."""
-        info = self._extract(url, self.params(extract_flat="in_playlist", skip_download=True, noplaylist=False), False)
+        info = self._extract(
+            url,
+            self.params(extract_flat="in_playlist", skip_download=True, noplaylist=False),
+            False,
+        )
         if info.get("_type") == "playlist":
             entries = []
             for entry in info.get("entries") or []:
@@ -284,8 +310,13 @@ class YtdlpClient:
                 entry_url = entry.get("webpage_url") or entry.get("url")
                 if not entry_url:
                     continue
-                entries.append(RemoteEntry(url=normalise_url(entry_url), source_key=_source_key(entry, entry_url),
-                                           title=entry.get("title")))
+                entries.append(
+                    RemoteEntry(
+                        url=normalise_url(entry_url),
+                        source_key=_source_key(entry, entry_url),
+                        title=entry.get("title"),
+                    )
+                )
             return entries
         return [RemoteEntry(url=url, source_key=_source_key(info, url), title=info.get("title"))]
 
@@ -304,7 +335,9 @@ class YtdlpClient:
             params["download_archive"] = self.archive.for_url(url)
         info = self._extract(url, params, True)
         if info.get("_type") == "playlist":
-            raise UnsupportedSource(f"{url} is a playlist, not an episode: list it under the drama's urls")
+            raise UnsupportedSource(
+                f"{url} is a playlist, not an episode: list it under the drama's urls"
+            )
         for item in info.get("requested_downloads") or []:
             path = item.get("filepath")
             if path and Path(path).exists():
@@ -360,7 +393,11 @@ def finished_file(out_dir: Path, stem: str) -> Path | None:
     if not out_dir.is_dir():
         return None
     for path in sorted(out_dir.glob(f"{glob_escape(stem)}.*")):
-        if path.is_file() and not path.name.endswith(PARTIAL_SUFFIXES) and ".part-" not in path.name:
+        if (
+            path.is_file()
+            and not path.name.endswith(PARTIAL_SUFFIXES)
+            and ".part-" not in path.name
+        ):
             return path
     return None
 
@@ -378,7 +415,9 @@ def register_local(source: Path, out_dir: Path, stem: str, mode: str) -> Path:
         raise SourceNotFound(f"local source file is gone: {source}")
     if mode == "reference":
         return source
-    suffix = source.suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", source.suffix) else ".media"
+    suffix = (
+        source.suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", source.suffix) else ".media"
+    )
     target = out_dir / f"{stem}{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
     if target.exists() and os.path.samefile(target, source):
@@ -416,7 +455,9 @@ def probe_media(path: Path) -> dict[str, Any]:
     if not audio:
         kinds = ", ".join(f"{s.get('codec_type')} {s.get('codec_name')}" for s in streams) or "none"
         raise NoAudioStream(f"{path.name} has no audio stream (streams: {kinds})")
-    chosen = next((i for i, s in enumerate(audio) if (s.get("disposition") or {}).get("default")), 0)
+    chosen = next(
+        (i for i, s in enumerate(audio) if (s.get("disposition") or {}).get("default")), 0
+    )
     stream = audio[chosen]
     duration = _float(meta.get("format", {}).get("duration")) or _float(stream.get("duration"))
     if not duration or duration <= 0:
@@ -440,7 +481,9 @@ def _probe_reason(ffprobe_error: str, path: Path) -> str:
     if head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"styp"}:
         return "truncated or corrupt MP4 (ffprobe cannot read it)"
     if "invalid data found" in ffprobe_error.lower():
-        return f"not a media file ffmpeg can read (unrecognised content, {path.stat().st_size} bytes)"
+        return (
+            f"not a media file ffmpeg can read (unrecognised content, {path.stat().st_size} bytes)"
+        )
     return ffprobe_error.split(": ", 1)[-1]
 
 
@@ -462,7 +505,9 @@ class Acquire(Stage):
 
     def __init__(self, config=None, *, context):
         super().__init__(config, context=context)
-        self.archive = DownloadArchive(self.context.data_root / "manifests" / "download-archive.txt")
+        self.archive = DownloadArchive(
+            self.context.data_root / "manifests" / "download-archive.txt"
+        )
         self.client = YtdlpClient(self.config, self.archive)
 
     def input_hash(self, episode: Episode) -> str | None:
@@ -472,11 +517,15 @@ class Acquire(Stage):
                 stat = path.stat()
             except OSError:
                 return short_hash({"source": episode.source_key, "missing": True})
-            return short_hash({"source": episode.source_key, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+            return short_hash(
+                {"source": episode.source_key, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            )
         return short_hash({"source": episode.source_key})
 
     def outputs(self, episode: Episode) -> list[Path]:
-        return [self.context.abs(episode.media_path)] if episode.media_path else [Path("/nonexistent")]
+        return (
+            [self.context.abs(episode.media_path)] if episode.media_path else [Path("/nonexistent")]
+        )
 
     def is_done(self, episode: Episode) -> bool:
         if not super().is_done(episode):

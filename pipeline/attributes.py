@@ -142,8 +142,11 @@ DEFAULT_REFERENCES: dict[str, dict[str, tuple[float, float]]] = {
 SPREAD_FLOORS = {"pitch": 1.0, "speed": 0.08, "energy": 1.5}  # semitones, ln units, dB
 ATTRIBUTE_VALUES = {"pitch": "f0_median_hz", "speed": "articulation_rate", "energy": "rms_dbfs"}
 RATE_UNITS = {"zh": "char/s", "ja": "mora/s", "en": "syl/s", None: "onset/s"}
-LEVEL_NAMES = {"pitch": ("low", "normal", "high"), "speed": ("slow", "normal", "fast"),
-               "energy": ("low", "normal", "high")}
+LEVEL_NAMES = {
+    "pitch": ("low", "normal", "high"),
+    "speed": ("slow", "normal", "fast"),
+    "energy": ("low", "normal", "high"),
+}
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,9 @@ class ClipMeasurement:
     speech_rate: float
     speech_rate_unit: str  # char/s | mora/s | syl/s | onset/s | ""
     syllables: float
-    gender_f0: str | None  # clip-level gender from F0 alone (literature model; None when unmeasured)
+    gender_f0: (
+        str | None
+    )  # clip-level gender from F0 alone (literature model; None when unmeasured)
     gender_f0_confidence: float
     measure_note: str
     vtl_cm: float = math.nan  # apparent vocal-tract length (pipeline.gender)
@@ -205,7 +210,10 @@ def gender_posterior(f0_hz: float) -> tuple[str | None, float]:
     if f0_hz is None or not np.isfinite(f0_hz) or f0_hz <= 0:
         return None, math.nan
     st = 12.0 * math.log2(f0_hz)
-    log_like = {g: -0.5 * ((st - 12.0 * math.log2(mu)) / GENDER_F0_SPREAD_ST) ** 2 for g, mu in GENDER_F0_HZ.items()}
+    log_like = {
+        g: -0.5 * ((st - 12.0 * math.log2(mu)) / GENDER_F0_SPREAD_ST) ** 2
+        for g, mu in GENDER_F0_HZ.items()
+    }
     top = max(log_like.values())
     weights = {g: math.exp(v - top) for g, v in log_like.items()}
     total = sum(weights.values())
@@ -233,7 +241,9 @@ def measure_clip(audio: np.ndarray, sr: int, text: str | None = None) -> ClipMea
     units = transcript_units(text, kind) if kind else math.nan
     timebase = acoustics.timebase_s
     counted = units if np.isfinite(units) and units > 0 else acoustics.nuclei
-    articulation_rate = counted / timebase if np.isfinite(timebase) and timebase > 0 and counted > 0 else math.nan
+    articulation_rate = (
+        counted / timebase if np.isfinite(timebase) and timebase > 0 and counted > 0 else math.nan
+    )
     vtl = math.nan
     if np.isfinite(acoustics.f0_median_hz):
         start, end = trim_bounds(audio, sr)
@@ -242,12 +252,24 @@ def measure_clip(audio: np.ndarray, sr: int, text: str | None = None) -> ClipMea
         notes.append(f"clipped: {100 * clipped:.2f} % of samples at full scale")
     gender, confidence = gender_posterior(acoustics.f0_median_hz)
     return ClipMeasurement(
-        duration_s=acoustics.duration_s, speech_s=acoustics.speech_s, f0_median_hz=acoustics.f0_median_hz,
-        f0_range_semitones=acoustics.f0_range_semitones, voiced_fraction=acoustics.voiced_fraction,
-        rms_dbfs=acoustics.rms_dbfs, peak_dbfs=peak_dbfs, clipped_fraction=clipped,
-        speech_rate=acoustics.speech_rate, speech_rate_unit=unit, syllables=acoustics.syllables,
-        gender_f0=gender, gender_f0_confidence=confidence, measure_note="; ".join(notes),
-        vtl_cm=vtl, nuclei=acoustics.nuclei, timebase_s=timebase, transcript_units=units,
+        duration_s=acoustics.duration_s,
+        speech_s=acoustics.speech_s,
+        f0_median_hz=acoustics.f0_median_hz,
+        f0_range_semitones=acoustics.f0_range_semitones,
+        voiced_fraction=acoustics.voiced_fraction,
+        rms_dbfs=acoustics.rms_dbfs,
+        peak_dbfs=peak_dbfs,
+        clipped_fraction=clipped,
+        speech_rate=acoustics.speech_rate,
+        speech_rate_unit=unit,
+        syllables=acoustics.syllables,
+        gender_f0=gender,
+        gender_f0_confidence=confidence,
+        measure_note="; ".join(notes),
+        vtl_cm=vtl,
+        nuclei=acoustics.nuclei,
+        timebase_s=timebase,
+        transcript_units=units,
         articulation_rate=articulation_rate,
     )
 
@@ -264,25 +286,53 @@ class BinningConfig(BaseModel):
     # model) can judge from one clip. "speaker" describes a clip against its own speaker's habits, which
     # one clip does not reveal: retrieval trained on those labels stayed at chance on held-out dramas.
     reference: Literal["speaker", "gender"] = Field(
-        "gender", description="gender: relative to the clip's gender/group in the corpus (default); "
-                              "speaker: each speaker's own distribution when it has enough clips.")
+        "gender",
+        description="gender: relative to the clip's gender/group in the corpus (default); "
+        "speaker: each speaker's own distribution when it has enough clips.",
+    )
     speed_reference: Literal["speaker", "group"] = Field(
-        "speaker", description="speaker: speed against the speaker's own median rate when it has enough clips "
-                               "(default; see the module docstring); group: as the other attributes.")
-    speed_log_ratio: float = Field(0.14, gt=0, description="Speaker-relative speed: |ln(rate / speaker centre)| "
-                                                           "above this is slow/fast (0.14 = x1.15).")
+        "speaker",
+        description="speaker: speed against the speaker's own median rate when it has enough clips "
+        "(default; see the module docstring); group: as the other attributes.",
+    )
+    speed_log_ratio: float = Field(
+        0.14,
+        gt=0,
+        description="Speaker-relative speed: |ln(rate / speaker centre)| "
+        "above this is slow/fast (0.14 = x1.15).",
+    )
     speed_length_exponent: float = Field(
-        0.8, gt=0, le=1, description="Speaker-relative speed: a clip's duration is modelled as growing with its "
-                                      "units to this power (1 = plain units/s; see the module docstring).")
+        0.8,
+        gt=0,
+        le=1,
+        description="Speaker-relative speed: a clip's duration is modelled as growing with its "
+        "units to this power (1 = plain units/s; see the module docstring).",
+    )
     speed_centre: Literal["levels", "median"] = Field(
-        "levels", description="Speaker-relative speed centre: levels = the normal of three levels spaced "
-                              "2 x speed_log_ratio apart fitted to the speaker's clips; median = the median clip.")
-    min_speaker_clips: int = Field(8, ge=2, description="Measured clips a speaker needs for its own reference.")
-    min_group_clips: int = Field(30, ge=2, description="Clips a corpus group needs before it replaces the literature default.")
-    z_threshold: float = Field(0.43, gt=0, description="|robust z| above this is low/high (0.43: Gaussian tertiles).")
-    min_gender_confidence: float = Field(0.6, ge=0.5, le=1.0, description="Below this probability gender stays unknown.")
-    min_speaker_gender_clips: int = Field(3, ge=1, description="Clips with F0 a speaker needs for a speaker-level gender.")
-    max_clipped_fraction: float = Field(0.01, ge=0, le=1, description="More clipped samples than this: energy unknown.")
+        "levels",
+        description="Speaker-relative speed centre: levels = the normal of three levels spaced "
+        "2 x speed_log_ratio apart fitted to the speaker's clips; median = the median clip.",
+    )
+    min_speaker_clips: int = Field(
+        8, ge=2, description="Measured clips a speaker needs for its own reference."
+    )
+    min_group_clips: int = Field(
+        30,
+        ge=2,
+        description="Clips a corpus group needs before it replaces the literature default.",
+    )
+    z_threshold: float = Field(
+        0.43, gt=0, description="|robust z| above this is low/high (0.43: Gaussian tertiles)."
+    )
+    min_gender_confidence: float = Field(
+        0.6, ge=0.5, le=1.0, description="Below this probability gender stays unknown."
+    )
+    min_speaker_gender_clips: int = Field(
+        3, ge=1, description="Clips with F0 a speaker needs for a speaker-level gender."
+    )
+    max_clipped_fraction: float = Field(
+        0.01, ge=0, le=1, description="More clipped samples than this: energy unknown."
+    )
 
 
 def _robust(values: np.ndarray) -> tuple[float, float]:
@@ -310,8 +360,14 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
 
 
-SPEAKER_GENDER_COLUMNS = ["speaker_id", "speaker_gender", "speaker_gender_confidence", "speaker_gender_model",
-                          "speaker_f0_hz", "speaker_vtl_cm"]
+SPEAKER_GENDER_COLUMNS = [
+    "speaker_id",
+    "speaker_gender",
+    "speaker_gender_confidence",
+    "speaker_gender_model",
+    "speaker_f0_hz",
+    "speaker_vtl_cm",
+]
 
 
 def speaker_genders(frame: pd.DataFrame, config: BinningConfig) -> pd.DataFrame:
@@ -327,8 +383,16 @@ def speaker_genders(frame: pd.DataFrame, config: BinningConfig) -> pd.DataFrame:
         median = float(np.nanmedian(f0))
         tract = float(np.nanmedian(vtl)) if np.isfinite(vtl).any() else math.nan
         gender, confidence, model = classify_gender(median, tract)
-        rows.append({"speaker_id": speaker, "speaker_gender": gender, "speaker_gender_confidence": confidence,
-                     "speaker_gender_model": model, "speaker_f0_hz": median, "speaker_vtl_cm": tract})
+        rows.append(
+            {
+                "speaker_id": speaker,
+                "speaker_gender": gender,
+                "speaker_gender_confidence": confidence,
+                "speaker_gender_model": model,
+                "speaker_f0_hz": median,
+                "speaker_vtl_cm": tract,
+            }
+        )
     return pd.DataFrame(rows, columns=SPEAKER_GENDER_COLUMNS)
 
 
@@ -346,10 +410,16 @@ def assign_gender(frame: pd.DataFrame, config: BinningConfig) -> pd.DataFrame:
             s = speakers.loc[speaker]
             gender, conf = s["speaker_gender"], float(s["speaker_gender_confidence"])
             source = f"{s['speaker_gender_model']}-speaker"
-            if (clip_gender and clip_gender != gender and clip_conf >= config.min_gender_confidence
-                    and conf >= config.min_gender_confidence):
-                conflict = (f"gender: clip F0 {f0:.0f} Hz says {clip_gender} ({clip_conf:.2f}), "
-                            f"speaker says {gender} ({conf:.2f}); speaker kept")
+            if (
+                clip_gender
+                and clip_gender != gender
+                and clip_conf >= config.min_gender_confidence
+                and conf >= config.min_gender_confidence
+            ):
+                conflict = (
+                    f"gender: clip F0 {f0:.0f} Hz says {clip_gender} ({clip_conf:.2f}), "
+                    f"speaker says {gender} ({conf:.2f}); speaker kept"
+                )
         else:
             gender, conf, source = clip_gender, clip_conf, f"{clip_model}-clip"
         if gender is None or not np.isfinite(conf) or conf < config.min_gender_confidence:
@@ -377,10 +447,17 @@ def speed_values(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     that do not match their clip replaced by the nuclei rate. Older measurements (no
     ``articulation_rate``) fall back to ``speech_rate``."""
     n = len(frame)
-    if "articulation_rate" not in frame.columns or not np.isfinite(_column(frame, "articulation_rate")).any():
+    if (
+        "articulation_rate" not in frame.columns
+        or not np.isfinite(_column(frame, "articulation_rate")).any()
+    ):
         return _column(frame, "speech_rate"), np.array(["speech_rate"] * n, dtype=object)
     rate = _column(frame, "articulation_rate")
-    units, nuclei, timebase = _column(frame, "transcript_units"), _column(frame, "nuclei"), _column(frame, "timebase_s")
+    units, nuclei, timebase = (
+        _column(frame, "transcript_units"),
+        _column(frame, "nuclei"),
+        _column(frame, "timebase_s"),
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         nuclei_rate = np.where(nuclei > 0, nuclei / timebase, np.nan)
         log_ratio = np.log(units / nuclei)  # NaN/inf where there is no transcript or no nucleus
@@ -401,15 +478,21 @@ def speed_values(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
                 todo = members & ~known
                 usual[todo] = np.median(ratios)
                 known |= todo
-    mismatched = has_text & np.isfinite(log_ratio) & (np.abs(log_ratio - usual) > math.log(MISMATCH_RATIO))
+    mismatched = (
+        has_text & np.isfinite(log_ratio) & (np.abs(log_ratio - usual) > math.log(MISMATCH_RATIO))
+    )
     source = np.where(has_text, "transcript", "nuclei").astype(object)
     source[mismatched] = "nuclei (transcript mismatched)"
     # a speaker whose transcripts often miss, or scatter, is not trusted on the ones that happen to fit
     for speaker in pd.unique(speakers[has_text]):
         members = (speakers == speaker) & has_text
         ratios = log_ratio[members & np.isfinite(log_ratio)]
-        scatter = 1.4826 * np.median(np.abs(ratios - np.median(ratios))) if ratios.size >= 3 else 0.0
-        if speaker is not None and (mismatched[members].mean() > MAX_MISMATCHED_SHARE or scatter > MAX_RATIO_SCATTER):
+        scatter = (
+            1.4826 * np.median(np.abs(ratios - np.median(ratios))) if ratios.size >= 3 else 0.0
+        )
+        if speaker is not None and (
+            mismatched[members].mean() > MAX_MISMATCHED_SHARE or scatter > MAX_RATIO_SCATTER
+        ):
             extra = members & ~mismatched & np.isfinite(nuclei_rate)
             source[extra] = "nuclei (speaker's transcripts mismatched)"
             mismatched |= extra
@@ -425,7 +508,9 @@ def _groups(attribute: str, frame: pd.DataFrame) -> pd.Series:
         return frame["gender"].where(frame["gender"].isin(["female", "male"]), "unknown")
     if attribute == "speed":
         unit = frame.get("speech_rate_unit", pd.Series("", index=frame.index)).fillna("")
-        return unit.map({"char/s": "zh", "mora/s": "ja", "syl/s": "en", "onset/s": "onsets"}).fillna("onsets")
+        return unit.map(
+            {"char/s": "zh", "mora/s": "ja", "syl/s": "en", "onset/s": "onsets"}
+        ).fillna("onsets")
     return pd.Series("all", index=frame.index)
 
 
@@ -435,7 +520,9 @@ def _length_adjusted(log_rate: np.ndarray, log_count: np.ndarray, exponent: floa
     finite = np.isfinite(log_count)
     if exponent >= 1 or finite.sum() < 2:
         return log_rate
-    return np.where(finite, log_rate - (1.0 - exponent) * (log_count - np.median(log_count[finite])), log_rate)
+    return np.where(
+        finite, log_rate - (1.0 - exponent) * (log_count - np.median(log_count[finite])), log_rate
+    )
 
 
 def _level_centre(values: np.ndarray, ratio: float, steps: int = 161) -> float:
@@ -452,7 +539,9 @@ def _level_centre(values: np.ndarray, ratio: float, steps: int = 161) -> float:
     distance = np.min(np.abs(values[None, :, None] - lattice), axis=2)
     loss = np.sum(np.minimum(distance, ratio) ** 2, axis=1)
     best = np.flatnonzero(loss <= loss.min() + 1e-12)
-    return float(centres[best[np.argmin(np.abs(best - steps // 2))]])  # ties: the one nearest the median
+    return float(
+        centres[best[np.argmin(np.abs(best - steps // 2))]]
+    )  # ties: the one nearest the median
 
 
 def bin_attributes(frame: pd.DataFrame, config: BinningConfig | None = None) -> pd.DataFrame:
@@ -466,30 +555,48 @@ def bin_attributes(frame: pd.DataFrame, config: BinningConfig | None = None) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         log_count = np.log(speed * _column(out, "timebase_s"))  # the units the speed value counts
     for attribute, column in ATTRIBUTE_VALUES.items():
-        raw = speed if attribute == "speed" else pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
+        raw = (
+            speed
+            if attribute == "speed"
+            else pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
+        )
         usable = np.isfinite(raw) & (raw > 0 if attribute != "energy" else True)
         if attribute == "energy" and "clipped_fraction" in out.columns:
-            usable &= ~(pd.to_numeric(out["clipped_fraction"], errors="coerce").fillna(0).to_numpy() > config.max_clipped_fraction)
+            usable &= ~(
+                pd.to_numeric(out["clipped_fraction"], errors="coerce").fillna(0).to_numpy()
+                > config.max_clipped_fraction
+            )
         scaled = np.full(len(out), np.nan)
         scaled[usable] = _scale(attribute, raw[usable])
-        unadjusted = scaled.copy()  # speed: the speaker loop moves its clips to the speaker's median length
+        unadjusted = (
+            scaled.copy()
+        )  # speed: the speaker loop moves its clips to the speaker's median length
         groups = _groups(attribute, out)
         z = np.full(len(out), np.nan)
         refs = np.array([""] * len(out), dtype=object)
         done = np.zeros(len(out), dtype=bool)
         floor = SPREAD_FLOORS[attribute]
-        by_speaker = config.reference == "speaker" or (attribute == "speed" and config.speed_reference == "speaker")
+        by_speaker = config.reference == "speaker" or (
+            attribute == "speed" and config.speed_reference == "speaker"
+        )
         if by_speaker and has_speaker:
             for _, index in out.groupby("speaker_id", sort=False).groups.items():
                 rows = np.asarray(index)
                 rows = rows[usable[rows]]
                 if len(rows) < config.min_speaker_clips:
                     continue
-                if attribute == "speed":  # a fixed log-rate ratio is the threshold, whatever the spread
-                    scaled[rows] = _length_adjusted(scaled[rows], log_count[rows], config.speed_length_exponent)
+                if (
+                    attribute == "speed"
+                ):  # a fixed log-rate ratio is the threshold, whatever the spread
+                    scaled[rows] = _length_adjusted(
+                        scaled[rows], log_count[rows], config.speed_length_exponent
+                    )
                     spread = config.speed_log_ratio / config.z_threshold
-                    centre = (_level_centre(scaled[rows], config.speed_log_ratio) if config.speed_centre == "levels"
-                              else float(np.median(scaled[rows])))
+                    centre = (
+                        _level_centre(scaled[rows], config.speed_log_ratio)
+                        if config.speed_centre == "levels"
+                        else float(np.median(scaled[rows]))
+                    )
                 else:
                     centre, spread = _robust(scaled[rows])
                 z[rows] = (scaled[rows] - centre) / max(spread, floor)
@@ -499,8 +606,12 @@ def bin_attributes(frame: pd.DataFrame, config: BinningConfig | None = None) -> 
             members = np.where(usable & (groups.to_numpy() == group))[0]
             todo = members[~done[members]]
             if len(members) >= config.min_group_clips:
-                if attribute == "speed":  # the group's clips brought to its median length, as for a speaker
-                    adjusted = _length_adjusted(unadjusted[members], log_count[members], config.speed_length_exponent)
+                if (
+                    attribute == "speed"
+                ):  # the group's clips brought to its median length, as for a speaker
+                    adjusted = _length_adjusted(
+                        unadjusted[members], log_count[members], config.speed_length_exponent
+                    )
                     scaled[todo] = adjusted[~done[members]]
                     centre, spread = _robust(adjusted)
                 else:
@@ -508,11 +619,17 @@ def bin_attributes(frame: pd.DataFrame, config: BinningConfig | None = None) -> 
                 ref = f"corpus:{group}"
             else:
                 default = DEFAULT_REFERENCES[attribute][group]
-                centre, spread, ref = _default_centre(attribute, default[0]), default[1], f"default:{group}"
+                centre, spread, ref = (
+                    _default_centre(attribute, default[0]),
+                    default[1],
+                    f"default:{group}",
+                )
             z[todo] = (scaled[todo] - centre) / max(spread, floor)
             refs[todo] = ref
         low, mid, high = LEVEL_NAMES[attribute]
-        levels = np.where(z < -config.z_threshold, low, np.where(z > config.z_threshold, high, mid)).astype(object)
+        levels = np.where(
+            z < -config.z_threshold, low, np.where(z > config.z_threshold, high, mid)
+        ).astype(object)
         levels[~np.isfinite(z)] = "unknown"
         out[attribute] = levels
         out[f"{attribute}_z"] = z

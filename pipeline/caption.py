@@ -61,12 +61,35 @@ TEXT_COLUMNS = ("text", "txt", "transcript", "sentence", "transcription")
 STYLE_COLUMNS = ("gender", "pitch", "speed", "energy", "emotion")
 EMOTION_NOT_MEASURED = "not measured (offline profile)"
 MEASURE_COLUMNS = [
-    "duration_s", "speech_s", "f0_median_hz", "f0_range_semitones", "voiced_fraction", "rms_dbfs", "peak_dbfs",
-    "clipped_fraction", "speech_rate", "speech_rate_unit", "syllables", "gender_f0", "gender_f0_confidence",
-    "measure_note", "vtl_cm", "nuclei", "timebase_s", "transcript_units", "articulation_rate", "read_error",
+    "duration_s",
+    "speech_s",
+    "f0_median_hz",
+    "f0_range_semitones",
+    "voiced_fraction",
+    "rms_dbfs",
+    "peak_dbfs",
+    "clipped_fraction",
+    "speech_rate",
+    "speech_rate_unit",
+    "syllables",
+    "gender_f0",
+    "gender_f0_confidence",
+    "measure_note",
+    "vtl_cm",
+    "nuclei",
+    "timebase_s",
+    "transcript_units",
+    "articulation_rate",
+    "read_error",
 ]
-EMOTION_COLUMNS = ["emotion_measured", "emotion_source", "audio_events", "language_detected", "sensevoice_text",
-                   "emotion_note"]
+EMOTION_COLUMNS = [
+    "emotion_measured",
+    "emotion_source",
+    "audio_events",
+    "language_detected",
+    "sensevoice_text",
+    "emotion_note",
+]
 
 
 class CaptionConfig(StageConfig):
@@ -74,15 +97,25 @@ class CaptionConfig(StageConfig):
 
     operational: ClassVar[frozenset[str]] = frozenset({"workers", "measure_workers", "batch_size"})
 
-    caption_language: Literal["en", "zh"] = Field("en", description="Language of the `caption` column (both are kept).")
-    seed: int = Field(0, description="Template choice seed; a clip's caption depends only on (seed, clip_id, language).")
+    caption_language: Literal["en", "zh"] = Field(
+        "en", description="Language of the `caption` column (both are kept)."
+    )
+    seed: int = Field(
+        0,
+        description="Template choice seed; a clip's caption depends only on (seed, clip_id, language).",
+    )
     emotion: Literal["auto", "sensevoice", "none"] = Field(
-        "auto", description="auto: SenseVoiceSmall on the paper profile, none on offline.")
+        "auto", description="auto: SenseVoiceSmall on the paper profile, none on offline."
+    )
     conflict_policy: Literal["drop", "measured", "given"] = Field(
-        "drop", description="A given level that disagrees with the measured one: drop both, keep measured, keep given.")
+        "drop",
+        description="A given level that disagrees with the measured one: drop both, keep measured, keep given.",
+    )
     binning: BinningConfig = Field(default_factory=BinningConfig)
     batch_size: int = Field(16, ge=1, description="Clips per SenseVoice call.")
-    measure_workers: int = Field(0, ge=0, description="Processes measuring clips in `fsclap caption` (0: settings.workers).")
+    measure_workers: int = Field(
+        0, ge=0, description="Processes measuring clips in `fsclap caption` (0: settings.workers)."
+    )
     workers: int = Field(1, ge=1)
 
 
@@ -120,13 +153,19 @@ def read_clip_table(path: str | Path) -> pd.DataFrame:
 
             # the csv module keeps undecodable bytes as surrogates; pandas' string storage cannot hold them
             text = path.read_bytes().decode("utf-8", "surrogateescape")
-            reader = csv.reader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            reader = csv.reader(
+                io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
+            )
             header, *rows = [r for r in reader if r]
-            frame = pd.DataFrame([r + [""] * (len(header) - len(r)) for r in rows], columns=header, dtype=object)
+            frame = pd.DataFrame(
+                [r + [""] * (len(header) - len(r)) for r in rows], columns=header, dtype=object
+            )
         else:
             frame = pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types for malformed files
-        raise ManifestError(f"cannot read manifest {path}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from None
+        raise ManifestError(
+            f"cannot read manifest {path}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+        ) from None
     frame = frame.rename(columns=COLUMN_ALIASES)
     if "audio_path" not in frame.columns:
         raise ManifestError(f"manifest {path} lacks column audio_path (or wav_fp)")
@@ -139,7 +178,9 @@ def read_clip_table(path: str | Path) -> pd.DataFrame:
     if len(dup):
         raise ManifestError(f"manifest {path} repeats clip_id(s): {', '.join(map(str, dup[:5]))}")
     base = path.parent
-    frame["audio_path"] = [str(p) if Path(str(p)).is_absolute() else str(base / str(p)) for p in frame["audio_path"]]
+    frame["audio_path"] = [
+        str(p) if Path(str(p)).is_absolute() else str(base / str(p)) for p in frame["audio_path"]
+    ]
     for col in ("start_s", "end_s"):
         if col in frame.columns:
             frame[col] = pd.to_numeric(frame[col].replace("", None), errors="coerce")
@@ -168,7 +209,10 @@ def _measure_job(job: ClipJob) -> dict:
     try:
         audio, sr = load_audio(job.audio_path, start_s=job.start_s, end_s=job.end_s)
     except (AudioError, FsclapError, OSError) as exc:
-        return {"clip_id": job.clip_id, "read_error": " ".join(str(exc).split())[:300] or type(exc).__name__}
+        return {
+            "clip_id": job.clip_id,
+            "read_error": " ".join(str(exc).split())[:300] or type(exc).__name__,
+        }
     except Exception as exc:  # noqa: BLE001 - a decoder bug must fail one clip, not the run
         return {"clip_id": job.clip_id, "read_error": f"{type(exc).__name__}: {exc}"[:300]}
     m = measure_clip(audio, sr, text).to_dict()
@@ -181,8 +225,12 @@ def _jobs(frame: pd.DataFrame, text_col: str | None) -> list[ClipJob]:
     starts = frame["start_s"] if "start_s" in frame.columns else pd.Series([None] * len(frame))
     ends = frame["end_s"] if "end_s" in frame.columns else pd.Series([None] * len(frame))
     texts = frame[text_col] if text_col else pd.Series([None] * len(frame))
-    return [ClipJob(str(c), str(p), None if pd.isna(s) else float(s), None if pd.isna(e) else float(e), t)
-            for c, p, s, e, t in zip(frame["clip_id"], frame["audio_path"], starts, ends, texts)]
+    return [
+        ClipJob(
+            str(c), str(p), None if pd.isna(s) else float(s), None if pd.isna(e) else float(e), t
+        )
+        for c, p, s, e, t in zip(frame["clip_id"], frame["audio_path"], starts, ends, texts)
+    ]
 
 
 def measure_frame(frame: pd.DataFrame, workers: int = 1, desc: str = "measure") -> pd.DataFrame:
@@ -190,8 +238,16 @@ def measure_frame(frame: pd.DataFrame, workers: int = 1, desc: str = "measure") 
     jobs = _jobs(frame, transcript_column(frame))
     if workers > 1 and len(jobs) > 8:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(progress(pool.map(_measure_job, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))),
-                                 desc=desc, total=len(jobs), unit="clip"))
+            rows = list(
+                progress(
+                    pool.map(
+                        _measure_job, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))
+                    ),
+                    desc=desc,
+                    total=len(jobs),
+                    unit="clip",
+                )
+            )
     else:
         rows = [_measure_job(j) for j in progress(jobs, desc=desc, total=len(jobs), unit="clip")]
     measured = pd.DataFrame(rows).reindex(columns=["clip_id", *MEASURE_COLUMNS])
@@ -204,29 +260,57 @@ def tag_emotions(frame: pd.DataFrame, tagger, batch_size: int = 16) -> pd.DataFr
     """SenseVoice tags for every readable row; :data:`EMOTION_COLUMNS` + ``clip_id``."""
     rows = []
     jobs = _jobs(frame, None)
-    for start in progress(range(0, len(jobs), batch_size), desc="sensevoice", total=math.ceil(len(jobs) / batch_size),
-                          unit="batch"):
+    for start in progress(
+        range(0, len(jobs), batch_size),
+        desc="sensevoice",
+        total=math.ceil(len(jobs) / batch_size),
+        unit="batch",
+    ):
         batch, audios = [], []
-        for job in jobs[start:start + batch_size]:
+        for job in jobs[start : start + batch_size]:
             try:
-                audio, _ = load_audio(job.audio_path, sample_rate=16000, start_s=job.start_s, end_s=job.end_s)
+                audio, _ = load_audio(
+                    job.audio_path, sample_rate=16000, start_s=job.start_s, end_s=job.end_s
+                )
             except (AudioError, FsclapError, OSError) as exc:
-                rows.append({"clip_id": job.clip_id, "emotion_measured": "unknown", "emotion_source": tagger.name,
-                             "emotion_note": f"not tagged: {exc}"[:300]})
+                rows.append(
+                    {
+                        "clip_id": job.clip_id,
+                        "emotion_measured": "unknown",
+                        "emotion_source": tagger.name,
+                        "emotion_note": f"not tagged: {exc}"[:300],
+                    }
+                )
                 continue
             batch.append(job)
             audios.append(audio)
         for job, tags in zip(batch, tagger.tag(audios) if audios else []):
-            rows.append({"clip_id": job.clip_id, "emotion_measured": tags.emotion, "emotion_source": tagger.name,
-                         "audio_events": tags.events_text, "language_detected": tags.language or "",
-                         "sensevoice_text": tags.text, "emotion_note": tags.note})
+            rows.append(
+                {
+                    "clip_id": job.clip_id,
+                    "emotion_measured": tags.emotion,
+                    "emotion_source": tagger.name,
+                    "audio_events": tags.events_text,
+                    "language_detected": tags.language or "",
+                    "sensevoice_text": tags.text,
+                    "emotion_note": tags.note,
+                }
+            )
     return pd.DataFrame(rows).reindex(columns=["clip_id", *EMOTION_COLUMNS])
 
 
 def no_emotion(frame: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"clip_id": frame["clip_id"].astype(str), "emotion_measured": "unknown",
-                         "emotion_source": EMOTION_NOT_MEASURED, "audio_events": "", "language_detected": "",
-                         "sensevoice_text": "", "emotion_note": ""})
+    return pd.DataFrame(
+        {
+            "clip_id": frame["clip_id"].astype(str),
+            "emotion_measured": "unknown",
+            "emotion_source": EMOTION_NOT_MEASURED,
+            "audio_events": "",
+            "language_detected": "",
+            "sensevoice_text": "",
+            "emotion_note": "",
+        }
+    )
 
 
 def _clip_key(job: ClipJob, tagger_identity: Any) -> str:
@@ -237,34 +321,56 @@ def _clip_key(job: ClipJob, tagger_identity: Any) -> str:
     except OSError:
         file = None
     text = job.text.hex() if isinstance(job.text, (bytes, bytearray)) else repr(job.text)
-    return short_hash([MEASURE_VERSION, job.audio_path, file, job.start_s, job.end_s, text, tagger_identity], 24)
+    return short_hash(
+        [MEASURE_VERSION, job.audio_path, file, job.start_s, job.end_s, text, tagger_identity], 24
+    )
 
 
 RESUME_CHUNK = 256  # clips per saved chunk of `fsclap caption`
 
 
-def measure_resumable(frame: pd.DataFrame, tagger, config: CaptionConfig, workers: int, cache_dir: Path) -> pd.DataFrame:
+def measure_resumable(
+    frame: pd.DataFrame, tagger, config: CaptionConfig, workers: int, cache_dir: Path
+) -> pd.DataFrame:
     """Measurements (+ tags) of every row, done in chunks saved to ``cache_dir`` as they finish,
     so a killed ``fsclap caption`` run resumes without measuring a clip twice."""
     identity = tagger.identity() if tagger else "none"
     keys = [_clip_key(job, identity) for job in _jobs(frame, transcript_column(frame))]
-    done = [pd.read_parquet(p) for p in sorted(cache_dir.glob("part-*.parquet"))] if cache_dir.is_dir() else []
-    done = pd.concat(done, ignore_index=True).drop_duplicates("key", keep="last") if done else pd.DataFrame(columns=["key"])
+    done = (
+        [pd.read_parquet(p) for p in sorted(cache_dir.glob("part-*.parquet"))]
+        if cache_dir.is_dir()
+        else []
+    )
+    done = (
+        pd.concat(done, ignore_index=True).drop_duplicates("key", keep="last")
+        if done
+        else pd.DataFrame(columns=["key"])
+    )
     known = set(done["key"])
     todo = [i for i, k in enumerate(keys) if k not in known]
     if known and todo:
-        log.info("resuming: %d of %d clips already measured in %s", len(keys) - len(todo), len(keys), cache_dir)
+        log.info(
+            "resuming: %d of %d clips already measured in %s",
+            len(keys) - len(todo),
+            len(keys),
+            cache_dir,
+        )
     parts = [done]
     chunk = RESUME_CHUNK
     for start in range(0, len(todo), chunk):
-        rows = frame.iloc[todo[start:start + chunk]]
+        rows = frame.iloc[todo[start : start + chunk]]
         part = measure_frame(rows, workers=workers, desc=f"measure {start + len(rows)}/{len(todo)}")
         emotions = tag_emotions(rows, tagger, config.batch_size) if tagger else no_emotion(rows)
         part = part.merge(emotions, on="clip_id", how="left")
-        part.insert(0, "key", [keys[i] for i in todo[start:start + chunk]])
-        write_parquet(cache_dir / f"part-{short_hash(list(part['key']))}.parquet", _storable(part.drop(columns=["clip_id"])))
+        part.insert(0, "key", [keys[i] for i in todo[start : start + chunk]])
+        write_parquet(
+            cache_dir / f"part-{short_hash(list(part['key']))}.parquet",
+            _storable(part.drop(columns=["clip_id"])),
+        )
         parts.append(part.drop(columns=["clip_id"]))
-    table = pd.concat([p for p in parts if len(p)], ignore_index=True).drop_duplicates("key", keep="last")
+    table = pd.concat([p for p in parts if len(p)], ignore_index=True).drop_duplicates(
+        "key", keep="last"
+    )
     table = table.set_index("key").reindex(keys).reset_index(drop=True)
     table.insert(0, "clip_id", frame["clip_id"].astype(str).to_numpy())
     return table
@@ -281,14 +387,19 @@ def _given_level(column: str, value: Any) -> tuple[str | None, str]:
     if level in ("", "unknown", "nan", "none"):
         return None, ""
     if level not in ATTRIBUTE_LEVELS[column]:
-        return None, f"given {column} {value!r} is not one of {list(ATTRIBUTE_LEVELS[column])}; ignored"
+        return (
+            None,
+            f"given {column} {value!r} is not one of {list(ATTRIBUTE_LEVELS[column])}; ignored",
+        )
     return level, ""
 
 
 def resolve_given(frame: pd.DataFrame, given: pd.DataFrame | None, policy: str) -> pd.DataFrame:
     """Combine measured levels with levels given in the input (``<attr>_given`` columns are kept)."""
     out = frame.copy()
-    conflicts = [[c] if c else [] for c in out.get("gender_conflict", pd.Series([""] * len(out))).fillna("")]
+    conflicts = [
+        [c] if c else [] for c in out.get("gender_conflict", pd.Series([""] * len(out))).fillna("")
+    ]
     if given is not None:
         for column in STYLE_COLUMNS:
             if column not in given.columns:
@@ -306,7 +417,9 @@ def resolve_given(frame: pd.DataFrame, given: pd.DataFrame | None, policy: str) 
                 elif measured == level:
                     final.append(level)
                 else:
-                    conflicts[i].append(f"{column}: given {level}, measured {measured}; kept {policy}")
+                    conflicts[i].append(
+                        f"{column}: given {level}, measured {measured}; kept {policy}"
+                    )
                     final.append({"drop": "unknown", "measured": measured, "given": level}[policy])
             out[f"{column}_given"] = given_col
             out[column] = final
@@ -336,8 +449,11 @@ def write_captions(frame: pd.DataFrame, language: str, seed: int) -> pd.DataFram
     out["caption"] = out[f"caption_{language}"]
     out["caption_language"] = language
     reasons = []
-    for s, err, note in zip(status, out.get("read_error", pd.Series([""] * len(out))).fillna(""),
-                            out.get("measure_note", pd.Series([""] * len(out))).fillna("")):
+    for s, err, note in zip(
+        status,
+        out.get("read_error", pd.Series([""] * len(out))).fillna(""),
+        out.get("measure_note", pd.Series([""] * len(out))).fillna(""),
+    ):
         if s == "ok":
             reasons.append("ok")
         elif err:
@@ -348,12 +464,16 @@ def write_captions(frame: pd.DataFrame, language: str, seed: int) -> pd.DataFram
     return out
 
 
-def describe(measured: pd.DataFrame, config: CaptionConfig, given: pd.DataFrame | None = None) -> pd.DataFrame:
+def describe(
+    measured: pd.DataFrame, config: CaptionConfig, given: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Measured rows (with ``speaker_id`` when known, and the emotion columns) -> levels + captions."""
     binned = bin_attributes(measured, config.binning)
     binned["emotion"] = binned["emotion_measured"].fillna("unknown")
     # a clip with no signal (unreadable or silent) gets nothing from its speaker either
-    silent = (binned["read_error"].fillna("") != "") | ~np.isfinite(pd.to_numeric(binned["rms_dbfs"], errors="coerce"))
+    silent = (binned["read_error"].fillna("") != "") | ~np.isfinite(
+        pd.to_numeric(binned["rms_dbfs"], errors="coerce")
+    )
     for column in ("pitch", "speed", "energy", "gender"):
         binned.loc[silent, column] = "unknown"
     resolved = resolve_given(binned, given, config.conflict_policy)
@@ -370,7 +490,9 @@ def make_tagger(config: CaptionConfig, settings, device: str = "cpu"):
         return None
     from pipeline.emotion import SenseVoiceTagger
 
-    return SenseVoiceTagger(settings.model_path("sensevoice"), device=device, batch_size=config.batch_size)
+    return SenseVoiceTagger(
+        settings.model_path("sensevoice"), device=device, batch_size=config.batch_size
+    )
 
 
 # --- fsclap caption ------------------------------------------------------------------------------
@@ -387,12 +509,18 @@ class CaptionResult:
     levels: dict
 
     def summary(self) -> str:
-        parts = [f"captioned {self.clips} clips in {self.seconds:.1f} s ({self.clips / max(self.seconds, 1e-9):.1f} clips/s)"
-                 f" -> {self.out_path}"]
+        parts = [
+            f"captioned {self.clips} clips in {self.seconds:.1f} s ({self.clips / max(self.seconds, 1e-9):.1f} clips/s)"
+            f" -> {self.out_path}"
+        ]
         if self.rejected:
-            parts.append(f"{self.rejected} clip(s) without a caption (unreadable or nothing measurable): {self.rejects_path}")
+            parts.append(
+                f"{self.rejected} clip(s) without a caption (unreadable or nothing measurable): {self.rejects_path}"
+            )
         if self.conflicts:
-            parts.append(f"{self.conflicts} clip(s) with conflicting attributes (see column `conflicts`)")
+            parts.append(
+                f"{self.conflicts} clip(s) with conflicting attributes (see column `conflicts`)"
+            )
         for attr, counts in self.levels.items():
             parts.append(f"  {attr}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return "\n".join(parts)
@@ -414,8 +542,13 @@ def config_from_settings(settings, **overrides) -> CaptionConfig:
         raise
 
 
-def caption_manifest(manifest: str | Path, out: str | Path, settings, language: str | None = None,
-                     seed: int | None = None) -> CaptionResult:
+def caption_manifest(
+    manifest: str | Path,
+    out: str | Path,
+    settings,
+    language: str | None = None,
+    seed: int | None = None,
+) -> CaptionResult:
     """``fsclap caption``: measure, tag (paper profile), bin and caption every clip of ``manifest``."""
     import time
 
@@ -429,11 +562,22 @@ def caption_manifest(manifest: str | Path, out: str | Path, settings, language: 
     workers = config.measure_workers or max(int(settings.workers), 1)
     cache_dir = out.with_name(out.name + ".partial")
     measured = measure_resumable(frame, tagger, config, workers, cache_dir)
-    keep = [c for c in frame.columns if c not in set(MEASURE_COLUMNS) | set(EMOTION_COLUMNS) | set(STYLE_COLUMNS)
-            | {"caption", "caption_en", "caption_zh", "caption_status", "conflicts", "caption_language"}
-            and not c.endswith(("_given", "_z", "_ref"))]
+    keep = [
+        c
+        for c in frame.columns
+        if c
+        not in set(MEASURE_COLUMNS)
+        | set(EMOTION_COLUMNS)
+        | set(STYLE_COLUMNS)
+        | {"caption", "caption_en", "caption_zh", "caption_status", "conflicts", "caption_language"}
+        and not c.endswith(("_given", "_z", "_ref"))
+    ]
     base = frame[keep].merge(measured, on="clip_id", how="left")
-    given = frame[[c for c in STYLE_COLUMNS if c in frame.columns]] if any(c in frame.columns for c in STYLE_COLUMNS) else None
+    given = (
+        frame[[c for c in STYLE_COLUMNS if c in frame.columns]]
+        if any(c in frame.columns for c in STYLE_COLUMNS)
+        else None
+    )
     result = describe(base, config, given)
     ok = result["caption_status"] == "ok"
     rejects_path = None
@@ -447,8 +591,15 @@ def caption_manifest(manifest: str | Path, out: str | Path, settings, language: 
     write_table(out, _storable(written))
     shutil.rmtree(cache_dir, ignore_errors=True)  # the output holds everything now
     levels = {attr: written[attr].value_counts().to_dict() for attr in STYLE_COLUMNS}
-    return CaptionResult(out, rejects_path, int(ok.sum()), int((~ok).sum()),
-                         int((written["conflicts"] != "").sum()), time.perf_counter() - start, levels)
+    return CaptionResult(
+        out,
+        rejects_path,
+        int(ok.sum()),
+        int((~ok).sum()),
+        int((written["conflicts"] != "").sum()),
+        time.perf_counter() - start,
+        levels,
+    )
 
 
 def _relative_to(path: str, folder: Path) -> str:
@@ -467,9 +618,14 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = out[col].where(out[col] != "unknown", None)
     for col in out.columns:
         if out[col].dtype == object:
-            out[col] = [v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray))
-                        else v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str)
-                        else v for v in out[col]]
+            out[col] = [
+                v.decode("utf-8", "replace")
+                if isinstance(v, (bytes, bytearray))
+                else v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                if isinstance(v, str)
+                else v
+                for v in out[col]
+            ]
     return out
 
 
@@ -478,8 +634,19 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
 
 CLIP_MANIFEST_NAME = "clips.parquet"
 REJECTS_NAME = "clips_rejected.parquet"
-PROVENANCE_COLUMNS = ["drama_id", "episode_id", "episode_index", "segment_id", "speaker_id", "episode_speaker",
-                      "episode_start_s", "episode_end_s", "consistency", "diarizer", "embedding_model"]
+PROVENANCE_COLUMNS = [
+    "drama_id",
+    "episode_id",
+    "episode_index",
+    "segment_id",
+    "speaker_id",
+    "episode_speaker",
+    "episode_start_s",
+    "episode_end_s",
+    "consistency",
+    "diarizer",
+    "embedding_model",
+]
 
 
 class Caption(Stage):
@@ -555,7 +722,9 @@ class Caption(Stage):
         table = self._read_drama(episode.drama_id)
         if table is None:
             return None
-        rows = table[(table["episode_id"] == episode.episode_id) & table["kept"].fillna(False).astype(bool)]
+        rows = table[
+            (table["episode_id"] == episode.episode_id) & table["kept"].fillna(False).astype(bool)
+        ]
         return rows.sort_values("segment_id").reset_index(drop=True)
 
     def input_hash(self, episode: Episode) -> str | None:
@@ -566,12 +735,22 @@ class Caption(Stage):
         for r in rows.itertuples(index=False):
             path = self.context.abs(r.clip_path) if r.clip_path else None
             stat = path.stat() if path is not None and path.exists() else None
-            items.append([r.segment_id, r.clip_path, r.start_s, r.end_s, r.text,
-                          [stat.st_size, stat.st_mtime_ns] if stat else None])
+            items.append(
+                [
+                    r.segment_id,
+                    r.clip_path,
+                    r.start_s,
+                    r.end_s,
+                    r.text,
+                    [stat.st_size, stat.st_mtime_ns] if stat else None,
+                ]
+            )
         return short_hash(items, 24)
 
     def output_path(self, episode: Episode) -> Path:
-        return self.context.data_root / "captions" / episode.drama_id / f"{episode.episode_id}.parquet"
+        return (
+            self.context.data_root / "captions" / episode.drama_id / f"{episode.episode_id}.parquet"
+        )
 
     def outputs(self, episode: Episode) -> list[Path]:
         return [self.output_path(episode)]
@@ -580,35 +759,50 @@ class Caption(Stage):
 
     def process(self, episode: Episode) -> Episode:
         rows = self.kept_rows(episode)
-        rows = rows if rows is not None else pd.DataFrame(columns=["segment_id", "clip_path", "text"])
-        frame = pd.DataFrame({
-            "clip_id": rows["segment_id"].astype(str),
-            "audio_path": [str(self.context.abs(p)) if p else "" for p in rows["clip_path"]],
-            "text": rows["text"] if "text" in rows.columns else None,
-        })
+        rows = (
+            rows if rows is not None else pd.DataFrame(columns=["segment_id", "clip_path", "text"])
+        )
+        frame = pd.DataFrame(
+            {
+                "clip_id": rows["segment_id"].astype(str),
+                "audio_path": [str(self.context.abs(p)) if p else "" for p in rows["clip_path"]],
+                "text": rows["text"] if "text" in rows.columns else None,
+            }
+        )
         if len(frame):
             measured = measure_frame(frame, workers=1, desc=f"caption {episode.episode_id}")
             tagger = self.tagger
-            emotions = tag_emotions(frame, tagger, self.config.batch_size) if tagger else no_emotion(frame)
+            emotions = (
+                tag_emotions(frame, tagger, self.config.batch_size) if tagger else no_emotion(frame)
+            )
             table = measured.merge(emotions, on="clip_id", how="left")
         else:
             table = pd.DataFrame(columns=["clip_id", *MEASURE_COLUMNS, *EMOTION_COLUMNS])
         table = table.rename(columns={"clip_id": "segment_id"})
         write_parquet(self.output_path(episode), _storable(table))
         result = episode.copy()
-        result.extra.update({
-            "n_measured_clips": int(len(table)),
-            "n_unreadable_clips": int((table["read_error"].fillna("") != "").sum()) if len(table) else 0,
-        })
+        result.extra.update(
+            {
+                "n_measured_clips": int(len(table)),
+                "n_unreadable_clips": int((table["read_error"].fillna("") != "").sum())
+                if len(table)
+                else 0,
+            }
+        )
         return result
 
     def finish(self) -> Path | None:
         """Bin every measured kept segment of the corpus and write ``DIR/manifests/clips.parquet``."""
-        return build_clip_manifest(self.context.data_root, self.config, {"caption": self.version,
-                                                                         **self.measure_identity()})
+        return build_clip_manifest(
+            self.context.data_root,
+            self.config,
+            {"caption": self.version, **self.measure_identity()},
+        )
 
 
-def build_clip_manifest(data_root: Path, config: CaptionConfig, identity: dict | None = None) -> Path | None:
+def build_clip_manifest(
+    data_root: Path, config: CaptionConfig, identity: dict | None = None
+) -> Path | None:
     """The clip manifest of the corpus from ``segments.parquet`` (kept rows) and the measurement
     tables; clips that cannot be captioned go to ``clips_rejected.parquet`` with their reason."""
     data_root = Path(data_root)
@@ -626,12 +820,17 @@ def build_clip_manifest(data_root: Path, config: CaptionConfig, identity: dict |
     if joined.empty:
         return None
     joined = joined.sort_values("segment_id").reset_index(drop=True)
-    frame = pd.DataFrame({
-        "clip_id": joined["segment_id"].astype(str),
-        "audio_path": [os.path.relpath(data_root / p, data_root / "manifests") for p in joined["clip_path"]],
-        "text": joined["text"],
-        "episode_start_s": joined["start_s"], "episode_end_s": joined["end_s"],
-    })
+    frame = pd.DataFrame(
+        {
+            "clip_id": joined["segment_id"].astype(str),
+            "audio_path": [
+                os.path.relpath(data_root / p, data_root / "manifests") for p in joined["clip_path"]
+            ],
+            "text": joined["text"],
+            "episode_start_s": joined["start_s"],
+            "episode_end_s": joined["end_s"],
+        }
+    )
     for col in PROVENANCE_COLUMNS:
         if col in joined.columns and col not in frame.columns:
             frame[col] = joined[col].to_numpy()
@@ -643,11 +842,17 @@ def build_clip_manifest(data_root: Path, config: CaptionConfig, identity: dict |
     described["measure_identity"] = short_hash(identity or {})
     ok = described["caption_status"] == "ok"
     manifests = data_root / "manifests"
-    write_parquet(manifests / REJECTS_NAME, _storable(described.loc[~ok, ["clip_id", "audio_path", "caption_status"]]))
-    out = write_parquet(manifests / CLIP_MANIFEST_NAME, _storable(described[ok].reset_index(drop=True)))
-    log.info("clip manifest: %d clips (%d without a caption) -> %s", int(ok.sum()), int((~ok).sum()), out)
+    write_parquet(
+        manifests / REJECTS_NAME,
+        _storable(described.loc[~ok, ["clip_id", "audio_path", "caption_status"]]),
+    )
+    out = write_parquet(
+        manifests / CLIP_MANIFEST_NAME, _storable(described[ok].reset_index(drop=True))
+    )
+    log.info(
+        "clip manifest: %d clips (%d without a caption) -> %s", int(ok.sum()), int((~ok).sum()), out
+    )
     return out
-
 
 
 def caption_stage(settings, context: StageContext) -> Caption:

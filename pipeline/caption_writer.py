@@ -49,7 +49,7 @@ class CaptionError(FsclapError):
 
 
 def _article(phrase: str) -> str:
-    """"a" or "an" for the phrase's first word (enough for this vocabulary's words)."""
+    """ "a" or "an" for the phrase's first word (enough for this vocabulary's words)."""
     first = phrase.split()[0].lower() if phrase.split() else ""
     return "an" if first[:1] in "aeio" or first.startswith("un") else "a"
 
@@ -57,70 +57,122 @@ def _article(phrase: str) -> str:
 # --- English vocabulary ---------------------------------------------------------------------------
 
 _EN_EMOTION_ADJ = {
-    "happy": ["happy", "cheerful", "joyful"], "sad": ["sad", "sorrowful", "melancholy"],
-    "angry": ["angry", "furious", "irritated"], "neutral": ["neutral", "calm", "composed"],
-    "fearful": ["fearful", "frightened", "scared"], "disgusted": ["disgusted", "repulsed"],
+    "happy": ["happy", "cheerful", "joyful"],
+    "sad": ["sad", "sorrowful", "melancholy"],
+    "angry": ["angry", "furious", "irritated"],
+    "neutral": ["neutral", "calm", "composed"],
+    "fearful": ["fearful", "frightened", "scared"],
+    "disgusted": ["disgusted", "repulsed"],
     "surprised": ["surprised", "astonished", "amazed"],
 }
 _EN_EMOTION_NOUN = {
-    "happy": ["happiness", "joy"], "sad": ["sadness", "sorrow"], "angry": ["anger", "rage"],
-    "neutral": ["calm", "no strong emotion"], "fearful": ["fear", "anxiety"], "disgusted": ["disgust"],
+    "happy": ["happiness", "joy"],
+    "sad": ["sadness", "sorrow"],
+    "angry": ["anger", "rage"],
+    "neutral": ["calm", "no strong emotion"],
+    "fearful": ["fear", "anxiety"],
+    "disgusted": ["disgust"],
     "surprised": ["surprise", "astonishment"],
 }
 _EN_EMOTION_ADV = {
-    "happy": ["happily", "cheerfully"], "sad": ["sadly", "sorrowfully"], "angry": ["angrily", "furiously"],
-    "neutral": ["calmly", "neutrally"], "fearful": ["fearfully", "nervously"], "disgusted": ["with disgust"],
+    "happy": ["happily", "cheerfully"],
+    "sad": ["sadly", "sorrowfully"],
+    "angry": ["angrily", "furiously"],
+    "neutral": ["calmly", "neutrally"],
+    "fearful": ["fearfully", "nervously"],
+    "disgusted": ["with disgust"],
     "surprised": ["in surprise", "with astonishment"],
 }
 
 EN: dict[str, dict[str, dict[str, list[str]]]] = {
     "pitch": {
-        "adv": {"low": ["in a low pitch", "with a deep voice", "in a deep tone"],
-                "normal": ["at a normal pitch", "at a moderate pitch", "in a medium pitch"],
-                "high": ["in a high pitch", "with a high-pitched voice", "at a high pitch"]},
-        "np": {"low": ["a low pitch", "a deep tone", "a low-pitched voice"],
-               "normal": ["a normal pitch", "a moderate pitch", "an average pitch"],
-               "high": ["a high pitch", "a high-pitched tone", "a raised pitch"]},
-        "pred": {"low": ["low-pitched", "deep"], "normal": ["moderately pitched", "of normal pitch"],
-                 "high": ["high-pitched", "high in pitch"]},
-        "adj": {"low": ["deep", "low-pitched"], "normal": ["medium-pitched", "normal-pitched"],
-                "high": ["high-pitched"]},
+        "adv": {
+            "low": ["in a low pitch", "with a deep voice", "in a deep tone"],
+            "normal": ["at a normal pitch", "at a moderate pitch", "in a medium pitch"],
+            "high": ["in a high pitch", "with a high-pitched voice", "at a high pitch"],
+        },
+        "np": {
+            "low": ["a low pitch", "a deep tone", "a low-pitched voice"],
+            "normal": ["a normal pitch", "a moderate pitch", "an average pitch"],
+            "high": ["a high pitch", "a high-pitched tone", "a raised pitch"],
+        },
+        "pred": {
+            "low": ["low-pitched", "deep"],
+            "normal": ["moderately pitched", "of normal pitch"],
+            "high": ["high-pitched", "high in pitch"],
+        },
+        "adj": {
+            "low": ["deep", "low-pitched"],
+            "normal": ["medium-pitched", "normal-pitched"],
+            "high": ["high-pitched"],
+        },
     },
     "speed": {
-        "adv": {"slow": ["slowly", "at a slow pace", "unhurriedly", "at a leisurely pace"],
-                "normal": ["at a normal pace", "at a moderate speed", "at an even pace"],
-                "fast": ["quickly", "rapidly", "at a fast pace", "fast"]},
-        "np": {"slow": ["a slow speaking rate", "a slow tempo", "a slow pace"],
-               "normal": ["a normal speaking rate", "a moderate pace", "an average tempo"],
-               "fast": ["a fast speaking rate", "a quick tempo", "a rapid pace"]},
-        "pred": {"slow": ["slow", "unhurried"], "normal": ["moderately paced", "of normal speed"],
-                 "fast": ["fast", "rapid", "quick"]},
-        "adj": {"slow": ["slow", "unhurried"], "normal": ["moderately paced", "steady-paced"],
-                "fast": ["fast-paced", "rapid"]},
+        "adv": {
+            "slow": ["slowly", "at a slow pace", "unhurriedly", "at a leisurely pace"],
+            "normal": ["at a normal pace", "at a moderate speed", "at an even pace"],
+            "fast": ["quickly", "rapidly", "at a fast pace", "fast"],
+        },
+        "np": {
+            "slow": ["a slow speaking rate", "a slow tempo", "a slow pace"],
+            "normal": ["a normal speaking rate", "a moderate pace", "an average tempo"],
+            "fast": ["a fast speaking rate", "a quick tempo", "a rapid pace"],
+        },
+        "pred": {
+            "slow": ["slow", "unhurried"],
+            "normal": ["moderately paced", "of normal speed"],
+            "fast": ["fast", "rapid", "quick"],
+        },
+        "adj": {
+            "slow": ["slow", "unhurried"],
+            "normal": ["moderately paced", "steady-paced"],
+            "fast": ["fast-paced", "rapid"],
+        },
     },
     "energy": {
-        "adv": {"low": ["softly", "quietly", "with low energy"],
-                "normal": ["at a normal volume", "with moderate energy", "at a moderate volume"],
-                "high": ["loudly", "energetically", "with great energy", "forcefully"]},
-        "np": {"low": ["low energy", "a soft volume", "a quiet delivery"],
-               "normal": ["moderate energy", "a normal volume", "an average volume"],
-               "high": ["high energy", "a loud volume", "a powerful delivery"]},
-        "pred": {"low": ["quiet", "soft", "low in energy"], "normal": ["of moderate volume", "moderate in volume"],
-                 "high": ["loud", "energetic", "powerful"]},
-        "adj": {"low": ["quiet", "soft"], "normal": ["moderate-volume", "normal-volume"],
-                "high": ["loud", "energetic", "powerful"]},
+        "adv": {
+            "low": ["softly", "quietly", "with low energy"],
+            "normal": ["at a normal volume", "with moderate energy", "at a moderate volume"],
+            "high": ["loudly", "energetically", "with great energy", "forcefully"],
+        },
+        "np": {
+            "low": ["low energy", "a soft volume", "a quiet delivery"],
+            "normal": ["moderate energy", "a normal volume", "an average volume"],
+            "high": ["high energy", "a loud volume", "a powerful delivery"],
+        },
+        "pred": {
+            "low": ["quiet", "soft", "low in energy"],
+            "normal": ["of moderate volume", "moderate in volume"],
+            "high": ["loud", "energetic", "powerful"],
+        },
+        "adj": {
+            "low": ["quiet", "soft"],
+            "normal": ["moderate-volume", "normal-volume"],
+            "high": ["loud", "energetic", "powerful"],
+        },
     },
     "emotion": {},  # built from the tables above, below
 }
 
-EN_SUBJECT_NOUNS = {"female": ["woman", "female speaker", "lady"], "male": ["man", "male speaker", "gentleman"],
-                    None: ["speaker", "person"]}
-EN_AGE_ADJ = {"child": ["young"], "young": ["young"], "middle-aged": ["middle-aged"], "elderly": ["elderly", "old"]}
+EN_SUBJECT_NOUNS = {
+    "female": ["woman", "female speaker", "lady"],
+    "male": ["man", "male speaker", "gentleman"],
+    None: ["speaker", "person"],
+}
+EN_AGE_ADJ = {
+    "child": ["young"],
+    "young": ["young"],
+    "middle-aged": ["middle-aged"],
+    "elderly": ["elderly", "old"],
+}
 EN_CHILD_NOUNS = {"female": ["girl"], "male": ["boy"], None: ["child"]}
 EN_PRONOUN = {"female": "she", "male": "he", None: "the speaker"}
 EN_POSSESSIVE = {"female": "her", "male": "his", None: "the speaker's"}
-EN_GENDER_VOICE = {"female": ["female voice", "woman's voice"], "male": ["male voice", "man's voice"],
-                   None: ["voice"]}
+EN_GENDER_VOICE = {
+    "female": ["female voice", "woman's voice"],
+    "male": ["male voice", "man's voice"],
+    None: ["voice"],
+}
 
 EN_TEMPLATES: tuple[str, ...] = (
     "{subj} speaks {adv:*}.",
@@ -171,42 +223,86 @@ EN_TEMPLATES: tuple[str, ...] = (
 # --- Chinese vocabulary ---------------------------------------------------------------------------
 
 _ZH_EMOTION_ADJ = {
-    "happy": ["开心", "愉快", "高兴"], "sad": ["悲伤", "难过", "伤心"], "angry": ["愤怒", "生气"],
-    "neutral": ["平静", "平和"], "fearful": ["害怕", "恐惧", "紧张"], "disgusted": ["厌恶", "嫌弃"],
+    "happy": ["开心", "愉快", "高兴"],
+    "sad": ["悲伤", "难过", "伤心"],
+    "angry": ["愤怒", "生气"],
+    "neutral": ["平静", "平和"],
+    "fearful": ["害怕", "恐惧", "紧张"],
+    "disgusted": ["厌恶", "嫌弃"],
     "surprised": ["惊讶", "吃惊"],
 }
 ZH: dict[str, dict[str, dict[str, list[str]]]] = {
     "pitch": {
-        "adv": {"low": ["用低沉的嗓音", "以较低的音调"], "normal": ["用正常的音调", "以适中的音调"],
-                "high": ["用高亢的嗓音", "以较高的音调"]},
-        "np": {"low": ["较低的音调", "低沉的音调"], "normal": ["正常的音调", "适中的音调"],
-               "high": ["较高的音调", "高亢的音调"]},
-        "pred": {"low": ["音调低沉", "音调较低"], "normal": ["音调适中", "音调正常"], "high": ["音调较高", "音调高亢"]},
+        "adv": {
+            "low": ["用低沉的嗓音", "以较低的音调"],
+            "normal": ["用正常的音调", "以适中的音调"],
+            "high": ["用高亢的嗓音", "以较高的音调"],
+        },
+        "np": {
+            "low": ["较低的音调", "低沉的音调"],
+            "normal": ["正常的音调", "适中的音调"],
+            "high": ["较高的音调", "高亢的音调"],
+        },
+        "pred": {
+            "low": ["音调低沉", "音调较低"],
+            "normal": ["音调适中", "音调正常"],
+            "high": ["音调较高", "音调高亢"],
+        },
     },
     "speed": {
-        "adv": {"slow": ["慢慢地", "以缓慢的语速"], "normal": ["以正常的语速", "不紧不慢地"],
-                "fast": ["快速地", "以很快的语速"]},
-        "np": {"slow": ["缓慢的语速", "较慢的语速"], "normal": ["正常的语速", "适中的语速"],
-               "fast": ["较快的语速", "飞快的语速"]},
-        "pred": {"slow": ["语速缓慢", "语速较慢"], "normal": ["语速适中", "语速正常"], "fast": ["语速很快", "语速较快"]},
+        "adv": {
+            "slow": ["慢慢地", "以缓慢的语速"],
+            "normal": ["以正常的语速", "不紧不慢地"],
+            "fast": ["快速地", "以很快的语速"],
+        },
+        "np": {
+            "slow": ["缓慢的语速", "较慢的语速"],
+            "normal": ["正常的语速", "适中的语速"],
+            "fast": ["较快的语速", "飞快的语速"],
+        },
+        "pred": {
+            "slow": ["语速缓慢", "语速较慢"],
+            "normal": ["语速适中", "语速正常"],
+            "fast": ["语速很快", "语速较快"],
+        },
     },
     "energy": {
-        "adv": {"low": ["轻声地", "以很小的音量"], "normal": ["以适中的音量", "以正常的音量"],
-                "high": ["大声地", "以很大的音量"]},
-        "np": {"low": ["较小的音量", "微弱的能量"], "normal": ["正常的音量", "适中的音量"],
-               "high": ["很大的音量", "饱满的能量"]},
-        "pred": {"low": ["音量很小", "音量较低"], "normal": ["音量适中", "音量正常"], "high": ["音量很大", "音量洪亮"]},
+        "adv": {
+            "low": ["轻声地", "以很小的音量"],
+            "normal": ["以适中的音量", "以正常的音量"],
+            "high": ["大声地", "以很大的音量"],
+        },
+        "np": {
+            "low": ["较小的音量", "微弱的能量"],
+            "normal": ["正常的音量", "适中的音量"],
+            "high": ["很大的音量", "饱满的能量"],
+        },
+        "pred": {
+            "low": ["音量很小", "音量较低"],
+            "normal": ["音量适中", "音量正常"],
+            "high": ["音量很大", "音量洪亮"],
+        },
     },
     "emotion": {
         "adv": {k: [f"{a}地" for a in v] for k, v in _ZH_EMOTION_ADJ.items()},
         "np": {k: [f"{a}的语气" for a in v] for k, v in _ZH_EMOTION_ADJ.items()},
-        "pred": {k: [f"语气{a}", f"听起来很{a}"] for k, v in _ZH_EMOTION_ADJ.items() for a in v[:1]},
+        "pred": {
+            k: [f"语气{a}", f"听起来很{a}"] for k, v in _ZH_EMOTION_ADJ.items() for a in v[:1]
+        },
         "adj": {k: list(v) for k, v in _ZH_EMOTION_ADJ.items()},
         "noun": {k: [f"{a}的情绪" for a in v] for k, v in _ZH_EMOTION_ADJ.items()},
     },
 }
-ZH_SUBJECT_NOUNS = {"female": ["女性", "女士", "女生"], "male": ["男性", "男士", "男生"], None: ["说话人", "说话者"]}
-ZH_CHILD_NOUNS = {"female": ["小女孩", "女孩"], "male": ["小男孩", "男孩"], None: ["孩子", "小朋友"]}
+ZH_SUBJECT_NOUNS = {
+    "female": ["女性", "女士", "女生"],
+    "male": ["男性", "男士", "男生"],
+    None: ["说话人", "说话者"],
+}
+ZH_CHILD_NOUNS = {
+    "female": ["小女孩", "女孩"],
+    "male": ["小男孩", "男孩"],
+    None: ["孩子", "小朋友"],
+}
 ZH_AGE_ADJ = {"young": ["年轻"], "middle-aged": ["中年"], "elderly": ["年长的", "老年"]}
 ZH_PRONOUN = {"female": "她", "male": "他", None: "说话人"}
 ZH_GENDER_VOICE = {"female": ["女声"], "male": ["男声"], None: ["人声"]}
@@ -242,9 +338,16 @@ ZH_TEMPLATES: tuple[str, ...] = (
 
 # English emotion phrases, derived from the adjective/adverb/noun tables
 EN["emotion"] = {
-    "adv": {k: v + [f"with {_article(a)} {a} tone" for a in _EN_EMOTION_ADJ[k][:2]] + [f"in {_article(_EN_EMOTION_ADJ[k][0])} {_EN_EMOTION_ADJ[k][0]} mood"]
-            for k, v in _EN_EMOTION_ADV.items()},
-    "np": {k: [f"{_article(a)} {a} tone" for a in v] + [f"{_article(v[0])} {v[0]} mood"] for k, v in _EN_EMOTION_ADJ.items()},
+    "adv": {
+        k: v
+        + [f"with {_article(a)} {a} tone" for a in _EN_EMOTION_ADJ[k][:2]]
+        + [f"in {_article(_EN_EMOTION_ADJ[k][0])} {_EN_EMOTION_ADJ[k][0]} mood"]
+        for k, v in _EN_EMOTION_ADV.items()
+    },
+    "np": {
+        k: [f"{_article(a)} {a} tone" for a in v] + [f"{_article(v[0])} {v[0]} mood"]
+        for k, v in _EN_EMOTION_ADJ.items()
+    },
     "pred": {k: list(v) for k, v in _EN_EMOTION_ADJ.items()},
     "adj": {k: list(v) for k, v in _EN_EMOTION_ADJ.items()},
     "noun": {k: list(v) for k, v in _EN_EMOTION_NOUN.items()},
@@ -272,7 +375,9 @@ def known_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
         if level in MISSING:
             continue
         if level not in LEVELS[name]:
-            raise CaptionError(f"caption writer: {name}={value!r} is not one of {list(LEVELS[name])} (or unknown)")
+            raise CaptionError(
+                f"caption writer: {name}={value!r} is not one of {list(LEVELS[name])} (or unknown)"
+            )
         known[name] = level
     return known
 
@@ -290,7 +395,11 @@ def _parse(template: str) -> list[_Slot]:
     for m in _SLOT.finditer(template):
         role, attrs = m.group(1), m.group(2)
         optional = any(a <= m.start() < b for a, b in optional_spans)
-        slots.append(_Slot(role, None if role in SPEAKER_ROLES else tuple((attrs or "*").split(",")), optional))
+        slots.append(
+            _Slot(
+                role, None if role in SPEAKER_ROLES else tuple((attrs or "*").split(",")), optional
+            )
+        )
     return slots
 
 
@@ -326,7 +435,9 @@ class CaptionWriter:
 
     def __init__(self, language: str = "en", seed: int = 0):
         if language not in LANGUAGES:
-            raise CaptionError(f"caption language {language!r} not supported (choose from {', '.join(LANGUAGES)})")
+            raise CaptionError(
+                f"caption language {language!r} not supported (choose from {', '.join(LANGUAGES)})"
+            )
         self.language = language
         self.seed = seed
         self.templates = TEMPLATES[language]
@@ -339,16 +450,25 @@ class CaptionWriter:
         """The caption and the index of the template used (for coverage checks)."""
         known = known_attributes(attributes)
         rng = random.Random(f"{self.seed}|{key}|{self.language}")
-        candidates = [(i, a) for i, t in enumerate(self.templates) if (a := _assign(t, known)) is not None]
+        candidates = [
+            (i, a) for i, t in enumerate(self.templates) if (a := _assign(t, known)) is not None
+        ]
         index, assignment = rng.choice(candidates)
         return self._render(self.templates[index], assignment, known, rng), index
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def _render(self, template: str, assignment: dict[int, tuple[str, ...]], known: dict[str, str],
-                rng: random.Random) -> str:
-        rendered = [self._slot_text(slot, assignment.get(i, ()), known, rng)
-                    for i, slot in enumerate(_parse(template))]
+    def _render(
+        self,
+        template: str,
+        assignment: dict[int, tuple[str, ...]],
+        known: dict[str, str],
+        rng: random.Random,
+    ) -> str:
+        rendered = [
+            self._slot_text(slot, assignment.get(i, ()), known, rng)
+            for i, slot in enumerate(_parse(template))
+        ]
         texts = iter(rendered)  # slot texts in template order
 
         def substitute(fragment: str) -> str:
@@ -356,7 +476,7 @@ class CaptionWriter:
 
         pieces, pos = [], 0
         for m in _SEGMENT.finditer(template):
-            pieces.append(substitute(template[pos:m.start()]))
+            pieces.append(substitute(template[pos : m.start()]))
             inner_texts = [next(texts) for _ in _SLOT.findall(m.group(1))]
             if all(inner_texts):  # an optional segment appears only when all its slots have content
                 inner = iter(inner_texts)
@@ -372,7 +492,9 @@ class CaptionWriter:
             return text[:1].upper() + text[1:]
         return text
 
-    def _slot_text(self, slot: _Slot, attrs: tuple[str, ...], known: dict[str, str], rng: random.Random) -> str:
+    def _slot_text(
+        self, slot: _Slot, attrs: tuple[str, ...], known: dict[str, str], rng: random.Random
+    ) -> str:
         if slot.attrs is None:
             return self._speaker(slot.role, known, rng)
         if not attrs:
@@ -380,14 +502,23 @@ class CaptionWriter:
         order = list(attrs)
         if len(order) > 1:
             rng.shuffle(order)
-        role = "pred" if slot.role == "pred_voice" else ("adj" if slot.role == "a_adj" else slot.role)
+        role = (
+            "pred" if slot.role == "pred_voice" else ("adj" if slot.role == "a_adj" else slot.role)
+        )
         phrases = []
         for attr in order:
             options = self.vocabulary[attr].get(role) or self.vocabulary[attr]["pred"]
             phrases.append(rng.choice(options[known[attr]]))
         if self.language == "zh":
-            joined = "，".join(phrases) if role in ("pred",) else ("、".join(phrases[:-1]) + "和" + phrases[-1]
-                                                                    if len(phrases) > 1 and role == "np" else "、".join(phrases))
+            joined = (
+                "，".join(phrases)
+                if role in ("pred",)
+                else (
+                    "、".join(phrases[:-1]) + "和" + phrases[-1]
+                    if len(phrases) > 1 and role == "np"
+                    else "、".join(phrases)
+                )
+            )
             return joined
         if slot.role == "a_adj":
             joined = ", ".join(phrases)
@@ -405,7 +536,11 @@ class CaptionWriter:
                 return rng.choice(ZH_GENDER_VOICE[gender])
             if age == "child":
                 return f"一个{rng.choice(ZH_CHILD_NOUNS[gender])}"
-            nouns = [n for n in ZH_SUBJECT_NOUNS[gender] if not (n.endswith("生") and age in ("middle-aged", "elderly"))]
+            nouns = [
+                n
+                for n in ZH_SUBJECT_NOUNS[gender]
+                if not (n.endswith("生") and age in ("middle-aged", "elderly"))
+            ]
             prefix = rng.choice(ZH_AGE_ADJ[age]) if age else ""
             return f"一位{prefix}{rng.choice(nouns)}"
         if role == "pron":
@@ -430,6 +565,8 @@ def _join_en(phrases: list[str]) -> str:
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
-def write_caption(attributes: Mapping[str, Any], key: str = "", seed: int = 0, language: str = "en") -> str:
+def write_caption(
+    attributes: Mapping[str, Any], key: str = "", seed: int = 0, language: str = "en"
+) -> str:
     """One caption for one record (see :class:`CaptionWriter`)."""
     return CaptionWriter(language, seed).write(attributes, key)

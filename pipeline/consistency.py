@@ -66,8 +66,10 @@ def default_threshold(embedding_model: str) -> float:
     try:
         return DEFAULT_THRESHOLDS[embedding_model]
     except KeyError:
-        raise ValueError(f"no default consistency threshold for embedding model {embedding_model!r}; "
-                         f"known: {sorted(DEFAULT_THRESHOLDS)} (set the threshold explicitly)") from None
+        raise ValueError(
+            f"no default consistency threshold for embedding model {embedding_model!r}; "
+            f"known: {sorted(DEFAULT_THRESHOLDS)} (set the threshold explicitly)"
+        ) from None
 
 
 def mean_similarity(embeddings: np.ndarray) -> np.ndarray:
@@ -132,7 +134,9 @@ def consistency_scores(
     v = np.asarray(embeddings, dtype=np.float64)
     n = len(v)
     if v.ndim != 2 or len(labels) != n:
-        raise ValueError(f"need one label per embedding row: {len(labels)} labels, embeddings shape {v.shape}")
+        raise ValueError(
+            f"need one label per embedding row: {len(labels)} labels, embeddings shape {v.shape}"
+        )
     labels = pd.Series(list(labels), dtype=object)
     unassigned = np.array([_is_unassigned(x) for x in labels], dtype=bool)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -177,10 +181,21 @@ class ConsistencyFailed(StageError):
 
 
 class ConsistencyConfig(StageConfig):
-    threshold: float | None = Field(None, gt=0, le=1, description="Keep s̄ ≥ this; None: the embedding model's default.")
-    keep_single: bool = Field(False, description="Keep clips that are their speaker's only clip (s̄ undefined).")
-    scope: Literal["drama", "episode"] = Field("drama", description="Cluster = drama-level speaker, or the diarizer's episode label.")
-    link_threshold: float | None = Field(None, gt=-1, le=1, description="Centroid cosine to link speakers across episodes; None: model default.")
+    threshold: float | None = Field(
+        None, gt=0, le=1, description="Keep s̄ ≥ this; None: the embedding model's default."
+    )
+    keep_single: bool = Field(
+        False, description="Keep clips that are their speaker's only clip (s̄ undefined)."
+    )
+    scope: Literal["drama", "episode"] = Field(
+        "drama", description="Cluster = drama-level speaker, or the diarizer's episode label."
+    )
+    link_threshold: float | None = Field(
+        None,
+        gt=-1,
+        le=1,
+        description="Centroid cosine to link speakers across episodes; None: model default.",
+    )
     separate_same_episode: bool = Field(True, description="Never link two labels of one episode.")
     workers: int = Field(1, ge=1)
 
@@ -198,7 +213,9 @@ class Consistency(Stage):
         self._hashes: dict[Path, tuple[int, int, str]] = {}
 
     def episode_table(self, episode: Episode) -> Path:
-        return self.context.data_root / "segments" / episode.drama_id / f"{episode.episode_id}.parquet"
+        return (
+            self.context.data_root / "segments" / episode.drama_id / f"{episode.episode_id}.parquet"
+        )
 
     def drama_table(self, drama_id: str) -> Path:
         return self.context.data_root / "segments" / f"{drama_id}.parquet"
@@ -219,7 +236,9 @@ class Consistency(Stage):
         if not self.episode_table(episode).exists():
             return None
         with self._lock:
-            return short_hash([(p.name, self._file_hash(p)) for p in self.drama_inputs(episode.drama_id)], 24)
+            return short_hash(
+                [(p.name, self._file_hash(p)) for p in self.drama_inputs(episode.drama_id)], 24
+            )
 
     def outputs(self, episode: Episode) -> list[Path]:
         return [self.drama_table(episode.drama_id)]
@@ -228,11 +247,13 @@ class Consistency(Stage):
         table = self.score(episode.drama_id)
         mine = table[table["episode_id"] == episode.episode_id]
         result = episode.copy()
-        result.extra.update({
-            "n_kept_segments": int(mine["kept"].sum()),
-            "kept_s": round(float(mine.loc[mine["kept"], "duration_s"].sum()), 3),
-            "n_drama_speakers": int(mine["speaker_id"].nunique()),
-        })
+        result.extra.update(
+            {
+                "n_kept_segments": int(mine["kept"].sum()),
+                "kept_s": round(float(mine.loc[mine["kept"], "duration_s"].sum()), 3),
+                "n_drama_speakers": int(mine["speaker_id"].nunique()),
+            }
+        )
         return result
 
     def score(self, drama_id: str) -> pd.DataFrame:
@@ -243,7 +264,9 @@ class Consistency(Stage):
             cached = self._memo.get(drama_id)
             if cached is not None and cached[0] == digest:
                 return cached[1]
-            table = score_drama([pd.read_parquet(p) for p in inputs], self.context.abs, self.config, drama_id)
+            table = score_drama(
+                [pd.read_parquet(p) for p in inputs], self.context.abs, self.config, drama_id
+            )
             write_parquet(self.drama_table(drama_id), table)
             update_segments_manifest(self.context.data_root, drama_id, table)
             self._memo[drama_id] = (digest, table)
@@ -267,7 +290,11 @@ def update_segments_manifest(data_root: Path, drama_id: str, table: pd.DataFrame
             return build_segments_manifest(data_root)
         current = pd.read_parquet(path)
         parts = [t for t in (current[current["drama_id"] != drama_id], table) if len(t)]
-        frame = typed(pd.concat(parts, ignore_index=True), SEGMENT_COLUMNS) if parts else empty_frame(SEGMENT_COLUMNS)
+        frame = (
+            typed(pd.concat(parts, ignore_index=True), SEGMENT_COLUMNS)
+            if parts
+            else empty_frame(SEGMENT_COLUMNS)
+        )
         return write_parquet(path, frame)
 
 
@@ -277,26 +304,36 @@ def build_segments_manifest(data_root: Path) -> Path:
     with _MANIFEST_LOCK:
         tables = [pd.read_parquet(p) for p in sorted((data_root / "segments").glob("*.parquet"))]
         tables = [t for t in tables if len(t)]
-        frame = typed(pd.concat(tables, ignore_index=True), SEGMENT_COLUMNS) if tables else empty_frame(SEGMENT_COLUMNS)
+        frame = (
+            typed(pd.concat(tables, ignore_index=True), SEGMENT_COLUMNS)
+            if tables
+            else empty_frame(SEGMENT_COLUMNS)
+        )
         return write_parquet(segments_manifest_path(data_root), frame)
 
 
 _MANIFEST_LOCK = threading.RLock()
 
 
-def score_drama(episode_tables: list[pd.DataFrame], resolve, config: ConsistencyConfig, drama_id: str) -> pd.DataFrame:
+def score_drama(
+    episode_tables: list[pd.DataFrame], resolve, config: ConsistencyConfig, drama_id: str
+) -> pd.DataFrame:
     """Link speakers across the drama's episodes and apply the consistency filter."""
     frames = [t for t in episode_tables if len(t)]
     if not frames:
         return empty_frame(SEGMENT_COLUMNS)
     table = pd.concat(frames, ignore_index=True)
-    table = table.sort_values(["episode_index", "episode_id", "start_s"], na_position="last", kind="stable")
+    table = table.sort_values(
+        ["episode_index", "episode_id", "start_s"], na_position="last", kind="stable"
+    )
     table = table.reset_index(drop=True)
     candidate = table["reason"].isna().to_numpy()
     models = sorted(table.loc[candidate, "embedding_model"].dropna().unique())
     if len(models) > 1:
-        raise ConsistencyFailed(f"drama {drama_id} mixes speaker embeddings of {', '.join(models)}; "
-                                "re-run diarize for all its episodes with one profile")
+        raise ConsistencyFailed(
+            f"drama {drama_id} mixes speaker embeddings of {', '.join(models)}; "
+            "re-run diarize for all its episodes with one profile"
+        )
     model = models[0] if models else None
 
     # embeddings of every row, from the per-episode .npy files
@@ -307,7 +344,9 @@ def score_drama(episode_tables: list[pd.DataFrame], resolve, config: Consistency
         dims = matrix.shape[1]
         for row in rows:
             vectors[row] = matrix[int(table.at[row, "embedding_row"])]
-    embeddings = np.stack([v if v is not None else np.zeros(dims or 1, dtype=np.float32) for v in vectors])
+    embeddings = np.stack(
+        [v if v is not None else np.zeros(dims or 1, dtype=np.float32) for v in vectors]
+    )
 
     # drama-level speaker ids from episode-level centroids
     order = table.groupby("episode_id", sort=False)["episode_index"].first()
@@ -315,8 +354,13 @@ def score_drama(episode_tables: list[pd.DataFrame], resolve, config: Consistency
     centroids = []
     for episode_id, rows in table[candidate].groupby("episode_id", sort=False).groups.items():
         rows = np.asarray(rows)
-        centroids += centroids_from(episode_id, table.loc[rows, "episode_speaker"].tolist(), embeddings[rows],
-                                    table.loc[rows, "start_s"].tolist(), episode_order=positions[episode_id])
+        centroids += centroids_from(
+            episode_id,
+            table.loc[rows, "episode_speaker"].tolist(),
+            embeddings[rows],
+            table.loc[rows, "start_s"].tolist(),
+            episode_order=positions[episode_id],
+        )
     speaker_of: dict[tuple[str, str], str] = {}
     if centroids:
         if config.link_threshold is not None:
@@ -324,10 +368,16 @@ def score_drama(episode_tables: list[pd.DataFrame], resolve, config: Consistency
         elif model in LINK_THRESHOLDS:
             link = LINK_THRESHOLDS[model]
         else:
-            raise ConsistencyFailed(f"no default link threshold for embedding model {model!r}; set stages.consistency.link_threshold")
+            raise ConsistencyFailed(
+                f"no default link threshold for embedding model {model!r}; set stages.consistency.link_threshold"
+            )
         ids = link_speakers(centroids, link, config.separate_same_episode)
-        speaker_of = {(c.episode_id, c.label): f"{drama_id}_spk{i:02d}" for c, i in zip(centroids, ids)}
-    table["speaker_id"] = [speaker_of.get((e, s)) for e, s in zip(table["episode_id"], table["episode_speaker"])]
+        speaker_of = {
+            (c.episode_id, c.label): f"{drama_id}_spk{i:02d}" for c, i in zip(centroids, ids)
+        }
+    table["speaker_id"] = [
+        speaker_of.get((e, s)) for e, s in zip(table["episode_id"], table["episode_speaker"])
+    ]
 
     # the filter (eq. 4–5) over candidates
     table["consistency"] = np.nan
@@ -338,7 +388,9 @@ def score_drama(episode_tables: list[pd.DataFrame], resolve, config: Consistency
         if config.scope == "drama":
             labels = table.loc[candidate, "speaker_id"].tolist()
         else:
-            labels = (table.loc[candidate, "episode_id"] + "/" + table.loc[candidate, "episode_speaker"]).tolist()
+            labels = (
+                table.loc[candidate, "episode_id"] + "/" + table.loc[candidate, "episode_speaker"]
+            ).tolist()
         scored = consistency_scores(embeddings[candidate], labels, threshold, config.keep_single)
         table.loc[candidate, "consistency"] = scored.consistency
         table.loc[candidate, "cluster_size"] = scored.cluster_size

@@ -35,16 +35,36 @@ DEFAULT_BPE = "chn_jpn_yue_eng_ko_spectok.bpe.model"
 MIN_SECONDS = 0.2  # shorter input gives the LFR front end less than a frame to work on
 
 EMOTION_TAGS = {
-    "HAPPY": "happy", "SAD": "sad", "ANGRY": "angry", "NEUTRAL": "neutral", "FEARFUL": "fearful",
-    "DISGUSTED": "disgusted", "SURPRISED": "surprised", "EMO_UNKNOWN": "unknown",
+    "HAPPY": "happy",
+    "SAD": "sad",
+    "ANGRY": "angry",
+    "NEUTRAL": "neutral",
+    "FEARFUL": "fearful",
+    "DISGUSTED": "disgusted",
+    "SURPRISED": "surprised",
+    "EMO_UNKNOWN": "unknown",
 }
-EVENT_TAGS = ("Speech", "BGM", "Applause", "Laughter", "Cry", "Sneeze", "Breath", "Cough", "Sing",
-              "Speech_Noise", "Event_UNK", "GBG")
+EVENT_TAGS = (
+    "Speech",
+    "BGM",
+    "Applause",
+    "Laughter",
+    "Cry",
+    "Sneeze",
+    "Breath",
+    "Cough",
+    "Sing",
+    "Speech_Noise",
+    "Event_UNK",
+    "GBG",
+)
 LANGUAGE_TAGS = ("zh", "en", "yue", "ja", "ko", "nospeech")
 TEXTNORM_TAGS = ("withitn", "woitn")
 _TAG = re.compile(r"<\|([^|<>]+)\|>")
-_HINT = ("download the ModelScope model dir iic/SenseVoiceSmall (configuration.json, config.yaml, model.pt, "
-         f"{DEFAULT_BPE}, am.mvn) and put it there, or set model_paths.sensevoice / FSCLAP_MODEL_PATHS__SENSEVOICE")
+_HINT = (
+    "download the ModelScope model dir iic/SenseVoiceSmall (configuration.json, config.yaml, model.pt, "
+    f"{DEFAULT_BPE}, am.mvn) and put it there, or set model_paths.sensevoice / FSCLAP_MODEL_PATHS__SENSEVOICE"
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +120,15 @@ def parse_rich_text(raw: str) -> RichTags:
         notes.append(f"unrecognised tags {sorted(set(unknown))}")
     language = Counter(languages).most_common(1)[0][0] if languages else None
     text = " ".join(_TAG.sub(" ", raw).split())
-    return RichTags(emotion=emotion, events=tuple(events), language=language, text=text, raw=raw,
-                    note="; ".join(notes), emotion_tags=tuple(emotions))
+    return RichTags(
+        emotion=emotion,
+        events=tuple(events),
+        language=language,
+        text=text,
+        raw=raw,
+        note="; ".join(notes),
+        emotion_tags=tuple(emotions),
+    )
 
 
 def sensevoice_files(model_dir: Path) -> dict[str, Path]:
@@ -112,7 +139,8 @@ def sensevoice_files(model_dir: Path) -> dict[str, Path]:
     return {
         "config": model_dir / metas.get("config", "config.yaml"),
         "weights": model_dir / metas.get("init_param", "model.pt"),
-        "bpe model": model_dir / ((metas.get("tokenizer_conf") or {}).get("bpemodel") or DEFAULT_BPE),
+        "bpe model": model_dir
+        / ((metas.get("tokenizer_conf") or {}).get("bpemodel") or DEFAULT_BPE),
         "cmvn": model_dir / ((metas.get("frontend_conf") or {}).get("cmvn_file") or "am.mvn"),
     }
 
@@ -133,7 +161,13 @@ class SenseVoiceTagger:
 
     name = "sensevoice-small"
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", batch_size: int = 16, language: str = "auto"):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        batch_size: int = 16,
+        language: str = "auto",
+    ):
         self.model_dir = Path(model_dir).expanduser().resolve()
         self.files = check_sensevoice_dir(self.model_dir)  # fail fast, before any work
         self.device = device
@@ -148,8 +182,12 @@ class SenseVoiceTagger:
 
         config = hashlib.sha256(self.files["config"].read_bytes()).hexdigest()[:16]
         weights = self.files["weights"]
-        return {"model": MODEL_ID, "config": config, "weights": [weights.name, weights.stat().st_size],
-                "language": self.language}
+        return {
+            "model": MODEL_ID,
+            "config": config,
+            "weights": [weights.name, weights.stat().st_size],
+            "language": self.language,
+        }
 
     def load(self):
         with self._lock:
@@ -159,8 +197,14 @@ class SenseVoiceTagger:
                 from pipeline.diarize.funasr_backend import quiet_funasr, verify_checkpoint
 
                 with quiet_funasr():
-                    model = AutoModel(model=str(self.model_dir), disable_update=True, disable_pbar=True,
-                                      disable_log=True, log_level="ERROR", device=self.device)
+                    model = AutoModel(
+                        model=str(self.model_dir),
+                        disable_update=True,
+                        disable_pbar=True,
+                        disable_log=True,
+                        log_level="ERROR",
+                        device=self.device,
+                    )
                 verify_checkpoint(model.model, self.files["weights"], "SenseVoiceSmall")
                 self._model = model
         return self._model
@@ -176,17 +220,26 @@ class SenseVoiceTagger:
         for i, audio in enumerate(audios):
             audio = np.ascontiguousarray(audio, dtype=np.float32)
             if audio.size < MIN_SECONDS * SAMPLE_RATE or not np.isfinite(audio).all():
-                results[i] = RichTags(note=f"not tagged: clip shorter than {MIN_SECONDS} s or not finite")
+                results[i] = RichTags(
+                    note=f"not tagged: clip shorter than {MIN_SECONDS} s or not finite"
+                )
             else:
                 todo.append((i, audio))
         for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
+            batch = todo[start : start + self.batch_size]
             with self._lock, quiet_funasr():
-                outputs = model.generate(input=[a for _, a in batch], key=[f"clip{i}" for i, _ in batch],
-                                         batch_size=len(batch), language=self.language, use_itn=False,
-                                         disable_pbar=True)
+                outputs = model.generate(
+                    input=[a for _, a in batch],
+                    key=[f"clip{i}" for i, _ in batch],
+                    batch_size=len(batch),
+                    language=self.language,
+                    use_itn=False,
+                    disable_pbar=True,
+                )
             if len(outputs) != len(batch):
-                raise FsclapError(f"SenseVoice returned {len(outputs)} results for {len(batch)} clips")
+                raise FsclapError(
+                    f"SenseVoice returned {len(outputs)} results for {len(batch)} clips"
+                )
             for (i, _), output in zip(batch, outputs):
                 results[i] = parse_rich_text(str(output.get("text", "")))
         return results  # type: ignore[return-value]

@@ -44,11 +44,19 @@ class NoAudioSignal(StageError):
 class ExtractConfig(StageConfig):
     operational: ClassVar[frozenset[str]] = frozenset({"workers"})
 
-    sample_rate: int | None = Field(None, ge=8000, description="None: the rate the separation method needs.")
-    channels: int | None = Field(None, ge=1, le=2, description="None: what the separation method needs.")
+    sample_rate: int | None = Field(
+        None, ge=8000, description="None: the rate the separation method needs."
+    )
+    channels: int | None = Field(
+        None, ge=1, le=2, description="None: what the separation method needs."
+    )
     codec: Literal["pcm_s16le", "pcm_s24le", "pcm_f32le"] = "pcm_s16le"
-    silence_dbfs: float = Field(-60.0, description="Peak level below which an episode counts as silent.")
-    max_missing_s: float = Field(2.0, ge=0, description="Tolerated shortfall of decoded vs announced duration.")
+    silence_dbfs: float = Field(
+        -60.0, description="Peak level below which an episode counts as silent."
+    )
+    max_missing_s: float = Field(
+        2.0, ge=0, description="Tolerated shortfall of decoded vs announced duration."
+    )
     workers: int = Field(2, ge=1)
 
 
@@ -66,7 +74,9 @@ class Extract(Stage):
         if shutil.which("ffmpeg") is None:
             raise FsclapError("ffmpeg not found: install it (apt-get install ffmpeg)")
         if self.config.sample_rate is None or self.config.channels is None:
-            raise FsclapError("stages.extract: sample_rate and channels must be resolved before running")
+            raise FsclapError(
+                "stages.extract: sample_rate and channels must be resolved before running"
+            )
 
     def input_hash(self, episode: Episode) -> str | None:
         return episode.media_sha256 if episode.media_path else None
@@ -75,7 +85,9 @@ class Extract(Stage):
         return self.context.data_root / "audio" / episode.drama_id / f"{episode.episode_id}.wav"
 
     def outputs(self, episode: Episode) -> list[Path]:
-        return [self.context.abs(episode.audio_path)] if episode.audio_path else [Path("/nonexistent")]
+        return (
+            [self.context.abs(episode.audio_path)] if episode.audio_path else [Path("/nonexistent")]
+        )
 
     def process(self, episode: Episode) -> Episode:
         import ffmpeg
@@ -97,10 +109,14 @@ class Extract(Stage):
                 **{"map": f"0:a:{episode.audio_stream or 0}", "map_metadata": "-1"},
             )
             try:
-                stream.global_args("-nostdin", "-v", "error").run(capture_stdout=True, capture_stderr=True, overwrite_output=True)
+                stream.global_args("-nostdin", "-v", "error").run(
+                    capture_stdout=True, capture_stderr=True, overwrite_output=True
+                )
             except ffmpeg.Error as exc:
                 lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-                raise ExtractFailed(f"ffmpeg cannot decode {source.name}: {lines[-1] if lines else 'unknown error'}") from None
+                raise ExtractFailed(
+                    f"ffmpeg cannot decode {source.name}: {lines[-1] if lines else 'unknown error'}"
+                ) from None
             if tmp.stat().st_size <= 44:
                 raise ExtractFailed(f"ffmpeg decoded no audio from {source.name}")
             stats = audio_stats(tmp)

@@ -33,7 +33,9 @@ PLAUSIBLE_VTL_CM = (12.0, 21.0)
 
 def f0_semitones(f0_hz: float) -> float:
     """F0 in semitones above 100 Hz (the classifier's pitch feature)."""
-    return 12.0 * math.log2(f0_hz / 100.0) if f0_hz and np.isfinite(f0_hz) and f0_hz > 0 else math.nan
+    return (
+        12.0 * math.log2(f0_hz / 100.0) if f0_hz and np.isfinite(f0_hz) and f0_hz > 0 else math.nan
+    )
 
 
 def median_formants(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -47,13 +49,21 @@ def median_formants(audio: np.ndarray, sr: int) -> np.ndarray:
     if audio.size < int(0.1 * sr):
         return np.full(4, np.nan)
     sound = parselmouth.Sound(audio, sampling_frequency=float(sr))
-    pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ)
+    pitch = sound.to_pitch(
+        time_step=0.01, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
+    )
     voiced_times = np.asarray(pitch.xs())[pitch.selected_array["frequency"] > 0]
     if voiced_times.size < 5:
         return np.full(4, np.nan)
-    formant = sound.to_formant_burg(time_step=0.01, max_number_of_formants=5, maximum_formant=FORMANT_CEILING_HZ,
-                                    window_length=0.025)
-    values = np.array([[formant.get_value_at_time(i, t) for i in (1, 2, 3, 4)] for t in voiced_times])
+    formant = sound.to_formant_burg(
+        time_step=0.01,
+        max_number_of_formants=5,
+        maximum_formant=FORMANT_CEILING_HZ,
+        window_length=0.025,
+    )
+    values = np.array(
+        [[formant.get_value_at_time(i, t) for i in (1, 2, 3, 4)] for t in voiced_times]
+    )
     with np.errstate(all="ignore"):
         return np.nanmedian(values, axis=0) if np.isfinite(values).any() else np.full(4, np.nan)
 
@@ -64,7 +74,7 @@ def tract_length_cm(formants_hz: np.ndarray) -> float:
     if f.size < 3 or not np.isfinite(f).all() or (f <= 0).any():
         return math.nan
     odd = np.array([3.0, 5.0, 7.0]) * SPEED_OF_SOUND_CM_S / 4.0
-    return float((odd ** 2).sum() / (odd * f).sum())
+    return float((odd**2).sum() / (odd * f).sum())
 
 
 def vocal_tract_length(audio: np.ndarray, sr: int) -> float:
@@ -80,8 +90,12 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, c: float = 1.0) -> di
     x = np.asarray(features, dtype=float).reshape(len(labels), -1)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     model = LogisticRegression(C=c).fit((x - mean) / scale, np.asarray(labels) == "female")
-    return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": model.coef_[0].tolist(),
-            "intercept": float(model.intercept_[0])}
+    return {
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": model.coef_[0].tolist(),
+        "intercept": float(model.intercept_[0]),
+    }
 
 
 def female_probability(params: dict, features: list[float]) -> float:
@@ -89,7 +103,9 @@ def female_probability(params: dict, features: list[float]) -> float:
     return float(1.0 / (1.0 + math.exp(-(float(np.dot(params["coef"], x)) + params["intercept"]))))
 
 
-def classify_gender(f0_hz: float, vtl_cm: float = math.nan, params: dict | None = None) -> tuple[str | None, float, str]:
+def classify_gender(
+    f0_hz: float, vtl_cm: float = math.nan, params: dict | None = None
+) -> tuple[str | None, float, str]:
     """``(gender, confidence, model)``: the more probable gender, its probability and which fitted
     model gave it (``f0+vtl`` or ``f0``). ``(None, nan, "")`` when F0 is not measurable."""
     if params is None:

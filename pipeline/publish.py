@@ -55,18 +55,42 @@ from pipeline.tables import Episode
 log = get_logger("pipeline.publish")
 
 PUBLISH_VERSION = "1"
-HASHED_COLUMNS = ["clip_id", "caption", "caption_en", "caption_zh", "gender", "pitch", "speed", "energy", "emotion",
-                  "speaker_id", "drama_id", "start_s", "end_s"]
+HASHED_COLUMNS = [
+    "clip_id",
+    "caption",
+    "caption_en",
+    "caption_zh",
+    "gender",
+    "pitch",
+    "speed",
+    "energy",
+    "emotion",
+    "speaker_id",
+    "drama_id",
+    "start_s",
+    "end_s",
+]
 HISTOGRAM_LEVELS = ["gender", "pitch", "speed", "energy", "emotion"]
-HISTOGRAM_VALUES = {"f0_median_hz": "median F0 (Hz)", "speech_rate": "speaking rate (units/s)",
-                    "rms_dbfs": "active RMS (dBFS)", "duration_s": "duration (s)"}
+HISTOGRAM_VALUES = {
+    "f0_median_hz": "median F0 (Hz)",
+    "speech_rate": "speaking rate (units/s)",
+    "rms_dbfs": "active RMS (dBFS)",
+    "duration_s": "duration (s)",
+}
 
 
 class PublishConfig(StageConfig):
-    fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Target clip fractions train/val/test.")
-    min_dramas: int = Field(3, ge=3, description="Dramas needed to split by drama; fewer: split by speaker.")
+    fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Target clip fractions train/val/test."
+    )
+    min_dramas: int = Field(
+        3, ge=3, description="Dramas needed to split by drama; fewer: split by speaker."
+    )
     seed: int = Field(0, description="Tie-break seed of the split assignment.")
-    keep_splits: bool = Field(False, description="Keep an existing `split` column (imported datasets) instead of assigning.")
+    keep_splits: bool = Field(
+        False,
+        description="Keep an existing `split` column (imported datasets) instead of assigning.",
+    )
     name: str = Field("fsclap-drama-style", description="Dataset name on the card.")
 
 
@@ -80,8 +104,10 @@ class PublishResult:
 
     def summary(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        return (f"dataset {self.version} ({self.split_rule}; {counts})"
-                f"{' already published' if self.reused else ''} -> {self.path}")
+        return (
+            f"dataset {self.version} ({self.split_rule}; {counts})"
+            f"{' already published' if self.reused else ''} -> {self.path}"
+        )
 
 
 # --- splits ---------------------------------------------------------------------------------------
@@ -93,17 +119,30 @@ def _seeded(key: str, seed: int) -> str:
 
 def assign_splits(frame: pd.DataFrame, config: PublishConfig) -> tuple[pd.Series, str]:
     """A split per row and the rule used (see the module docstring)."""
-    speakers = frame["speaker_id"] if "speaker_id" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    speakers = (
+        frame["speaker_id"]
+        if "speaker_id" in frame.columns
+        else pd.Series([None] * len(frame), index=frame.index)
+    )
     episodes = frame["episode_id"] if "episode_id" in frame.columns else frame["clip_id"]
-    speaker_key = [f"spk:{s}" if isinstance(s, str) and s else f"ep:{e}" for s, e in zip(speakers, episodes)]
-    dramas = frame["drama_id"] if "drama_id" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    speaker_key = [
+        f"spk:{s}" if isinstance(s, str) and s else f"ep:{e}" for s, e in zip(speakers, episodes)
+    ]
+    dramas = (
+        frame["drama_id"]
+        if "drama_id" in frame.columns
+        else pd.Series([None] * len(frame), index=frame.index)
+    )
     n_dramas = dramas.dropna().nunique()
     if n_dramas >= config.min_dramas and dramas.notna().all():
         groups, rule = dramas.astype(str).tolist(), "by drama"
     else:
         groups = speaker_key
-        rule = (f"by speaker ({n_dramas} dramas < {config.min_dramas}: dramas shared between splits)"
-                if n_dramas else "by speaker (no drama ids)")
+        rule = (
+            f"by speaker ({n_dramas} dramas < {config.min_dramas}: dramas shared between splits)"
+            if n_dramas
+            else "by speaker (no drama ids)"
+        )
     sizes = pd.Series(groups).value_counts()
     order = sorted(sizes.index, key=lambda g: (-sizes[g], _seeded(g, config.seed)))
     targets = np.asarray(config.fractions, dtype=float) / sum(config.fractions)
@@ -147,7 +186,10 @@ class AudioHashCache:
 
     def save(self) -> None:
         if self.path is not None and self.dirty:
-            rows = [{"path": p, "size": s, "mtime_ns": m, "sha256": h} for p, (s, m, h) in self.known.items()]
+            rows = [
+                {"path": p, "size": s, "mtime_ns": m, "sha256": h}
+                for p, (s, m, h) in self.known.items()
+            ]
             write_parquet(self.path, pd.DataFrame(rows))
 
 
@@ -156,7 +198,9 @@ def version_id(frame: pd.DataFrame, config: PublishConfig, cache: AudioHashCache
     digest = hashlib.sha256()
     params = config.model_dump(mode="json")
     params.pop("workers", None)
-    digest.update(json.dumps({"publish": PUBLISH_VERSION, "config": params}, sort_keys=True).encode())
+    digest.update(
+        json.dumps({"publish": PUBLISH_VERSION, "config": params}, sort_keys=True).encode()
+    )
     columns = [c for c in HASHED_COLUMNS if c in frame.columns]
     for row in frame.sort_values("clip_id").itertuples(index=False):
         r = row._asdict()
@@ -187,14 +231,23 @@ def plot_histograms(frame: pd.DataFrame, folder: Path) -> list[Path]:
     if levels:
         fig, axes = plt.subplots(1, len(levels), figsize=(3.2 * len(levels), 3.2), squeeze=False)
         for ax, col in zip(axes[0], levels):
-            table = frame.groupby([col, "split"]).size().unstack(fill_value=0).reindex(columns=list(SPLITS), fill_value=0)
+            table = (
+                frame.groupby([col, "split"])
+                .size()
+                .unstack(fill_value=0)
+                .reindex(columns=list(SPLITS), fill_value=0)
+            )
             table.plot.bar(ax=ax, stacked=True, legend=col == levels[-1], width=0.8)
             ax.set_title(col)
             ax.set_xlabel("")
             ax.tick_params(axis="x", rotation=45)
         fig.tight_layout()
         written.append(_save(fig, folder / "attribute_levels.png"))
-    values = [c for c in HISTOGRAM_VALUES if c in frame.columns and pd.to_numeric(frame[c], errors="coerce").notna().any()]
+    values = [
+        c
+        for c in HISTOGRAM_VALUES
+        if c in frame.columns and pd.to_numeric(frame[c], errors="coerce").notna().any()
+    ]
     if values:
         fig, axes = plt.subplots(1, len(values), figsize=(3.2 * len(values), 3.0), squeeze=False)
         for ax, col in zip(axes[0], values):
@@ -225,9 +278,15 @@ def data_card(frame: pd.DataFrame, meta: dict, plots: list[Path]) -> str:
     rows = []
     for split in SPLITS:
         part = frame[frame["split"] == split]
-        hours = pd.to_numeric(part.get("duration_s"), errors="coerce").sum() / 3600 if "duration_s" in part else float("nan")
-        rows.append(f"| {split} | {len(part)} | {hours:.2f} | {part['speaker_id'].nunique() if 'speaker_id' in part else '-'} "
-                    f"| {part['drama_id'].nunique() if 'drama_id' in part else '-'} |")
+        hours = (
+            pd.to_numeric(part.get("duration_s"), errors="coerce").sum() / 3600
+            if "duration_s" in part
+            else float("nan")
+        )
+        rows.append(
+            f"| {split} | {len(part)} | {hours:.2f} | {part['speaker_id'].nunique() if 'speaker_id' in part else '-'} "
+            f"| {part['drama_id'].nunique() if 'drama_id' in part else '-'} |"
+        )
     level_lines = []
     for col in HISTOGRAM_LEVELS:
         if col in frame.columns:
@@ -236,16 +295,16 @@ def data_card(frame: pd.DataFrame, meta: dict, plots: list[Path]) -> str:
     examples = "\n".join(f"- `{r.clip_id}`: {r.caption}" for r in frame.head(5).itertuples())
     images = "\n".join(f"![{p.stem}](plots/{p.name})" for p in plots)
     emotion = meta.get("emotion_source") or "unknown"
-    return f"""# {meta['name']} — {meta['version']}
+    return f"""# {meta["name"]} — {meta["version"]}
 
-{len(frame)} clips, {meta['hours']:.2f} h of speech, {meta['speakers']} speakers, {meta['dramas']} dramas.
+{len(frame)} clips, {meta["hours"]:.2f} h of speech, {meta["speakers"]} speakers, {meta["dramas"]} dramas.
 Published by fsclap (publish v{PUBLISH_VERSION}); content-addressed version id (same inputs, same id).
 
 | split | clips | hours | speakers | dramas |
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-Splits: **{meta['split_rule']}**. No speaker appears in two splits (speaker ids are drama-level;
+Splits: **{meta["split_rule"]}**. No speaker appears in two splits (speaker ids are drama-level;
 one actor in two dramas has two ids and cannot be matched across dramas).
 
 ## Attributes
@@ -271,7 +330,7 @@ Columns `drama_id`, `episode_id`, `segment_id`, `speaker_id`, `episode_start_s`/
 clip to its source; `dataset.json` lists stage versions and model ids:
 
 ```json
-{json.dumps(meta.get('provenance', {}), indent=2, ensure_ascii=False)}
+{json.dumps(meta.get("provenance", {}), indent=2, ensure_ascii=False)}
 ```
 """
 
@@ -279,8 +338,12 @@ clip to its source; `dataset.json` lists stage versions and model ids:
 # --- publishing -----------------------------------------------------------------------------------
 
 
-def publish_frame(frame: pd.DataFrame, datasets_dir: str | Path, config: PublishConfig | None = None,
-                  provenance: dict | None = None) -> PublishResult:
+def publish_frame(
+    frame: pd.DataFrame,
+    datasets_dir: str | Path,
+    config: PublishConfig | None = None,
+    provenance: dict | None = None,
+) -> PublishResult:
     """Publish clip rows (canonical columns, absolute ``audio_path``) as a dataset version."""
     config = config or PublishConfig()
     datasets_dir = Path(datasets_dir)
@@ -300,22 +363,36 @@ def publish_frame(frame: pd.DataFrame, datasets_dir: str | Path, config: Publish
     if (target / "dataset.json").exists():
         return PublishResult(version, target, counts, rule, reused=True)
     datasets_dir.mkdir(parents=True, exist_ok=True)
-    for stale in datasets_dir.glob(f".{version}.*"):  # left by a run killed while writing this version
+    for stale in datasets_dir.glob(
+        f".{version}.*"
+    ):  # left by a run killed while writing this version
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=datasets_dir))
     try:
         stored = frame.copy()
         stored["audio_path"] = [os.path.relpath(p, target) for p in stored["audio_path"]]
         for split in SPLITS:
-            write_parquet(staging / f"{split}.parquet", stored[stored["split"] == split].reset_index(drop=True))
+            write_parquet(
+                staging / f"{split}.parquet",
+                stored[stored["split"] == split].reset_index(drop=True),
+            )
         meta = {
-            "name": config.name, "version": version, "split_rule": rule, "counts": counts,
-            "hours": float(pd.to_numeric(frame.get("duration_s"), errors="coerce").sum() / 3600) if "duration_s" in frame else 0.0,
+            "name": config.name,
+            "version": version,
+            "split_rule": rule,
+            "counts": counts,
+            "hours": float(pd.to_numeric(frame.get("duration_s"), errors="coerce").sum() / 3600)
+            if "duration_s" in frame
+            else 0.0,
             "speakers": int(frame["speaker_id"].nunique()) if "speaker_id" in frame else 0,
             "dramas": int(frame["drama_id"].nunique()) if "drama_id" in frame else 0,
-            "config": config.model_dump(mode="json"), "provenance": provenance or {},
-            "emotion_source": ", ".join(sorted(frame["emotion_source"].dropna().astype(str).unique()))
-            if "emotion_source" in frame else "not recorded",
+            "config": config.model_dump(mode="json"),
+            "provenance": provenance or {},
+            "emotion_source": ", ".join(
+                sorted(frame["emotion_source"].dropna().astype(str).unique())
+            )
+            if "emotion_source" in frame
+            else "not recorded",
             "columns": list(stored.columns),
         }
         plots = plot_histograms(frame, staging / "plots")
@@ -337,11 +414,17 @@ def check_disjoint(frame: pd.DataFrame) -> None:
         spread = frame.dropna(subset=["speaker_id"]).groupby("speaker_id")["split"].nunique()
         bad = spread[spread > 1]
         if len(bad):
-            raise FsclapError(f"speaker(s) {', '.join(map(str, bad.index[:5]))} appear in more than one split")
+            raise FsclapError(
+                f"speaker(s) {', '.join(map(str, bad.index[:5]))} appear in more than one split"
+            )
 
 
-def publish_manifest(manifest: str | Path, datasets_dir: str | Path, config: PublishConfig | None = None,
-                     provenance: dict | None = None) -> PublishResult:
+def publish_manifest(
+    manifest: str | Path,
+    datasets_dir: str | Path,
+    config: PublishConfig | None = None,
+    provenance: dict | None = None,
+) -> PublishResult:
     """Publish any clip manifest (e.g. ``fsclap caption`` output) as a dataset version."""
     clips = ClipManifest.read(manifest)
     frame = clips.frame
@@ -388,7 +471,11 @@ class Publish(Stage):
 
     def process(self, episode: Episode) -> Episode:
         clips = self.clips()
-        mine = clips[clips["episode_id"] == episode.episode_id] if clips is not None else pd.DataFrame()
+        mine = (
+            clips[clips["episode_id"] == episode.episode_id]
+            if clips is not None
+            else pd.DataFrame()
+        )
         result = episode.copy()
         result.extra["n_clips"] = int(len(mine))
         return result
@@ -399,9 +486,15 @@ class Publish(Stage):
             log.info("publish: no clip manifest yet, nothing published")
             return None
         frame = clips.copy()
-        frame["audio_path"] = [str((self.manifest_path.parent / p).resolve()) for p in frame["audio_path"]]
-        self.result = publish_frame(frame, self.context.data_root / "datasets", self.config,
-                                    corpus_provenance(self.context.data_root, frame))
+        frame["audio_path"] = [
+            str((self.manifest_path.parent / p).resolve()) for p in frame["audio_path"]
+        ]
+        self.result = publish_frame(
+            frame,
+            self.context.data_root / "datasets",
+            self.config,
+            corpus_provenance(self.context.data_root, frame),
+        )
         log.info("%s", self.result.summary())
         return self.result
 

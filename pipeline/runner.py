@@ -63,7 +63,9 @@ def _extract(settings: Settings, context: StageContext) -> Stage:
 
 
 def _separate(settings: Settings, context: StageContext) -> Stage:
-    return Separate(separate_config(settings), context=context, model_path=settings.model_path("demucs"))
+    return Separate(
+        separate_config(settings), context=context, model_path=settings.model_path("demucs")
+    )
 
 
 def _diarize(settings: Settings, context: StageContext) -> Stage:
@@ -116,7 +118,9 @@ def build_stages(settings: Settings, only: list[str] | None = None) -> list[Stag
     known = stage_names()
     unknown = sorted(set(settings.stages) - set(known))
     if unknown:
-        raise FsclapError(f"unknown stage(s) in settings.stages: {', '.join(unknown)} (stages: {', '.join(known)})")
+        raise FsclapError(
+            f"unknown stage(s) in settings.stages: {', '.join(unknown)} (stages: {', '.join(known)})"
+        )
     wanted = set(only or known)
     bad = sorted(wanted - set(known))
     if bad:
@@ -141,8 +145,10 @@ class StageSummary:
 
     def line(self) -> str:
         c = self.counts
-        return (f"{self.name:<9} ran {c['run']:>4}  failed {c['failed']:>3}  already done {c['done']:>4}  "
-                f"kept failed {c['known_failed']:>3}  blocked {c['blocked']:>3}   [{self.identity}]")
+        return (
+            f"{self.name:<9} ran {c['run']:>4}  failed {c['failed']:>3}  already done {c['done']:>4}  "
+            f"kept failed {c['known_failed']:>3}  blocked {c['blocked']:>3}   [{self.identity}]"
+        )
 
 
 @dataclass
@@ -200,7 +206,11 @@ def run_build(
     summary = BuildSummary(data_root=data_root)
     with RunLock(data_root), CorpusTables(data_root) as tables:
         acquire = next((s for s in stages if isinstance(s, Acquire)), None)
-        client = acquire.client if acquire else YtdlpClient(AcquireConfig(**settings.stages.get("acquire", {})))
+        client = (
+            acquire.client
+            if acquire
+            else YtdlpClient(AcquireConfig(**settings.stages.get("acquire", {})))
+        )
         discovery = discover(sources, lister=client.list_entries)
         ids = record_discovery(tables, discovery)
         summary.dramas = len(discovery.dramas)
@@ -213,8 +223,12 @@ def run_build(
             if isinstance(stage, Acquire):
                 mark_duplicate_content(tables, ids, stage)
         summary.count_finished(tables, ids, stages)
-    log.info("corpus build finished: %d/%d episodes through all stages, %d failures",
-             summary.finished, summary.episodes, summary.failures)
+    log.info(
+        "corpus build finished: %d/%d episodes through all stages, %d failures",
+        summary.finished,
+        summary.episodes,
+        summary.failures,
+    )
     return summary
 
 
@@ -231,7 +245,16 @@ def preflight(settings: Settings, stages: list[Stage]) -> None:
 def record_discovery(tables: CorpusTables, discovery: Discovery) -> list[str]:
     """Add new episodes, refresh the listing fields of known ones, and replace the discovery
     failures of the dramas in this sources file. Returns the episode ids to process."""
-    listing_fields = ("drama_id", "source_url", "source_key", "source_kind", "episode_index", "drama_title", "language", "title")
+    listing_fields = (
+        "drama_id",
+        "source_url",
+        "source_key",
+        "source_kind",
+        "episode_index",
+        "drama_title",
+        "language",
+        "title",
+    )
     for found in discovery.episodes:
         known = tables.episodes.get(found.episode_id)
         if known is None:
@@ -250,16 +273,30 @@ def record_discovery(tables: CorpusTables, discovery: Discovery) -> list[str]:
     for problem in discovery.problems:
         log.warning("%s: %s", problem.error, problem.message)
         known = tables.failures.get((problem.stage, problem.item_id))
-        if known and (known["error"], known["message"]) == (problem.error, problem.message) and not problem.retryable:
+        if (
+            known
+            and (known["error"], known["message"]) == (problem.error, problem.message)
+            and not problem.retryable
+        ):
             continue  # unchanged since the last run: nothing to write
-        tables.record_failure(problem.stage, problem.item_id, problem.error, problem.message,
-                              drama_id=problem.drama_id, retryable=problem.retryable)
+        tables.record_failure(
+            problem.stage,
+            problem.item_id,
+            problem.error,
+            problem.message,
+            drama_id=problem.drama_id,
+            retryable=problem.retryable,
+        )
     return [e.episode_id for e in discovery.episodes]
 
 
 def decide(stage: Stage, episode: Episode, order: dict[str, int], retry_failed: bool) -> str:
     """What ``stage`` does with ``episode``: run, done, blocked or known_failed (see module doc)."""
-    if episode.status == "failed" and episode.failed_stage in order and order[episode.failed_stage] < order[stage.name]:
+    if (
+        episode.status == "failed"
+        and episode.failed_stage in order
+        and order[episode.failed_stage] < order[stage.name]
+    ):
         return "blocked"
     key = stage.key(episode)
     if key is None:
@@ -271,7 +308,9 @@ def decide(stage: Stage, episode: Episode, order: dict[str, int], retry_failed: 
     return "done" if stage.is_done(episode) else "run"
 
 
-def advance_status(tables: CorpusTables, stage: Stage, episode: Episode, stages: list[Stage]) -> None:
+def advance_status(
+    tables: CorpusTables, stage: Stage, episode: Episode, stages: list[Stage]
+) -> None:
     """An episode done at ``stage`` whose status names an earlier stage of this run is done here again.
 
     A drama-wide stage (consistency) re-runs on a drama's finished episodes when a new episode of that
@@ -286,7 +325,9 @@ def advance_status(tables: CorpusTables, stage: Stage, episode: Episode, stages:
         tables.save_episode(advanced)
 
 
-def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[Stage], retry_failed: bool) -> StageSummary:
+def run_stage(
+    stage: Stage, ids: list[str], tables: CorpusTables, stages: list[Stage], retry_failed: bool
+) -> StageSummary:
     order = {s.name: i for i, s in enumerate(stages)}
     summary = StageSummary(stage.name, stage.describe())
     todo: list[Episode] = []
@@ -307,16 +348,24 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fsclap-{stage.name}")
     try:
         futures = {pool.submit(stage.run, episode): episode for episode in todo}
-        for future in progress(as_completed(futures), desc=stage.name, total=len(futures), unit="episode"):
+        for future in progress(
+            as_completed(futures), desc=stage.name, total=len(futures), unit="episode"
+        ):
             episode = futures[future]
             try:
                 result = future.result()
             except StageError as exc:
-                record_stage_failure(tables, stage, episode, exc.error_type, str(exc), exc.retryable)
+                record_stage_failure(
+                    tables, stage, episode, exc.error_type, str(exc), exc.retryable
+                )
                 summary.counts["failed"] += 1
             except Exception as exc:  # noqa: BLE001 - a bug or an unexpected library error fails one episode
-                log.debug("%s failed on %s:\n%s", stage.name, episode.episode_id, traceback.format_exc())
-                record_stage_failure(tables, stage, episode, type(exc).__name__, str(exc) or repr(exc), True)
+                log.debug(
+                    "%s failed on %s:\n%s", stage.name, episode.episode_id, traceback.format_exc()
+                )
+                record_stage_failure(
+                    tables, stage, episode, type(exc).__name__, str(exc) or repr(exc), True
+                )
                 summary.counts["failed"] += 1
             else:
                 tables.save_episode(result)
@@ -328,7 +377,9 @@ def run_stage(stage: Stage, ids: list[str], tables: CorpusTables, stages: list[S
     return summary
 
 
-def record_stage_failure(tables: CorpusTables, stage: Stage, episode: Episode, error: str, message: str, retryable: bool) -> None:
+def record_stage_failure(
+    tables: CorpusTables, stage: Stage, episode: Episode, error: str, message: str, retryable: bool
+) -> None:
     log.warning("%s failed on %s: %s: %s", stage.name, episode.episode_id, error, message)
     failed = episode.copy()
     failed.status = "failed"
@@ -338,8 +389,15 @@ def record_stage_failure(tables: CorpusTables, stage: Stage, episode: Episode, e
     failed.retryable = retryable
     failed.failed_key = stage.key(episode)
     tables.save_episode(failed)
-    tables.record_failure(stage.name, episode.episode_id, error, message, drama_id=episode.drama_id,
-                          retryable=retryable, key=failed.failed_key)
+    tables.record_failure(
+        stage.name,
+        episode.episode_id,
+        error,
+        message,
+        drama_id=episode.drama_id,
+        retryable=retryable,
+        key=failed.failed_key,
+    )
 
 
 def mark_duplicate_content(tables: CorpusTables, ids: list[str], acquire: Stage) -> None:
@@ -357,15 +415,23 @@ def mark_duplicate_content(tables: CorpusTables, ids: list[str], acquire: Stage)
     for episode in list(tables.episodes.values()):
         if episode.media_sha256 is None or not acquire.is_done(episode):
             continue
-        if episode.status == "failed" and episode.failed_stage == acquire.name and not is_marked(episode):
+        if (
+            episode.status == "failed"
+            and episode.failed_stage == acquire.name
+            and not is_marked(episode)
+        ):
             continue
-        groups.setdefault(episode.media_sha256, []).append((position.get(episode.episode_id, len(ids)), episode))
+        groups.setdefault(episode.media_sha256, []).append(
+            (position.get(episode.episode_id, len(ids)), episode)
+        )
     for members in groups.values():
         owner = min(members, key=lambda m: (is_marked(m[1]), -len(m[1].stamps), m[0]))[1]
         for _, episode in members:
             if episode is not owner and not is_marked(episode):
                 message = f"same media content (sha256 {episode.media_sha256[:12]}...) as episode {owner.episode_id}; used once"
-                record_stage_failure(tables, acquire, episode, DuplicateContent.__name__, message, False)
+                record_stage_failure(
+                    tables, acquire, episode, DuplicateContent.__name__, message, False
+                )
             elif episode is owner and is_marked(episode):
                 released = episode.copy()
                 released.status = acquire.done_status

@@ -34,6 +34,7 @@ class ScoringError(FsclapError):
 
 # --- diarization --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DiarizationScore:
     """Durations in seconds; ``der = (false_alarm + missed + confusion) / total``."""
@@ -45,8 +46,13 @@ class DiarizationScore:
     total: float
 
     def as_dict(self) -> dict:
-        return {"der": self.der, "false_alarm": self.false_alarm, "missed": self.missed,
-                "confusion": self.confusion, "total": self.total}
+        return {
+            "der": self.der,
+            "false_alarm": self.false_alarm,
+            "missed": self.missed,
+            "confusion": self.confusion,
+            "total": self.total,
+        }
 
 
 def read_rttm(path: str | Path) -> dict[str, list[Turn]]:
@@ -69,7 +75,9 @@ def parse_rttm(text: str) -> dict[str, list[Turn]]:
         try:
             start, duration = float(fields[3]), float(fields[4])
         except ValueError:
-            raise ScoringError(f"RTTM line {number}: onset/duration are not numbers: {fields[3]!r} {fields[4]!r}") from None
+            raise ScoringError(
+                f"RTTM line {number}: onset/duration are not numbers: {fields[3]!r} {fields[4]!r}"
+            ) from None
         turns.setdefault(fields[1], []).append((start, start + duration, fields[7]))
     return turns
 
@@ -84,20 +92,34 @@ def _annotation(turns: Iterable[Turn], uri: str):
     return annotation
 
 
-def diarization_error(reference: Sequence[Turn], hypothesis: Sequence[Turn], collar: float = 0.25,
-                      skip_overlap: bool = False, duration_s: float | None = None) -> DiarizationScore:
+def diarization_error(
+    reference: Sequence[Turn],
+    hypothesis: Sequence[Turn],
+    collar: float = 0.25,
+    skip_overlap: bool = False,
+    duration_s: float | None = None,
+) -> DiarizationScore:
     """DER of one recording. Speakers are mapped one-to-one to maximise overlap (Hungarian).
 
     ``duration_s`` sets the scored region ``[0, duration_s]``; by default it is the extent of both
     annotations.
     """
-    return diarization_error_corpus({"rec": list(reference)}, {"rec": list(hypothesis)}, collar, skip_overlap,
-                                    {"rec": duration_s} if duration_s else None)
+    return diarization_error_corpus(
+        {"rec": list(reference)},
+        {"rec": list(hypothesis)},
+        collar,
+        skip_overlap,
+        {"rec": duration_s} if duration_s else None,
+    )
 
 
-def diarization_error_corpus(reference: Mapping[str, Sequence[Turn]], hypothesis: Mapping[str, Sequence[Turn]],
-                             collar: float = 0.25, skip_overlap: bool = False,
-                             durations: Mapping[str, float] | None = None) -> DiarizationScore:
+def diarization_error_corpus(
+    reference: Mapping[str, Sequence[Turn]],
+    hypothesis: Mapping[str, Sequence[Turn]],
+    collar: float = 0.25,
+    skip_overlap: bool = False,
+    durations: Mapping[str, float] | None = None,
+) -> DiarizationScore:
     """DER over many recordings: error durations summed over files, divided by the summed total.
 
     A file missing from ``hypothesis`` counts as all missed speech.
@@ -113,18 +135,29 @@ def diarization_error_corpus(reference: Mapping[str, Sequence[Turn]], hypothesis
     for uri, ref_turns in reference.items():
         ref = _annotation(ref_turns, uri)
         hyp = _annotation(hypothesis.get(uri, []), uri)
-        end = (durations or {}).get(uri) or max([e for _, e, _ in ref_turns] + [e for _, e, _ in hypothesis.get(uri, [])])
+        end = (durations or {}).get(uri) or max(
+            [e for _, e, _ in ref_turns] + [e for _, e, _ in hypothesis.get(uri, [])]
+        )
         uem = Timeline([Segment(0.0, float(end))], uri=uri)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             metric(ref, hyp, uem=uem)
-    totals = {k: metric[k] for k in ("false alarm", "missed detection", "confusion", "total")}  # accumulated
+    totals = {
+        k: metric[k] for k in ("false alarm", "missed detection", "confusion", "total")
+    }  # accumulated
     total = totals["total"]
-    der = (totals["false alarm"] + totals["missed detection"] + totals["confusion"]) / total if total else math.nan
-    return DiarizationScore(der, totals["false alarm"], totals["missed detection"], totals["confusion"], total)
+    der = (
+        (totals["false alarm"] + totals["missed detection"] + totals["confusion"]) / total
+        if total
+        else math.nan
+    )
+    return DiarizationScore(
+        der, totals["false alarm"], totals["missed detection"], totals["confusion"], total
+    )
 
 
 # --- separation ---------------------------------------------------------------------------------
+
 
 def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
     """Scale-invariant SDR in dB. Both signals are made zero-mean; lengths must match within 1 %
@@ -132,7 +165,9 @@ def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
     estimate = np.asarray(estimate, dtype=np.float64).ravel()
     reference = np.asarray(reference, dtype=np.float64).ravel()
     if abs(estimate.size - reference.size) > max(1, 0.01 * reference.size):
-        raise ScoringError(f"signals differ in length: estimate {estimate.size}, reference {reference.size} samples")
+        raise ScoringError(
+            f"signals differ in length: estimate {estimate.size}, reference {reference.size} samples"
+        )
     n = min(estimate.size, reference.size)
     estimate, reference = estimate[:n] - estimate[:n].mean(), reference[:n] - reference[:n].mean()
     energy = np.dot(reference, reference)
@@ -150,6 +185,7 @@ def si_sdr_improvement(estimate: np.ndarray, reference: np.ndarray, mixture: np.
 
 # --- attribute accuracy -------------------------------------------------------------------------
 
+
 @dataclass
 class AttributeScore:
     attribute: str
@@ -159,8 +195,13 @@ class AttributeScore:
     confusion: pd.DataFrame = field(repr=False)  # rows: true level, columns: predicted level
 
     def as_dict(self) -> dict:
-        return {"attribute": self.attribute, "accuracy": self.accuracy, "n": self.n, "unscored": self.unscored,
-                "confusion": self.confusion.to_dict(orient="index")}
+        return {
+            "attribute": self.attribute,
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "unscored": self.unscored,
+            "confusion": self.confusion.to_dict(orient="index"),
+        }
 
 
 def _level(value) -> str | None:
@@ -170,8 +211,12 @@ def _level(value) -> str | None:
     return None if text in MISSING_LEVELS else text
 
 
-def attribute_accuracy(truth: pd.DataFrame, predicted: pd.DataFrame, attributes: Sequence[str] | None = None,
-                       key: str | None = None) -> dict[str, AttributeScore]:
+def attribute_accuracy(
+    truth: pd.DataFrame,
+    predicted: pd.DataFrame,
+    attributes: Sequence[str] | None = None,
+    key: str | None = None,
+) -> dict[str, AttributeScore]:
     """Per-attribute accuracy and confusion matrix of ``predicted`` against ``truth``.
 
     Rows are paired by ``key`` (e.g. ``clip_id``) when given, else by position.
@@ -179,19 +224,29 @@ def attribute_accuracy(truth: pd.DataFrame, predicted: pd.DataFrame, attributes:
     if key is not None:
         missing = set(truth[key]) - set(predicted[key])
         if missing:
-            raise ScoringError(f"{len(missing)} truth rows have no prediction (e.g. {sorted(missing)[:3]})")
+            raise ScoringError(
+                f"{len(missing)} truth rows have no prediction (e.g. {sorted(missing)[:3]})"
+            )
         predicted = predicted.set_index(key).loc[truth[key]].reset_index()
     elif len(truth) != len(predicted):
         raise ScoringError(f"truth has {len(truth)} rows, prediction {len(predicted)}")
-    attributes = attributes or [a for a in ATTRIBUTE_LEVELS if a in truth.columns and a in predicted.columns]
+    attributes = attributes or [
+        a for a in ATTRIBUTE_LEVELS if a in truth.columns and a in predicted.columns
+    ]
     scores = {}
     for attr in attributes:
         if attr not in truth.columns or attr not in predicted.columns:
             raise ScoringError(f"attribute {attr!r} is not in both tables")
-        pairs = [(t, p) for t, p in zip(map(_level, truth[attr]), map(_level, predicted[attr])) if t and p]
+        pairs = [
+            (t, p)
+            for t, p in zip(map(_level, truth[attr]), map(_level, predicted[attr]))
+            if t and p
+        ]
         levels = [lvl for lvl in ATTRIBUTE_LEVELS.get(attr, ()) if lvl != "unknown"]
         levels += sorted({v for pair in pairs for v in pair} - set(levels))
-        confusion = pd.DataFrame(0, index=pd.Index(levels, name="true"), columns=pd.Index(levels, name="predicted"))
+        confusion = pd.DataFrame(
+            0, index=pd.Index(levels, name="true"), columns=pd.Index(levels, name="predicted")
+        )
         for t, p in pairs:
             confusion.loc[t, p] += 1
         n = len(pairs)
@@ -200,7 +255,9 @@ def attribute_accuracy(truth: pd.DataFrame, predicted: pd.DataFrame, attributes:
     return scores
 
 
-def match_segments(truth: Sequence[Turn], predicted: Sequence[Turn], min_iou: float = 0.5) -> list[tuple[int, int]]:
+def match_segments(
+    truth: Sequence[Turn], predicted: Sequence[Turn], min_iou: float = 0.5
+) -> list[tuple[int, int]]:
     """Pairs ``(truth_index, predicted_index)`` of segments overlapping with IoU >= ``min_iou``,
     each used at most once, best overlaps first (to score per-segment labels on dramas)."""
     candidates = []

@@ -26,14 +26,43 @@ REASON_OVERLAP = "overlap"
 
 # Column order of DIR/manifests/segments.parquet (the Data root contract plus provenance).
 SEGMENT_COLUMNS = [
-    "segment_id", "drama_id", "episode_id", "episode_index", "start_s", "end_s", "duration_s", "text",
-    "episode_speaker", "speaker_id", "embedding_model", "embedding_path", "embedding_row",
-    "clip_path", "consistency", "cluster_size", "kept", "reason", "diarizer",
+    "segment_id",
+    "drama_id",
+    "episode_id",
+    "episode_index",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "text",
+    "episode_speaker",
+    "speaker_id",
+    "embedding_model",
+    "embedding_path",
+    "embedding_row",
+    "clip_path",
+    "consistency",
+    "cluster_size",
+    "kept",
+    "reason",
+    "diarizer",
 ]
 # What the per-episode diarize output holds (speaker_id / consistency / kept come later).
 EPISODE_COLUMNS = [
-    "segment_id", "drama_id", "episode_id", "episode_index", "start_s", "end_s", "duration_s", "text",
-    "episode_speaker", "embedding_model", "embedding_path", "embedding_row", "clip_path", "reason", "diarizer",
+    "segment_id",
+    "drama_id",
+    "episode_id",
+    "episode_index",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "text",
+    "episode_speaker",
+    "embedding_model",
+    "embedding_path",
+    "embedding_row",
+    "clip_path",
+    "reason",
+    "diarizer",
 ]
 
 
@@ -56,14 +85,20 @@ class SegmentationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_s: float = Field(1.0, gt=0, description="Shorter segments are merged into a neighbour or marked too_short.")
+    min_s: float = Field(
+        1.0, gt=0, description="Shorter segments are merged into a neighbour or marked too_short."
+    )
     max_s: float = Field(15.0, gt=0, description="Longer segments are cut at the quietest point.")
-    merge_gap_s: float = Field(0.5, ge=0, description="Largest pause bridged when merging same-speaker pieces.")
+    merge_gap_s: float = Field(
+        0.5, ge=0, description="Largest pause bridged when merging same-speaker pieces."
+    )
 
     @model_validator(mode="after")
     def _check(self):
         if self.max_s < 2 * self.min_s:
-            raise ValueError(f"max_s ({self.max_s}) must be at least 2 × min_s ({self.min_s}) so long segments can be cut")
+            raise ValueError(
+                f"max_s ({self.max_s}) must be at least 2 × min_s ({self.min_s}) so long segments can be cut"
+            )
         return self
 
 
@@ -78,7 +113,9 @@ def join_text(left: str | None, right: str | None) -> str | None:
     return left + sep + right
 
 
-def merge_short(segments: Sequence[Segment], min_s: float, max_s: float, merge_gap_s: float) -> list[Segment]:
+def merge_short(
+    segments: Sequence[Segment], min_s: float, max_s: float, merge_gap_s: float
+) -> list[Segment]:
     """Merge a piece shorter than ``min_s`` into its same-speaker neighbour when the pause between
     them is at most ``merge_gap_s`` and the result is at most ``max_s`` long."""
     out: list[Segment] = []
@@ -86,16 +123,29 @@ def merge_short(segments: Sequence[Segment], min_s: float, max_s: float, merge_g
         if out:
             prev = out[-1]
             short = prev.duration_s < min_s or seg.duration_s < min_s
-            if (short and prev.speaker == seg.speaker and seg.start_s - prev.end_s <= merge_gap_s
-                    and max(seg.end_s, prev.end_s) - prev.start_s <= max_s):
-                out[-1] = Segment(prev.start_s, max(prev.end_s, seg.end_s), prev.speaker, join_text(prev.text, seg.text))
+            if (
+                short
+                and prev.speaker == seg.speaker
+                and seg.start_s - prev.end_s <= merge_gap_s
+                and max(seg.end_s, prev.end_s) - prev.start_s <= max_s
+            ):
+                out[-1] = Segment(
+                    prev.start_s,
+                    max(prev.end_s, seg.end_s),
+                    prev.speaker,
+                    join_text(prev.text, seg.text),
+                )
                 continue
         out.append(seg)
     return out
 
 
-def split_long(segments: Iterable[Segment], max_s: float, min_s: float,
-               cut_at: Callable[[float, float], float] | None = None) -> list[Segment]:
+def split_long(
+    segments: Iterable[Segment],
+    max_s: float,
+    min_s: float,
+    cut_at: Callable[[float, float], float] | None = None,
+) -> list[Segment]:
     """Cut segments longer than ``max_s`` (recursively) at ``cut_at(lo, hi)`` — a time in
     ``[lo, hi]`` chosen by the caller (e.g. the quietest frame) — or in the middle.
     Text cannot be divided without token times, so split pieces of a transcribed segment lose it."""
@@ -116,12 +166,18 @@ def split_long(segments: Iterable[Segment], max_s: float, min_s: float,
     return out
 
 
-def quietest_point(audio: np.ndarray, sr: int, frame_s: float = 0.02) -> Callable[[float, float], float]:
+def quietest_point(
+    audio: np.ndarray, sr: int, frame_s: float = 0.02
+) -> Callable[[float, float], float]:
     """A ``cut_at`` for :func:`split_long`: the centre of the lowest-energy frame in ``[lo, hi]``,
     ties broken towards the middle of the range."""
     hop = max(int(frame_s * sr), 1)
     n = len(audio) // hop
-    energy = np.square(audio[: n * hop].astype(np.float64)).reshape(n, hop).mean(axis=1) if n else np.zeros(0)
+    energy = (
+        np.square(audio[: n * hop].astype(np.float64)).reshape(n, hop).mean(axis=1)
+        if n
+        else np.zeros(0)
+    )
 
     def cut_at(lo: float, hi: float) -> float:
         a, b = int(lo * sr) // hop, int(np.ceil(hi * sr / hop))
@@ -136,8 +192,11 @@ def quietest_point(audio: np.ndarray, sr: int, frame_s: float = 0.02) -> Callabl
     return cut_at
 
 
-def shape_segments(segments: Sequence[Segment], config: SegmentationConfig,
-                   cut_at: Callable[[float, float], float] | None = None) -> list[Segment]:
+def shape_segments(
+    segments: Sequence[Segment],
+    config: SegmentationConfig,
+    cut_at: Callable[[float, float], float] | None = None,
+) -> list[Segment]:
     """Merge short pieces, then cut long ones (see the module docstring)."""
     merged = merge_short(segments, config.min_s, config.max_s, config.merge_gap_s)
     return split_long(merged, config.max_s, config.min_s, cut_at)
@@ -184,8 +243,14 @@ def empty_frame(columns: Sequence[str]) -> pd.DataFrame:
 
 
 _DTYPES = {
-    "start_s": "float64", "end_s": "float64", "duration_s": "float64", "embedding_row": "Int64", "episode_index": "Int64",
-    "consistency": "float64", "cluster_size": "Int64", "kept": "bool",
+    "start_s": "float64",
+    "end_s": "float64",
+    "duration_s": "float64",
+    "embedding_row": "Int64",
+    "episode_index": "Int64",
+    "consistency": "float64",
+    "cluster_size": "Int64",
+    "kept": "bool",
 }
 
 

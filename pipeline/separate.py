@@ -40,7 +40,11 @@ from pipeline.tables import Episode
 log = get_logger("pipeline.separate")
 Method = Literal["demucs", "repet", "none"]
 # Input each method needs: (sample rate, channels). Every released Demucs model is 44.1 kHz stereo.
-INPUT_FORMATS: dict[str, tuple[int, int]] = {"demucs": (44100, 2), "repet": (16000, 1), "none": (16000, 1)}
+INPUT_FORMATS: dict[str, tuple[int, int]] = {
+    "demucs": (44100, 2),
+    "repet": (16000, 1),
+    "none": (16000, 1),
+}
 
 
 class SeparationFailed(StageError):
@@ -50,22 +54,36 @@ class SeparationFailed(StageError):
 class SeparateConfig(StageConfig):
     operational: ClassVar[frozenset[str]] = frozenset({"workers", "model_path"})
 
-    method: Method = Field("none", description="demucs (paper) | none | repet (offline alternatives).")
+    method: Method = Field(
+        "none", description="demucs (paper) | none | repet (offline alternatives)."
+    )
     model: str = Field("htdemucs", description="Demucs model (bag) name in the local repo.")
-    model_path: Path | None = Field(None, description="Demucs local repo; default Settings.model_path('demucs').")
+    model_path: Path | None = Field(
+        None, description="Demucs local repo; default Settings.model_path('demucs')."
+    )
     stem: str = "vocals"
     chunk_s: float = Field(60.0, ge=1.0, description="Audio processed at once (bounds memory).")
-    overlap_s: float = Field(5.0, ge=0.1, description="Overlap of consecutive chunks, cross-faded linearly.")
-    shifts: int = Field(0, ge=0, description="Demucs random time shifts averaged (0: deterministic).")
-    split_overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Overlap of Demucs' own segments.")
+    overlap_s: float = Field(
+        5.0, ge=0.1, description="Overlap of consecutive chunks, cross-faded linearly."
+    )
+    shifts: int = Field(
+        0, ge=0, description="Demucs random time shifts averaged (0: deterministic)."
+    )
+    split_overlap: float = Field(
+        0.25, ge=0.0, lt=1.0, description="Overlap of Demucs' own segments."
+    )
     format: Literal["flac", "wav"] = "flac"
-    keep_accompaniment: bool = Field(False, description="Also write the non-vocal stem to DIR/accompaniment/.")
+    keep_accompaniment: bool = Field(
+        False, description="Also write the non-vocal stem to DIR/accompaniment/."
+    )
     workers: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> "SeparateConfig":
         if self.overlap_s * 2 > self.chunk_s:
-            raise ValueError(f"overlap_s ({self.overlap_s}) must be at most half of chunk_s ({self.chunk_s})")
+            raise ValueError(
+                f"overlap_s ({self.overlap_s}) must be at most half of chunk_s ({self.chunk_s})"
+            )
         return self
 
 
@@ -119,7 +137,9 @@ def separate_in_chunks(
         writers: dict[str, sf.SoundFile] = {}
         tails: dict[str, np.ndarray] = {}
         n_chunks = chunk_count(total, chunk, overlap)
-        for index in progress(range(n_chunks), desc=desc or "separate", total=n_chunks, unit="chunk"):
+        for index in progress(
+            range(n_chunks), desc=desc or "separate", total=n_chunks, unit="chunk"
+        ):
             start = index * hop
             reader.seek(start)
             block = reader.read(min(chunk, total - start), dtype="float32", always_2d=True).T
@@ -133,17 +153,25 @@ def separate_in_chunks(
                 if out.ndim == 1:
                     out = out[None]
                 if out.shape[1] != length:
-                    raise SeparationFailed(f"separator returned {out.shape[1]} frames for a {length}-frame chunk")
+                    raise SeparationFailed(
+                        f"separator returned {out.shape[1]} frames for a {length}-frame chunk"
+                    )
                 if name in tails:
                     tail = tails.pop(name)
                     fade = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
                     out[:, :overlap] = tail * (1.0 - fade) + out[:, :overlap] * fade
                 keep = length if last else length - overlap
                 if name not in writers:
-                    writers[name] = stack.enter_context(sf.SoundFile(
-                        str(tmps[name]), "w", samplerate=rate, channels=out.shape[0],
-                        subtype=subtype, format=fmt[targets[name].suffix.lstrip(".").lower()],
-                    ))
+                    writers[name] = stack.enter_context(
+                        sf.SoundFile(
+                            str(tmps[name]),
+                            "w",
+                            samplerate=rate,
+                            channels=out.shape[0],
+                            subtype=subtype,
+                            format=fmt[targets[name].suffix.lstrip(".").lower()],
+                        )
+                    )
                 writers[name].write(np.clip(out[:, :keep], -1.0, 1.0).T)
                 written[name] += keep
                 if not last:
@@ -188,16 +216,22 @@ def demucs_weight_files(repo: Path, name: str) -> tuple[Path, list[Path]]:
     try:
         signatures = list(yaml.safe_load(bag.read_text())["models"])
     except Exception as exc:  # noqa: BLE001 - any parse problem is reported the same way
-        raise FsclapError(f"Demucs model file {bag} is not a valid bag file (needs 'models: [...]'): {exc}") from None
+        raise FsclapError(
+            f"Demucs model file {bag} is not a valid bag file (needs 'models: [...]'): {exc}"
+        ) from None
     weights = []
     for sig in signatures:
-        found = sorted(p for p in repo.glob(f"{sig}*.th") if p.stem == sig or p.stem.startswith(f"{sig}-"))
+        found = sorted(
+            p for p in repo.glob(f"{sig}*.th") if p.stem == sig or p.stem.startswith(f"{sig}-")
+        )
         if not found:
             from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
 
             remote = _parse_remote_files(REMOTE_ROOT / "files.txt").get(sig)
             expected = remote.rsplit("/", 1)[-1] if remote else f"{sig}.th"
-            raise MissingModelError(f"Demucs weights {expected} (model {name})", repo / expected, hint)
+            raise MissingModelError(
+                f"Demucs weights {expected} (model {name})", repo / expected, hint
+            )
         weights.append(found[0])
     return bag, weights
 
@@ -223,7 +257,11 @@ class DemucsBackend:
         if self._identity is None:
             bag, weights = demucs_weight_files(self.repo, self.config.model)
             # weight files are named <sig>-<sha256 prefix>.th, so their names identify the weights
-            self._identity = {"model": self.config.model, "bag": short_hash(bag.read_text()), "weights": [w.name for w in weights]}
+            self._identity = {
+                "model": self.config.model,
+                "bag": short_hash(bag.read_text()),
+                "weights": [w.name for w in weights],
+            }
         return self._identity
 
     def describe(self) -> str:
@@ -237,9 +275,13 @@ class DemucsBackend:
         try:
             model = get_model(self.config.model, repo=self.repo)
         except ModelLoadingError as exc:
-            raise FsclapError(f"cannot load Demucs {self.config.model} from {self.repo}: {exc}") from None
+            raise FsclapError(
+                f"cannot load Demucs {self.config.model} from {self.repo}: {exc}"
+            ) from None
         if self.config.stem not in model.sources:
-            raise FsclapError(f"Demucs {self.config.model} has no stem {self.config.stem!r} (it has {', '.join(model.sources)})")
+            raise FsclapError(
+                f"Demucs {self.config.model} has no stem {self.config.stem!r} (it has {', '.join(model.sources)})"
+            )
         if (model.samplerate, model.audio_channels) != INPUT_FORMATS["demucs"]:
             raise FsclapError(
                 f"Demucs {self.config.model} works at {model.samplerate} Hz / {model.audio_channels} channels; "
@@ -267,8 +309,14 @@ class DemucsBackend:
             if self.config.shifts:
                 random.seed(self.seed)
             out = apply_model(
-                self.model, mix, shifts=self.config.shifts, split=True, overlap=self.config.split_overlap,
-                progress=False, device=self.device, num_workers=0,
+                self.model,
+                mix,
+                shifts=self.config.shifts,
+                split=True,
+                overlap=self.config.split_overlap,
+                progress=False,
+                device=self.device,
+                num_workers=0,
             )[0]
         vocals = out[self.stem_index]
         rest = out.sum(dim=0) - vocals
@@ -284,35 +332,57 @@ class RepetBackend:
 
     label = "repet"
 
-    def __init__(self, sample_rate: int, n_fft: int = 1024, hop: int = 256, margin_v: float = 10.0, margin_i: float = 2.0):
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int = 1024,
+        hop: int = 256,
+        margin_v: float = 10.0,
+        margin_i: float = 2.0,
+    ):
         self.sample_rate, self.n_fft, self.hop = sample_rate, n_fft, hop
         self.margin_v, self.margin_i = margin_v, margin_i
 
     def identity(self) -> dict:
-        return {"n_fft": self.n_fft, "hop": self.hop, "margin_v": self.margin_v, "margin_i": self.margin_i}
+        return {
+            "n_fft": self.n_fft,
+            "hop": self.hop,
+            "margin_v": self.margin_v,
+            "margin_i": self.margin_i,
+        }
 
     def describe(self) -> str:
         return "repet-sim"
 
-    def __call__(self, block: np.ndarray, mean: float = 0.0, std: float = 1.0) -> dict[str, np.ndarray]:
+    def __call__(
+        self, block: np.ndarray, mean: float = 0.0, std: float = 1.0
+    ) -> dict[str, np.ndarray]:
         import librosa
 
         mono = block.mean(axis=0)
         spec = librosa.stft(mono, n_fft=self.n_fft, hop_length=self.hop)
         magnitude = np.abs(spec)
         frames = magnitude.shape[1]
-        width = min(int(librosa.time_to_frames(2.0, sr=self.sample_rate, hop_length=self.hop)), (frames - 1) // 2 - 1)
+        width = min(
+            int(librosa.time_to_frames(2.0, sr=self.sample_rate, hop_length=self.hop)),
+            (frames - 1) // 2 - 1,
+        )
         if width < 1:
             return {"vocals": mono[None], "accompaniment": np.zeros_like(mono)[None]}
         # a tiny floor keeps cosine similarity defined on digital silence
-        repeating = librosa.decompose.nn_filter(magnitude + 1e-8, aggregate=np.median, metric="cosine", width=width)
+        repeating = librosa.decompose.nn_filter(
+            magnitude + 1e-8, aggregate=np.median, metric="cosine", width=width
+        )
         repeating = np.minimum(magnitude, repeating)
         residual = magnitude - repeating
         mask_vocals = librosa.util.softmask(residual, self.margin_v * repeating, power=2)
         mask_background = librosa.util.softmask(repeating, self.margin_i * residual, power=2)
         vocals = librosa.istft(mask_vocals * spec, hop_length=self.hop, length=len(mono))
         background = librosa.istft(mask_background * spec, hop_length=self.hop, length=len(mono))
-        return {"vocals": vocals[None].astype(np.float32), "accompaniment": background[None].astype(np.float32)}
+        return {
+            "vocals": vocals[None].astype(np.float32),
+            "accompaniment": background[None].astype(np.float32),
+        }
 
 
 # --- the stage ------------------------------------------------------------------------------
@@ -330,7 +400,9 @@ class Separate(Stage):
         if method == "demucs":
             repo = self.config.model_path or model_path
             if repo is None:
-                raise FsclapError("stages.separate: method demucs needs model_path (a local Demucs model repo)")
+                raise FsclapError(
+                    "stages.separate: method demucs needs model_path (a local Demucs model repo)"
+                )
             self.backend = DemucsBackend(self.config, Path(repo), context.device, context.seed)
         elif method == "repet":
             self.backend = RepetBackend(INPUT_FORMATS["repet"][0])
@@ -366,10 +438,18 @@ class Separate(Stage):
         return episode.audio_sha256 if episode.audio_path else None
 
     def target(self, kind: str, episode: Episode) -> Path:
-        return self.context.data_root / kind / episode.drama_id / f"{episode.episode_id}.{self.config.format}"
+        return (
+            self.context.data_root
+            / kind
+            / episode.drama_id
+            / f"{episode.episode_id}.{self.config.format}"
+        )
 
     def outputs(self, episode: Episode) -> list[Path]:
-        paths = [episode.vocals_path, episode.accompaniment_path if self.config.keep_accompaniment else ""]
+        paths = [
+            episode.vocals_path,
+            episode.accompaniment_path if self.config.keep_accompaniment else "",
+        ]
         if not episode.vocals_path:
             return [Path("/nonexistent")]
         return [self.context.abs(p) for p in paths if p]
@@ -403,12 +483,19 @@ class Separate(Stage):
         backend = self.backend
         align = backend.stride_frames() if isinstance(backend, DemucsBackend) else 1
         separate_in_chunks(
-            source, targets, lambda block: backend(block, float(mean), std),
-            self.config.chunk_s, self.config.overlap_s, desc=f"separate {episode.episode_id}", align=align,
+            source,
+            targets,
+            lambda block: backend(block, float(mean), std),
+            self.config.chunk_s,
+            self.config.overlap_s,
+            desc=f"separate {episode.episode_id}",
+            align=align,
         )
         result.vocals_path = self.context.rel(targets["vocals"])
         result.vocals_sha256 = sha256_file(targets["vocals"])
-        result.accompaniment_path = self.context.rel(targets["accompaniment"]) if "accompaniment" in targets else None
+        result.accompaniment_path = (
+            self.context.rel(targets["accompaniment"]) if "accompaniment" in targets else None
+        )
         result.separation = backend.label
         result.separation_model = backend.describe()
         return result

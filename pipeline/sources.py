@@ -58,7 +58,9 @@ class DramaSource(BaseModel):
     urls: list[str] = Field(min_length=1)
     licence: str | None = Field(None, validation_alias=AliasChoices("licence", "license"))
     notes: str | None = None
-    min_episodes: int | None = Field(None, ge=1, description="Overrides the file's min_episodes for this drama.")
+    min_episodes: int | None = Field(
+        None, ge=1, description="Overrides the file's min_episodes for this drama."
+    )
 
 
 class Sources(BaseModel):
@@ -66,7 +68,9 @@ class Sources(BaseModel):
 
     min_episodes: int = Field(50, ge=1)
     dramas: list[DramaSource]
-    base_dir: Path = Field(Path("."), exclude=True, description="Folder relative local paths resolve against.")
+    base_dir: Path = Field(
+        Path("."), exclude=True, description="Folder relative local paths resolve against."
+    )
 
 
 def load_sources(path: str | Path) -> Sources:
@@ -85,7 +89,9 @@ def load_sources(path: str | Path) -> Sources:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise SourcesError(f"sources file {path} is not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
-        raise SourcesError(f"sources file {path}: expected a mapping with 'dramas:' (and optionally 'min_episodes:')")
+        raise SourcesError(
+            f"sources file {path}: expected a mapping with 'dramas:' (and optionally 'min_episodes:')"
+        )
     dramas_raw = raw.get("dramas")
     if not isinstance(dramas_raw, list) or not dramas_raw:
         raise SourcesError(f"sources file {path}: 'dramas' must be a non-empty list")
@@ -95,21 +101,29 @@ def load_sources(path: str | Path) -> Sources:
         if isinstance(entry, dict) and entry.get("id") is not None:
             label += f" (id {entry.get('id')!r})"
         if not isinstance(entry, dict):
-            raise SourcesError(f"sources file {path}: {label}: expected a mapping with id, title, language, urls")
+            raise SourcesError(
+                f"sources file {path}: {label}: expected a mapping with id, title, language, urls"
+            )
         if isinstance(entry.get("urls"), str):
             entry = {**entry, "urls": [entry["urls"]]}
         try:
             dramas.append(DramaSource(**entry))
         except ValidationError as exc:
-            raise SourcesError(f"sources file {path}: {label}: {format_validation_error(exc)}") from None
+            raise SourcesError(
+                f"sources file {path}: {label}: {format_validation_error(exc)}"
+            ) from None
     seen: dict[str, int] = {}
     for index, drama in enumerate(dramas):
         if drama.id in seen:
-            raise SourcesError(f"sources file {path}: dramas[{index}] repeats id {drama.id!r} of dramas[{seen[drama.id]}]")
+            raise SourcesError(
+                f"sources file {path}: dramas[{index}] repeats id {drama.id!r} of dramas[{seen[drama.id]}]"
+            )
         seen[drama.id] = index
     try:
         return Sources(
-            **{k: v for k, v in raw.items() if k != "dramas"}, dramas=dramas, base_dir=path.resolve().parent
+            **{k: v for k, v in raw.items() if k != "dramas"},
+            dramas=dramas,
+            base_dir=path.resolve().parent,
         )
     except ValidationError as exc:
         raise SourcesError(f"sources file {path}: {format_validation_error(exc)}") from None
@@ -122,14 +136,19 @@ def _read_csv(path: Path) -> dict:
         rows = list(csv.DictReader(handle))
     required = {"id", "title", "language", "url"}
     if not rows or not required <= set(rows[0]):
-        raise SourcesError(f"sources file {path}: a CSV needs the columns {', '.join(sorted(required))}")
+        raise SourcesError(
+            f"sources file {path}: a CSV needs the columns {', '.join(sorted(required))}"
+        )
     dramas: dict[str, dict] = {}
     for number, row in enumerate(rows, start=2):
         drama_id = (row.get("id") or "").strip()
         url = (row.get("url") or "").strip()
         if not drama_id or not url:
             raise SourcesError(f"sources file {path}: line {number}: id and url are required")
-        drama = dramas.setdefault(drama_id, {"id": drama_id, "title": row["title"], "language": row["language"], "urls": []})
+        drama = dramas.setdefault(
+            drama_id,
+            {"id": drama_id, "title": row["title"], "language": row["language"], "urls": []},
+        )
         for extra in ("licence", "notes"):
             if row.get(extra):
                 drama[extra] = row[extra]
@@ -208,8 +227,10 @@ def list_local(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     files = [
-        p for p in path.rglob("*")
-        if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in MEDIA_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(path).parts)
     ]
     return sorted(files, key=lambda p: _natural_key(p.relative_to(path).as_posix()))
@@ -232,15 +253,21 @@ def discover(sources: Sources, lister: Lister | None = None) -> Discovery:
                 entries = list(_resolve(url, sources.base_dir, lister))
             except _DiscoveryProblem as problem:
                 listing_failures += 1
-                found.problems.append(Problem(url, drama.id, problem.error, str(problem), problem.retryable))
+                found.problems.append(
+                    Problem(url, drama.id, problem.error, str(problem), problem.retryable)
+                )
                 continue
             for entry in entries:
                 first = claimed.get(entry.source_key)
                 if first is not None:
-                    found.problems.append(Problem(
-                        f"{drama.id} {entry.url}", drama.id, "DuplicateSource",
-                        f"{entry.url} is the same source as episode {first.episode_id} (drama {first.drama_id}); used once",
-                    ))
+                    found.problems.append(
+                        Problem(
+                            f"{drama.id} {entry.url}",
+                            drama.id,
+                            "DuplicateSource",
+                            f"{entry.url} is the same source as episode {first.episode_id} (drama {first.drama_id}); used once",
+                        )
+                    )
                     continue
                 episode = Episode(
                     episode_id=episode_id_for(drama.id, entry.source_key),
@@ -257,11 +284,17 @@ def discover(sources: Sources, lister: Lister | None = None) -> Discovery:
                 episodes.append(episode)
         needed = drama.min_episodes or sources.min_episodes
         if len(episodes) < needed:
-            note = f"; {listing_failures} of its URLs could not be listed" if listing_failures else ""
-            found.problems.append(Problem(
-                drama.id, drama.id, "TooFewEpisodes",
-                f"drama {drama.id}: {len(episodes)} episodes found, min_episodes is {needed}{note}; skipped",
-            ))
+            note = (
+                f"; {listing_failures} of its URLs could not be listed" if listing_failures else ""
+            )
+            found.problems.append(
+                Problem(
+                    drama.id,
+                    drama.id,
+                    "TooFewEpisodes",
+                    f"drama {drama.id}: {len(episodes)} episodes found, min_episodes is {needed}{note}; skipped",
+                )
+            )
             found.skipped_dramas.append(drama.id)
             continue
         found.episodes.extend(episodes)
@@ -287,10 +320,14 @@ def _resolve(url: str, base_dir: Path, lister: Lister | None) -> Iterable[Remote
         yield RemoteEntry(url=url, source_key=normalise_url(url))
         return
     if lister is None:
-        raise _DiscoveryProblem("DiscoveryFailed", f"cannot list {url}: no remote lister configured", True)
+        raise _DiscoveryProblem(
+            "DiscoveryFailed", f"cannot list {url}: no remote lister configured", True
+        )
     try:
         yield from lister(url)
     except _DiscoveryProblem:
         raise
     except FsclapError as exc:
-        raise _DiscoveryProblem(getattr(exc, "error_type", "DiscoveryFailed"), str(exc), getattr(exc, "retryable", True)) from None
+        raise _DiscoveryProblem(
+            getattr(exc, "error_type", "DiscoveryFailed"), str(exc), getattr(exc, "retryable", True)
+        ) from None

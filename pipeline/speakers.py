@@ -68,8 +68,9 @@ class ResemblyzerEmbedder:
             out[i] = self.encoder.embed_utterance(normalize_volume(wav, -30, increase_only=True))
         return out
 
-    def embed_windows(self, audio: np.ndarray, win_s: float, hop_s: float,
-                      regions: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    def embed_windows(
+        self, audio: np.ndarray, win_s: float, hop_s: float, regions: Sequence[tuple[float, float]]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings of sliding windows over speech ``regions`` (seconds) of a 16 kHz track.
 
         Returns ``(embeddings (n, dim), spans (n, 2) seconds)``. The mel spectrogram of each region
@@ -87,7 +88,10 @@ class ResemblyzerEmbedder:
         for start_s, end_s in regions:
             a, b = int(start_s * EMBEDDING_SAMPLE_RATE), int(end_s * EMBEDDING_SAMPLE_RATE)
             wav = audio[a:b].astype(np.float32)
-            if len(wav) < EMBEDDING_SAMPLE_RATE * mel_window_step / 1000 * 2 or not np.abs(wav).max() > 1e-5:
+            if (
+                len(wav) < EMBEDDING_SAMPLE_RATE * mel_window_step / 1000 * 2
+                or not np.abs(wav).max() > 1e-5
+            ):
                 continue
             wav = normalize_volume(wav, -30, increase_only=True)
             mel = wav_to_mel_spectrogram(wav)
@@ -96,16 +100,17 @@ class ResemblyzerEmbedder:
             if n > win and starts[-1] + win < n:
                 starts.append(n - win)  # cover the tail
             for s in starts:
-                piece = mel[s: s + win]
+                piece = mel[s : s + win]
                 batches.setdefault(len(piece), []).append(piece)
-                spans.setdefault(len(piece), []).append((start_s + s / frames_per_s,
-                                                         start_s + (s + len(piece)) / frames_per_s))
+                spans.setdefault(len(piece), []).append(
+                    (start_s + s / frames_per_s, start_s + (s + len(piece)) / frames_per_s)
+                )
         all_emb, all_spans = [], []
         device = next(self.encoder.parameters()).device
         with torch.no_grad():
             for length, pieces in batches.items():
                 for k in range(0, len(pieces), 256):
-                    chunk = torch.from_numpy(np.stack(pieces[k: k + 256])).to(device)
+                    chunk = torch.from_numpy(np.stack(pieces[k : k + 256])).to(device)
                     all_emb.append(self.encoder(chunk).cpu().numpy())
                 all_spans.extend(spans[length])
         if not all_emb:
@@ -115,8 +120,9 @@ class ResemblyzerEmbedder:
         order = np.argsort(spans_arr[:, 0], kind="stable")
         return emb[order], spans_arr[order]
 
-
-    def embed_spans(self, audio: np.ndarray, spans: np.ndarray, semitones: float = 0.0) -> np.ndarray:
+    def embed_spans(
+        self, audio: np.ndarray, spans: np.ndarray, semitones: float = 0.0
+    ) -> np.ndarray:
         """Embeddings of the ``spans`` (seconds) of a 16 kHz track, each first shifted by ``semitones``
         the way a restyled recording is: resampled, so pitch and formants move together (and the
         tempo with them). Batched like :meth:`embed_windows`."""
@@ -127,12 +133,16 @@ class ResemblyzerEmbedder:
         ratio = 2.0 ** (semitones / 12.0)
         batches: dict[int, list[tuple[int, np.ndarray]]] = {}
         for i, (start_s, end_s) in enumerate(np.asarray(spans, dtype=np.float64)):
-            wav = np.asarray(audio[int(start_s * EMBEDDING_SAMPLE_RATE): int(end_s * EMBEDDING_SAMPLE_RATE)],
-                             dtype=np.float32)
+            wav = np.asarray(
+                audio[int(start_s * EMBEDDING_SAMPLE_RATE) : int(end_s * EMBEDDING_SAMPLE_RATE)],
+                dtype=np.float32,
+            )
             if len(wav) < EMBEDDING_SAMPLE_RATE // 10 or not np.abs(wav).max() > 1e-5:
                 continue
             if semitones:
-                wav = soxr.resample(wav, EMBEDDING_SAMPLE_RATE, EMBEDDING_SAMPLE_RATE / ratio).astype(np.float32)
+                wav = soxr.resample(
+                    wav, EMBEDDING_SAMPLE_RATE, EMBEDDING_SAMPLE_RATE / ratio
+                ).astype(np.float32)
             mel = wav_to_mel_spectrogram(normalize_volume(wav, -30, increase_only=True))
             batches.setdefault(len(mel), []).append((i, mel))
         out = np.zeros((len(spans), self.dim), dtype=np.float32)
@@ -140,7 +150,7 @@ class ResemblyzerEmbedder:
         with torch.no_grad():
             for items in batches.values():
                 for k in range(0, len(items), 256):
-                    rows = items[k: k + 256]
+                    rows = items[k : k + 256]
                     chunk = torch.from_numpy(np.stack([m for _, m in rows])).to(device)
                     out[[i for i, _ in rows]] = self.encoder(chunk).cpu().numpy()
         return out
@@ -185,8 +195,14 @@ class SpeakerCentroid:
     episode_order: int = 0  # position of the episode in the drama (orders drama-level ids)
 
 
-def centroids_from(episode_id: str, labels: Sequence[str], embeddings: np.ndarray, starts: Sequence[float],
-                   valid: np.ndarray | None = None, episode_order: int = 0) -> list[SpeakerCentroid]:
+def centroids_from(
+    episode_id: str,
+    labels: Sequence[str],
+    embeddings: np.ndarray,
+    starts: Sequence[float],
+    valid: np.ndarray | None = None,
+    episode_order: int = 0,
+) -> list[SpeakerCentroid]:
     """One centroid per label of one episode from its clips' embeddings (invalid rows skipped)."""
     u = unit(embeddings)
     ok = np.linalg.norm(u, axis=1) > 0 if len(u) else np.zeros(0, dtype=bool)
@@ -197,13 +213,22 @@ def centroids_from(episode_id: str, labels: Sequence[str], embeddings: np.ndarra
     out = []
     for label in dict.fromkeys(labels[ok]):
         rows = ok & (labels == label)
-        out.append(SpeakerCentroid(episode_id, str(label), u[rows].mean(axis=0), int(rows.sum()),
-                                   float(starts[rows].min()), episode_order))
+        out.append(
+            SpeakerCentroid(
+                episode_id,
+                str(label),
+                u[rows].mean(axis=0),
+                int(rows.sum()),
+                float(starts[rows].min()),
+                episode_order,
+            )
+        )
     return out
 
 
-def link_speakers(centroids: Sequence[SpeakerCentroid], threshold: float,
-                  separate_same_episode: bool = True) -> list[int]:
+def link_speakers(
+    centroids: Sequence[SpeakerCentroid], threshold: float, separate_same_episode: bool = True
+) -> list[int]:
     """Drama-level speaker index per centroid (0, 1, ... in order of first appearance).
 
     Average-linkage agglomerative clustering on the cosine similarity of centroids: the most
@@ -217,7 +242,11 @@ def link_speakers(centroids: Sequence[SpeakerCentroid], threshold: float,
     sim = u @ u.T
     np.fill_diagonal(sim, -np.inf)
     episodes = np.array([c.episode_id for c in centroids], dtype=object)
-    blocked = episodes[:, None] == episodes[None, :] if separate_same_episode else np.zeros((m, m), dtype=bool)
+    blocked = (
+        episodes[:, None] == episodes[None, :]
+        if separate_same_episode
+        else np.zeros((m, m), dtype=bool)
+    )
     np.fill_diagonal(blocked, True)
     size = np.ones(m)
     active = np.ones(m, dtype=bool)
@@ -239,14 +268,19 @@ def link_speakers(centroids: Sequence[SpeakerCentroid], threshold: float,
         active[b] = False
         parent[parent == b] = a
     # number clusters by first appearance (episode order, then time in the episode)
-    order = sorted(range(m), key=lambda i: (centroids[i].episode_order, centroids[i].episode_id, centroids[i].first_s))
+    order = sorted(
+        range(m),
+        key=lambda i: (centroids[i].episode_order, centroids[i].episode_id, centroids[i].first_s),
+    )
     ids: dict[int, int] = {}
     for i in order:
         ids.setdefault(int(parent[i]), len(ids))
     return [ids[int(parent[i])] for i in range(m)]
 
 
-def speaker_purity(assigned: Sequence[str], truth: Sequence[Mapping[str, float]]) -> tuple[pd.DataFrame, dict]:
+def speaker_purity(
+    assigned: Sequence[str], truth: Sequence[Mapping[str, float]]
+) -> tuple[pd.DataFrame, dict]:
     """Purity of speaker ids against true speakers, weighted by speech time.
 
     ``assigned[i]`` is the id given to segment ``i`` and ``truth[i]`` the seconds of each true
@@ -257,17 +291,39 @@ def speaker_purity(assigned: Sequence[str], truth: Sequence[Mapping[str, float]]
     """
     if len(assigned) != len(truth):
         raise ValueError(f"{len(assigned)} ids for {len(truth)} segments")
-    time = pd.DataFrame([{"speaker_id": a, "true": t, "seconds": s}
-                         for a, times in zip(assigned, truth) for t, s in times.items() if s > 0],
-                        columns=["speaker_id", "true", "seconds"])
+    time = pd.DataFrame(
+        [
+            {"speaker_id": a, "true": t, "seconds": s}
+            for a, times in zip(assigned, truth)
+            for t, s in times.items()
+            if s > 0
+        ],
+        columns=["speaker_id", "true", "seconds"],
+    )
     if time.empty:
         empty = pd.DataFrame(columns=["speaker_id", "seconds", "majority", "purity"])
-        return empty, {"ids": len(set(assigned)), "true_speakers": 0, "purity": float("nan"), "coverage": float("nan")}
-    grid = time.pivot_table(index="speaker_id", columns="true", values="seconds", aggfunc="sum", fill_value=0.0)
-    table = pd.DataFrame({"speaker_id": grid.index, "seconds": grid.sum(axis=1).to_numpy(),
-                          "majority": grid.idxmax(axis=1).to_numpy(),
-                          "purity": (grid.max(axis=1) / grid.sum(axis=1)).to_numpy()})
+        return empty, {
+            "ids": len(set(assigned)),
+            "true_speakers": 0,
+            "purity": float("nan"),
+            "coverage": float("nan"),
+        }
+    grid = time.pivot_table(
+        index="speaker_id", columns="true", values="seconds", aggfunc="sum", fill_value=0.0
+    )
+    table = pd.DataFrame(
+        {
+            "speaker_id": grid.index,
+            "seconds": grid.sum(axis=1).to_numpy(),
+            "majority": grid.idxmax(axis=1).to_numpy(),
+            "purity": (grid.max(axis=1) / grid.sum(axis=1)).to_numpy(),
+        }
+    )
     total = float(grid.to_numpy().sum())
-    summary = {"ids": len(set(assigned)), "true_speakers": int(grid.shape[1]),
-               "purity": float(grid.max(axis=1).sum() / total), "coverage": float(grid.max(axis=0).sum() / total)}
+    summary = {
+        "ids": len(set(assigned)),
+        "true_speakers": int(grid.shape[1]),
+        "purity": float(grid.max(axis=1).sum() / total),
+        "coverage": float(grid.max(axis=0).sum() / total),
+    }
     return table.reset_index(drop=True), summary

@@ -126,7 +126,12 @@ class Stage(ABC):
         params = self.config.model_dump(mode="json")
         for field in self.Config.operational:
             params.pop(field, None)
-        return {"stage": self.name, "version": self.version, "config": params, **self.extra_identity()}
+        return {
+            "stage": self.name,
+            "version": self.version,
+            "config": params,
+            **self.extra_identity(),
+        }
 
     def extra_identity(self) -> dict:
         """Identity beyond the config, e.g. which model weights are loaded."""

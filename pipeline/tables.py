@@ -34,7 +34,16 @@ from fsclap.io import write_parquet
 
 STAMP_PARTS = ("key", "version", "config")
 FAILURE_COLUMNS = [
-    "stage", "item_id", "drama_id", "error", "message", "time", "first_time", "attempts", "retryable", "key",
+    "stage",
+    "item_id",
+    "drama_id",
+    "error",
+    "message",
+    "time",
+    "first_time",
+    "attempts",
+    "retryable",
+    "key",
 ]
 
 
@@ -105,10 +114,16 @@ class Episode:
         self.stamps[stage] = dict(values)
 
     def copy(self) -> "Episode":
-        return dataclasses.replace(self, stamps={k: dict(v) for k, v in self.stamps.items()}, extra=dict(self.extra))
+        return dataclasses.replace(
+            self, stamps={k: dict(v) for k, v in self.stamps.items()}, extra=dict(self.extra)
+        )
 
     def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("stamps", "extra")}
+        row = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("stamps", "extra")
+        }
         for stage, stamp in self.stamps.items():
             for part in STAMP_PARTS:
                 row[f"{stage}_{part}"] = stamp.get(part)
@@ -124,8 +139,16 @@ class Episode:
         stamps = {s: {p: row.pop(f"{s}_{p}") for p in STAMP_PARTS} for s in sorted(stages)}
         stamps = {s: v for s, v in stamps.items() if v.get("key")}
         known = {k: row.pop(k) for k in list(row) if k in names}
-        for name in ("episode_index", "media_bytes", "source_mtime_ns", "audio_stream", "source_sample_rate",
-                     "source_channels", "sample_rate", "channels"):
+        for name in (
+            "episode_index",
+            "media_bytes",
+            "source_mtime_ns",
+            "audio_stream",
+            "source_sample_rate",
+            "source_channels",
+            "sample_rate",
+            "channels",
+        ):
             if known.get(name) is not None:
                 known[name] = int(known[name])
         return cls(**known, stamps=stamps, extra=row)
@@ -161,7 +184,9 @@ class RunLock:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._handle.close()
-            raise FsclapError(f"another corpus build is writing {self.path.parent.parent} (lock {self.path})") from None
+            raise FsclapError(
+                f"another corpus build is writing {self.path.parent.parent} (lock {self.path})"
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -290,7 +315,9 @@ class CorpusTables:
     def flush(self, force: bool = False) -> None:
         """Rewrite the Parquet tables atomically (throttled unless ``force``) and reset the journal."""
         with self._lock:
-            if not self._dirty or (not force and time.monotonic() - self._last_flush < self.flush_every_s):
+            if not self._dirty or (
+                not force and time.monotonic() - self._last_flush < self.flush_every_s
+            ):
                 return
             write_parquet(self.episodes_path, self.episodes_frame())
             write_parquet(self.failures_path, self.failures_frame())
@@ -312,9 +339,21 @@ class CorpusTables:
 
     def episodes_frame(self) -> pd.DataFrame:
         rows = [e.to_row() for e in sorted(self.episodes.values(), key=_episode_order)]
-        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(Episode.__dataclass_fields__)[:-2])
-        for name in ("episode_index", "media_bytes", "source_mtime_ns", "audio_stream", "source_sample_rate",
-                     "source_channels", "sample_rate", "channels"):
+        frame = (
+            pd.DataFrame(rows)
+            if rows
+            else pd.DataFrame(columns=list(Episode.__dataclass_fields__)[:-2])
+        )
+        for name in (
+            "episode_index",
+            "media_bytes",
+            "source_mtime_ns",
+            "audio_stream",
+            "source_sample_rate",
+            "source_channels",
+            "sample_rate",
+            "channels",
+        ):
             if name in frame:
                 frame[name] = frame[name].astype("Int64")
         if "retryable" in frame:
@@ -332,7 +371,11 @@ class CorpusTables:
 
 
 def _episode_order(episode: Episode):
-    return (episode.drama_id, episode.episode_index if episode.episode_index is not None else 1 << 30, episode.episode_id)
+    return (
+        episode.drama_id,
+        episode.episode_index if episode.episode_index is not None else 1 << 30,
+        episode.episode_id,
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -350,11 +393,19 @@ def _one_line(message: str) -> str:
 
 def read_episodes(data_root: str | Path) -> pd.DataFrame:
     """The episodes table of a data root (empty frame when the builder has not run)."""
-    return CorpusTables(data_root, read_only=True).episodes_frame() if Path(data_root, "manifests").exists() else pd.DataFrame()
+    return (
+        CorpusTables(data_root, read_only=True).episodes_frame()
+        if Path(data_root, "manifests").exists()
+        else pd.DataFrame()
+    )
 
 
 def read_failures(data_root: str | Path) -> pd.DataFrame:
-    return CorpusTables(data_root, read_only=True).failures_frame() if Path(data_root, "manifests").exists() else pd.DataFrame()
+    return (
+        CorpusTables(data_root, read_only=True).failures_frame()
+        if Path(data_root, "manifests").exists()
+        else pd.DataFrame()
+    )
 
 
 def episodes_of(tables: CorpusTables, ids: Iterable[str]) -> list[Episode]:

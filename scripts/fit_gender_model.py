@@ -32,7 +32,13 @@ from pipeline.attributes import BinningConfig  # noqa: E402
 from pipeline.gender import classify_gender, f0_semitones, fit_logistic, vocal_tract_length  # noqa: E402
 from pipeline.synth.sentences import make_sentence  # noqa: E402
 from pipeline.synth.style import PITCH_BANDS_HZ  # noqa: E402
-from pipeline.synth.voices import PITCH_RANGES, ENGINE_SAMPLE_RATE, Controls, synthesize, voice_catalogue  # noqa: E402
+from pipeline.synth.voices import (
+    PITCH_RANGES,
+    ENGINE_SAMPLE_RATE,
+    Controls,
+    synthesize,
+    voice_catalogue,
+)  # noqa: E402
 
 OUT = ROOT / "pipeline" / "gender_params.py"
 MIN_CONFIDENCE = BinningConfig().min_gender_confidence  # the captioner's abstention threshold
@@ -67,14 +73,24 @@ def measure_voices(clips: int, max_shift: float, seed: int, pitch: str = "both")
     for voice in train_voices():
         own_f0 = voice_f0(voice, rng)
         for _ in range(clips):
-            controls = Controls(semitones=draw_shift(voice, own_f0, pitch, max_shift, rng),
-                                tempo=rng.choice([0.75, 1.0, 1.33]), pitch_range=rng.choice(PITCH_RANGES))
+            controls = Controls(
+                semitones=draw_shift(voice, own_f0, pitch, max_shift, rng),
+                tempo=rng.choice([0.75, 1.0, 1.33]),
+                pitch_range=rng.choice(PITCH_RANGES),
+            )
             audio, _ = synthesize(voice, make_sentence(rng), controls)
             start, end = trim_bounds(audio, ENGINE_SAMPLE_RATE)
             speech = audio[start:end]
             f0 = f0_stats(speech, ENGINE_SAMPLE_RATE)[0]
-            rows.append({"voice": voice.voice_id, "gender": voice.gender, "semitones": controls.semitones,
-                         "f0_hz": f0, "vtl_cm": vocal_tract_length(speech, ENGINE_SAMPLE_RATE)})
+            rows.append(
+                {
+                    "voice": voice.voice_id,
+                    "gender": voice.gender,
+                    "semitones": controls.semitones,
+                    "f0_hz": f0,
+                    "vtl_cm": vocal_tract_length(speech, ENGINE_SAMPLE_RATE),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -82,8 +98,12 @@ def fit(frame: pd.DataFrame) -> dict:
     ok = np.isfinite(frame["f0_hz"])
     both = ok & np.isfinite(frame["vtl_cm"])
     st = frame["f0_hz"].map(f0_semitones)
-    return {"f0+vtl": fit_logistic(np.c_[st[both], frame.loc[both, "vtl_cm"]], frame.loc[both, "gender"].to_numpy()),
-            "f0": fit_logistic(st[ok].to_numpy()[:, None], frame.loc[ok, "gender"].to_numpy())}
+    return {
+        "f0+vtl": fit_logistic(
+            np.c_[st[both], frame.loc[both, "vtl_cm"]], frame.loc[both, "gender"].to_numpy()
+        ),
+        "f0": fit_logistic(st[ok].to_numpy()[:, None], frame.loc[ok, "gender"].to_numpy()),
+    }
 
 
 def held_out_report(frame: pd.DataFrame, folds: int = 5) -> None:
@@ -95,26 +115,38 @@ def held_out_report(frame: pd.DataFrame, folds: int = 5) -> None:
             test = set(order[k::folds])
             params = fit(frame[~frame["voice"].isin(test)])
             for row in frame[frame["voice"].isin(test)].itertuples():
-                gender, conf, _ = classify_gender(row.f0_hz, row.vtl_cm if use_vtl else np.nan, params)
+                gender, conf, _ = classify_gender(
+                    row.f0_hz, row.vtl_cm if use_vtl else np.nan, params
+                )
                 total += 1
                 if gender is None or conf < MIN_CONFIDENCE:
                     unknown += 1
                 else:
                     right += gender == row.gender
         name = "f0+vtl" if use_vtl else "f0 only"
-        print(f"held-out voices ({folds} folds), {name}: {100 * right / total:.1f} % right, "
-              f"{100 * unknown / total:.1f} % unknown (confidence < {MIN_CONFIDENCE}), n={total}")
+        print(
+            f"held-out voices ({folds} folds), {name}: {100 * right / total:.1f} % right, "
+            f"{100 * unknown / total:.1f} % unknown (confidence < {MIN_CONFIDENCE}), n={total}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=10, help="Utterances per espeak voice.")
-    parser.add_argument("--pitch", choices=["both", "bands", "uniform"], default="both",
-                        help="bands: F0 drawn in the style generator's bands; uniform: shifts within --max-shift; "
-                             "both: either, per clip.")
-    parser.add_argument("--max-shift", type=float, default=6.0, help="Largest uniform pitch shift (semitones).")
+    parser.add_argument(
+        "--pitch",
+        choices=["both", "bands", "uniform"],
+        default="both",
+        help="bands: F0 drawn in the style generator's bands; uniform: shifts within --max-shift; "
+        "both: either, per clip.",
+    )
+    parser.add_argument(
+        "--max-shift", type=float, default=6.0, help="Largest uniform pitch shift (semitones)."
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dry-run", action="store_true", help="Report, do not write gender_params.py.")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="Report, do not write gender_params.py."
+    )
     args = parser.parse_args()
     frame = measure_voices(args.clips, args.max_shift, args.seed, args.pitch)
     print(f"{len(frame)} clips, {frame['voice'].nunique()} espeak voices; median per gender:")
@@ -128,8 +160,10 @@ def main() -> None:
         '"""Fitted parameters of the gender classifier (:mod:`pipeline.gender`). Generated by\n'
         f"``scripts/fit_gender_model.py --clips {args.clips} --pitch {args.pitch} --max-shift {args.max_shift:g} "
         f"--seed {args.seed}``"
-        " on espeak-ng (train family) speech; do not edit by hand.\"\"\"\n\n"
-        f"GENDER_MODELS = {json.dumps(params, indent=4)}\n", encoding="utf-8")
+        ' on espeak-ng (train family) speech; do not edit by hand."""\n\n'
+        f"GENDER_MODELS = {json.dumps(params, indent=4)}\n",
+        encoding="utf-8",
+    )
     print(f"wrote {OUT}")
 
 

@@ -8,7 +8,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_user_layout_exists():
-    for name in ("flows", "pipeline", "model", "data_manifests", "tests", "pyproject.toml", "docker-compose.yml"):
+    for name in (
+        "flows",
+        "pipeline",
+        "model",
+        "data_manifests",
+        "tests",
+        "pyproject.toml",
+        "docker-compose.yml",
+    ):
         assert (ROOT / name).exists(), name
 
 

@@ -9,11 +9,31 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-TINY_OFFLINE = {"d_model": 32, "embed_dim": 16, "heads": 4, "dropout": 0.0,
-                "audio": {"dim": 24, "blocks": 1, "n_mels": 24, "max_seconds": 2.0, "dropout": 0.0, "prosody": False,
-                          "normalise": False}}
+TINY_OFFLINE = {
+    "d_model": 32,
+    "embed_dim": 16,
+    "heads": 4,
+    "dropout": 0.0,
+    "audio": {
+        "dim": 24,
+        "blocks": 1,
+        "n_mels": 24,
+        "max_seconds": 2.0,
+        "dropout": 0.0,
+        "prosody": False,
+        "normalise": False,
+    },
+}
 # captions shared by several items: same-caption exclusions must cross process boundaries
-CAPTION_KEYS = ["calm male", "angry female", "calm male", "slow old man", "angry female", "calm male", "whisper"]
+CAPTION_KEYS = [
+    "calm male",
+    "angry female",
+    "calm male",
+    "slow old man",
+    "angry female",
+    "calm male",
+    "whisper",
+]
 
 
 def tiny_model():
@@ -30,8 +50,14 @@ def token_batch(model, n: int, seed: int = 3):
     g = torch.Generator().manual_seed(seed)
     a_len = torch.randint(2, 9, (n,), generator=g)
     t_len = torch.randint(1, 6, (n,), generator=g)
-    audio = TokenFeatures(torch.randn(n, 8, model.backbone.audio_dim, generator=g), torch.arange(8)[None] < a_len[:, None])
-    text = TokenFeatures(torch.randn(n, 5, model.backbone.text_dim, generator=g), torch.arange(5)[None] < t_len[:, None])
+    audio = TokenFeatures(
+        torch.randn(n, 8, model.backbone.audio_dim, generator=g),
+        torch.arange(8)[None] < a_len[:, None],
+    )
+    text = TokenFeatures(
+        torch.randn(n, 5, model.backbone.text_dim, generator=g),
+        torch.arange(5)[None] < t_len[:, None],
+    )
     return audio, text
 
 
@@ -48,7 +74,9 @@ def loss_and_grads(model, audio, text, keys, counts=None, wrapped=None):
     return float(loss.total), grads
 
 
-def gathered_loss_worker(rank: int, world: int, init_file: str, split: list[int], out_file: str) -> None:
+def gathered_loss_worker(
+    rank: int, world: int, init_file: str, split: list[int], out_file: str
+) -> None:
     """One DDP process holding rows ``split[rank]`` of the batch; saves its loss and gradients."""
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -58,8 +86,14 @@ def gathered_loss_worker(rank: int, world: int, init_file: str, split: list[int]
         audio, text = token_batch(model, len(CAPTION_KEYS))
         start = sum(split[:rank])
         rows = list(range(start, start + split[rank]))
-        loss, grads = loss_and_grads(model, audio.select(rows), text.select(rows), [CAPTION_KEYS[i] for i in rows],
-                                     counts=split, wrapped=ddp)
+        loss, grads = loss_and_grads(
+            model,
+            audio.select(rows),
+            text.select(rows),
+            [CAPTION_KEYS[i] for i in rows],
+            counts=split,
+            wrapped=ddp,
+        )
         torch.save({"loss": loss, "grads": grads}, f"{out_file}.{rank}")
     finally:
         dist.destroy_process_group()

@@ -32,16 +32,47 @@ def make_episode_mp4(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     layout = "stereo" if channels == 2 else "mono"
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+    ]
     if audio == "tone":
         f1, f2 = 180 + 37 * (seed % 11), 410 + 53 * (seed % 7)
         expr = f"0.3*sin(2*PI*{f1}*t)*(0.6+0.4*sin(2*PI*0.5*t))+0.2*sin(2*PI*{f2}*t)"
-        cmd += ["-f", "lavfi", "-i", f"aevalsrc={expr}|{expr}:s={sample_rate}:d={seconds}",
-                "-f", "lavfi", "-i", f"anoisesrc=color=pink:amplitude=0.02:seed={seed + 1}:r={sample_rate}:d={seconds}",
-                "-filter_complex", f"[1:a][2:a]amix=inputs=2:normalize=0,aformat=channel_layouts={layout}[a]",
-                "-map", "0:v", "-map", "[a]"]
+        cmd += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"aevalsrc={expr}|{expr}:s={sample_rate}:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anoisesrc=color=pink:amplitude=0.02:seed={seed + 1}:r={sample_rate}:d={seconds}",
+            "-filter_complex",
+            f"[1:a][2:a]amix=inputs=2:normalize=0,aformat=channel_layouts={layout}[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+        ]
     elif audio == "silence":
-        cmd += ["-f", "lavfi", "-i", f"anullsrc=r={sample_rate}:cl={layout}", "-map", "0:v", "-map", "1:a"]
+        cmd += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"anullsrc=r={sample_rate}:cl={layout}",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+        ]
     elif audio != "none":
         raise ValueError(f"unknown audio kind {audio!r}")
     cmd += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]

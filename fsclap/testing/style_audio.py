@@ -14,8 +14,14 @@ import numpy as np
 from fsclap.audio import write_audio
 
 
-def voice_like(f0_hz: float = 120.0, seconds: float = 2.0, sr: int = 16000, level_dbfs: float = -25.0,
-               syllables_per_s: float = 4.0, seed: int = 0) -> np.ndarray:
+def voice_like(
+    f0_hz: float = 120.0,
+    seconds: float = 2.0,
+    sr: int = 16000,
+    level_dbfs: float = -25.0,
+    syllables_per_s: float = 4.0,
+    seed: int = 0,
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
     f0 = f0_hz * (1.0 + 0.01 * np.sin(2 * np.pi * 5.0 * t))
@@ -25,7 +31,7 @@ def voice_like(f0_hz: float = 120.0, seconds: float = 2.0, sr: int = 16000, leve
     envelope = np.clip(envelope * 1.3, 0, 1) ** 0.7
     signal = tone * envelope + rng.normal(0, 1e-4, t.size)
     active = signal[envelope > 0.3]
-    rms = np.sqrt(np.mean(active ** 2)) if active.size else 1.0
+    rms = np.sqrt(np.mean(active**2)) if active.size else 1.0
     return (signal / rms * 10 ** (level_dbfs / 20)).astype(np.float32)
 
 

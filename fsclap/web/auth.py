@@ -33,10 +33,14 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to listen beyond loopback without a token."""
     if not is_loopback(host) and not token:
-        raise FsclapError(f"refusing to serve on {host} without a token: set {TOKEN_ENV} or pass --token "
-                          "(or bind to 127.0.0.1)")
+        raise FsclapError(
+            f"refusing to serve on {host} without a token: set {TOKEN_ENV} or pass --token "
+            "(or bind to 127.0.0.1)"
+        )
     if token is not None and len(token) < 8:
-        raise FsclapError("the serve token is too short: use at least 8 characters (e.g. `openssl rand -hex 16`)")
+        raise FsclapError(
+            "the serve token is too short: use at least 8 characters (e.g. `openssl rand -hex 16`)"
+        )
 
 
 def _cookie_value(token: str) -> str:
@@ -75,14 +79,31 @@ class TokenAuth:
             return await self._deny(scope, send)
         if not from_query:
             return await self.app(scope, receive, send)
-        cookie = (b"set-cookie", f"{COOKIE}={self.cookie}; Path=/; HttpOnly; SameSite=Strict".encode())
+        cookie = (
+            b"set-cookie",
+            f"{COOKIE}={self.cookie}; Path=/; HttpOnly; SameSite=Strict".encode(),
+        )
         if scope["path"] == "/" and scope["method"] == "GET":
             # the page: set the cookie and drop the token from the address bar (and history)
-            query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                                   keep_blank_values=True) if k != "token"]
+            query = [
+                (k, v)
+                for k, v in parse_qsl(
+                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+                )
+                if k != "token"
+            ]
             location = "/" + (f"?{urlencode(query)}" if query else "")
-            await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", location.encode()), cookie, (b"content-length", b"0")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [
+                        (b"location", location.encode()),
+                        cookie,
+                        (b"content-length", b"0"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
 
@@ -99,12 +120,24 @@ class TokenAuth:
             body = _LOGIN_PAGE.encode()
             ctype = b"text/html; charset=utf-8"
         else:
-            body = json.dumps({"error": "missing or wrong token: send 'Authorization: Bearer <token>' "
-                                        "or add ?token=<token>"}).encode()
+            body = json.dumps(
+                {
+                    "error": "missing or wrong token: send 'Authorization: Bearer <token>' "
+                    "or add ?token=<token>"
+                }
+            ).encode()
             ctype = b"application/json"
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                                (b"www-authenticate", b'Bearer realm="fsclap"')]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="fsclap"'),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

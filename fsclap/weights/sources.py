@@ -28,7 +28,17 @@ from fsclap.weights.registry import DEMUCS_URL, HubFile, ModelSpec, hf_endpoint,
 log = get_logger("weights")
 
 # files of a hub repo that no loader reads (examples, figures): not pulled
-MODELSCOPE_IGNORE = ["example/*", "examples/*", "fig/*", "figs/*", "*.wav", "*.mp3", "*.png", "*.jpg", "*.gif"]
+MODELSCOPE_IGNORE = [
+    "example/*",
+    "examples/*",
+    "fig/*",
+    "figs/*",
+    "*.wav",
+    "*.mp3",
+    "*.png",
+    "*.jpg",
+    "*.gif",
+]
 
 
 class SourceUnavailable(Exception):
@@ -42,7 +52,9 @@ class SourceUnavailable(Exception):
 class DemucsRelease:
     name: str
     bag: Path  # the <name>.yaml Demucs ships in its package
-    weights: tuple[HubFile, ...]  # remote = path below the Demucs URL root, e.g. hybrid_transformer/955717e8-8726e21a.th
+    weights: tuple[
+        HubFile, ...
+    ]  # remote = path below the Demucs URL root, e.g. hybrid_transformer/955717e8-8726e21a.th
 
     def files(self) -> tuple[HubFile, ...]:
         yaml_file = HubFile(self.bag.name, self.name, str(self.bag), None, source="demucs")
@@ -61,10 +73,14 @@ def demucs_release(name: str, listing: Path | None = None) -> DemucsRelease:
     listing = Path(listing)
     bag = listing / f"{name}.yaml"
     if not bag.is_file():
-        raise FsclapError(f"{name!r} is not a released Demucs model (no {bag}); pull can only fetch released models")
+        raise FsclapError(
+            f"{name!r} is not a released Demucs model (no {bag}); pull can only fetch released models"
+        )
     paths: dict[str, str] = {}
     root = ""
-    for line in (listing / "files.txt").read_text().splitlines():  # same format as demucs.pretrained._parse_remote_files
+    for line in (
+        (listing / "files.txt").read_text().splitlines()
+    ):  # same format as demucs.pretrained._parse_remote_files
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -75,7 +91,9 @@ def demucs_release(name: str, listing: Path | None = None) -> DemucsRelease:
     weights = []
     for sig in yaml.safe_load(bag.read_text())["models"]:
         if sig not in paths:
-            raise FsclapError(f"Demucs model {name}: signature {sig} is not in {listing / 'files.txt'}")
+            raise FsclapError(
+                f"Demucs model {name}: signature {sig} is not in {listing / 'files.txt'}"
+            )
         weights.append(HubFile(Path(paths[sig]).name, name, paths[sig], None, source="demucs"))
     return DemucsRelease(name, bag, tuple(weights))
 
@@ -91,7 +109,9 @@ def check_demucs_weights(path: Path) -> None:
     if prefix:
         actual = sha256_file(path)[: len(prefix)]
         if actual != prefix:
-            raise FsclapError(f"{path.name}: sha256 starts with {actual}, its name says {prefix} (corrupt or truncated)")
+            raise FsclapError(
+                f"{path.name}: sha256 starts with {actual}, its name says {prefix} (corrupt or truncated)"
+            )
 
 
 # --- installing files into the layout ----------------------------------------------------------
@@ -101,7 +121,11 @@ def install_file(source: Path, target: Path) -> None:
     """Put ``source`` at ``target`` atomically: a hard link when on the same filesystem, else a copy."""
     source = Path(os.path.realpath(source))  # HF cache snapshots hold symlinks to blobs
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and target.stat().st_size == source.stat().st_size and os.path.samefile(source, target):
+    if (
+        target.exists()
+        and target.stat().st_size == source.stat().st_size
+        and os.path.samefile(source, target)
+    ):
         return
     with atomic_path(target) as tmp:
         try:
@@ -130,7 +154,9 @@ def copy_tree(snapshot: Path, target: Path, ignore: list[str]) -> list[str]:
 
 
 def modelscope_cache() -> Path:
-    return Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope").expanduser()
+    return Path(
+        os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope"
+    ).expanduser()
 
 
 def hf_cache() -> Path:
@@ -152,10 +178,18 @@ def from_modelscope_cache(spec: ModelSpec, target: Path, revision: str | None) -
     from modelscope.hub.snapshot_download import snapshot_download
 
     try:
-        snapshot = Path(snapshot_download(spec.repo, revision=revision, cache_dir=str(modelscope_cache()),
-                                          local_files_only=True))
+        snapshot = Path(
+            snapshot_download(
+                spec.repo,
+                revision=revision,
+                cache_dir=str(modelscope_cache()),
+                local_files_only=True,
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - CacheNotFound / ValueError by client version
-        raise SourceUnavailable(f"not in the ModelScope cache {modelscope_cache()}: {str(exc).splitlines()[0]}") from None
+        raise SourceUnavailable(
+            f"not in the ModelScope cache {modelscope_cache()}: {str(exc).splitlines()[0]}"
+        ) from None
     copy_tree(snapshot, target, MODELSCOPE_IGNORE)
     return str(snapshot)
 
@@ -167,11 +201,20 @@ def from_hf_cache(spec: ModelSpec, target: Path) -> str:
     commits = []
     for file in spec.files:
         try:
-            cached = Path(hf_hub_download(file.repo, file.remote, revision=file.revision, cache_dir=str(hf_cache()),
-                                          local_files_only=True))
+            cached = Path(
+                hf_hub_download(
+                    file.repo,
+                    file.remote,
+                    revision=file.revision,
+                    cache_dir=str(hf_cache()),
+                    local_files_only=True,
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - LocalEntryNotFoundError and friends
-            raise SourceUnavailable(f"{file.repo}/{file.remote} is not in the HF cache {hf_cache()}: "
-                                    f"{type(exc).__name__}") from None
+            raise SourceUnavailable(
+                f"{file.repo}/{file.remote} is not in the HF cache {hf_cache()}: "
+                f"{type(exc).__name__}"
+            ) from None
         install_file(cached, target / file.path)
         parts = cached.parts
         commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else "?"
@@ -197,8 +240,11 @@ def from_torch_hub_cache(release: DemucsRelease, target: Path) -> str:
 
 
 def hub_url(source: str, demucs_url: str | None = None) -> str:
-    return {"modelscope": modelscope_endpoint(), "huggingface": hf_endpoint(),
-            "demucs": (demucs_url or DEMUCS_URL)}[source]
+    return {
+        "modelscope": modelscope_endpoint(),
+        "huggingface": hf_endpoint(),
+        "demucs": (demucs_url or DEMUCS_URL),
+    }[source]
 
 
 def hf_offline() -> bool:
@@ -243,7 +289,9 @@ def short_reason(exc: BaseException) -> str:
     return f"cannot connect ({detail})"
 
 
-def probe_hubs(sources: set[str], timeout: float, demucs_url: str | None = None) -> dict[str, str | None]:
+def probe_hubs(
+    sources: set[str], timeout: float, demucs_url: str | None = None
+) -> dict[str, str | None]:
     """source -> None (reachable) or the reason it is not; all probed at once."""
     reasons: dict[str, str | None] = {}
     todo = set(sources)
@@ -264,8 +312,13 @@ def modelscope_download(spec: ModelSpec, target: Path, revision: str | None) -> 
     from modelscope.hub.snapshot_download import snapshot_download
 
     target.mkdir(parents=True, exist_ok=True)
-    snapshot_download(spec.repo, revision=revision or "master", local_dir=str(target),
-                      ignore_patterns=MODELSCOPE_IGNORE, endpoint=modelscope_endpoint())
+    snapshot_download(
+        spec.repo,
+        revision=revision or "master",
+        local_dir=str(target),
+        ignore_patterns=MODELSCOPE_IGNORE,
+        endpoint=modelscope_endpoint(),
+    )
 
 
 def hf_download(spec: ModelSpec, target: Path) -> str:
@@ -276,7 +329,13 @@ def hf_download(spec: ModelSpec, target: Path) -> str:
     for file in spec.files:
         folder = (target / file.path).parent
         folder.mkdir(parents=True, exist_ok=True)
-        hf_hub_download(file.repo, file.remote, revision=file.revision, local_dir=str(folder), endpoint=hf_endpoint())
+        hf_hub_download(
+            file.repo,
+            file.remote,
+            revision=file.revision,
+            local_dir=str(folder),
+            endpoint=hf_endpoint(),
+        )
         commits.append(f"{file.repo}@{_local_dir_commit(folder, file.remote)}")
     return ", ".join(dict.fromkeys(commits))
 
@@ -292,7 +351,9 @@ def _local_dir_commit(folder: Path, filename: str) -> str:
         return "?"
 
 
-def demucs_download(release: DemucsRelease, target: Path, demucs_url: str | None, timeout: float) -> None:
+def demucs_download(
+    release: DemucsRelease, target: Path, demucs_url: str | None, timeout: float
+) -> None:
     for file in release.weights:
         url = (demucs_url or DEMUCS_URL).rstrip("/") + "/" + file.remote
         http_download(url, target / file.path, timeout=timeout)
@@ -304,7 +365,9 @@ def demucs_download(release: DemucsRelease, target: Path, demucs_url: str | None
     install_file(release.bag, target / release.bag.name)
 
 
-def http_download(url: str, target: Path, timeout: float = 10.0, chunk_bytes: int = 1 << 20) -> Path:
+def http_download(
+    url: str, target: Path, timeout: float = 10.0, chunk_bytes: int = 1 << 20
+) -> Path:
     """Download ``url`` to ``target`` through ``<target>.part``, resuming a previous partial
     download with a byte range; the finished file replaces ``target`` atomically."""
     import requests
@@ -326,9 +389,18 @@ def http_download(url: str, target: Path, timeout: float = 10.0, chunk_bytes: in
             total = int(response.headers.get("Content-Length") or 0) + done
             from tqdm.auto import tqdm
 
-            with open(part, "ab" if resumed else "wb") as out, tqdm(
-                    total=total or None, initial=done, unit="B", unit_scale=True, desc=target.name,
-                    disable=not progress_enabled(), leave=False) as bar:
+            with (
+                open(part, "ab" if resumed else "wb") as out,
+                tqdm(
+                    total=total or None,
+                    initial=done,
+                    unit="B",
+                    unit_scale=True,
+                    desc=target.name,
+                    disable=not progress_enabled(),
+                    leave=False,
+                ) as bar,
+            ):
                 for block in response.iter_content(chunk_bytes):
                     out.write(block)
                     bar.update(len(block))

@@ -52,7 +52,9 @@ class ModelCheck:
         if self.ok:
             load = "loads" if self.loaded else "not loaded"
             return f"ok    {self.id:<11} {self.path}  [checksums {self.checksums}; {load}{'; ' + self.detail if self.detail else ''}]"
-        return f"FAIL  {self.id:<11} {self.problems[0]}" + "".join(f"\n      {p}" for p in self.problems[1:])
+        return f"FAIL  {self.id:<11} {self.problems[0]}" + "".join(
+            f"\n      {p}" for p in self.problems[1:]
+        )
 
 
 @dataclass
@@ -77,25 +79,45 @@ class VerifyReport:
 
     def raise_for_failures(self) -> None:
         if not self.ok:
-            raise FsclapError(f"{len(self.failures)} of {len(self.checks)} models failed verification — "
-                              f"{self.summary()} (run 'fsclap models verify' for details, 'fsclap models pull' to fix)")
+            raise FsclapError(
+                f"{len(self.failures)} of {len(self.checks)} models failed verification — "
+                f"{self.summary()} (run 'fsclap models verify' for details, 'fsclap models pull' to fix)"
+            )
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "models": [{**asdict(c), "ok": c.ok} for c in self.checks]}
 
 
-def verify_models(settings, ids: list[str] | None = None, *, profile: str | None = None, load: bool = True,
-                  checksums: bool = True, device: str | None = None) -> VerifyReport:
+def verify_models(
+    settings,
+    ids: list[str] | None = None,
+    *,
+    profile: str | None = None,
+    load: bool = True,
+    checksums: bool = True,
+    device: str | None = None,
+) -> VerifyReport:
     """Check the models ``ids`` (default: those of ``profile``, default the settings' profile)."""
     ids = ids or model_ids(profile or settings.profile)
     device = device or settings.resolved_device()
     lock = ModelLock(lock_path(settings))
-    return VerifyReport([verify_model(settings, model_id, lock, load=load, checksums=checksums, device=device)
-                         for model_id in ids])
+    return VerifyReport(
+        [
+            verify_model(settings, model_id, lock, load=load, checksums=checksums, device=device)
+            for model_id in ids
+        ]
+    )
 
 
-def verify_model(settings, model_id: str, lock: ModelLock, *, load: bool = True, checksums: bool = True,
-                 device: str = "cpu") -> ModelCheck:
+def verify_model(
+    settings,
+    model_id: str,
+    lock: ModelLock,
+    *,
+    load: bool = True,
+    checksums: bool = True,
+    device: str = "cpu",
+) -> ModelCheck:
     spec = MODELS[model_id]
     where = locate(settings, model_id)
     check = ModelCheck(model_id, spec.title, spec.source_name, str(where.path), where.origin)
@@ -115,14 +137,23 @@ def verify_model(settings, model_id: str, lock: ModelLock, *, load: bool = True,
         check.problems.extend(problems or [])
     if load and check.ok:
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # loaders print banners; keep stdout for the report
+            with contextlib.redirect_stdout(
+                sys.stderr
+            ):  # loaders print banners; keep stdout for the report
                 check.detail = smoke_test(settings, model_id, where.path, device)
             check.loaded = True
         except Exception as exc:  # noqa: BLE001 - any loader error is this model's failure, reported in one line
             check.loaded = False
-            weights = ", ".join(f for f in here.files if f in weight_files(settings, model_id, where.path, here.folder))
-            check.problems.append(f"does not load from {where.path}" + (f" (weights {weights})" if weights else "")
-                                  + f": {one_line(exc)}")
+            weights = ", ".join(
+                f
+                for f in here.files
+                if f in weight_files(settings, model_id, where.path, here.folder)
+            )
+            check.problems.append(
+                f"does not load from {where.path}"
+                + (f" (weights {weights})" if weights else "")
+                + f": {one_line(exc)}"
+            )
         finally:
             release_memory()
     check.seconds = round(time.perf_counter() - start, 2)
@@ -167,7 +198,10 @@ def verify_stage_models(settings, stages) -> VerifyReport | None:
         return None
     report = verify_models(settings, ids)
     report.raise_for_failures()
-    log.info("models verified before the run: %s", ", ".join(f"{c.id} ({c.checksums})" for c in report.checks))
+    log.info(
+        "models verified before the run: %s",
+        ", ".join(f"{c.id} ({c.checksums})" for c in report.checks),
+    )
     return report
 
 
@@ -199,7 +233,12 @@ def wheel_problems(spec) -> list[str]:
     problems = []
     for record in dist.files or []:
         name = str(record)
-        if ".dist-info" in name or not name.endswith(wanted) or record.hash is None or record.hash.mode != "sha256":
+        if (
+            ".dist-info" in name
+            or not name.endswith(wanted)
+            or record.hash is None
+            or record.hash.mode != "sha256"
+        ):
             continue
         if spec.id == "silero_vad" and not name.endswith("silero_vad.jit"):
             continue  # the loader reads this one file
@@ -209,7 +248,9 @@ def wheel_problems(spec) -> list[str]:
             continue
         digest = hashlib.sha256(path.read_bytes()).digest()
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != record.hash.value:
-            problems.append(f"checksum mismatch in {name} (differs from the {spec.package} wheel's RECORD; reinstall it)")
+            problems.append(
+                f"checksum mismatch in {name} (differs from the {spec.package} wheel's RECORD; reinstall it)"
+            )
     return problems
 
 
@@ -225,7 +266,11 @@ def near_silence(seconds: float, rate: int, channels: int = 0, seed: int = 0) ->
 def _finite(value, what: str) -> None:
     import torch
 
-    array = value.detach().float().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    array = (
+        value.detach().float().cpu().numpy()
+        if isinstance(value, torch.Tensor)
+        else np.asarray(value)
+    )
     if not np.isfinite(array).all():
         raise FsclapError(f"{what} is not finite on silence (NaN/inf weights?)")
 
@@ -269,7 +314,9 @@ def smoke_test(settings, model_id: str, path: Path, device: str) -> str:
 
         backbone = LaionClapBackbone.build(path).to(device).eval()
         with torch.no_grad():
-            audio_in = backbone.audio_preprocessor.collate([backbone.audio_preprocessor(near_silence(1.0, backbone.sample_rate))])
+            audio_in = backbone.audio_preprocessor.collate(
+                [backbone.audio_preprocessor(near_silence(1.0, backbone.sample_rate))]
+            )
             audio = backbone.encode_audio({k: v.to(device) for k, v in audio_in.items()})
             text_in = backbone.text_preprocessor(["a woman speaking slowly with a low voice"])
             text = backbone.encode_text({k: v.to(device) for k, v in text_in.items()})
@@ -288,12 +335,16 @@ def wheel_smoke_test(model_id: str, device: str) -> str:
         import torch
         from silero_vad import get_speech_timestamps
 
-        stamps = get_speech_timestamps(torch.from_numpy(near_silence(1.0, 16000)), offline_models.load_silero_vad(),
-                                       sampling_rate=16000)
+        stamps = get_speech_timestamps(
+            torch.from_numpy(near_silence(1.0, 16000)),
+            offline_models.load_silero_vad(),
+            sampling_rate=16000,
+        )
         return f"{len(stamps)} speech region(s) on silence"
     if model_id == "resemblyzer":
-        embedding = offline_models.load_resemblyzer("cpu" if device.startswith("cpu") else device).embed_utterance(
-            near_silence(1.0, 16000))
+        embedding = offline_models.load_resemblyzer(
+            "cpu" if device.startswith("cpu") else device
+        ).embed_utterance(near_silence(1.0, 16000))
         _finite(embedding, "resemblyzer embedding")
         return f"{embedding.shape[0]}-d speaker embedding"
     vector = offline_models.load_minilm(device).encode(["a woman speaking slowly"])

@@ -54,7 +54,11 @@ class TokenFeatures:
 
     def to(self, device, dtype=None) -> "TokenFeatures":
         tokens = self.tokens.to(device=device, dtype=dtype) if dtype else self.tokens.to(device)
-        pooled = None if self.pooled is None else (self.pooled.to(device=device, dtype=dtype) if dtype else self.pooled.to(device))
+        pooled = (
+            None
+            if self.pooled is None
+            else (self.pooled.to(device=device, dtype=dtype) if dtype else self.pooled.to(device))
+        )
         return TokenFeatures(tokens, self.mask.to(device), pooled)
 
     def select(self, index: Tensor | Sequence[int]) -> "TokenFeatures":
@@ -65,15 +69,15 @@ class TokenFeatures:
     def trimmed(self) -> "TokenFeatures":
         """Drop padding columns that no item uses (keeps results identical, saves compute)."""
         n = int(self.mask.sum(dim=1).max().item()) if self.mask.numel() else 0
-        return TokenFeatures(self.tokens[:, :max(n, 1)], self.mask[:, :max(n, 1)], self.pooled)
+        return TokenFeatures(self.tokens[:, : max(n, 1)], self.mask[:, : max(n, 1)], self.pooled)
 
     def unbind(self) -> list["TokenFeatures"]:
         """One unpadded item per entry (for caches of frozen-backbone features)."""
         out = []
         for i in range(len(self)):
             n = int(self.mask[i].sum())
-            pooled = None if self.pooled is None else self.pooled[i:i + 1]
-            out.append(TokenFeatures(self.tokens[i:i + 1, :n], self.mask[i:i + 1, :n], pooled))
+            pooled = None if self.pooled is None else self.pooled[i : i + 1]
+            out.append(TokenFeatures(self.tokens[i : i + 1, :n], self.mask[i : i + 1, :n], pooled))
         return out
 
     @staticmethod
@@ -85,7 +89,11 @@ class TokenFeatures:
             pad = n - it.tokens.shape[1]
             tokens.append(nn.functional.pad(it.tokens, (0, 0, 0, pad)))
             masks.append(nn.functional.pad(it.mask, (0, pad), value=False))
-        pooled = None if any(it.pooled is None for it in items) else torch.cat([it.pooled for it in items])
+        pooled = (
+            None
+            if any(it.pooled is None for it in items)
+            else torch.cat([it.pooled for it in items])
+        )
         return TokenFeatures(torch.cat(tokens), torch.cat(masks), pooled)
 
 
@@ -117,8 +125,13 @@ class TextPreprocessor:
         self.max_length = max_length
 
     def __call__(self, texts: Sequence[str]) -> dict[str, Tensor]:
-        enc = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
+        enc = self.tokenizer(
+            list(texts),
+            padding="longest",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
@@ -128,7 +141,9 @@ class Backbone(nn.Module):
     name: str = ""
     audio_dim: int = 0
     text_dim: int = 0
-    pooled_dim: int | None = None  # size of ``TokenFeatures.pooled`` when the backbone has a native embedding
+    pooled_dim: int | None = (
+        None  # size of ``TokenFeatures.pooled`` when the backbone has a native embedding
+    )
     audio_preprocessor: AudioPreprocessor
     text_preprocessor: TextPreprocessor
 
@@ -157,5 +172,9 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "audio_dim": self.audio_dim, "text_dim": self.text_dim,
-                "sample_rate": self.sample_rate}
+        return {
+            "name": self.name,
+            "audio_dim": self.audio_dim,
+            "text_dim": self.text_dim,
+            "sample_rate": self.sample_rate,
+        }

@@ -32,9 +32,11 @@ log = get_logger("model.laion_clap")
 
 ORIGINAL_CHECKPOINT = "630k-audioset-best.pt"
 TOKENIZER_DIRS = ("roberta-base", "tokenizer")
-HINT = ("download 630k-audioset-best.pt from https://huggingface.co/lukewys/laion_clap plus the roberta-base "
-        "tokenizer beside it, or a transformers snapshot of laion/clap-htsat-unfused; set model_paths.laion_clap "
-        "or FSCLAP_MODELS")
+HINT = (
+    "download 630k-audioset-best.pt from https://huggingface.co/lukewys/laion_clap plus the roberta-base "
+    "tokenizer beside it, or a transformers snapshot of laion/clap-htsat-unfused; set model_paths.laion_clap "
+    "or FSCLAP_MODELS"
+)
 
 # transformers' convert_clap_original_pytorch_to_hf.py, applied in order as substring replacements
 KEYS_TO_MODIFY_MAPPING = {
@@ -50,14 +52,34 @@ KEYS_TO_MODIFY_MAPPING = {
     "bn0": "batch_norm",
 }
 # original parts that ClapModel does not hold (in-model STFT/mel, AudioSet head, the unused transform MLPs)
-_IGNORED_ORIGINAL = ("spectrogram_extractor", "logmel_extractor", "tscam_conv", "audio_encoder.head.",
-                     "_transform.", "attn_mask")
-_OPTIONAL_HF_BUFFERS = ("position_ids", "token_type_ids", "relative_position_index", "num_batches_tracked")
+_IGNORED_ORIGINAL = (
+    "spectrogram_extractor",
+    "logmel_extractor",
+    "tscam_conv",
+    "audio_encoder.head.",
+    "_transform.",
+    "attn_mask",
+)
+_OPTIONAL_HF_BUFFERS = (
+    "position_ids",
+    "token_type_ids",
+    "relative_position_index",
+    "num_batches_tracked",
+)
 
 # laion/clap-htsat-unfused preprocessor settings (what the original model computes in-graph)
-CLAP_FEATURE_EXTRACTOR = dict(feature_size=64, sampling_rate=48000, hop_length=480, max_length_s=10,
-                              fft_window_size=1024, frequency_min=50, frequency_max=14000, top_db=None,
-                              truncation="rand_trunc", padding="repeatpad")
+CLAP_FEATURE_EXTRACTOR = dict(
+    feature_size=64,
+    sampling_rate=48000,
+    hop_length=480,
+    max_length_s=10,
+    fft_window_size=1024,
+    frequency_min=50,
+    frequency_max=14000,
+    top_db=None,
+    truncation="rand_trunc",
+    padding="repeatpad",
+)
 
 
 def rename_original_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -67,14 +89,16 @@ def rename_original_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tenso
     projection = re.compile(r".*_projection.(\d+).*")
     for key, value in state_dict.items():
         if key.startswith("module."):
-            key = key[len("module."):]
+            key = key[len("module.") :]
         for old, new in KEYS_TO_MODIFY_MAPPING.items():
             if old in key:
                 key = key.replace(old, new)
         if m := sequential.match(key):
             key = key.replace(f"sequential.{m.group(1)}.", f"layers.{int(m.group(1)) // 3}.linear.")
         elif m := projection.match(key):
-            layer = 1 if int(m.group(1)) == 0 else 2  # nn.Sequential(Linear, ReLU, Linear): 0 -> linear1, 2 -> linear2
+            layer = (
+                1 if int(m.group(1)) == 0 else 2
+            )  # nn.Sequential(Linear, ReLU, Linear): 0 -> linear1, 2 -> linear2
             key = key.replace(f"_projection.{m.group(1)}.", f"_projection.linear{layer}.")
         if "qkv" in key:
             q, k, v = value.chunk(3, dim=0)
@@ -91,7 +115,9 @@ def config_from_original(sd: dict[str, Tensor], overrides: dict[str, Any] | None
     from transformers import ClapConfig
 
     if any("fusion_model" in k or "mel_conv2d" in k for k in sd):
-        raise FsclapError("feature-fusion LAION-CLAP checkpoints are not supported; use 630k-audioset-best.pt (unfused)")
+        raise FsclapError(
+            "feature-fusion LAION-CLAP checkpoints are not supported; use 630k-audioset-best.pt (unfused)"
+        )
     enc = "audio_model.audio_encoder."
     try:
         patch_dim = sd[enc + "patch_embed.proj.weight"].shape[0]
@@ -100,22 +126,38 @@ def config_from_original(sd: dict[str, Tensor], overrides: dict[str, Any] | None
         for s in range(n_stages):
             blocks = {int(k.split(".")[5]) for k in sd if k.startswith(f"{enc}layers.{s}.blocks.")}
             depths.append(len(blocks))
-            heads.append(sd[f"{enc}layers.{s}.blocks.0.attention.self.relative_position_bias_table"].shape[1])
+            heads.append(
+                sd[f"{enc}layers.{s}.blocks.0.attention.self.relative_position_bias_table"].shape[1]
+            )
         table = sd[f"{enc}layers.0.blocks.0.attention.self.relative_position_bias_table"].shape[0]
-        window = (int(round(table ** 0.5)) + 1) // 2
+        window = (int(round(table**0.5)) + 1) // 2
         proj_dim, audio_hidden = sd["audio_projection.linear1.weight"].shape
         words = sd["text_model.embeddings.word_embeddings.weight"]
         text_hidden = words.shape[1]
-        n_text_layers = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith("text_model.encoder.layer."))
+        n_text_layers = 1 + max(
+            int(k.split(".")[3]) for k in sd if k.startswith("text_model.encoder.layer.")
+        )
     except (KeyError, ValueError) as exc:
         raise FsclapError(f"not a LAION-CLAP checkpoint (missing {exc})") from None
-    audio = dict(patch_embeds_hidden_size=patch_dim, depths=depths, num_attention_heads=heads, window_size=window,
-                 hidden_size=audio_hidden, num_mel_bins=sd[enc + "batch_norm.weight"].shape[0], enable_fusion=False)
-    text = dict(vocab_size=words.shape[0], hidden_size=text_hidden, num_hidden_layers=n_text_layers,
-                num_attention_heads=max(1, text_hidden // 64),
-                intermediate_size=sd["text_model.encoder.layer.0.intermediate.dense.weight"].shape[0],
-                max_position_embeddings=sd["text_model.embeddings.position_embeddings.weight"].shape[0],
-                type_vocab_size=sd["text_model.embeddings.token_type_embeddings.weight"].shape[0], layer_norm_eps=1e-5)
+    audio = dict(
+        patch_embeds_hidden_size=patch_dim,
+        depths=depths,
+        num_attention_heads=heads,
+        window_size=window,
+        hidden_size=audio_hidden,
+        num_mel_bins=sd[enc + "batch_norm.weight"].shape[0],
+        enable_fusion=False,
+    )
+    text = dict(
+        vocab_size=words.shape[0],
+        hidden_size=text_hidden,
+        num_hidden_layers=n_text_layers,
+        num_attention_heads=max(1, text_hidden // 64),
+        intermediate_size=sd["text_model.encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=sd["text_model.embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=sd["text_model.embeddings.token_type_embeddings.weight"].shape[0],
+        layer_norm_eps=1e-5,
+    )
     overrides = overrides or {}
     audio.update(overrides.get("audio_config", {}))
     text.update(overrides.get("text_config", {}))
@@ -129,13 +171,17 @@ def _load_original(path: Path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError or RuntimeError by version
-        raise FsclapError(f"cannot read LAION-CLAP checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise FsclapError(
+            f"cannot read LAION-CLAP checkpoint {path}: {str(exc).splitlines()[0]}"
+        ) from None
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise FsclapError(f"{path} holds no state_dict")
     sd = rename_original_state_dict(state)
     overrides = {}
-    if (path.parent / "clap_config.json").is_file():  # optional architecture overrides (e.g. text heads)
+    if (
+        path.parent / "clap_config.json"
+    ).is_file():  # optional architecture overrides (e.g. text heads)
         import json
 
         overrides = json.loads((path.parent / "clap_config.json").read_text())
@@ -143,12 +189,16 @@ def _load_original(path: Path):
     model = ClapModel(config)
     expected = model.state_dict()
     sd = {k: v for k, v in sd.items() if not any(tag in k for tag in _IGNORED_ORIGINAL)}
-    missing = [k for k in expected if k not in sd and not any(tag in k for tag in _OPTIONAL_HF_BUFFERS)]
+    missing = [
+        k for k in expected if k not in sd and not any(tag in k for tag in _OPTIONAL_HF_BUFFERS)
+    ]
     unexpected = [k for k in sd if k not in expected]
     if missing or unexpected:
         bad = (missing + unexpected)[:5]
-        raise FsclapError(f"LAION-CLAP checkpoint {path} does not match the HTSAT+RoBERTa layout "
-                          f"({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. {bad})")
+        raise FsclapError(
+            f"LAION-CLAP checkpoint {path} does not match the HTSAT+RoBERTa layout "
+            f"({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. {bad})"
+        )
     model.load_state_dict(sd, strict=False)
     return model
 
@@ -158,8 +208,11 @@ def _tokenizer_folder(checkpoint: Path) -> Path:
         folder = checkpoint.parent / name
         if (folder / "tokenizer.json").is_file() or (folder / "vocab.json").is_file():
             return folder
-    raise MissingModelError("RoBERTa tokenizer for LAION-CLAP", checkpoint.parent / TOKENIZER_DIRS[0],
-                            "put roberta-base's vocab.json + merges.txt (or tokenizer.json) in that folder")
+    raise MissingModelError(
+        "RoBERTa tokenizer for LAION-CLAP",
+        checkpoint.parent / TOKENIZER_DIRS[0],
+        "put roberta-base's vocab.json + merges.txt (or tokenizer.json) in that folder",
+    )
 
 
 def load_clap(path: str | Path):
@@ -168,7 +221,10 @@ def load_clap(path: str | Path):
 
     path = Path(path).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
-        weights = [path / n for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")]
+        weights = [
+            path / n
+            for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+        ]
         if not any(w.is_file() for w in weights):
             raise MissingModelError("LAION-CLAP weights", path / "model.safetensors", HINT)
         if not any((path / n).is_file() for n in ("tokenizer.json", "vocab.json")):
@@ -182,13 +238,17 @@ def load_clap(path: str | Path):
         return model, tokenizer, extractor
     checkpoint = path / ORIGINAL_CHECKPOINT if path.is_dir() else path
     if not checkpoint.is_file():
-        raise MissingModelError("LAION-CLAP checkpoint", checkpoint if path.suffix else path / ORIGINAL_CHECKPOINT, HINT)
+        raise MissingModelError(
+            "LAION-CLAP checkpoint", checkpoint if path.suffix else path / ORIGINAL_CHECKPOINT, HINT
+        )
     folder = _tokenizer_folder(checkpoint)
     model = _load_original(checkpoint)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # noqa: BLE001 - transformers raises ValueError/OSError for broken tokenizer folders
-        raise FsclapError(f"cannot load the RoBERTa tokenizer in {folder}: {str(exc).splitlines()[0]}") from None
+        raise FsclapError(
+            f"cannot load the RoBERTa tokenizer in {folder}: {str(exc).splitlines()[0]}"
+        ) from None
     log.info("converted original LAION-CLAP checkpoint %s on load", checkpoint)
     return model, tokenizer, ClapFeatureExtractor(**CLAP_FEATURE_EXTRACTOR)
 
@@ -204,7 +264,9 @@ class ClapPreprocessor(AudioPreprocessor):
 
     def __call__(self, wave: np.ndarray) -> dict[str, Tensor]:
         max_len = int(self.max_seconds * self.sample_rate)
-        wave = np.asarray(wave, dtype=np.float32)[:max_len]  # longer input is cropped upstream; never random here
+        wave = np.asarray(wave, dtype=np.float32)[
+            :max_len
+        ]  # longer input is cropped upstream; never random here
         if wave.size == 0:
             wave = np.zeros(1, np.float32)
         out = self.extractor(wave, sampling_rate=self.sample_rate, return_tensors="pt")
@@ -229,7 +291,9 @@ class LaionClapBackbone(Backbone):
         self.pooled_dim = int(clap.config.projection_dim)
 
     @classmethod
-    def build(cls, path: str | Path | None = None, text_max_length: int = 77, assets: Path | None = None) -> "LaionClapBackbone":
+    def build(
+        cls, path: str | Path | None = None, text_max_length: int = 77, assets: Path | None = None
+    ) -> "LaionClapBackbone":
         from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel
 
         if assets is not None:
@@ -256,7 +320,9 @@ class LaionClapBackbone(Backbone):
     def encode_text(self, batch: dict[str, Tensor]) -> TokenFeatures:
         mask = batch["attention_mask"]
         out = self.clap.text_model(input_ids=batch["input_ids"], attention_mask=mask)
-        return TokenFeatures(out.last_hidden_state, mask.bool(), self.clap.text_projection(out.pooler_output))
+        return TokenFeatures(
+            out.last_hidden_state, mask.bool(), self.clap.text_projection(out.pooler_output)
+        )
 
     def audio_encoder_module(self) -> nn.Module:
         return nn.ModuleList([self.clap.audio_model, self.clap.audio_projection])
@@ -272,4 +338,7 @@ class LaionClapBackbone(Backbone):
         self.extractor.save_pretrained(str(folder))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": "LAION-CLAP HTSAT-tiny + RoBERTa (transformers ClapModel)"}
+        return {
+            **super().describe(),
+            "model": "LAION-CLAP HTSAT-tiny + RoBERTa (transformers ClapModel)",
+        }

@@ -16,8 +16,14 @@ import torch
 from torch import Tensor, nn
 
 from fsclap.errors import FsclapError
-from model.backbones.base import (AudioPreprocessor, Backbone, TextPreprocessor, TokenFeatures, pad_stack,
-                                  quiet_transformers)
+from model.backbones.base import (
+    AudioPreprocessor,
+    Backbone,
+    TextPreprocessor,
+    TokenFeatures,
+    pad_stack,
+    quiet_transformers,
+)
 
 
 @lru_cache(maxsize=4)
@@ -25,8 +31,15 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     """(n_mels, n_fft // 2 + 1) Slaney mel filters (transformers' implementation: no librosa import cost)."""
     from transformers.audio_utils import mel_filter_bank
 
-    bank = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=fmin,
-                           max_frequency=fmax, sampling_rate=sample_rate, norm="slaney", mel_scale="slaney")
+    bank = mel_filter_bank(
+        num_frequency_bins=n_fft // 2 + 1,
+        num_mel_filters=n_mels,
+        min_frequency=fmin,
+        max_frequency=fmax,
+        sampling_rate=sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
     return torch.from_numpy(np.ascontiguousarray(bank.T, dtype=np.float32))
 
 
@@ -45,9 +58,19 @@ class LogMelPreprocessor(AudioPreprocessor):
     centring also removes the steady harmonic pattern that shows pitch in the mels, so F0 must come
     from the measured channel."""
 
-    def __init__(self, sample_rate: int = 16000, n_mels: int = 80, n_fft: int = 512, win_ms: float = 25.0,
-                 hop_ms: float = 10.0, fmin: float = 20.0, fmax: float | None = None, max_seconds: float = 8.0,
-                 prosody: bool = False, normalise: bool = False):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 80,
+        n_fft: int = 512,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        fmin: float = 20.0,
+        fmax: float | None = None,
+        max_seconds: float = 8.0,
+        prosody: bool = False,
+        normalise: bool = False,
+    ):
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.n_fft = n_fft
@@ -57,8 +80,10 @@ class LogMelPreprocessor(AudioPreprocessor):
         self.fmax = fmax or sample_rate / 2
         self.max_seconds = max_seconds
         if normalise and not prosody:
-            raise FsclapError("model.audio.normalise=true needs model.audio.prosody=true (centred mels no longer "
-                              "show a steady pitch); set normalise=false too")
+            raise FsclapError(
+                "model.audio.normalise=true needs model.audio.prosody=true (centred mels no longer "
+                "show a steady pitch); set normalise=false too"
+            )
         self.prosody = prosody
         self.normalise = normalise
 
@@ -70,8 +95,15 @@ class LogMelPreprocessor(AudioPreprocessor):
         x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
         if x.numel() < max(self.win, self.n_fft):  # one full STFT frame at least (center=False)
             x = nn.functional.pad(x, (0, max(self.win, self.n_fft) - x.numel()))
-        spec = torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.win,
-                          window=torch.hann_window(self.win), center=False, return_complex=True)
+        spec = torch.stft(
+            x,
+            self.n_fft,
+            hop_length=self.hop,
+            win_length=self.win,
+            window=torch.hann_window(self.win),
+            center=False,
+            return_complex=True,
+        )
         power = spec.abs().pow(2)  # (freq, T)
         mel = _mel_basis(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax) @ power
         # log10 power of speech at -20 dBFS sits around [-8, 1]; map roughly to [-2, 2]
@@ -95,15 +127,23 @@ class LogMelPreprocessor(AudioPreprocessor):
         from pipeline.acoustics import PITCH_FLOOR_HZ, f0_track
 
         centres = (np.arange(frames) * self.hop + self.win / 2) / self.sample_rate
-        if len(wave) < 3 * self.sample_rate / PITCH_FLOOR_HZ:  # Praat needs three periods of the lowest F0
+        if (
+            len(wave) < 3 * self.sample_rate / PITCH_FLOOR_HZ
+        ):  # Praat needs three periods of the lowest F0
             return torch.zeros(frames, 2)
-        low = soxr.resample(wave, self.sample_rate, self.PROSODY_RATE) if self.sample_rate != self.PROSODY_RATE else wave
+        low = (
+            soxr.resample(wave, self.sample_rate, self.PROSODY_RATE)
+            if self.sample_rate != self.PROSODY_RATE
+            else wave
+        )
         times, f0 = f0_track(low, self.PROSODY_RATE, time_step=self.PROSODY_STEP_S)
         if len(times) == 0:
             return torch.zeros(frames, 2)
         nearest = np.clip(np.searchsorted(times, centres), 0, len(times) - 1)
         left = np.clip(nearest - 1, 0, len(times) - 1)
-        nearest = np.where(np.abs(times[left] - centres) < np.abs(times[nearest] - centres), left, nearest)
+        nearest = np.where(
+            np.abs(times[left] - centres) < np.abs(times[nearest] - centres), left, nearest
+        )
         hz = f0[nearest]
         voiced = (hz > 0) & (np.abs(times[nearest] - centres) <= self.PROSODY_STEP_S)
         octaves = np.where(voiced, np.log2(np.maximum(hz, 1.0) / 200.0), 0.0)
@@ -129,7 +169,9 @@ class _DilatedBlock(nn.Module):
     def __init__(self, dim: int, kernel: int, dilation: int, dropout: float):
         super().__init__()
         self.norm = _ChannelNorm(dim)
-        self.conv = nn.Conv1d(dim, dim, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation)
+        self.conv = nn.Conv1d(
+            dim, dim, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation
+        )
         self.act = nn.GELU()
         self.pointwise = nn.Conv1d(dim, dim, 1)
         self.drop = nn.Dropout(dropout)
@@ -145,12 +187,26 @@ class LogMelEncoder(nn.Module):
     the defaults). Padded frames are zeroed before every convolution, so each clip's output equals the
     output it would have alone."""
 
-    def __init__(self, n_mels: int = 80, dim: int = 256, blocks: int = 4, kernel: int = 5, dropout: float = 0.1,
-                 subsample: int = 3):
+    def __init__(
+        self,
+        n_mels: int = 80,
+        dim: int = 256,
+        blocks: int = 4,
+        kernel: int = 5,
+        dropout: float = 0.1,
+        subsample: int = 3,
+    ):
         super().__init__()
         self.dim = dim
-        self.stem = nn.ModuleList([nn.Conv1d(n_mels if i == 0 else dim, dim, 3, stride=2, padding=1) for i in range(subsample)])
-        self.blocks = nn.ModuleList([_DilatedBlock(dim, kernel, 2 ** (i % 4), dropout) for i in range(blocks)])
+        self.stem = nn.ModuleList(
+            [
+                nn.Conv1d(n_mels if i == 0 else dim, dim, 3, stride=2, padding=1)
+                for i in range(subsample)
+            ]
+        )
+        self.blocks = nn.ModuleList(
+            [_DilatedBlock(dim, kernel, 2 ** (i % 4), dropout) for i in range(blocks)]
+        )
         self.out_norm = _ChannelNorm(dim)
 
     def forward(self, mel: Tensor, lengths: Tensor) -> TokenFeatures:
@@ -178,14 +234,31 @@ class OfflineBackbone(Backbone):
 
     name = "offline"
 
-    def __init__(self, text_model: nn.Module, tokenizer, audio_cfg: dict[str, Any], text_max_length: int = 64):
+    def __init__(
+        self, text_model: nn.Module, tokenizer, audio_cfg: dict[str, Any], text_max_length: int = 64
+    ):
         super().__init__()
         audio_cfg = dict(audio_cfg)
-        pre_keys = {"sample_rate", "n_mels", "n_fft", "win_ms", "hop_ms", "fmin", "fmax", "max_seconds", "prosody",
-                    "normalise"}
-        self.audio_preprocessor = LogMelPreprocessor(**{k: v for k, v in audio_cfg.items() if k in pre_keys})
+        pre_keys = {
+            "sample_rate",
+            "n_mels",
+            "n_fft",
+            "win_ms",
+            "hop_ms",
+            "fmin",
+            "fmax",
+            "max_seconds",
+            "prosody",
+            "normalise",
+        }
+        self.audio_preprocessor = LogMelPreprocessor(
+            **{k: v for k, v in audio_cfg.items() if k in pre_keys}
+        )
         enc_keys = {"dim", "blocks", "kernel", "dropout", "subsample"}
-        self.audio = LogMelEncoder(n_mels=self.audio_preprocessor.channels, **{k: v for k, v in audio_cfg.items() if k in enc_keys})
+        self.audio = LogMelEncoder(
+            n_mels=self.audio_preprocessor.channels,
+            **{k: v for k, v in audio_cfg.items() if k in enc_keys},
+        )
         self.text = text_model
         self.tokenizer = tokenizer
         self.text_preprocessor = TextPreprocessor(tokenizer, text_max_length)
@@ -194,7 +267,9 @@ class OfflineBackbone(Backbone):
         self.pooled_dim = None
 
     @classmethod
-    def build(cls, audio_cfg: dict[str, Any], text_max_length: int = 64, assets: Path | None = None) -> "OfflineBackbone":
+    def build(
+        cls, audio_cfg: dict[str, Any], text_max_length: int = 64, assets: Path | None = None
+    ) -> "OfflineBackbone":
         """Pretrained MiniLM from the package (``assets=None``), or the architecture only from saved assets
         (a checkpoint then supplies every weight)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -207,7 +282,9 @@ class OfflineBackbone(Backbone):
                 text = AutoModel.from_pretrained(str(path), add_pooling_layer=False)
             tokenizer = AutoTokenizer.from_pretrained(str(path))
         else:
-            text = AutoModel.from_config(AutoConfig.from_pretrained(str(assets / "text")), add_pooling_layer=False)
+            text = AutoModel.from_config(
+                AutoConfig.from_pretrained(str(assets / "text")), add_pooling_layer=False
+            )
             tokenizer = AutoTokenizer.from_pretrained(str(assets / "text"))
         return cls(text, tokenizer, audio_cfg, text_max_length)
 
@@ -235,5 +312,11 @@ class OfflineBackbone(Backbone):
         self.tokenizer.save_pretrained(str(folder))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "text": "all-MiniLM-L6-v2", "audio": "log-mel conv encoder (from scratch)",
-                "tokens_per_second": self.audio_preprocessor.sample_rate / self.audio_preprocessor.hop / 2 ** len(self.audio.stem)}
+        return {
+            **super().describe(),
+            "text": "all-MiniLM-L6-v2",
+            "audio": "log-mel conv encoder (from scratch)",
+            "tokens_per_second": self.audio_preprocessor.sample_rate
+            / self.audio_preprocessor.hop
+            / 2 ** len(self.audio.stem),
+        }

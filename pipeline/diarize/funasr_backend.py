@@ -36,22 +36,35 @@ from pipeline.segments import Segment, SegmentationConfig, merge_short
 from pipeline.speakers import CampplusEmbedder
 
 FUNASR_MODELS = {
-    "paraformer": ("Paraformer-large ASR model (speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch)", "paraformer-zh"),
+    "paraformer": (
+        "Paraformer-large ASR model (speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch)",
+        "paraformer-zh",
+    ),
     "fsmn_vad": ("fsmn-vad model (speech_fsmn_vad_zh-cn-16k-common-pytorch)", "fsmn-vad"),
     "ct_punc": ("ct-punc model (punc_ct-transformer_cn-en-common-vocab471067-large)", "ct-punc"),
     "campplus": ("CAM++ speaker model (speech_campplus_sv_zh-cn_16k-common)", "cam++"),
 }
-_HINT = ("download the ModelScope model dir (configuration.json, config.yaml, weights, tokens/cmvn) and put it "
-         "there, or set model_paths.{key} / FSCLAP_MODEL_PATHS__{KEY}")
+_HINT = (
+    "download the ModelScope model dir (configuration.json, config.yaml, weights, tokens/cmvn) and put it "
+    "there, or set model_paths.{key} / FSCLAP_MODEL_PATHS__{KEY}"
+)
 
 
 class FunasrDiarizerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    batch_size_s: int = Field(300, ge=1, description="FunASR dynamic batch: seconds of audio per ASR batch.")
-    num_speakers: int | None = Field(None, ge=1, description="Known number of speakers (FunASR preset_spk_num); None: estimated.")
-    spk_mode: str = Field("punc_segment", description="FunASR spk_mode: punc_segment (sentences) or vad_segment.")
-    hotword: str | None = Field(None, description="SeACo-Paraformer hotwords (space separated), e.g. character names.")
+    batch_size_s: int = Field(
+        300, ge=1, description="FunASR dynamic batch: seconds of audio per ASR batch."
+    )
+    num_speakers: int | None = Field(
+        None, ge=1, description="Known number of speakers (FunASR preset_spk_num); None: estimated."
+    )
+    spk_mode: str = Field(
+        "punc_segment", description="FunASR spk_mode: punc_segment (sentences) or vad_segment."
+    )
+    hotword: str | None = Field(
+        None, description="SeACo-Paraformer hotwords (space separated), e.g. character names."
+    )
 
 
 def file_path_metas(model_dir: Path) -> dict:
@@ -61,7 +74,9 @@ def file_path_metas(model_dir: Path) -> dict:
     if not configuration.is_file():
         return {}
     try:
-        return json.loads(configuration.read_text(encoding="utf-8")).get("file_path_metas", {}) or {}
+        return (
+            json.loads(configuration.read_text(encoding="utf-8")).get("file_path_metas", {}) or {}
+        )
     except json.JSONDecodeError as exc:
         raise FsclapError(f"{configuration} is not valid JSON: {exc.msg}") from None
 
@@ -81,16 +96,22 @@ def required_files(model_dir: Path) -> dict[str, Path]:
         try:
             config = yaml.safe_load(files["config"].read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise FsclapError(f"{files['config']} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise FsclapError(
+                f"{files['config']} is not valid YAML: {str(exc).splitlines()[0]}"
+            ) from None
     if config.get("tokenizer"):
         token_meta = (metas.get("tokenizer_conf") or {}).get("token_list")
         if token_meta:
             files["tokens"] = model_dir / token_meta
         else:
-            files["tokens"] = next((model_dir / n for n in ("tokens.json", "tokens.txt") if (model_dir / n).is_file()),
-                                   model_dir / "tokens.json")
+            files["tokens"] = next(
+                (model_dir / n for n in ("tokens.json", "tokens.txt") if (model_dir / n).is_file()),
+                model_dir / "tokens.json",
+            )
     if config.get("frontend") in ("WavFrontend", "WavFrontendOnline"):
-        files["cmvn"] = model_dir / ((metas.get("frontend_conf") or {}).get("cmvn_file") or "am.mvn")
+        files["cmvn"] = model_dir / (
+            (metas.get("frontend_conf") or {}).get("cmvn_file") or "am.mvn"
+        )
     return files
 
 
@@ -107,7 +128,10 @@ def check_model_dir(key: str, model_dir: Path) -> Path:
 
 def funasr_model_dirs(settings) -> dict[str, Path]:
     """The four local model dirs of the paper profile, checked."""
-    return {key: check_model_dir(key, settings.model_path(key).expanduser().resolve()) for key in FUNASR_MODELS}
+    return {
+        key: check_model_dir(key, settings.model_path(key).expanduser().resolve())
+        for key in FUNASR_MODELS
+    }
 
 
 def verify_checkpoint(model, weights: Path, what: str) -> None:
@@ -118,14 +142,18 @@ def verify_checkpoint(model, weights: Path, what: str) -> None:
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    wrong = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
     if missing or wrong:
         first = (missing or wrong)[0]
-        raise FsclapError(f"{what}: {weights} does not match its config.yaml ({len(missing)} missing and "
-                          f"{len(wrong)} mis-shaped tensors, e.g. {first})")
+        raise FsclapError(
+            f"{what}: {weights} does not match its config.yaml ({len(missing)} missing and "
+            f"{len(wrong)} mis-shaped tensors, e.g. {first})"
+        )
 
 
 @contextmanager
@@ -148,8 +176,15 @@ def load_funasr_model(key: str, model_dir: Path, device: str = "cpu"):
 
     model_dir = check_model_dir(key, Path(model_dir).expanduser().resolve())
     with quiet_funasr():
-        model = AutoModel(model=str(model_dir), disable_update=True, disable_pbar=True, disable_log=True,
-                          log_level="ERROR", device=device, ncpu=torch.get_num_threads())
+        model = AutoModel(
+            model=str(model_dir),
+            disable_update=True,
+            disable_pbar=True,
+            disable_log=True,
+            log_level="ERROR",
+            device=device,
+            ncpu=torch.get_num_threads(),
+        )
     verify_checkpoint(model.model, required_files(model_dir)["weights"], FUNASR_MODELS[key][0])
     return model
 
@@ -162,12 +197,23 @@ def load_automodel(settings, device: str = "cpu"):
     dirs = funasr_model_dirs(settings)
     with quiet_funasr():
         model = AutoModel(
-            model=str(dirs["paraformer"]), vad_model=str(dirs["fsmn_vad"]), punc_model=str(dirs["ct_punc"]),
-            spk_model=str(dirs["campplus"]), disable_update=True, disable_pbar=True, disable_log=True,
-            log_level="ERROR", device=device, ncpu=torch.get_num_threads(),
+            model=str(dirs["paraformer"]),
+            vad_model=str(dirs["fsmn_vad"]),
+            punc_model=str(dirs["ct_punc"]),
+            spk_model=str(dirs["campplus"]),
+            disable_update=True,
+            disable_pbar=True,
+            disable_log=True,
+            log_level="ERROR",
+            device=device,
+            ncpu=torch.get_num_threads(),
         )
-    for key, sub in (("paraformer", model.model), ("fsmn_vad", model.vad_model), ("ct_punc", model.punc_model),
-                     ("campplus", model.spk_model)):
+    for key, sub in (
+        ("paraformer", model.model),
+        ("fsmn_vad", model.vad_model),
+        ("ct_punc", model.punc_model),
+        ("campplus", model.spk_model),
+    ):
         verify_checkpoint(sub, required_files(dirs[key])["weights"], FUNASR_MODELS[key][0])
     return model
 
@@ -175,8 +221,13 @@ def load_automodel(settings, device: str = "cpu"):
 class FunasrDiarizer:
     name = "funasr-paraformer-campplus"
 
-    def __init__(self, settings, config: FunasrDiarizerConfig | None = None,
-                 segmentation: SegmentationConfig | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        settings,
+        config: FunasrDiarizerConfig | None = None,
+        segmentation: SegmentationConfig | None = None,
+        device: str = "cpu",
+    ):
         self.config = config or FunasrDiarizerConfig()
         self.segmentation = segmentation or SegmentationConfig()
         self.settings = settings
@@ -233,7 +284,10 @@ def split_sentence(sentence: dict, max_s: float, min_s: float) -> list[Segment]:
         return [Segment(start, end, speaker, text)]
     tokens = list(_TOKEN.finditer(text or ""))
     aligned = len(tokens) == len(stamps)
-    cuts = [(k, (stamps[k - 1][1] + stamps[k][0]) / 2, stamps[k][0] - stamps[k - 1][1]) for k in range(1, len(stamps))]
+    cuts = [
+        (k, (stamps[k - 1][1] + stamps[k][0]) / 2, stamps[k][0] - stamps[k - 1][1])
+        for k in range(1, len(stamps))
+    ]
     cuts = [c for c in cuts if c[1] - start >= min_s and end - c[1] >= min_s]
     # prefer cuts that leave a first part of at most max_s; among them the longest pause
     fitting = [c for c in cuts if c[1] - start <= max_s] or cuts
@@ -245,8 +299,18 @@ def split_sentence(sentence: dict, max_s: float, min_s: float) -> list[Segment]:
     if aligned and text:
         at = tokens[best].start()
         left_text, right_text = text[:at].strip() or None, text[at:].strip() or None
-    left = {"start": start * 1000, "end": cut * 1000, "spk": sentence.get("spk", 0), "text": left_text or "",
-            "timestamp": [[a * 1000, b * 1000] for a, b in stamps[:best]]}
-    right = {"start": cut * 1000, "end": end * 1000, "spk": sentence.get("spk", 0), "text": right_text or "",
-             "timestamp": [[a * 1000, b * 1000] for a, b in stamps[best:]]}
+    left = {
+        "start": start * 1000,
+        "end": cut * 1000,
+        "spk": sentence.get("spk", 0),
+        "text": left_text or "",
+        "timestamp": [[a * 1000, b * 1000] for a, b in stamps[:best]],
+    }
+    right = {
+        "start": cut * 1000,
+        "end": end * 1000,
+        "spk": sentence.get("spk", 0),
+        "text": right_text or "",
+        "timestamp": [[a * 1000, b * 1000] for a, b in stamps[best:]],
+    }
     return split_sentence(left, max_s, min_s) + split_sentence(right, max_s, min_s)

@@ -77,49 +77,115 @@ from pipeline.speakers import ResemblyzerEmbedder
 class OfflineDiarizerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    vad_threshold: float = Field(0.3, gt=0, lt=1, description="silero-vad speech probability threshold (0.3: speech under music).")
-    vad_highpass_hz: float = Field(0.0, ge=0, description="High-pass the audio the VAD sees at this frequency "
-                                   "(0: off); music's bass otherwise masks quiet lines.")
-    vad_level_dbfs: float | None = Field(-16.0, description="Scale the audio the VAD sees to this RMS level (clipped "
-                                         "at full scale; quiet lines under music are heard more); None: as it is.")
-    vad_max_gain_db: float = Field(20.0, ge=0, description="Levelling raises the audio by at most this much (a "
-                                   "near-silent track's noise floor is not made loud).")
-    min_speech_s: float = Field(0.25, ge=0, description="Shorter speech bursts are ignored by the VAD.")
+    vad_threshold: float = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        description="silero-vad speech probability threshold (0.3: speech under music).",
+    )
+    vad_highpass_hz: float = Field(
+        0.0,
+        ge=0,
+        description="High-pass the audio the VAD sees at this frequency "
+        "(0: off); music's bass otherwise masks quiet lines.",
+    )
+    vad_level_dbfs: float | None = Field(
+        -16.0,
+        description="Scale the audio the VAD sees to this RMS level (clipped "
+        "at full scale; quiet lines under music are heard more); None: as it is.",
+    )
+    vad_max_gain_db: float = Field(
+        20.0,
+        ge=0,
+        description="Levelling raises the audio by at most this much (a "
+        "near-silent track's noise floor is not made loud).",
+    )
+    min_speech_s: float = Field(
+        0.25, ge=0, description="Shorter speech bursts are ignored by the VAD."
+    )
     min_silence_s: float = Field(0.3, ge=0, description="A pause this long ends a speech region.")
     speech_pad_s: float = Field(0.05, ge=0, description="Padding added around VAD regions.")
     window_s: float = Field(1.5, gt=0.2, description="Embedding window length.")
     hop_s: float = Field(0.75, gt=0, description="Embedding window hop.")
     clustering: Literal["agglomerative", "spectral"] = "agglomerative"
-    distance_threshold: float = Field(0.4, gt=0, lt=2, description="Agglomerative: cosine distance at which merging stops.")
+    distance_threshold: float = Field(
+        0.4, gt=0, lt=2, description="Agglomerative: cosine distance at which merging stops."
+    )
     max_speakers: int = Field(10, ge=1, description="Upper bound on speakers per episode.")
-    smooth_windows: int = Field(3, ge=1, description="Median filter length over a region's window labels (odd).")
-    min_cluster_windows: int = Field(5, ge=1, description="Smaller clusters (~4.5 s of speech at the default window) join the most similar one.")
-    min_cluster_share: float = Field(0.08, ge=0, lt=0.5, description="Clusters with a smaller share of the windows join the most similar one.")
-    shift_semitones: tuple[float, ...] = Field((), description="Agglomerative: also embed each window shifted by these "
-                                               "semitones (pitch and formants); two windows are as similar as their best-matching shift.")
-    resegment: bool = Field(True, description="Refine the clustering with an HMM over (speaker, pitch shift) states "
-                                              "(see resegment_windows); off: the agglomerative labels as they are.")
-    reseg_shift_semitones: tuple[float, ...] = Field((-4.0, -2.0, 2.0, 4.0), description="Resegmentation: the "
-                                                     "pitch+formant shifts a line may carry relative to its speaker "
-                                                     "(restyled lines).")
-    reseg_unshifted_prior: float = Field(0.9, gt=0, le=1, description="Resegmentation: prior probability that a window "
-                                         "is unshifted; the rest is spread evenly over the shifts.")
-    reseg_concentration: float = Field(80.0, gt=0, description="Resegmentation: log-likelihood of a window per unit of "
-                                       "cosine similarity to a speaker centroid (von Mises-Fisher concentration).")
-    reseg_loop_prob: float = Field(0.9, gt=0, lt=1, description="Resegmentation: probability that the next window of "
-                                   "the same speech region keeps speaker and shift.")
-    reseg_gap_loop_prob: float = Field(0.5, gt=0, lt=1, description="Resegmentation: the same across a pause (the next "
-                                       "region).")
-    reseg_min_share: float = Field(0.1, ge=0, lt=0.5, description="Resegmentation: a speaker whose posterior share of "
-                                   "the windows falls below this is dropped (its windows go to the others).")
-    reseg_iterations: int = Field(10, ge=1, description="Resegmentation: centroid / forward-backward rounds.")
+    smooth_windows: int = Field(
+        3, ge=1, description="Median filter length over a region's window labels (odd)."
+    )
+    min_cluster_windows: int = Field(
+        5,
+        ge=1,
+        description="Smaller clusters (~4.5 s of speech at the default window) join the most similar one.",
+    )
+    min_cluster_share: float = Field(
+        0.08,
+        ge=0,
+        lt=0.5,
+        description="Clusters with a smaller share of the windows join the most similar one.",
+    )
+    shift_semitones: tuple[float, ...] = Field(
+        (),
+        description="Agglomerative: also embed each window shifted by these "
+        "semitones (pitch and formants); two windows are as similar as their best-matching shift.",
+    )
+    resegment: bool = Field(
+        True,
+        description="Refine the clustering with an HMM over (speaker, pitch shift) states "
+        "(see resegment_windows); off: the agglomerative labels as they are.",
+    )
+    reseg_shift_semitones: tuple[float, ...] = Field(
+        (-4.0, -2.0, 2.0, 4.0),
+        description="Resegmentation: the "
+        "pitch+formant shifts a line may carry relative to its speaker "
+        "(restyled lines).",
+    )
+    reseg_unshifted_prior: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Resegmentation: prior probability that a window "
+        "is unshifted; the rest is spread evenly over the shifts.",
+    )
+    reseg_concentration: float = Field(
+        80.0,
+        gt=0,
+        description="Resegmentation: log-likelihood of a window per unit of "
+        "cosine similarity to a speaker centroid (von Mises-Fisher concentration).",
+    )
+    reseg_loop_prob: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="Resegmentation: probability that the next window of "
+        "the same speech region keeps speaker and shift.",
+    )
+    reseg_gap_loop_prob: float = Field(
+        0.5, gt=0, lt=1, description="Resegmentation: the same across a pause (the next region)."
+    )
+    reseg_min_share: float = Field(
+        0.1,
+        ge=0,
+        lt=0.5,
+        description="Resegmentation: a speaker whose posterior share of "
+        "the windows falls below this is dropped (its windows go to the others).",
+    )
+    reseg_iterations: int = Field(
+        10, ge=1, description="Resegmentation: centroid / forward-backward rounds."
+    )
 
 
 class OfflineDiarizer:
     name = "offline-silero-resemblyzer"
 
-    def __init__(self, config: OfflineDiarizerConfig | None = None, segmentation: SegmentationConfig | None = None,
-                 device: str = "cpu"):
+    def __init__(
+        self,
+        config: OfflineDiarizerConfig | None = None,
+        segmentation: SegmentationConfig | None = None,
+        device: str = "cpu",
+    ):
         self.config = config or OfflineDiarizerConfig()
         self.segmentation = segmentation or SegmentationConfig()
         self.device = device
@@ -142,9 +208,12 @@ class OfflineDiarizer:
         if len(audio) < 512:
             return []
         stamps = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(self.vad_input(audio), dtype=np.float32)), load_silero_vad(),
-            threshold=c.vad_threshold, sampling_rate=MODEL_SAMPLE_RATE,
-            min_speech_duration_ms=int(c.min_speech_s * 1000), min_silence_duration_ms=int(c.min_silence_s * 1000),
+            torch.from_numpy(np.ascontiguousarray(self.vad_input(audio), dtype=np.float32)),
+            load_silero_vad(),
+            threshold=c.vad_threshold,
+            sampling_rate=MODEL_SAMPLE_RATE,
+            min_speech_duration_ms=int(c.min_speech_s * 1000),
+            min_silence_duration_ms=int(c.min_silence_s * 1000),
             speech_pad_ms=int(c.speech_pad_s * 1000),
         )
         return [(s["start"] / MODEL_SAMPLE_RATE, s["end"] / MODEL_SAMPLE_RATE) for s in stamps]
@@ -156,10 +225,12 @@ class OfflineDiarizer:
         if c.vad_highpass_hz > 0:
             import scipy.signal
 
-            sos = scipy.signal.butter(4, c.vad_highpass_hz, "highpass", fs=MODEL_SAMPLE_RATE, output="sos")
+            sos = scipy.signal.butter(
+                4, c.vad_highpass_hz, "highpass", fs=MODEL_SAMPLE_RATE, output="sos"
+            )
             out = scipy.signal.sosfilt(sos, out)
         if c.vad_level_dbfs is not None:
-            rms = float(np.sqrt(np.mean(out ** 2)))
+            rms = float(np.sqrt(np.mean(out**2)))
             if rms > 1e-6:  # silence stays silence
                 gain = min(10 ** (c.vad_level_dbfs / 20) / rms, 10 ** (c.vad_max_gain_db / 20))
                 out = np.clip(out * gain, -1.0, 1.0)
@@ -168,15 +239,24 @@ class OfflineDiarizer:
     def cluster(self, embeddings: np.ndarray, shifted: np.ndarray | None = None) -> np.ndarray:
         """Speaker label per window, number of speakers estimated."""
         c = self.config
-        return cluster_embeddings(embeddings, c.clustering, c.distance_threshold, c.max_speakers,
-                                  c.min_cluster_windows, c.min_cluster_share, shifted)
+        return cluster_embeddings(
+            embeddings,
+            c.clustering,
+            c.distance_threshold,
+            c.max_speakers,
+            c.min_cluster_windows,
+            c.min_cluster_share,
+            shifted,
+        )
 
     def diarize(self, audio: np.ndarray) -> list[Segment]:
         audio = np.asarray(audio, dtype=np.float32)
         regions = self.speech_regions(audio)
         if not regions:
             return []
-        emb, spans = self.embedder().embed_windows(audio, self.config.window_s, self.config.hop_s, regions)
+        emb, spans = self.embedder().embed_windows(
+            audio, self.config.window_s, self.config.hop_s, regions
+        )
         shifted = self.shifted_embeddings(audio, spans)
         reseg_shifted = self.resegmentation_embeddings(audio, spans)
         return self.segments_from_windows(audio, regions, emb, spans, shifted, reseg_shifted)
@@ -195,9 +275,15 @@ class OfflineDiarizer:
             return None
         return np.stack([self.embedder().embed_spans(audio, spans, s) for s in shifts])
 
-    def segments_from_windows(self, audio: np.ndarray, regions: list[tuple[float, float]], emb: np.ndarray,
-                              spans: np.ndarray, shifted: np.ndarray | None = None,
-                              reseg_shifted: np.ndarray | None = None) -> list[Segment]:
+    def segments_from_windows(
+        self,
+        audio: np.ndarray,
+        regions: list[tuple[float, float]],
+        emb: np.ndarray,
+        spans: np.ndarray,
+        shifted: np.ndarray | None = None,
+        reseg_shifted: np.ndarray | None = None,
+    ) -> list[Segment]:
         """Steps 3-4 on given speech regions and window embeddings (the benchmark reuses them);
         ``reseg_shifted``: the windows embedded at ``reseg_shift_semitones`` (only with ``resegment``)."""
         c = self.config
@@ -206,18 +292,35 @@ class OfflineDiarizer:
         if c.resegment and len(emb) > 1:
             same_region = window_regions(regions, centres)
             same_region = np.r_[False, same_region[1:] == same_region[:-1]]
-            views = np.concatenate([emb[None], reseg_shifted]) if reseg_shifted is not None else emb[None]
+            views = (
+                np.concatenate([emb[None], reseg_shifted])
+                if reseg_shifted is not None
+                else emb[None]
+            )
             n_shifts = len(views) - 1
             shifted_prior = (1 - c.reseg_unshifted_prior) / max(n_shifts, 1)
             shift_prior = np.array([c.reseg_unshifted_prior] + [shifted_prior] * n_shifts)
-            labels = resegment_windows(views, labels, same_region, c.reseg_concentration, c.reseg_loop_prob,
-                                       c.reseg_gap_loop_prob, c.reseg_min_share, shift_prior, c.reseg_iterations)
+            labels = resegment_windows(
+                views,
+                labels,
+                same_region,
+                c.reseg_concentration,
+                c.reseg_loop_prob,
+                c.reseg_gap_loop_prob,
+                c.reseg_min_share,
+                shift_prior,
+                c.reseg_iterations,
+            )
         pieces: list[Segment] = []
         for start_s, end_s in regions:
             inside = np.flatnonzero((centres >= start_s) & (centres <= end_s))
             if len(inside) == 0:
                 # too short to embed: the speaker of the nearest window in time
-                label = int(labels[np.argmin(np.abs(centres - (start_s + end_s) / 2))]) if len(labels) else 0
+                label = (
+                    int(labels[np.argmin(np.abs(centres - (start_s + end_s) / 2))])
+                    if len(labels)
+                    else 0
+                )
                 pieces.append(Segment(start_s, end_s, f"S{label}"))
                 continue
             region_labels = median_filter(labels[inside], c.smooth_windows)
@@ -226,9 +329,15 @@ class OfflineDiarizer:
         return shape_segments(pieces, self.segmentation, quietest_point(audio, MODEL_SAMPLE_RATE))
 
 
-def cluster_embeddings(embeddings: np.ndarray, method: str, distance_threshold: float, max_speakers: int,
-                       min_cluster_windows: int = 1, min_cluster_share: float = 0.0,
-                       shifted: np.ndarray | None = None) -> np.ndarray:
+def cluster_embeddings(
+    embeddings: np.ndarray,
+    method: str,
+    distance_threshold: float,
+    max_speakers: int,
+    min_cluster_windows: int = 1,
+    min_cluster_share: float = 0.0,
+    shifted: np.ndarray | None = None,
+) -> np.ndarray:
     """Cluster label per window embedding, the number of clusters estimated (see the module notes).
 
     ``shifted`` (``(n_shifts, n, dim)``, agglomerative only): the same windows embedded after pitch
@@ -243,11 +352,16 @@ def cluster_embeddings(embeddings: np.ndarray, method: str, distance_threshold: 
         from sklearn.cluster import AgglomerativeClustering
 
         distance = 1.0 - shift_invariant_similarity(u, shifted)
-        labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
-                                         distance_threshold=distance_threshold).fit_predict(distance)
+        labels = AgglomerativeClustering(
+            n_clusters=None,
+            metric="precomputed",
+            linkage="average",
+            distance_threshold=distance_threshold,
+        ).fit_predict(distance)
         if labels.max() + 1 > max_speakers:
-            labels = AgglomerativeClustering(n_clusters=max_speakers, metric="precomputed",
-                                             linkage="average").fit_predict(distance)
+            labels = AgglomerativeClustering(
+                n_clusters=max_speakers, metric="precomputed", linkage="average"
+            ).fit_predict(distance)
     min_size = max(min_cluster_windows, int(np.ceil(min_cluster_share * n)))
     return absorb_small_clusters(u, labels.astype(int), min_size)
 
@@ -260,9 +374,17 @@ def window_regions(regions: list[tuple[float, float]], centres: np.ndarray) -> n
     return ids
 
 
-def resegment_windows(views: np.ndarray, labels: np.ndarray, same_region: np.ndarray, concentration: float,
-                      loop_prob: float, gap_loop_prob: float, min_share: float, shift_prior: np.ndarray,
-                      iterations: int = 10) -> np.ndarray:
+def resegment_windows(
+    views: np.ndarray,
+    labels: np.ndarray,
+    same_region: np.ndarray,
+    concentration: float,
+    loop_prob: float,
+    gap_loop_prob: float,
+    min_share: float,
+    shift_prior: np.ndarray,
+    iterations: int = 10,
+) -> np.ndarray:
     """Refine window labels with an HMM whose states are (speaker, pitch shift), VBx-style.
 
     ``views``: ``(n_shifts, n, dim)`` window embeddings, ``views[0]`` as recorded and the others
@@ -294,21 +416,32 @@ def resegment_windows(views: np.ndarray, labels: np.ndarray, same_region: np.nda
         k = posterior.shape[1]
         centroids = np.einsum("nks,snd->kd", posterior, units)
         centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-        log_state_prior = (np.log(np.maximum(posterior.sum(axis=(0, 2)) / n, 1e-12))[:, None]
-                           + log_shift_prior[None, :]).reshape(-1)
-        log_emit = concentration * np.einsum("snd,kd->nks", units, centroids).reshape(n, k * n_views)
-        transitions = {True: hmm_transitions(log_state_prior, loop_prob),
-                       False: hmm_transitions(log_state_prior, gap_loop_prob)}
+        log_state_prior = (
+            np.log(np.maximum(posterior.sum(axis=(0, 2)) / n, 1e-12))[:, None]
+            + log_shift_prior[None, :]
+        ).reshape(-1)
+        log_emit = concentration * np.einsum("snd,kd->nks", units, centroids).reshape(
+            n, k * n_views
+        )
+        transitions = {
+            True: hmm_transitions(log_state_prior, loop_prob),
+            False: hmm_transitions(log_state_prior, gap_loop_prob),
+        }
         forward = np.zeros_like(log_emit)
         backward = np.zeros_like(log_emit)
         forward[0] = log_state_prior + log_emit[0]
         for i in range(1, n):
-            forward[i] = logsumexp(forward[i - 1][:, None] + transitions[bool(same_region[i])], axis=0) + log_emit[i]
+            forward[i] = (
+                logsumexp(forward[i - 1][:, None] + transitions[bool(same_region[i])], axis=0)
+                + log_emit[i]
+            )
         for i in range(n - 2, -1, -1):
             ahead = log_emit[i + 1] + backward[i + 1]
             backward[i] = logsumexp(transitions[bool(same_region[i + 1])] + ahead[None, :], axis=1)
         log_post = forward + backward
-        posterior = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True)).reshape(n, k, n_views)
+        posterior = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True)).reshape(
+            n, k, n_views
+        )
     return np.unique(np.argmax(posterior.sum(axis=2), axis=1), return_inverse=True)[1]
 
 
@@ -340,7 +473,9 @@ def absorb_small_clusters(u: np.ndarray, labels: np.ndarray, min_size: int) -> n
             break
         small = ids[np.argmin(counts)]
         centroids = {k: u[labels == k].mean(axis=0) for k in ids}
-        target = max((k for k in ids if k != small), key=lambda k: float(centroids[small] @ centroids[k]))
+        target = max(
+            (k for k in ids if k != small), key=lambda k: float(centroids[small] @ centroids[k])
+        )
         labels[labels == small] = target
     _, labels = np.unique(labels, return_inverse=True)
     return labels
@@ -380,14 +515,16 @@ def median_filter(labels: np.ndarray, size: int) -> np.ndarray:
     half = size // 2
     out = labels.copy()
     for i in range(len(labels)):
-        window = labels[max(0, i - half): i + half + 1]
+        window = labels[max(0, i - half) : i + half + 1]
         values, counts = np.unique(window, return_counts=True)
         best = values[counts == counts.max()]
         out[i] = labels[i] if labels[i] in best else best[0]
     return out
 
 
-def split_region(start_s: float, end_s: float, centres: np.ndarray, labels: np.ndarray) -> list[Segment]:
+def split_region(
+    start_s: float, end_s: float, centres: np.ndarray, labels: np.ndarray
+) -> list[Segment]:
     """Cut a speech region where the window label changes, halfway between the window centres."""
     out = []
     seg_start = start_s

@@ -49,8 +49,12 @@ class DiarizeFailed(StageError):
 class DiarizeConfig(StageConfig):
     operational: ClassVar[frozenset[str]] = frozenset({"workers"})
 
-    backend: Literal["funasr", "offline"] = Field("offline", description="funasr (paper profile) | offline.")
-    sample_rate: int = Field(PAPER_SAMPLE_RATE, ge=16000, description="Working rate of the vocal track and the clips.")
+    backend: Literal["funasr", "offline"] = Field(
+        "offline", description="funasr (paper profile) | offline."
+    )
+    sample_rate: int = Field(
+        PAPER_SAMPLE_RATE, ge=16000, description="Working rate of the vocal track and the clips."
+    )
     clip_format: Literal["flac", "wav"] = "flac"
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     offline: OfflineDiarizerConfig = Field(default_factory=OfflineDiarizerConfig)
@@ -82,7 +86,9 @@ class Diarize(Stage):
                 from fsclap.config import Settings
 
                 self.settings = Settings()
-            return FunasrDiarizer(self.settings, c.funasr, c.segmentation, device=self.context.device)
+            return FunasrDiarizer(
+                self.settings, c.funasr, c.segmentation, device=self.context.device
+            )
         from pipeline.diarize.offline_backend import OfflineDiarizer
 
         return OfflineDiarizer(c.offline, c.segmentation, device=self.context.device)
@@ -115,12 +121,20 @@ class Diarize(Stage):
             from pipeline.diarize.funasr_backend import required_files
 
             files = {key: required_files(path) for key, path in self.diarizer.dirs.items()}
-            return {"models": {key: {"config": short_hash(f["config"].read_text(encoding="utf-8")),
-                                     "weights": [f["weights"].name, f["weights"].stat().st_size]}
-                               for key, f in files.items()}}
+            return {
+                "models": {
+                    key: {
+                        "config": short_hash(f["config"].read_text(encoding="utf-8")),
+                        "weights": [f["weights"].name, f["weights"].stat().st_size],
+                    }
+                    for key, f in files.items()
+                }
+            }
         from importlib.metadata import version
 
-        return {"models": {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer")}}
+        return {
+            "models": {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer")}
+        }
 
     # --- stage interface ---------------------------------------------------------------------
 
@@ -129,8 +143,11 @@ class Diarize(Stage):
 
     def paths(self, episode: Episode) -> tuple[Path, Path, Path]:
         base = self.context.data_root / "segments" / episode.drama_id
-        return base / f"{episode.episode_id}.parquet", base / f"{episode.episode_id}.npy", \
-            self.context.data_root / "clips" / episode.drama_id / episode.episode_id
+        return (
+            base / f"{episode.episode_id}.parquet",
+            base / f"{episode.episode_id}.npy",
+            self.context.data_root / "clips" / episode.drama_id / episode.episode_id,
+        )
 
     def outputs(self, episode: Episode) -> list[Path]:
         table, embeddings, _ = self.paths(episode)
@@ -148,8 +165,16 @@ class Diarize(Stage):
             segments = self.diarizer.diarize(audio16)
             reasons = segment_reasons(segments, c.segmentation.min_s)
             candidates = [i for i, r in enumerate(reasons) if r is None]
-            vectors = self._embedder.embed([audio16[int(segments[i].start_s * MODEL_SAMPLE_RATE):
-                                                    int(segments[i].end_s * MODEL_SAMPLE_RATE)] for i in candidates])
+            vectors = self._embedder.embed(
+                [
+                    audio16[
+                        int(segments[i].start_s * MODEL_SAMPLE_RATE) : int(
+                            segments[i].end_s * MODEL_SAMPLE_RATE
+                        )
+                    ]
+                    for i in candidates
+                ]
+            )
         table_path, emb_path, clip_dir = self.paths(episode)
         embeddings = np.zeros((len(segments), self._embedder.dim), dtype=np.float32)
         if candidates:
@@ -160,17 +185,30 @@ class Diarize(Stage):
             segment_id = f"{episode.episode_id}_{i:04d}"
             clip_path = None
             if reason is None:
-                clip = cut_clip(track, c.sample_rate, seg, clip_dir / f"{segment_id}.{c.clip_format}")
+                clip = cut_clip(
+                    track, c.sample_rate, seg, clip_dir / f"{segment_id}.{c.clip_format}"
+                )
                 keep_clips.add(clip.name)
                 clip_path = self.context.rel(clip)
-            rows.append({
-                "segment_id": segment_id, "drama_id": episode.drama_id, "episode_id": episode.episode_id,
-                "episode_index": episode.episode_index,
-                "start_s": round(seg.start_s, 3), "end_s": round(seg.end_s, 3), "duration_s": round(seg.duration_s, 3),
-                "text": seg.text, "episode_speaker": seg.speaker, "embedding_model": self._embedder.name,
-                "embedding_path": self.context.rel(emb_path), "embedding_row": i, "clip_path": clip_path,
-                "reason": reason, "diarizer": self.diarizer.name,
-            })
+            rows.append(
+                {
+                    "segment_id": segment_id,
+                    "drama_id": episode.drama_id,
+                    "episode_id": episode.episode_id,
+                    "episode_index": episode.episode_index,
+                    "start_s": round(seg.start_s, 3),
+                    "end_s": round(seg.end_s, 3),
+                    "duration_s": round(seg.duration_s, 3),
+                    "text": seg.text,
+                    "episode_speaker": seg.speaker,
+                    "embedding_model": self._embedder.name,
+                    "embedding_path": self.context.rel(emb_path),
+                    "embedding_row": i,
+                    "clip_path": clip_path,
+                    "reason": reason,
+                    "diarizer": self.diarizer.name,
+                }
+            )
         remove_stale_clips(clip_dir, keep_clips)
         with atomic_path(emb_path) as tmp:
             with open(tmp, "wb") as handle:
@@ -179,15 +217,17 @@ class Diarize(Stage):
 
         result = episode.copy()
         speech_s = float(sum(s.duration_s for s in segments))
-        result.extra.update({
-            "segments_path": self.context.rel(table_path),
-            "segments_sha256": sha256_file(table_path),
-            "n_segments": len(segments),
-            "n_candidate_segments": len(candidates),
-            "n_episode_speakers": len({s.speaker for s in segments}),
-            "speech_s": round(speech_s, 3),
-            "diarize_outcome": "ok" if segments else "no_speech",
-        })
+        result.extra.update(
+            {
+                "segments_path": self.context.rel(table_path),
+                "segments_sha256": sha256_file(table_path),
+                "n_segments": len(segments),
+                "n_candidate_segments": len(candidates),
+                "n_episode_speakers": len({s.speaker for s in segments}),
+                "speech_s": round(speech_s, 3),
+                "diarize_outcome": "ok" if segments else "no_speech",
+            }
+        )
         if not segments:
             log.info("%s: no speech found in %s", episode.episode_id, episode.vocals_path)
         return result

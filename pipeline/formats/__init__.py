@@ -26,7 +26,9 @@ READ_FORMATS = ("textrolspeech", "promptspeech", "fsclap-csv", "hf-parquet", "lh
 WRITE_FORMATS = ("textrolspeech", "fsclap-csv", "hf-parquet", "lhotse")
 
 
-def import_manifest(path: str | Path, fmt: str, audio_root: str | Path | None = None) -> ImportResult:
+def import_manifest(
+    path: str | Path, fmt: str, audio_root: str | Path | None = None
+) -> ImportResult:
     """Read ``path`` in format ``fmt`` as a canonical clip-manifest frame."""
     if fmt == "textrolspeech":
         from pipeline.formats.textrolspeech import read_textrolspeech

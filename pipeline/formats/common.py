@@ -14,12 +14,32 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 
 # Other datasets' spellings of the manifest's attribute levels.
 SYNONYMS: dict[str, dict[str, str]] = {
-    "gender": {"m": "male", "f": "female", "man": "male", "woman": "female", "men": "male", "women": "female"},
+    "gender": {
+        "m": "male",
+        "f": "female",
+        "man": "male",
+        "woman": "female",
+        "men": "male",
+        "women": "female",
+    },
     "pitch": {"medium": "normal", "mid": "normal", "middle": "normal"},
-    "speed": {"low": "slow", "high": "fast", "medium": "normal", "mid": "normal"},  # TextrolSpeech 'dur'
+    "speed": {
+        "low": "slow",
+        "high": "fast",
+        "medium": "normal",
+        "mid": "normal",
+    },  # TextrolSpeech 'dur'
     "energy": {"medium": "normal", "mid": "normal", "loud": "high", "quiet": "low"},
-    "emotion": {"fear": "fearful", "disgust": "disgusted", "surprise": "surprised", "happiness": "happy",
-                "anger": "angry", "sadness": "sad", "neutrality": "neutral", "calm": "neutral"},
+    "emotion": {
+        "fear": "fearful",
+        "disgust": "disgusted",
+        "surprise": "surprised",
+        "happiness": "happy",
+        "anger": "angry",
+        "sadness": "sad",
+        "neutrality": "neutral",
+        "calm": "neutral",
+    },
 }
 
 
@@ -28,7 +48,9 @@ class ImportResult:
     """Imported rows (canonical columns) and the rows left out with their reason."""
 
     frame: pd.DataFrame
-    problems: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["row", "item", "problem"]))
+    problems: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["row", "item", "problem"])
+    )
 
     def summary(self) -> str:
         text = f"imported {len(self.frame)} clips"
@@ -70,7 +92,11 @@ class AudioIndex:
 
     def resolve_path(self, value: str, base: Path) -> Path | None:
         path = Path(value).expanduser()
-        for candidate in ([path] if path.is_absolute() else [base / path, *( [self.root / path] if self.root else [])]):
+        for candidate in (
+            [path]
+            if path.is_absolute()
+            else [base / path, *([self.root / path] if self.root else [])]
+        ):
             if candidate.is_file():
                 return Path(os.path.normpath(candidate))
         return None
@@ -88,15 +114,21 @@ class AudioIndex:
         hits = self.by_stem.get(chunks[-1], [])
         if len(hits) == 1:
             return hits[0], ""
-        return None, (f"no audio file for item {item!r} under {self.root}" if not hits
-                      else f"item {item!r} matches {len(hits)} audio files")
+        return None, (
+            f"no audio file for item {item!r} under {self.root}"
+            if not hits
+            else f"item {item!r} matches {len(hits)} audio files"
+        )
 
     def by_stem_name(self, stem: str) -> tuple[Path | None, str]:
         hits = self.by_stem.get(stem, [])
         if len(hits) == 1:
             return hits[0], ""
-        return None, (f"no audio file named {stem}.* under {self.root}" if not hits
-                      else f"{len(hits)} audio files named {stem}.*")
+        return None, (
+            f"no audio file named {stem}.* under {self.root}"
+            if not hits
+            else f"{len(hits)} audio files named {stem}.*"
+        )
 
 
 def relative(path: str | Path, folder: Path) -> str:
@@ -110,11 +142,15 @@ def problems_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "item", "problem"])
 
 
-def import_result(rows: list[dict], problems: list[tuple[int, str, str]], id_name: str) -> ImportResult:
+def import_result(
+    rows: list[dict], problems: list[tuple[int, str, str]], id_name: str
+) -> ImportResult:
     """The imported rows, a repeated clip id keeping its first row (the others become problems)."""
     frame = pd.DataFrame(rows)
     if len(frame) and frame["clip_id"].duplicated().any():
         dup = frame["clip_id"].duplicated(keep="first")
-        problems = problems + [(-1, c, f"repeated {id_name}; first kept") for c in frame.loc[dup, "clip_id"]]
+        problems = problems + [
+            (-1, c, f"repeated {id_name}; first kept") for c in frame.loc[dup, "clip_id"]
+        ]
         frame = frame[~dup].reset_index(drop=True)
     return ImportResult(frame, problems_frame(problems))

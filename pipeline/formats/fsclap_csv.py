@@ -14,8 +14,12 @@ from pipeline.formats.common import ImportResult, relative
 
 def write_fsclap_csv(frame: pd.DataFrame, out: str | Path) -> Path:
     out = Path(out)
-    table = pd.DataFrame({"wav_fp": [relative(p, out.parent) for p in frame["audio_path"]],
-                          "style_prompt": frame["caption"].astype(str)})
+    table = pd.DataFrame(
+        {
+            "wav_fp": [relative(p, out.parent) for p in frame["audio_path"]],
+            "style_prompt": frame["caption"].astype(str),
+        }
+    )
     for col in OPTIONAL_COLUMNS:
         if col in frame.columns:
             table[col] = frame[col].to_numpy()

@@ -22,8 +22,21 @@ from fsclap.manifest import SPLITS, ManifestError
 from pipeline.formats.common import ImportResult, relative
 
 SHARD = "{split}-00000-of-00001.parquet"
-STRING_COLUMNS = ("clip_id", "caption", "caption_en", "caption_zh", "text", "speaker_id", "gender", "pitch", "speed",
-                  "energy", "emotion", "drama_id", "episode_id")
+STRING_COLUMNS = (
+    "clip_id",
+    "caption",
+    "caption_en",
+    "caption_zh",
+    "text",
+    "speaker_id",
+    "gender",
+    "pitch",
+    "speed",
+    "energy",
+    "emotion",
+    "drama_id",
+    "episode_id",
+)
 FLOAT_COLUMNS = ("start_s", "end_s", "duration_s", "f0_median_hz", "speech_rate", "rms_dbfs")
 
 
@@ -34,16 +47,26 @@ def _features(columns: list[str]) -> dict:
     return features
 
 
-def write_hf_parquet(frame: pd.DataFrame, out_dir: str | Path, embed_audio: bool = True, name: str = "fsclap") -> Path:
+def write_hf_parquet(
+    frame: pd.DataFrame, out_dir: str | Path, embed_audio: bool = True, name: str = "fsclap"
+) -> Path:
     out_dir = Path(out_dir)
     columns = [c for c in (*STRING_COLUMNS, *FLOAT_COLUMNS) if c in frame.columns]
     features = _features(columns)
     schema = pa.schema(
-        [pa.field("audio", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())]))]
+        [
+            pa.field(
+                "audio", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+            )
+        ]
         + [pa.field(c, pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in columns],
         metadata={b"huggingface": json.dumps({"info": {"features": features}}).encode()},
     )
-    splits = frame["split"].fillna("train") if "split" in frame.columns else pd.Series("train", index=frame.index)
+    splits = (
+        frame["split"].fillna("train")
+        if "split" in frame.columns
+        else pd.Series("train", index=frame.index)
+    )
     written = []
     for split in [s for s in (*SPLITS, *sorted(set(splits) - set(SPLITS))) if (splits == s).any()]:
         part = frame[splits == split]
@@ -52,13 +75,19 @@ def write_hf_parquet(frame: pd.DataFrame, out_dir: str | Path, embed_audio: bool
             path = Path(p)
             if not path.is_file():
                 raise FsclapError(f"cannot export to hf-parquet: audio file not found: {path}")
-            audio.append({"bytes": path.read_bytes(), "path": path.name} if embed_audio
-                         else {"bytes": None, "path": relative(path, out_dir)})
+            audio.append(
+                {"bytes": path.read_bytes(), "path": path.name}
+                if embed_audio
+                else {"bytes": None, "path": relative(path, out_dir)}
+            )
         data = {"audio": audio}
         for col in columns:
             values = part[col]
-            data[col] = (pd.to_numeric(values, errors="coerce").tolist() if col in FLOAT_COLUMNS
-                         else [None if pd.isna(v) else str(v) for v in values])
+            data[col] = (
+                pd.to_numeric(values, errors="coerce").tolist()
+                if col in FLOAT_COLUMNS
+                else [None if pd.isna(v) else str(v) for v in values]
+            )
         table = pa.Table.from_pydict(data, schema=schema)
         target = out_dir / "data" / SHARD.format(split=split)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,18 +102,28 @@ def _card(name: str, splits: list[tuple[str, int]], features: dict) -> str:
     import yaml
 
     header = {
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": s, "path": f"data/{s}-*"} for s, _ in splits]}],
-        "dataset_info": {"features": [{"name": k, "dtype": "audio" if v["_type"] == "Audio" else v["dtype"]}
-                                      for k, v in features.items()],
-                         "splits": [{"name": s, "num_examples": n} for s, n in splits]},
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*"} for s, _ in splits],
+            }
+        ],
+        "dataset_info": {
+            "features": [
+                {"name": k, "dtype": "audio" if v["_type"] == "Audio" else v["dtype"]}
+                for k, v in features.items()
+            ],
+            "splits": [{"name": s, "num_examples": n} for s, n in splits],
+        },
         "task_categories": ["audio-classification", "text-to-audio"],
         "tags": ["speech", "speaking-style", "captions"],
     }
     rows = "\n".join(f"| {s} | {n} |" for s, n in splits)
-    return (f"---\n{yaml.safe_dump(header, sort_keys=False)}---\n\n# {name}\n\n"
-            "Speech clips with natural-language speaking-style captions (exported by fsclap).\n\n"
-            f"| split | clips |\n|---|---|\n{rows}\n")
+    return (
+        f"---\n{yaml.safe_dump(header, sort_keys=False)}---\n\n# {name}\n\n"
+        "Speech clips with natural-language speaking-style captions (exported by fsclap).\n\n"
+        f"| split | clips |\n|---|---|\n{rows}\n"
+    )
 
 
 def read_hf_parquet(folder: str | Path, audio_dir: str | Path | None = None) -> ImportResult:
@@ -102,7 +141,9 @@ def read_hf_parquet(folder: str | Path, audio_dir: str | Path | None = None) -> 
         for i, item in enumerate(table["audio"]):
             if item.get("bytes") is not None:
                 clip = str(table["clip_id"].iloc[i]) if "clip_id" in table else f"{split}{i:07d}"
-                target = audio_dir / split / f"{clip}{Path(item.get('path') or '.wav').suffix or '.wav'}"
+                target = (
+                    audio_dir / split / f"{clip}{Path(item.get('path') or '.wav').suffix or '.wav'}"
+                )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if not target.exists() or target.read_bytes() != item["bytes"]:
                     with atomic_path(target) as tmp:

@@ -12,8 +12,18 @@ from fsclap.io import atomic_path
 from fsclap.manifest import ManifestError
 from pipeline.formats.common import ImportResult
 
-CUSTOM_COLUMNS = ("caption", "caption_en", "caption_zh", "pitch", "speed", "energy", "emotion", "split", "drama_id",
-                  "episode_id")
+CUSTOM_COLUMNS = (
+    "caption",
+    "caption_en",
+    "caption_zh",
+    "pitch",
+    "speed",
+    "energy",
+    "emotion",
+    "split",
+    "drama_id",
+    "episode_id",
+)
 
 
 def _value(row: dict, key: str):
@@ -35,13 +45,26 @@ def write_lhotse_cuts(frame: pd.DataFrame, out: str | Path) -> Path:
         duration = (float(end) if end is not None else recording.duration) - start
         gender = _value(row, "gender")
         supervision = SupervisionSegment(
-            id=str(row["clip_id"]), recording_id=recording.id, start=start, duration=duration,
-            text=_value(row, "text"), speaker=_value(row, "speaker_id"),
-            gender={"female": "F", "male": "M"}.get(gender), language=_value(row, "caption_language"),
+            id=str(row["clip_id"]),
+            recording_id=recording.id,
+            start=start,
+            duration=duration,
+            text=_value(row, "text"),
+            speaker=_value(row, "speaker_id"),
+            gender={"female": "F", "male": "M"}.get(gender),
+            language=_value(row, "caption_language"),
             custom={k: _value(row, k) for k in CUSTOM_COLUMNS if _value(row, k) is not None},
         )
-        cuts.append(MonoCut(id=str(row["clip_id"]), start=start, duration=duration, channel=0, recording=recording,
-                            supervisions=[supervision]))
+        cuts.append(
+            MonoCut(
+                id=str(row["clip_id"]),
+                start=start,
+                duration=duration,
+                channel=0,
+                recording=recording,
+                supervisions=[supervision],
+            )
+        )
     suffix = "".join(out.suffixes) or ".jsonl.gz"
     with atomic_path(out) as tmp:
         target = tmp.with_name(tmp.name + suffix)  # lhotse picks the compression from the suffix
@@ -62,10 +85,17 @@ def read_lhotse_cuts(path: str | Path) -> ImportResult:
         custom = dict(sup.custom or {}) if sup else {}
         source = cut.recording.sources[0].source
         whole = cut.start == 0 and abs(cut.duration - cut.recording.duration) < 1e-6
-        rows.append({
-            "clip_id": cut.id, "audio_path": source, "caption": custom.pop("caption", ""),
-            "start_s": None if whole else cut.start, "end_s": None if whole else cut.start + cut.duration,
-            "text": sup.text if sup else None, "speaker_id": sup.speaker if sup else None,
-            "gender": {"F": "female", "M": "male"}.get(sup.gender) if sup else None, **custom,
-        })
+        rows.append(
+            {
+                "clip_id": cut.id,
+                "audio_path": source,
+                "caption": custom.pop("caption", ""),
+                "start_s": None if whole else cut.start,
+                "end_s": None if whole else cut.start + cut.duration,
+                "text": sup.text if sup else None,
+                "speaker_id": sup.speaker if sup else None,
+                "gender": {"F": "female", "M": "male"}.get(sup.gender) if sup else None,
+                **custom,
+            }
+        )
     return ImportResult(pd.DataFrame(rows))

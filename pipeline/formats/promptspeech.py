@@ -24,17 +24,30 @@ from pipeline.formats.common import AudioIndex, ImportResult, import_result, nor
 AUDIO_COLUMNS = ("wav_fp", "wav_path", "audio_path", "path", "wav", "audio", "file")
 ID_COLUMNS = ("item_name", "utt_id", "id", "key", "name")
 PROMPT_COLUMNS = ("style_prompt", "prompt", "style", "description", "caption")
-LEVEL_COLUMNS = {"gender": "gender", "pitch": "pitch", "speed": "speed", "dur": "speed", "energy": "energy",
-                 "volume": "energy", "emotion": "emotion"}
+LEVEL_COLUMNS = {
+    "gender": "gender",
+    "pitch": "pitch",
+    "speed": "speed",
+    "dur": "speed",
+    "energy": "energy",
+    "volume": "energy",
+    "emotion": "emotion",
+}
 
 
 def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".json"):
-            lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines = [
+                json.loads(line)
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
             return pd.DataFrame(lines)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix in (".tsv", ".txt") else ",")
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, sep="\t" if suffix in (".tsv", ".txt") else ","
+        )
     except (ValueError, UnicodeDecodeError, OSError) as exc:
         raise ManifestError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
 
@@ -49,8 +62,10 @@ def read_promptspeech(path: str | Path, audio_root: str | Path | None = None) ->
     id_col = next((columns[c] for c in ID_COLUMNS if c in columns), None)
     prompt_col = next((columns[c] for c in PROMPT_COLUMNS if c in columns), None)
     if prompt_col is None or (audio_col is None and id_col is None):
-        raise ManifestError(f"{path}: need a prompt column ({'/'.join(PROMPT_COLUMNS)}) and an audio "
-                            f"({'/'.join(AUDIO_COLUMNS)}) or id ({'/'.join(ID_COLUMNS)}) column; have {list(table.columns)}")
+        raise ManifestError(
+            f"{path}: need a prompt column ({'/'.join(PROMPT_COLUMNS)}) and an audio "
+            f"({'/'.join(AUDIO_COLUMNS)}) or id ({'/'.join(ID_COLUMNS)}) column; have {list(table.columns)}"
+        )
     index = AudioIndex(audio_root or path.parent)
     rows, problems = [], []
     for i, r in enumerate(table.to_dict("records")):
@@ -65,8 +80,12 @@ def read_promptspeech(path: str | Path, audio_root: str | Path | None = None) ->
         if audio is None or not caption:
             problems.append((i, item, why or "empty prompt"))
             continue
-        row = {"clip_id": str(r.get(id_col) or Path(str(audio)).stem), "audio_path": str(audio), "caption": caption,
-               "source_format": "promptspeech"}
+        row = {
+            "clip_id": str(r.get(id_col) or Path(str(audio)).stem),
+            "audio_path": str(audio),
+            "caption": caption,
+            "source_format": "promptspeech",
+        }
         for key in ("text", "txt", "transcript"):
             if key in columns:
                 row["text"] = r[columns[key]] or None
@@ -77,6 +96,8 @@ def read_promptspeech(path: str | Path, audio_root: str | Path | None = None) ->
                 break
         for column, attribute in LEVEL_COLUMNS.items():
             if column in columns and attribute not in row:
-                row[attribute], row[f"{attribute}_label"] = normalise_level(attribute, r[columns[column]])
+                row[attribute], row[f"{attribute}_label"] = normalise_level(
+                    attribute, r[columns[column]]
+                )
         rows.append(row)
     return import_result(rows, problems, "id")

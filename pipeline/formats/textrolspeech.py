@@ -16,17 +16,31 @@ import pandas as pd
 
 from fsclap.io import write_table
 from fsclap.manifest import ManifestError, read_table
-from pipeline.formats.common import AudioIndex, ImportResult, import_result, normalise_level, relative
+from pipeline.formats.common import (
+    AudioIndex,
+    ImportResult,
+    import_result,
+    normalise_level,
+    relative,
+)
 
 COLUMNS = ["item_name", "dur", "pitch", "energy", "gender", "emotion", "spk", "txt", "style_prompt"]
-LEVEL_COLUMNS = {"gender": "gender", "pitch": "pitch", "dur": "speed", "energy": "energy", "emotion": "emotion"}
+LEVEL_COLUMNS = {
+    "gender": "gender",
+    "pitch": "pitch",
+    "dur": "speed",
+    "energy": "energy",
+    "emotion": "emotion",
+}
 
 
 def read_textrolspeech(path: str | Path, audio_root: str | Path | None = None) -> ImportResult:
     path = Path(path)
     table = read_table(path)
     if "style_prompt" not in table.columns or not ({"item_name", "wav_fp"} & set(table.columns)):
-        raise ManifestError(f"{path} is not a TextrolSpeech CSV (needs style_prompt and item_name or wav_fp)")
+        raise ManifestError(
+            f"{path} is not a TextrolSpeech CSV (needs style_prompt and item_name or wav_fp)"
+        )
     index = AudioIndex(audio_root or path.parent)
     rows, problems = [], []
     for i, r in enumerate(table.to_dict("records")):
@@ -39,8 +53,14 @@ def read_textrolspeech(path: str | Path, audio_root: str | Path | None = None) -
         if audio is None or not caption:
             problems.append((i, item, why or "empty style_prompt"))
             continue
-        row = {"clip_id": item or f"row{i:07d}", "audio_path": str(audio), "caption": caption,
-               "text": r.get("txt") or None, "speaker_id": r.get("spk") or None, "source_format": "textrolspeech"}
+        row = {
+            "clip_id": item or f"row{i:07d}",
+            "audio_path": str(audio),
+            "caption": caption,
+            "text": r.get("txt") or None,
+            "speaker_id": r.get("spk") or None,
+            "source_format": "textrolspeech",
+        }
         for column, attribute in LEVEL_COLUMNS.items():
             if column in r:
                 row[attribute], row[f"{attribute}_label"] = normalise_level(attribute, r[column])
@@ -51,18 +71,29 @@ def read_textrolspeech(path: str | Path, audio_root: str | Path | None = None) -
 def write_textrolspeech(frame: pd.DataFrame, out: str | Path) -> Path:
     """The TextrolSpeech CSV columns plus ``wav_fp`` (relative to the CSV) so it reads back exactly."""
     out = Path(out)
-    levels = {"dur": frame.get("speed"), "pitch": frame.get("pitch"), "energy": frame.get("energy"),
-              "gender": frame.get("gender"), "emotion": frame.get("emotion")}
-    table = pd.DataFrame({
-        "item_name": frame["clip_id"],
-        "dur": levels["dur"].map({"slow": "low", "normal": "normal", "fast": "high"}) if levels["dur"] is not None else "",
-        "pitch": levels["pitch"] if levels["pitch"] is not None else "",
-        "energy": levels["energy"] if levels["energy"] is not None else "",
-        "gender": levels["gender"].map({"male": "M", "female": "F"}) if levels["gender"] is not None else "",
-        "emotion": levels["emotion"] if levels["emotion"] is not None else "",
-        "spk": frame.get("speaker_id", ""),
-        "txt": frame.get("text", ""),
-        "style_prompt": frame["caption"],
-        "wav_fp": [relative(p, out.parent) for p in frame["audio_path"]],
-    }).fillna("")
+    levels = {
+        "dur": frame.get("speed"),
+        "pitch": frame.get("pitch"),
+        "energy": frame.get("energy"),
+        "gender": frame.get("gender"),
+        "emotion": frame.get("emotion"),
+    }
+    table = pd.DataFrame(
+        {
+            "item_name": frame["clip_id"],
+            "dur": levels["dur"].map({"slow": "low", "normal": "normal", "fast": "high"})
+            if levels["dur"] is not None
+            else "",
+            "pitch": levels["pitch"] if levels["pitch"] is not None else "",
+            "energy": levels["energy"] if levels["energy"] is not None else "",
+            "gender": levels["gender"].map({"male": "M", "female": "F"})
+            if levels["gender"] is not None
+            else "",
+            "emotion": levels["emotion"] if levels["emotion"] is not None else "",
+            "spk": frame.get("speaker_id", ""),
+            "txt": frame.get("text", ""),
+            "style_prompt": frame["caption"],
+            "wav_fp": [relative(p, out.parent) for p in frame["audio_path"]],
+        }
+    ).fillna("")
     return write_table(out, table)

@@ -8,9 +8,22 @@
   and point a sources file at it, for acquisition tests.
 """
 
-from pipeline.synth.drama import DramaCorpusResult, generate_dramas, load_truth, write_served_sources
+from pipeline.synth.drama import (
+    DramaCorpusResult,
+    generate_dramas,
+    load_truth,
+    write_served_sources,
+)
 from pipeline.synth.serve import serve_directory, serving
 from pipeline.synth.style_corpus import StyleCorpusResult, generate_style_corpus
 
-__all__ = ["DramaCorpusResult", "StyleCorpusResult", "generate_dramas", "generate_style_corpus", "load_truth",
-           "serve_directory", "serving", "write_served_sources"]
+__all__ = [
+    "DramaCorpusResult",
+    "StyleCorpusResult",
+    "generate_dramas",
+    "generate_style_corpus",
+    "load_truth",
+    "serve_directory",
+    "serving",
+    "write_served_sources",
+]

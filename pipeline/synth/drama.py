@@ -97,7 +97,9 @@ class Drama:
     speakers: tuple[Speaker, ...]
     music: MusicStyle
     pattern: str
-    restyle_share: float = 0.0  # share of lines whose pitch is partly moved afterwards, formants included
+    restyle_share: float = (
+        0.0  # share of lines whose pitch is partly moved afterwards, formants included
+    )
 
 
 @dataclass
@@ -116,10 +118,12 @@ class DramaCorpusResult:
     def summary(self) -> str:
         lines = sum(e["lines"] for e in self.episodes)
         per_min = self.seconds / (self.audio_seconds / 60) if self.audio_seconds else float("nan")
-        return (f"{len(self.episodes)} episodes ({self.audio_seconds:.0f} s of audio, {lines} lines) in "
-                f"{self.seconds:.1f} s = {per_min:.1f} s per minute of episode"
-                f"{f'; {self.reused} reused' if self.reused else ''}"
-                f"{f'; {len(self.failed)} failed (see truth/failures.csv)' if self.failed else ''} -> {self.sources_path}")
+        return (
+            f"{len(self.episodes)} episodes ({self.audio_seconds:.0f} s of audio, {lines} lines) in "
+            f"{self.seconds:.1f} s = {per_min:.1f} s per minute of episode"
+            f"{f'; {self.reused} reused' if self.reused else ''}"
+            f"{f'; {len(self.failed)} failed (see truth/failures.csv)' if self.failed else ''} -> {self.sources_path}"
+        )
 
 
 def parse_speaker_range(text: str) -> tuple[int, int]:
@@ -130,14 +134,18 @@ def parse_speaker_range(text: str) -> tuple[int, int]:
     except ValueError:
         lo = hi = None
     if lo is None:
-        raise FsclapError(f"--speakers must be a number or a range lo-hi such as 3-6 (got {text!r})")
+        raise FsclapError(
+            f"--speakers must be a number or a range lo-hi such as 3-6 (got {text!r})"
+        )
     return lo, hi
 
 
 def family_voices(family: str) -> list[Voice]:
     """The voices of one family (``train`` | ``test`` | ``all``), in the catalogue's fixed order."""
     if family not in VOICE_FAMILIES:
-        raise FsclapError(f"voice family must be one of {', '.join(VOICE_FAMILIES)} (got {family!r})")
+        raise FsclapError(
+            f"voice family must be one of {', '.join(VOICE_FAMILIES)} (got {family!r})"
+        )
     return voice_catalogue(family=family)
 
 
@@ -152,37 +160,63 @@ def line_text(rng: random.Random, language: str) -> str:
     return distinct_sentences(rng, 1, language=language)[0]
 
 
-def plan_dramas(n_dramas: int, seed: int, family: str = "train",
-                speakers: tuple[int, int] = DEFAULT_SPEAKERS, restyle: float = 0.0) -> list[Drama]:
+def plan_dramas(
+    n_dramas: int,
+    seed: int,
+    family: str = "train",
+    speakers: tuple[int, int] = DEFAULT_SPEAKERS,
+    restyle: float = 0.0,
+) -> list[Drama]:
     """Casts and themes; drama ``d`` does not depend on ``n_dramas``."""
     lo, hi = speakers
     if not 0.0 <= restyle <= 1.0:
         raise FsclapError(f"restyle share must be within 0-1 (got {restyle})")
     if not 2 <= lo <= hi:
-        raise FsclapError(f"speakers per drama must be a range lo-hi with 2 <= lo <= hi (got {lo}-{hi})")
+        raise FsclapError(
+            f"speakers per drama must be a range lo-hi with 2 <= lo <= hi (got {lo}-{hi})"
+        )
     voices = family_voices(family)
     pools = {g: [v for v in voices if v.gender == g] for g in ("female", "male")}
     if not pools["female"] or not pools["male"] or hi > len(voices):
-        raise FsclapError(f"voice family {family!r} has {len(pools['female'])} female and {len(pools['male'])} male "
-                          f"voices: not enough for {hi} speakers of both genders")
+        raise FsclapError(
+            f"voice family {family!r} has {len(pools['female'])} female and {len(pools['male'])} male "
+            f"voices: not enough for {hi} speakers of both genders"
+        )
     dramas = []
     for d in range(n_dramas):
         rng = random.Random(f"drama|{seed}|{d}")
-        n_speakers = rng.choice((2, 3, 3, 4)) if (lo, hi) == DEFAULT_SPEAKERS else rng.randint(lo, hi)
+        n_speakers = (
+            rng.choice((2, 3, 3, 4)) if (lo, hi) == DEFAULT_SPEAKERS else rng.randint(lo, hi)
+        )
         female = rng.sample(pools["female"], k=min(n_speakers, len(pools["female"])))
         male = rng.sample(pools["male"], k=min(n_speakers, len(pools["male"])))
         genders = ["female", "male"]
         for _ in range(n_speakers - 2):
-            room = [g for g, pick in (("female", female), ("male", male)) if genders.count(g) < len(pick)]
+            room = [
+                g
+                for g, pick in (("female", female), ("male", male))
+                if genders.count(g) < len(pick)
+            ]
             genders.append(rng.choice(("female", "male")) if len(room) == 2 else room[0])
         rng.shuffle(genders)
         cast, picks = [], {"female": iter(female), "male": iter(male)}
         drama_id = f"drama{d + 1:02d}"
         for k, gender in enumerate(genders):
-            cast.append(Speaker(f"{drama_id}_spk{k + 1}", next(picks[gender]), rng.choice(STYLE_EMOTIONS)))
+            cast.append(
+                Speaker(f"{drama_id}_spk{k + 1}", next(picks[gender]), rng.choice(STYLE_EMOTIONS))
+            )
         title = f"The {rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} at {rng.choice(PLACES).title()}"
         music = MusicStyle.draw(np.random.default_rng(rng.getrandbits(63)))
-        dramas.append(Drama(drama_id, title, tuple(cast), music, VIDEO_PATTERNS[d % len(VIDEO_PATTERNS)], restyle))
+        dramas.append(
+            Drama(
+                drama_id,
+                title,
+                tuple(cast),
+                music,
+                VIDEO_PATTERNS[d % len(VIDEO_PATTERNS)],
+                restyle,
+            )
+        )
     return dramas
 
 
@@ -216,10 +250,20 @@ def _script(drama: Drama, index: int, seed: int, duration_s: float, sr: int) -> 
         targets = line_targets(rng, speaker.voice, levels)
         text = line_text(rng, voice_language(speaker.voice))
         overlap = bool(lines) and rng.random() < OVERLAP_PROBABILITY and prev_end - prev_start > 1.2
-        gap = -rng.uniform(0.3, min(0.8, (prev_end - prev_start) / 2)) if overlap else rng.uniform(0.15, 1.2)
+        gap = (
+            -rng.uniform(0.3, min(0.8, (prev_end - prev_start) / 2))
+            if overlap
+            else rng.uniform(0.15, 1.2)
+        )
         # a separate generator, so that dramas without restyling stay the same bytes
-        restyle_rng = random.Random(f"restyle|{seed}|{drama.drama_id}|{index}|{len(lines)}|{misses}")
-        shift = restyle_shift(restyle_rng, levels.pitch) if restyle_rng.random() < drama.restyle_share else 0.0
+        restyle_rng = random.Random(
+            f"restyle|{seed}|{drama.drama_id}|{index}|{len(lines)}|{misses}"
+        )
+        shift = (
+            restyle_shift(restyle_rng, levels.pitch)
+            if restyle_rng.random() < drama.restyle_share
+            else 0.0
+        )
         utt = render_restyled(speaker.voice, text, levels, targets, sr, shift)
         start = round(cursor + gap if lines else cursor, 3)
         length = utt.audio.size / sr
@@ -265,7 +309,9 @@ def _render(voice: Voice, text: str, levels, targets: StyleTargets, sr: int) -> 
     return render(voice, text, levels, targets, sr, pad_s=0.0)
 
 
-def render_restyled(voice: Voice, text: str, levels, targets: StyleTargets, sr: int, shift: float) -> Utterance:
+def render_restyled(
+    voice: Voice, text: str, levels, targets: StyleTargets, sr: int, shift: float
+) -> Utterance:
     """:func:`render`, or for ``shift != 0`` rendered ``shift`` semitones off target and moved onto it
     by SoX ``pitch`` (formants move too); the labels and measurements stay those of the final audio."""
     if not shift:
@@ -283,8 +329,14 @@ def render_restyled(voice: Voice, text: str, levels, targets: StyleTargets, sr: 
     return utt
 
 
-def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_dir: Path,
-                  sr: int = DRAMA_SAMPLE_RATE) -> dict:
+def build_episode(
+    drama: Drama,
+    index: int,
+    seed: int,
+    duration_s: float,
+    out_dir: Path,
+    sr: int = DRAMA_SAMPLE_RATE,
+) -> dict:
     """Write one episode (video, stems, ground truth); reuse it if a finished one is on disk."""
     ep_id = episode_id(drama, index)
     truth_dir = out_dir / "truth" / drama.drama_id / ep_id
@@ -297,8 +349,10 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
     script = _script(drama, index, seed, duration_s, sr)
     for line in script:
         a = int(round(line.start_s * sr))
-        speech[a:a + line.utterance.audio.size] += line.utterance.audio[: n - a]
-    mix_rng = np.random.default_rng(random.Random(f"mix|{seed}|{drama.drama_id}|{index}").getrandbits(63))
+        speech[a : a + line.utterance.audio.size] += line.utterance.audio[: n - a]
+    mix_rng = np.random.default_rng(
+        random.Random(f"mix|{seed}|{drama.drama_id}|{index}").getrandbits(63)
+    )
     music = make_music(duration_s, sr, drama.music, mix_rng).astype(np.float64)
     noise = make_noise(duration_s, sr, mix_rng).astype(np.float64)
     smr = SPEECH_TO_MUSIC_DB[index % len(SPEECH_TO_MUSIC_DB)]
@@ -306,7 +360,7 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
     active = np.zeros(n, dtype=bool)
     for line in script:
         a = int(round(line.start_s * sr))
-        active[a:a + line.utterance.audio.size] = True
+        active[a : a + line.utterance.audio.size] = True
     speech_power = np.mean(speech[active] ** 2)
     # levels are set where the speech is, so the ratios are the ones a listener faces during dialogue
     music *= np.sqrt(speech_power / (np.mean(music[active] ** 2) * 10 ** (smr / 10)))
@@ -326,21 +380,47 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
         got = utt.acoustics
         line_id = f"{ep_id}_line{k + 1:03d}"
         labels = utt.levels.as_dict()
-        lines.append({
-            "line_id": line_id, "speaker_id": speaker.speaker_id, "voice_id": speaker.voice.voice_id,
-            "start_s": start, "end_s": round(start + utt.audio.size / sr, 6), "text": utt.text, **labels,
-            "emotion_nominal": True, "overlaps_previous": placed.overlaps_previous, "truncated": placed.truncated,
-            "restyle_semitones": placed.restyle_semitones,
-            "f0_median_hz": got.f0_median_hz, "f0_range_semitones": got.f0_range_semitones,
-            "speech_rate": got.speech_rate, "rms_dbfs": got.rms_dbfs + gain_db,
-            "caption": writer_en.write(labels, key=line_id), "caption_zh": writer_zh.write(labels, key=line_id),
-        })
+        lines.append(
+            {
+                "line_id": line_id,
+                "speaker_id": speaker.speaker_id,
+                "voice_id": speaker.voice.voice_id,
+                "start_s": start,
+                "end_s": round(start + utt.audio.size / sr, 6),
+                "text": utt.text,
+                **labels,
+                "emotion_nominal": True,
+                "overlaps_previous": placed.overlaps_previous,
+                "truncated": placed.truncated,
+                "restyle_semitones": placed.restyle_semitones,
+                "f0_median_hz": got.f0_median_hz,
+                "f0_range_semitones": got.f0_range_semitones,
+                "speech_rate": got.speech_rate,
+                "rms_dbfs": got.rms_dbfs + gain_db,
+                "caption": writer_en.write(labels, key=line_id),
+                "caption_zh": writer_zh.write(labels, key=line_id),
+            }
+        )
     info = {
-        "episode_id": ep_id, "drama_id": drama.drama_id, "title": f"{drama.title}, episode {index + 1}",
-        "episode_index": index + 1, "duration_s": duration_s, "sample_rate": sr,
-        "video": str(video.relative_to(out_dir)), "speech_to_music_db": smr, "speech_to_noise_db": snr,
-        "speakers": [{"speaker_id": s.speaker_id, "voice_id": s.voice.voice_id, "voice": s.voice.description,
-                      "gender": s.voice.gender, "language": voice_language(s.voice)} for s in drama.speakers],
+        "episode_id": ep_id,
+        "drama_id": drama.drama_id,
+        "title": f"{drama.title}, episode {index + 1}",
+        "episode_index": index + 1,
+        "duration_s": duration_s,
+        "sample_rate": sr,
+        "video": str(video.relative_to(out_dir)),
+        "speech_to_music_db": smr,
+        "speech_to_noise_db": snr,
+        "speakers": [
+            {
+                "speaker_id": s.speaker_id,
+                "voice_id": s.voice.voice_id,
+                "voice": s.voice.description,
+                "gender": s.voice.gender,
+                "language": voice_language(s.voice),
+            }
+            for s in drama.speakers
+        ],
         "lines": lines,
         "stems": {name: str((truth_dir / f"{name}.flac").relative_to(out_dir)) for name in stems},
         "generator": {"name": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed},
@@ -354,15 +434,25 @@ def build_episode(drama: Drama, index: int, seed: int, duration_s: float, out_di
 def rttm_lines(file_id: str, lines: list[dict]) -> str:
     """NIST RTTM: ``SPEAKER <file> 1 <onset> <duration> <NA> <NA> <speaker> <NA> <NA>``."""
     rows = sorted(lines, key=lambda line: (line["start_s"], line["speaker_id"]))
-    return "".join(f"SPEAKER {file_id} 1 {r['start_s']:.3f} {r['end_s'] - r['start_s']:.3f} <NA> <NA> "
-                   f"{r['speaker_id']} <NA> <NA>\n" for r in rows)
+    return "".join(
+        f"SPEAKER {file_id} 1 {r['start_s']:.3f} {r['end_s'] - r['start_s']:.3f} <NA> <NA> "
+        f"{r['speaker_id']} <NA> <NA>\n"
+        for r in rows
+    )
 
 
 def _episode_row(info: dict) -> dict:
-    return {"episode_id": info["episode_id"], "drama_id": info["drama_id"], "title": info["title"],
-            "video": info["video"], "duration_s": info["duration_s"], "lines": len(info["lines"]),
-            "speakers": len(info["speakers"]), "speech_to_music_db": info["speech_to_music_db"],
-            "speech_to_noise_db": info["speech_to_noise_db"]}
+    return {
+        "episode_id": info["episode_id"],
+        "drama_id": info["drama_id"],
+        "title": info["title"],
+        "video": info["video"],
+        "duration_s": info["duration_s"],
+        "lines": len(info["lines"]),
+        "speakers": len(info["speakers"]),
+        "speech_to_music_db": info["speech_to_music_db"],
+        "speech_to_noise_db": info["speech_to_noise_db"],
+    }
 
 
 def _encode_mp4(audio: np.ndarray, sr: int, path: Path, pattern: str) -> None:
@@ -371,16 +461,61 @@ def _encode_mp4(audio: np.ndarray, sr: int, path: Path, pattern: str) -> None:
         raise FsclapError("ffmpeg not found: install it (make setup, or apt-get install ffmpeg)")
     duration = audio.size / sr
     with atomic_path(path) as tmp:
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y",
-               "-f", "lavfi", "-i", f"{pattern}=size={VIDEO_SIZE}:rate={VIDEO_FPS}",
-               "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
-               "-t", f"{duration:.3f}", "-map", "0:v", "-map", "1:a",
-               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-threads", "1",
-               "-c:a", "aac", "-b:a", "128k", "-map_metadata", "-1", "-fflags", "+bitexact",
-               "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        cmd = [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"{pattern}=size={VIDEO_SIZE}:rate={VIDEO_FPS}",
+            "-f",
+            "f32le",
+            "-ar",
+            str(sr),
+            "-ac",
+            "1",
+            "-i",
+            "pipe:0",
+            "-t",
+            f"{duration:.3f}",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            "1",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-map_metadata",
+            "-1",
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            "-flags:a",
+            "+bitexact",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(tmp),
+        ]
         proc = subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True)
         if proc.returncode != 0:
-            reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+            reason = (
+                proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"]
+            )[-1]
             raise FsclapError(f"ffmpeg could not encode {path.name}: {reason}")
 
 
@@ -389,13 +524,24 @@ def _build(args: tuple) -> dict:
     try:
         return build_episode(drama, index, seed, duration_s, Path(out_dir))
     except Exception as exc:  # one bad episode must not stop the others
-        return {"episode_id": episode_id(drama, index), "failed": True,
-                "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        return {
+            "episode_id": episode_id(drama, index),
+            "failed": True,
+            "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+        }
 
 
-def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, seed: int = 0,
-                    duration_s: float = 60.0, workers: int = 2, family: str = "train",
-                    speakers: tuple[int, int] = DEFAULT_SPEAKERS, restyle: float = 0.0) -> DramaCorpusResult:
+def generate_dramas(
+    out_dir: str | Path,
+    dramas: int = 1,
+    episodes: int = 3,
+    seed: int = 0,
+    duration_s: float = 60.0,
+    workers: int = 2,
+    family: str = "train",
+    speakers: tuple[int, int] = DEFAULT_SPEAKERS,
+    restyle: float = 0.0,
+) -> DramaCorpusResult:
     """Write ``dramas`` x ``episodes`` episodes, their ground truth and ``sources.yaml`` under ``out_dir``."""
     if dramas < 1 or episodes < 1:
         raise FsclapError("--dramas and --episodes must be at least 1")
@@ -405,8 +551,13 @@ def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, see
     plans = plan_dramas(dramas, seed, family, speakers, restyle)  # checks the options first
     check_tools()
     out_dir = Path(out_dir)
-    settings = {"generator": "fsclap synth drama", "version": GENERATOR_VERSION, "seed": seed,
-                "duration_s": duration_s, "sample_rate": DRAMA_SAMPLE_RATE}
+    settings = {
+        "generator": "fsclap synth drama",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "duration_s": duration_s,
+        "sample_rate": DRAMA_SAMPLE_RATE,
+    }
     # recorded only when not the defaults, so folders made before these options still resume
     cast = {"family": family, "speakers": list(speakers), "restyle": restyle}
     state = out_dir / STATE_FILE
@@ -414,8 +565,10 @@ def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, see
     defaults = {"family": "train", "speakers": list(DEFAULT_SPEAKERS), "restyle": 0.0}
     for key, default in defaults.items():
         if have is not None and have.get(key, default) != cast[key]:
-            raise FsclapError(f"{out_dir} holds dramas made with other settings: {key}={have.get(key, default)} "
-                              f"(now {cast[key]}); use another --out folder or delete it")
+            raise FsclapError(
+                f"{out_dir} holds dramas made with other settings: {key}={have.get(key, default)} "
+                f"(now {cast[key]}); use another --out folder or delete it"
+            )
     if cast != defaults:
         settings.update(cast)
     claim_folder(out_dir, STATE_FILE, settings, "dramas")
@@ -425,7 +578,9 @@ def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, see
         rows = [_build(j) for j in progress(jobs, desc="episodes", total=len(jobs), unit="ep")]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(progress(pool.map(_build, jobs), desc="episodes", total=len(jobs), unit="ep"))
+            rows = list(
+                progress(pool.map(_build, jobs), desc="episodes", total=len(jobs), unit="ep")
+            )
     failed = [r for r in rows if r.get("failed")]
     done = [r for r in rows if not r.get("failed")]
     for row in failed:
@@ -436,26 +591,46 @@ def generate_dramas(out_dir: str | Path, dramas: int = 1, episodes: int = 3, see
     truth = out_dir / "truth"
     _write_tables(out_dir, done)
     if failed:
-        write_table(truth / "failures.csv", pd.DataFrame(failed)[["episode_id", "error"]].assign(stage="synth-drama"))
+        write_table(
+            truth / "failures.csv",
+            pd.DataFrame(failed)[["episode_id", "error"]].assign(stage="synth-drama"),
+        )
     elif (truth / "failures.csv").exists():
         (truth / "failures.csv").unlink()
     sources_path = write_sources(out_dir, plans, done)
     write_text(out_dir / "README.md", _data_card(plans, done, seed, duration_s))
-    return DramaCorpusResult(out_dir, sources_path, done, time.perf_counter() - start, failed, reused)
+    return DramaCorpusResult(
+        out_dir, sources_path, done, time.perf_counter() - start, failed, reused
+    )
 
 
 def load_truth(out_dir: str | Path) -> list[dict]:
     """Every finished episode's ground truth (the parsed ``episode.json`` files), in episode order."""
-    return [json.loads(p.read_text()) for p in sorted(Path(out_dir, "truth").glob("*/*/episode.json"))]
+    return [
+        json.loads(p.read_text()) for p in sorted(Path(out_dir, "truth").glob("*/*/episode.json"))
+    ]
 
 
 def _write_tables(out_dir: Path, done: list[dict]) -> None:
-    infos = [json.loads((out_dir / "truth" / r["drama_id"] / r["episode_id"] / "episode.json").read_text()) for r in done]
-    lines = pd.DataFrame([{"episode_id": i["episode_id"], "drama_id": i["drama_id"], **line}
-                          for i in infos for line in i["lines"]])
+    infos = [
+        json.loads(
+            (out_dir / "truth" / r["drama_id"] / r["episode_id"] / "episode.json").read_text()
+        )
+        for r in done
+    ]
+    lines = pd.DataFrame(
+        [
+            {"episode_id": i["episode_id"], "drama_id": i["drama_id"], **line}
+            for i in infos
+            for line in i["lines"]
+        ]
+    )
     write_table(out_dir / "truth" / "lines.parquet", lines)
     write_table(out_dir / "truth" / "episodes.parquet", pd.DataFrame(done))
-    write_text(out_dir / "truth" / "all.rttm", "".join(rttm_lines(i["episode_id"], i["lines"]) for i in infos))
+    write_text(
+        out_dir / "truth" / "all.rttm",
+        "".join(rttm_lines(i["episode_id"], i["lines"]) for i in infos),
+    )
 
 
 def sources_document(plans: list[Drama], done: list[dict], url_for) -> dict:
@@ -466,14 +641,23 @@ def sources_document(plans: list[Drama], done: list[dict], url_for) -> dict:
     counts = [len(v) for v in by_drama.values()]
     return {
         "min_episodes": min(counts),
-        "dramas": [{"id": d.drama_id, "title": d.title,
-                    "language": "+".join(sorted({voice_language(s.voice) for s in d.speakers})),
-                    "licence": "generated by fsclap synth drama (no rights reserved)", "urls": by_drama[d.drama_id]}
-                   for d in plans if d.drama_id in by_drama],
+        "dramas": [
+            {
+                "id": d.drama_id,
+                "title": d.title,
+                "language": "+".join(sorted({voice_language(s.voice) for s in d.speakers})),
+                "licence": "generated by fsclap synth drama (no rights reserved)",
+                "urls": by_drama[d.drama_id],
+            }
+            for d in plans
+            if d.drama_id in by_drama
+        ],
     }
 
 
-def write_sources(out_dir: Path, plans: list[Drama], done: list[dict], path: Path | None = None) -> Path:
+def write_sources(
+    out_dir: Path, plans: list[Drama], done: list[dict], path: Path | None = None
+) -> Path:
     """Write the sources YAML with the videos' paths relative to the YAML's folder (relocatable)."""
     path = Path(path) if path else out_dir / "sources.yaml"
     base = path.parent.resolve()
@@ -481,7 +665,9 @@ def write_sources(out_dir: Path, plans: list[Drama], done: list[dict], path: Pat
     return _write_yaml(path, doc)
 
 
-def write_served_sources(out_dir: str | Path, base_url: str, path: str | Path | None = None) -> Path:
+def write_served_sources(
+    out_dir: str | Path, base_url: str, path: str | Path | None = None
+) -> Path:
     """A copy of ``out_dir/sources.yaml`` whose URLs point at ``out_dir`` served under ``base_url``
     (see :func:`pipeline.synth.serve.serve_directory`); default path ``out_dir/sources.http.yaml``."""
     out_dir = Path(out_dir).resolve()
@@ -490,21 +676,28 @@ def write_served_sources(out_dir: str | Path, base_url: str, path: str | Path | 
         raise FsclapError(f"{out_dir} holds no generated dramas (run fsclap synth drama first)")
     doc = yaml.safe_load(local.read_text(encoding="utf-8"))
     for drama in doc["dramas"]:
-        drama["urls"] = [f"{base_url.rstrip('/')}/{quote(Path(os.path.normpath(out_dir / u)).relative_to(out_dir).as_posix())}"
-                         for u in drama["urls"]]
+        drama["urls"] = [
+            f"{base_url.rstrip('/')}/{quote(Path(os.path.normpath(out_dir / u)).relative_to(out_dir).as_posix())}"
+            for u in drama["urls"]
+        ]
     return _write_yaml(Path(path) if path else out_dir / "sources.http.yaml", doc)
 
 
 def _write_yaml(path: Path, doc: dict) -> Path:
-    header = ("# Generated by fsclap synth drama: episodes with exact ground truth under truth/.\n"
-              "# min_episodes is the number of episodes generated per drama.\n")
+    header = (
+        "# Generated by fsclap synth drama: episodes with exact ground truth under truth/.\n"
+        "# min_episodes is the number of episodes generated per drama.\n"
+    )
     write_text(path, header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
 
 def _data_card(plans: list[Drama], done: list[dict], seed: int, duration_s: float) -> str:
-    cast = "\n".join(f"- {d.drama_id} \"{d.title}\": " + ", ".join(
-        f"{s.speaker_id} ({s.voice.gender}, {s.voice.description})" for s in d.speakers) for d in plans)
+    cast = "\n".join(
+        f'- {d.drama_id} "{d.title}": '
+        + ", ".join(f"{s.speaker_id} ({s.voice.gender}, {s.voice.description})" for s in d.speakers)
+        for d in plans
+    )
     return f"""# Generated short dramas (fsclap synth drama)
 
 {len(done)} episodes of {duration_s:.0f} s, {len(plans)} dramas, seed {seed}. Videos: `videos/` (MP4: test-pattern
@@ -523,6 +716,19 @@ Casts:
 """
 
 
-__all__ = ["DEFAULT_SPEAKERS", "VOICE_FAMILIES", "Drama", "DramaCorpusResult", "Speaker", "build_episode",
-           "family_voices", "generate_dramas", "load_truth", "plan_dramas", "rttm_lines", "sources_document",
-           "write_served_sources", "write_sources"]
+__all__ = [
+    "DEFAULT_SPEAKERS",
+    "VOICE_FAMILIES",
+    "Drama",
+    "DramaCorpusResult",
+    "Speaker",
+    "build_episode",
+    "family_voices",
+    "generate_dramas",
+    "load_truth",
+    "plan_dramas",
+    "rttm_lines",
+    "sources_document",
+    "write_served_sources",
+    "write_sources",
+]

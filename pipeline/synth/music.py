@@ -56,7 +56,7 @@ def _envelope(n: int, sr: int, attack: float, release: float) -> np.ndarray:
     if a:
         env[:a] = np.linspace(0, 1, a)
     if r:
-        env[n - r:] *= np.linspace(1, 0, r)
+        env[n - r :] *= np.linspace(1, 0, r)
     return env
 
 
@@ -66,7 +66,7 @@ def _tone(freq: float, n: int, sr: int, harmonics: int, phase: float = 0.0) -> n
     for k in range(1, harmonics + 1):
         if freq * k > sr / 2.2:
             break
-        out += np.sin(2 * np.pi * freq * k * t + phase * k) / k ** 1.3
+        out += np.sin(2 * np.pi * freq * k * t + phase * k) / k**1.3
     return out
 
 
@@ -76,7 +76,9 @@ def _add(buffer: np.ndarray, start: int, signal: np.ndarray) -> None:
         buffer[start:end] += signal[: end - start]
 
 
-def make_music(duration_s: float, sr: int, style: MusicStyle, rng: np.random.Generator) -> np.ndarray:
+def make_music(
+    duration_s: float, sr: int, style: MusicStyle, rng: np.random.Generator
+) -> np.ndarray:
     """``duration_s`` of music at ``sr`` (float32, peak about 0.5; the mixer sets the level)."""
     n = int(round(duration_s * sr))
     out = np.zeros(n)
@@ -89,11 +91,18 @@ def make_music(duration_s: float, sr: int, style: MusicStyle, rng: np.random.Gen
         start = int(b * bar * sr)
         degree = style.progression[b % len(style.progression)]
         root = style.tonic_midi + scale[degree % 7]
-        chord = [root + scale[(degree + k) % 7] - scale[degree % 7] + (12 if (degree + k) >= 7 else 0) for k in (0, 2, 4)]
+        chord = [
+            root + scale[(degree + k) % 7] - scale[degree % 7] + (12 if (degree + k) >= 7 else 0)
+            for k in (0, 2, 4)
+        ]
         length = int(bar * sr)
         if degree not in pads:  # the progression repeats: synthesise each chord's pad once
-            pad = sum(_tone(midi_hz(note + 12), length, sr, style.pad_brightness, rng.uniform(0, 2 * np.pi))
-                      for note in chord)
+            pad = sum(
+                _tone(
+                    midi_hz(note + 12), length, sr, style.pad_brightness, rng.uniform(0, 2 * np.pi)
+                )
+                for note in chord
+            )
             pads[degree] = 0.12 * pad * _envelope(length, sr, 0.3 * beat, 0.5 * beat)
         _add(out, start, pads[degree])
         for half in range(2):  # bass on beats 1 and 3
@@ -103,7 +112,12 @@ def make_music(duration_s: float, sr: int, style: MusicStyle, rng: np.random.Gen
         for step in range(8):  # melody in eighth notes, with rests
             if rng.random() < 0.35:
                 continue
-            note = style.tonic_midi + 24 + scale[int(rng.integers(7))] + (12 if rng.random() < 0.2 else 0)
+            note = (
+                style.tonic_midi
+                + 24
+                + scale[int(rng.integers(7))]
+                + (12 if rng.random() < 0.2 else 0)
+            )
             mlen = int(beat / 2 * sr * rng.uniform(0.6, 1.0))
             melody = _tone(midi_hz(note), mlen, sr, 2) * _envelope(mlen, sr, 0.01, 0.08)
             _add(out, start + int(step * beat / 2 * sr), 0.10 * melody)
@@ -113,7 +127,9 @@ def make_music(duration_s: float, sr: int, style: MusicStyle, rng: np.random.Gen
                 if q in (0, 2):
                     klen = int(0.25 * sr)
                     t = np.arange(klen) / sr
-                    kick = np.sin(2 * np.pi * (50 * t + 70 * (1 - np.exp(-t / 0.03)) * 0.03)) * np.exp(-t / 0.09)
+                    kick = np.sin(
+                        2 * np.pi * (50 * t + 70 * (1 - np.exp(-t / 0.03)) * 0.03)
+                    ) * np.exp(-t / 0.09)
                     _add(out, at, 0.5 * kick)
                 else:
                     slen = int(0.18 * sr)
@@ -125,12 +141,14 @@ def make_music(duration_s: float, sr: int, style: MusicStyle, rng: np.random.Gen
     fade = min(n // 4, int(1.5 * sr))
     if fade:
         out[:fade] *= np.linspace(0, 1, fade)
-        out[n - fade:] *= np.linspace(1, 0, fade)
+        out[n - fade :] *= np.linspace(1, 0, fade)
     peak = np.abs(out).max()
     return (0.5 * out / peak if peak > 0 else out).astype(np.float32)
 
 
-def make_noise(duration_s: float, sr: int, rng: np.random.Generator, hum_hz: float = 50.0) -> np.ndarray:
+def make_noise(
+    duration_s: float, sr: int, rng: np.random.Generator, hum_hz: float = 50.0
+) -> np.ndarray:
     """Room tone: pink noise (1/f power, by spectral shaping) plus a faint mains hum."""
     n = int(round(duration_s * sr))
     spectrum = np.fft.rfft(rng.normal(0, 1, n))
@@ -138,7 +156,7 @@ def make_noise(duration_s: float, sr: int, rng: np.random.Generator, hum_hz: flo
     spectrum[1:] /= np.sqrt(freqs[1:])
     spectrum[0] = 0
     pink = np.fft.irfft(spectrum, n)
-    pink /= np.sqrt(np.mean(pink ** 2)) + 1e-12
+    pink /= np.sqrt(np.mean(pink**2)) + 1e-12
     t = np.arange(n) / sr
     hum = 0.05 * (np.sin(2 * np.pi * hum_hz * t) + 0.5 * np.sin(2 * np.pi * 2 * hum_hz * t))
     return (0.1 * (pink + hum)).astype(np.float32)

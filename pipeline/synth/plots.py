@@ -10,7 +10,9 @@ from fsclap.audio import load_audio
 from fsclap.io import atomic_path
 
 
-def plot_episode(out_dir: str | Path, info: dict, png: str | Path, seconds: float | None = None) -> Path:
+def plot_episode(
+    out_dir: str | Path, info: dict, png: str | Path, seconds: float | None = None
+) -> Path:
     """Spectrogram of the episode's mix (0-8 kHz, dB) with each line's GT span drawn per speaker lane.
 
     ``seconds`` limits the plot to the episode's first seconds (speech detail stays readable).
@@ -29,13 +31,23 @@ def plot_episode(out_dir: str | Path, info: dict, png: str | Path, seconds: floa
     db = 20 * np.log10(np.abs(spec) + 1e-6)
     keep = freqs <= 8000
     speakers = [s["speaker_id"] for s in info["speakers"]]
-    fig, (ax_spec, ax_env, ax_gt) = plt.subplots(3, 1, figsize=(14, 7.5), sharex=True,
-                                                 gridspec_kw={"height_ratios": [4, 1.2, 1.2]})
-    ax_spec.pcolormesh(times, freqs[keep] / 1000, db[keep], shading="auto", cmap="magma",
-                       vmin=db[keep].max() - 80, vmax=db[keep].max())
+    fig, (ax_spec, ax_env, ax_gt) = plt.subplots(
+        3, 1, figsize=(14, 7.5), sharex=True, gridspec_kw={"height_ratios": [4, 1.2, 1.2]}
+    )
+    ax_spec.pcolormesh(
+        times,
+        freqs[keep] / 1000,
+        db[keep],
+        shading="auto",
+        cmap="magma",
+        vmin=db[keep].max() - 80,
+        vmax=db[keep].max(),
+    )
     ax_spec.set_ylabel("kHz")
-    ax_spec.set_title(f"{info['episode_id']}: mix spectrogram (speech-to-music {info['speech_to_music_db']:.0f} dB, "
-                      f"speech-to-noise {info['speech_to_noise_db']:.0f} dB)")
+    ax_spec.set_title(
+        f"{info['episode_id']}: mix spectrogram (speech-to-music {info['speech_to_music_db']:.0f} dB, "
+        f"speech-to-noise {info['speech_to_noise_db']:.0f} dB)"
+    )
     hop = int(0.02 * sr)
     frames = (len(mix) // hop) * hop
     t_env = np.arange(frames // hop) * hop / sr
@@ -50,11 +62,20 @@ def plot_episode(out_dir: str | Path, info: dict, png: str | Path, seconds: floa
         if line["start_s"] >= end:
             continue
         lane = speakers.index(line["speaker_id"])
-        ax_gt.barh(lane, min(line["end_s"], end) - line["start_s"], left=line["start_s"], height=0.7,
-                   color=colours(lane), edgecolor="black", lw=0.5)
+        ax_gt.barh(
+            lane,
+            min(line["end_s"], end) - line["start_s"],
+            left=line["start_s"],
+            height=0.7,
+            color=colours(lane),
+            edgecolor="black",
+            lw=0.5,
+        )
         ax_spec.axvline(line["start_s"], color=colours(lane), lw=0.8, ls="--")
     ax_gt.set_yticks(range(len(speakers)))
-    ax_gt.set_yticklabels([f"{s} ({info['speakers'][i]['gender'][0]})" for i, s in enumerate(speakers)], fontsize=8)
+    ax_gt.set_yticklabels(
+        [f"{s} ({info['speakers'][i]['gender'][0]})" for i, s in enumerate(speakers)], fontsize=8
+    )
     ax_gt.set_xlabel("seconds")
     ax_gt.set_xlim(0, end)
     ax_gt.set_title("ground truth turns", fontsize=9)

@@ -18,29 +18,204 @@ from fsclap.errors import FsclapError
 
 SENTENCE_LANGUAGES = ("en", "ja")
 
-NAMES = ["Anna", "Ben", "Clara", "David", "Emma", "Frank", "Grace", "Henry", "Iris", "Jack", "Kate", "Leo",
-         "Maya", "Nick", "Olivia", "Peter", "Rose", "Sam", "Tina", "Victor", "Wendy", "Lucas", "Nora", "Oscar"]
-PLACES = ["the station", "the hospital", "the old house", "the office", "the river", "the market", "the airport",
-          "the restaurant", "the school", "the harbour", "the hotel", "the garden", "the library", "the bridge",
-          "the village", "the party", "the wedding", "the courthouse", "the bakery", "the museum"]
-OBJECTS = ["the letter", "the keys", "the ring", "the money", "the photograph", "the contract", "the phone",
-           "the map", "the necklace", "the ticket", "the diary", "the painting", "the envelope", "the recipe",
-           "the password", "the umbrella", "the watch", "the suitcase", "the medicine", "the invitation"]
-TIMES = ["tonight", "tomorrow morning", "last night", "yesterday", "next week", "this afternoon", "on Sunday",
-         "before dawn", "after dinner", "in an hour", "at midnight", "three days ago", "last summer", "by Friday"]
-VERBS_PAST = ["found", "lost", "hid", "sold", "broke", "opened", "stole", "forgot", "returned", "burned",
-              "signed", "painted", "borrowed", "dropped", "promised", "ruined", "kept", "moved"]
-VERBS_BASE = ["find", "call", "meet", "help", "trust", "forgive", "follow", "remember", "tell", "visit",
-              "protect", "believe", "stop", "leave", "ask", "warn", "thank", "marry"]
-FEELINGS = ["happy", "worried", "tired", "afraid", "proud", "angry", "sorry", "nervous", "grateful", "lonely",
-            "confused", "excited", "ashamed", "relieved", "jealous", "hopeful"]
-RELATIONS = ["your brother", "my sister", "our father", "her mother", "the doctor", "the manager", "his wife",
-             "the neighbour", "the detective", "my best friend", "the teacher", "your cousin", "the lawyer",
-             "the driver", "the young man", "the old woman"]
-ADJECTIVES = ["strange", "beautiful", "dangerous", "quiet", "cold", "expensive", "wonderful", "terrible",
-              "empty", "crowded", "familiar", "broken", "perfect", "ordinary", "impossible", "lovely"]
-NOUNS = ["day", "idea", "story", "morning", "surprise", "mistake", "decision", "secret", "plan", "dream",
-         "evening", "question", "answer", "journey", "promise", "lie"]
+NAMES = [
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Emma",
+    "Frank",
+    "Grace",
+    "Henry",
+    "Iris",
+    "Jack",
+    "Kate",
+    "Leo",
+    "Maya",
+    "Nick",
+    "Olivia",
+    "Peter",
+    "Rose",
+    "Sam",
+    "Tina",
+    "Victor",
+    "Wendy",
+    "Lucas",
+    "Nora",
+    "Oscar",
+]
+PLACES = [
+    "the station",
+    "the hospital",
+    "the old house",
+    "the office",
+    "the river",
+    "the market",
+    "the airport",
+    "the restaurant",
+    "the school",
+    "the harbour",
+    "the hotel",
+    "the garden",
+    "the library",
+    "the bridge",
+    "the village",
+    "the party",
+    "the wedding",
+    "the courthouse",
+    "the bakery",
+    "the museum",
+]
+OBJECTS = [
+    "the letter",
+    "the keys",
+    "the ring",
+    "the money",
+    "the photograph",
+    "the contract",
+    "the phone",
+    "the map",
+    "the necklace",
+    "the ticket",
+    "the diary",
+    "the painting",
+    "the envelope",
+    "the recipe",
+    "the password",
+    "the umbrella",
+    "the watch",
+    "the suitcase",
+    "the medicine",
+    "the invitation",
+]
+TIMES = [
+    "tonight",
+    "tomorrow morning",
+    "last night",
+    "yesterday",
+    "next week",
+    "this afternoon",
+    "on Sunday",
+    "before dawn",
+    "after dinner",
+    "in an hour",
+    "at midnight",
+    "three days ago",
+    "last summer",
+    "by Friday",
+]
+VERBS_PAST = [
+    "found",
+    "lost",
+    "hid",
+    "sold",
+    "broke",
+    "opened",
+    "stole",
+    "forgot",
+    "returned",
+    "burned",
+    "signed",
+    "painted",
+    "borrowed",
+    "dropped",
+    "promised",
+    "ruined",
+    "kept",
+    "moved",
+]
+VERBS_BASE = [
+    "find",
+    "call",
+    "meet",
+    "help",
+    "trust",
+    "forgive",
+    "follow",
+    "remember",
+    "tell",
+    "visit",
+    "protect",
+    "believe",
+    "stop",
+    "leave",
+    "ask",
+    "warn",
+    "thank",
+    "marry",
+]
+FEELINGS = [
+    "happy",
+    "worried",
+    "tired",
+    "afraid",
+    "proud",
+    "angry",
+    "sorry",
+    "nervous",
+    "grateful",
+    "lonely",
+    "confused",
+    "excited",
+    "ashamed",
+    "relieved",
+    "jealous",
+    "hopeful",
+]
+RELATIONS = [
+    "your brother",
+    "my sister",
+    "our father",
+    "her mother",
+    "the doctor",
+    "the manager",
+    "his wife",
+    "the neighbour",
+    "the detective",
+    "my best friend",
+    "the teacher",
+    "your cousin",
+    "the lawyer",
+    "the driver",
+    "the young man",
+    "the old woman",
+]
+ADJECTIVES = [
+    "strange",
+    "beautiful",
+    "dangerous",
+    "quiet",
+    "cold",
+    "expensive",
+    "wonderful",
+    "terrible",
+    "empty",
+    "crowded",
+    "familiar",
+    "broken",
+    "perfect",
+    "ordinary",
+    "impossible",
+    "lovely",
+]
+NOUNS = [
+    "day",
+    "idea",
+    "story",
+    "morning",
+    "surprise",
+    "mistake",
+    "decision",
+    "secret",
+    "plan",
+    "dream",
+    "evening",
+    "question",
+    "answer",
+    "journey",
+    "promise",
+    "lie",
+]
 
 TEMPLATES: tuple[str, ...] = (
     "I {verb_past} {object} at {place} {time}.",
@@ -82,12 +257,23 @@ TEMPLATES: tuple[str, ...] = (
 )
 
 
-EN_SLOTS = {"name": NAMES, "place": PLACES, "object": OBJECTS, "time": TIMES, "verb_past": VERBS_PAST,
-            "verb_base": VERBS_BASE, "feeling": FEELINGS, "relation": RELATIONS, "adjective": ADJECTIVES,
-            "noun": NOUNS}
+EN_SLOTS = {
+    "name": NAMES,
+    "place": PLACES,
+    "object": OBJECTS,
+    "time": TIMES,
+    "verb_past": VERBS_PAST,
+    "verb_base": VERBS_BASE,
+    "feeling": FEELINGS,
+    "relation": RELATIONS,
+    "adjective": ADJECTIVES,
+    "noun": NOUNS,
+}
 
 
-def fill_template(rng: random.Random, templates: tuple[str, ...], slots: dict[str, list[str]]) -> str:
+def fill_template(
+    rng: random.Random, templates: tuple[str, ...], slots: dict[str, list[str]]
+) -> str:
     """A template and one word per slot (in the slots' order), all drawn from ``rng``."""
     template = rng.choice(templates)
     return template.format(**{name: rng.choice(words) for name, words in slots.items()})
@@ -99,27 +285,167 @@ def make_sentence(rng: random.Random) -> str:
     return text[0].upper() + text[1:]
 
 
-JA_NAMES = ["ハルト", "ユイ", "ソウタ", "ミオ", "レン", "サクラ", "ケンジ", "アヤカ", "タクミ", "ナナミ", "リク", "ヒナ",
-            "ダイキ", "マイ", "ショウ", "エミ"]
-JA_PLACES = ["えき", "びょういん", "がっこう", "かいしゃ", "こうえん", "みなと", "くうこう", "としょかん", "ホテル",
-             "レストラン", "きっさてん", "おてら", "じんじゃ", "デパート", "ゆうえんち", "うみべ"]
-JA_OBJECTS = ["てがみ", "かぎ", "ゆびわ", "おかね", "しゃしん", "けいやくしょ", "スマホ", "ちず", "ネックレス", "きっぷ",
-              "にっき", "かさ", "とけい", "スーツケース", "くすり", "しょうたいじょう"]
-JA_PAST_TIMES = ["ゆうべ", "きのう", "みっかまえ", "きょねんのなつ", "せんしゅう", "けさ", "さっき", "おととい"]
-JA_FUTURE_TIMES = ["こんや", "あしたのあさ", "らいしゅう", "きょうのごご", "にちようび", "よあけまえ", "ゆうしょくのあと",
-                   "いちじかんご", "まよなか", "あさって"]
-JA_VERBS_PAST = ["みつけた", "なくした", "かくした", "うった", "こわした", "あけた", "ぬすんだ", "わすれた", "かえした",
-                 "もやした", "すてた", "おとした"]
-JA_VERBS_PERSON_PAST = ["しんじた", "ゆるした", "うらぎった", "たすけた", "さがした", "まった", "おいかけた", "よんだ"]
+JA_NAMES = [
+    "ハルト",
+    "ユイ",
+    "ソウタ",
+    "ミオ",
+    "レン",
+    "サクラ",
+    "ケンジ",
+    "アヤカ",
+    "タクミ",
+    "ナナミ",
+    "リク",
+    "ヒナ",
+    "ダイキ",
+    "マイ",
+    "ショウ",
+    "エミ",
+]
+JA_PLACES = [
+    "えき",
+    "びょういん",
+    "がっこう",
+    "かいしゃ",
+    "こうえん",
+    "みなと",
+    "くうこう",
+    "としょかん",
+    "ホテル",
+    "レストラン",
+    "きっさてん",
+    "おてら",
+    "じんじゃ",
+    "デパート",
+    "ゆうえんち",
+    "うみべ",
+]
+JA_OBJECTS = [
+    "てがみ",
+    "かぎ",
+    "ゆびわ",
+    "おかね",
+    "しゃしん",
+    "けいやくしょ",
+    "スマホ",
+    "ちず",
+    "ネックレス",
+    "きっぷ",
+    "にっき",
+    "かさ",
+    "とけい",
+    "スーツケース",
+    "くすり",
+    "しょうたいじょう",
+]
+JA_PAST_TIMES = [
+    "ゆうべ",
+    "きのう",
+    "みっかまえ",
+    "きょねんのなつ",
+    "せんしゅう",
+    "けさ",
+    "さっき",
+    "おととい",
+]
+JA_FUTURE_TIMES = [
+    "こんや",
+    "あしたのあさ",
+    "らいしゅう",
+    "きょうのごご",
+    "にちようび",
+    "よあけまえ",
+    "ゆうしょくのあと",
+    "いちじかんご",
+    "まよなか",
+    "あさって",
+]
+JA_VERBS_PAST = [
+    "みつけた",
+    "なくした",
+    "かくした",
+    "うった",
+    "こわした",
+    "あけた",
+    "ぬすんだ",
+    "わすれた",
+    "かえした",
+    "もやした",
+    "すてた",
+    "おとした",
+]
+JA_VERBS_PERSON_PAST = [
+    "しんじた",
+    "ゆるした",
+    "うらぎった",
+    "たすけた",
+    "さがした",
+    "まった",
+    "おいかけた",
+    "よんだ",
+]
 JA_VERBS_PERSON = ["しんじる", "ゆるす", "まもる", "たすける", "さがす", "まつ", "むかえにいく"]
-JA_VERBS_MEET = ["あう", "でんわする", "あやまる", "れんらくする", "そうだんする", "ほんとうのことをいう"]
-JA_PEOPLE = ["おにいさん", "いもうと", "おとうさん", "おかあさん", "せんせい", "ぶちょう", "おくさん", "となりのひと",
-             "けいじ", "しんゆう", "べんごし", "うんてんしゅ", "おばあちゃん", "あのおとこ"]
-JA_FEELINGS = ["うれしい", "かなしい", "さびしい", "くやしい", "こわい", "はずかしい", "つらい", "なつかしい"]
-JA_ADJECTIVES = ["ふしぎな", "きれいな", "きけんな", "しずかな", "さむい", "すてきな", "ひどい", "ながい", "さいこうの",
-                 "さいあくの"]
-JA_NOUNS = ["ひ", "はなし", "ゆめ", "やくそく", "ひみつ", "けいかく", "まちがい", "しつもん", "こたえ", "たび", "うそ",
-            "けっしん"]
+JA_VERBS_MEET = [
+    "あう",
+    "でんわする",
+    "あやまる",
+    "れんらくする",
+    "そうだんする",
+    "ほんとうのことをいう",
+]
+JA_PEOPLE = [
+    "おにいさん",
+    "いもうと",
+    "おとうさん",
+    "おかあさん",
+    "せんせい",
+    "ぶちょう",
+    "おくさん",
+    "となりのひと",
+    "けいじ",
+    "しんゆう",
+    "べんごし",
+    "うんてんしゅ",
+    "おばあちゃん",
+    "あのおとこ",
+]
+JA_FEELINGS = [
+    "うれしい",
+    "かなしい",
+    "さびしい",
+    "くやしい",
+    "こわい",
+    "はずかしい",
+    "つらい",
+    "なつかしい",
+]
+JA_ADJECTIVES = [
+    "ふしぎな",
+    "きれいな",
+    "きけんな",
+    "しずかな",
+    "さむい",
+    "すてきな",
+    "ひどい",
+    "ながい",
+    "さいこうの",
+    "さいあくの",
+]
+JA_NOUNS = [
+    "ひ",
+    "はなし",
+    "ゆめ",
+    "やくそく",
+    "ひみつ",
+    "けいかく",
+    "まちがい",
+    "しつもん",
+    "こたえ",
+    "たび",
+    "うそ",
+    "けっしん",
+]
 
 JA_TEMPLATES: tuple[str, ...] = (
     "{past_time}、{place}で{object}を{verb_past}の。",
@@ -157,10 +483,21 @@ JA_TEMPLATES: tuple[str, ...] = (
 )
 
 
-JA_SLOTS = {"name": JA_NAMES, "place": JA_PLACES, "object": JA_OBJECTS, "past_time": JA_PAST_TIMES,
-            "future_time": JA_FUTURE_TIMES, "verb_past": JA_VERBS_PAST, "verb_person_past": JA_VERBS_PERSON_PAST,
-            "verb_person": JA_VERBS_PERSON, "verb_meet": JA_VERBS_MEET, "person": JA_PEOPLE, "feeling": JA_FEELINGS,
-            "adjective": JA_ADJECTIVES, "noun": JA_NOUNS}
+JA_SLOTS = {
+    "name": JA_NAMES,
+    "place": JA_PLACES,
+    "object": JA_OBJECTS,
+    "past_time": JA_PAST_TIMES,
+    "future_time": JA_FUTURE_TIMES,
+    "verb_past": JA_VERBS_PAST,
+    "verb_person_past": JA_VERBS_PERSON_PAST,
+    "verb_person": JA_VERBS_PERSON,
+    "verb_meet": JA_VERBS_MEET,
+    "person": JA_PEOPLE,
+    "feeling": JA_FEELINGS,
+    "adjective": JA_ADJECTIVES,
+    "noun": JA_NOUNS,
+}
 
 
 def make_japanese_sentence(rng: random.Random) -> str:
@@ -168,11 +505,15 @@ def make_japanese_sentence(rng: random.Random) -> str:
     return fill_template(rng, JA_TEMPLATES, JA_SLOTS)
 
 
-def distinct_sentences(rng: random.Random, n: int, language: str = "en", max_tries_factor: int = 20) -> list[str]:
+def distinct_sentences(
+    rng: random.Random, n: int, language: str = "en", max_tries_factor: int = 20
+) -> list[str]:
     """``n`` sentences in ``language`` (``en`` | ``ja``), distinct while the template space allows it
     (it holds tens of thousands)."""
     if language not in SENTENCE_LANGUAGES:
-        raise FsclapError(f"sentence language must be one of {', '.join(SENTENCE_LANGUAGES)} (got {language!r})")
+        raise FsclapError(
+            f"sentence language must be one of {', '.join(SENTENCE_LANGUAGES)} (got {language!r})"
+        )
     make = make_japanese_sentence if language == "ja" else make_sentence
     seen: set[str] = set()
     out: list[str] = []

@@ -28,8 +28,13 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 class _RangeRequestHandler(SimpleHTTPRequestHandler):
     """SimpleHTTPRequestHandler plus single byte ranges."""
 
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mp4": "video/mp4", ".flac": "audio/flac",
-                      ".rttm": "text/plain", ".yaml": "text/yaml"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".mp4": "video/mp4",
+        ".flac": "audio/flac",
+        ".rttm": "text/plain",
+        ".yaml": "text/yaml",
+    }
 
     def send_head(self):
         path = Path(self.translate_path(self.path))
@@ -39,7 +44,9 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
         match = _RANGE.match(header.strip())
         size = path.stat().st_size
         if not match or (not match.group(1) and not match.group(2)):
-            return super().send_head()  # malformed or multi-range: serve the whole file (allowed by RFC 9110)
+            return (
+                super().send_head()
+            )  # malformed or multi-range: serve the whole file (allowed by RFC 9110)
         first, last = match.group(1), match.group(2)
         if first:
             start, end = int(first), min(int(last), size - 1) if last else size - 1
@@ -62,12 +69,16 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
         return _Limited(handle, end - start + 1)
 
     def end_headers(self):
-        if not any(h.lower().startswith(b"accept-ranges") for h in getattr(self, "_headers_buffer", [])):
+        if not any(
+            h.lower().startswith(b"accept-ranges") for h in getattr(self, "_headers_buffer", [])
+        ):
             self.send_header("Accept-Ranges", "bytes")
         super().end_headers()
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        self.server.requests.append(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}".strip())
+        self.server.requests.append(
+            f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}".strip()
+        )
 
 
 class _Limited:
@@ -111,7 +122,9 @@ def serving(path: str | Path, host: str = "127.0.0.1") -> Iterator[tuple[str, li
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise FsclapError(f"this server is for loopback tests only, not {host}")
     server = _Server((host, 0), partial(_RangeRequestHandler, directory=os.fspath(root)))
-    thread = threading.Thread(target=server.serve_forever, name="fsclap-serve-directory", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, name="fsclap-serve-directory", daemon=True
+    )
     thread.start()
     try:
         yield f"http://{host}:{server.server_address[1]}", server.requests

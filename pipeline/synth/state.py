@@ -21,8 +21,12 @@ def claim_folder(out_dir: Path, state_file: str, settings: dict, what: str) -> N
     path = out_dir / state_file
     if path.is_file():
         have = json.loads(path.read_text())
-        diff = ", ".join(f"{k}={have.get(k)} (now {settings[k]})" for k in settings if have.get(k) != settings[k])
+        diff = ", ".join(
+            f"{k}={have.get(k)} (now {settings[k]})" for k in settings if have.get(k) != settings[k]
+        )
         if diff:
-            raise FsclapError(f"{out_dir} holds {what} made with other settings: {diff}; "
-                              "use another --out folder or delete it")
+            raise FsclapError(
+                f"{out_dir} holds {what} made with other settings: {diff}; "
+                "use another --out folder or delete it"
+            )
     write_json(path, settings)

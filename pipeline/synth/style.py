@@ -40,16 +40,35 @@ STYLE_EMOTIONS = ("neutral", "happy", "sad", "angry", "fearful", "surprised", "d
 
 # Target bands. Gaps between bands leave room for the measurement's own error.
 PITCH_BANDS_HZ: dict[tuple[str, str], tuple[float, float]] = {
-    ("male", "low"): (80.0, 94.0), ("male", "normal"): (106.0, 124.0), ("male", "high"): (140.0, 165.0),
-    ("female", "low"): (158.0, 182.0), ("female", "normal"): (205.0, 235.0), ("female", "high"): (265.0, 305.0),
+    ("male", "low"): (80.0, 94.0),
+    ("male", "normal"): (106.0, 124.0),
+    ("male", "high"): (140.0, 165.0),
+    ("female", "low"): (158.0, 182.0),
+    ("female", "normal"): (205.0, 235.0),
+    ("female", "high"): (265.0, 305.0),
 }
-RATE_BANDS_SYL_S: dict[str, tuple[float, float]] = {"slow": (2.6, 3.2), "normal": (3.9, 4.6), "fast": (5.5, 6.5)}
-ENERGY_BANDS_DBFS: dict[str, tuple[float, float]] = {"low": (-36.0, -32.0), "normal": (-27.0, -23.0), "high": (-18.0, -15.0)}
+RATE_BANDS_SYL_S: dict[str, tuple[float, float]] = {
+    "slow": (2.6, 3.2),
+    "normal": (3.9, 4.6),
+    "fast": (5.5, 6.5),
+}
+ENERGY_BANDS_DBFS: dict[str, tuple[float, float]] = {
+    "low": (-36.0, -32.0),
+    "normal": (-27.0, -23.0),
+    "high": (-18.0, -15.0),
+}
 LABEL_MODES = ("bands", "relative")
 # relative mode: shift (semitones) and tempo ranges per level, from the voice's own normal
-RELATIVE_PITCH_SEMITONES: dict[str, tuple[float, float]] = {"low": (-4.0, -2.5), "normal": (-0.7, 0.7),
-                                                           "high": (2.5, 4.0)}
-RELATIVE_TEMPO: dict[str, tuple[float, float]] = {"slow": (0.70, 0.80), "normal": (0.93, 1.07), "fast": (1.25, 1.40)}
+RELATIVE_PITCH_SEMITONES: dict[str, tuple[float, float]] = {
+    "low": (-4.0, -2.5),
+    "normal": (-0.7, 0.7),
+    "high": (2.5, 4.0),
+}
+RELATIVE_TEMPO: dict[str, tuple[float, float]] = {
+    "slow": (0.70, 0.80),
+    "normal": (0.93, 1.07),
+    "fast": (1.25, 1.40),
+}
 CALIBRATION_SENTENCES = 5
 PEAK_LIMIT = 0.97
 MAX_PASSES = 3
@@ -90,8 +109,13 @@ class StyleLevels:
     emotion: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"gender": self.gender, "pitch": self.pitch, "speed": self.speed, "energy": self.energy,
-                "emotion": self.emotion}
+        return {
+            "gender": self.gender,
+            "pitch": self.pitch,
+            "speed": self.speed,
+            "energy": self.energy,
+            "emotion": self.emotion,
+        }
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,9 @@ def draw_targets(rng: random.Random, levels: StyleLevels) -> StyleTargets:
     e_lo, e_hi = ENERGY_BANDS_DBFS[levels.energy]
     # F0 drawn uniformly on a log scale (perceptually even), rate and level uniformly
     f0 = math.exp(rng.uniform(math.log(f_lo), math.log(f_hi)))
-    return StyleTargets(round(f0, 2), round(rng.uniform(r_lo, r_hi), 3), round(rng.uniform(e_lo, e_hi), 2))
+    return StyleTargets(
+        round(f0, 2), round(rng.uniform(r_lo, r_hi), 3), round(rng.uniform(e_lo, e_hi), 2)
+    )
 
 
 @lru_cache(maxsize=None)
@@ -153,7 +179,9 @@ def voice_normal(voice: Voice, pitch_range: str = "medium") -> VoiceNormal:
     sentences in its language (cached per process; synthesis is deterministic, so every process
     gets the same numbers)."""
     language = voice.sentence_language
-    texts = distinct_sentences(random.Random(f"calibration|{language}"), CALIBRATION_SENTENCES, language)
+    texts = distinct_sentences(
+        random.Random(f"calibration|{language}"), CALIBRATION_SENTENCES, language
+    )
     f0s, syllables, seconds = [], 0.0, 0.0
     for text in texts:
         audio, _ = synthesize(voice, text, Controls(pitch_range=pitch_range))
@@ -168,47 +196,82 @@ def voice_normal(voice: Voice, pitch_range: str = "medium") -> VoiceNormal:
     return VoiceNormal(round(float(np.median(f0s)), 2), round(syllables / seconds, 3))
 
 
-def draw_relative_targets(rng: random.Random, levels: StyleLevels, normal: VoiceNormal) -> StyleTargets:
+def draw_relative_targets(
+    rng: random.Random, levels: StyleLevels, normal: VoiceNormal
+) -> StyleTargets:
     """Relative mode: a shift and a tempo drawn in the levels' ranges, and what they should give."""
     p_lo, p_hi = RELATIVE_PITCH_SEMITONES[levels.pitch]
     t_lo, t_hi = RELATIVE_TEMPO[levels.speed]
     e_lo, e_hi = ENERGY_BANDS_DBFS[levels.energy]
     shift, tempo = round(rng.uniform(p_lo, p_hi), 3), round(rng.uniform(t_lo, t_hi), 4)
     rms = round(rng.uniform(e_lo, e_hi), 2)
-    return StyleTargets(round(normal.f0_median_hz * 2.0 ** (shift / 12.0), 2), round(normal.rate_syl_s * tempo, 3),
-                        rms, semitones=shift, tempo=tempo)
+    return StyleTargets(
+        round(normal.f0_median_hz * 2.0 ** (shift / 12.0), 2),
+        round(normal.rate_syl_s * tempo, 3),
+        rms,
+        semitones=shift,
+        tempo=tempo,
+    )
 
 
-def render_relative(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, sample_rate: int,
-                    pad_s: float = 0.08) -> Utterance:
+def render_relative(
+    voice: Voice,
+    text: str,
+    levels: StyleLevels,
+    targets: StyleTargets,
+    sample_rate: int,
+    pad_s: float = 0.08,
+) -> Utterance:
     """Relative mode: synthesise once with the targets' shift and tempo (no measuring loop), then
     trim, add the emotion's tremolo, resample and set the level as :func:`render` does."""
     if voice.gender != levels.gender:
-        raise ValueError(f"voice {voice.voice_id} is {voice.gender}, levels ask for {levels.gender}")
+        raise ValueError(
+            f"voice {voice.voice_id} is {voice.gender}, levels ask for {levels.gender}"
+        )
     if targets.semitones is None or targets.tempo is None:
-        raise ValueError("relative rendering needs targets with semitones and tempo (draw_relative_targets)")
+        raise ValueError(
+            "relative rendering needs targets with semitones and tempo (draw_relative_targets)"
+        )
     recipe = EMOTION_RECIPES[levels.emotion]
     # espeak's intonation range moves its median F0 too (x-high: about +2.5 semitones); take that
     # out so the pitch level stays a shift from the voice's normal. Other engines ignore the range.
     offset = 0.0
     if voice.engine == "espeak" and recipe.pitch_range != "medium":
-        offset = semitones(voice_normal(voice, recipe.pitch_range).f0_median_hz, voice_normal(voice).f0_median_hz)
-    controls = Controls(targets.semitones - offset, targets.tempo, recipe.pitch_range, sox_pitch=True)
+        offset = semitones(
+            voice_normal(voice, recipe.pitch_range).f0_median_hz, voice_normal(voice).f0_median_hz
+        )
+    controls = Controls(
+        targets.semitones - offset, targets.tempo, recipe.pitch_range, sox_pitch=True
+    )
     audio, params = synthesize(voice, text, controls)
-    params = {**params, "semitones": round(controls.semitones, 3), "tempo": targets.tempo, "passes": 1,
-              "range_offset_semitones": round(offset, 3), "syllables_text": count_syllables(text)}
+    params = {
+        **params,
+        "semitones": round(controls.semitones, 3),
+        "tempo": targets.tempo,
+        "passes": 1,
+        "range_offset_semitones": round(offset, 3),
+        "syllables_text": count_syllables(text),
+    }
     return _finish(audio, voice, text, levels, targets, params, sample_rate, pad_s)
 
 
-def render(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, sample_rate: int,
-           pad_s: float = 0.08) -> Utterance:
+def render(
+    voice: Voice,
+    text: str,
+    levels: StyleLevels,
+    targets: StyleTargets,
+    sample_rate: int,
+    pad_s: float = 0.08,
+) -> Utterance:
     """Synthesise ``text`` with ``voice`` so that its measured F0/rate/level hit ``targets``.
 
     The result is trimmed to the speech (plus ``pad_s`` of silence each side) and resampled to
     ``sample_rate``; ``acoustics`` holds the measurements of the final audio.
     """
     if voice.gender != levels.gender:
-        raise ValueError(f"voice {voice.voice_id} is {voice.gender}, levels ask for {levels.gender}")
+        raise ValueError(
+            f"voice {voice.voice_id} is {voice.gender}, levels ask for {levels.gender}"
+        )
     recipe = EMOTION_RECIPES[levels.emotion]
     controls = Controls(0.0, 1.0, recipe.pitch_range)
     syllables = count_syllables(text)
@@ -223,20 +286,35 @@ def render(voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, 
         if abs(pitch_error) <= PITCH_TOLERANCE_ST and abs(rate_ratio - 1) <= RATE_TOLERANCE:
             break
         if passes < MAX_PASSES:
-            controls = Controls(controls.semitones + pitch_error, controls.tempo * rate_ratio, recipe.pitch_range)
+            controls = Controls(
+                controls.semitones + pitch_error, controls.tempo * rate_ratio, recipe.pitch_range
+            )
         elif abs(pitch_error) > PITCH_TOLERANCE_ST:
             # some variants clamp their pitch: shift what the engine would not give
             cents = int(round(pitch_error * 100))
             audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
             params = {**params, "sox_pitch_cents": params.get("sox_pitch_cents", 0) + cents}
     assert audio is not None
-    params = {**params, "semitones": round(controls.semitones, 3), "tempo": round(controls.tempo, 4),
-              "passes": passes, "syllables_text": syllables}
+    params = {
+        **params,
+        "semitones": round(controls.semitones, 3),
+        "tempo": round(controls.tempo, 4),
+        "passes": passes,
+        "syllables_text": syllables,
+    }
     return _finish(audio, voice, text, levels, targets, params, sample_rate, pad_s)
 
 
-def _finish(audio: np.ndarray, voice: Voice, text: str, levels: StyleLevels, targets: StyleTargets, params: dict,
-            sample_rate: int, pad_s: float) -> Utterance:
+def _finish(
+    audio: np.ndarray,
+    voice: Voice,
+    text: str,
+    levels: StyleLevels,
+    targets: StyleTargets,
+    params: dict,
+    sample_rate: int,
+    pad_s: float,
+) -> Utterance:
     """Trim to the speech, add the emotion's tremolo, resample, set the level, measure."""
     recipe = EMOTION_RECIPES[levels.emotion]
     start, end = trim_bounds(audio, ENGINE_SAMPLE_RATE, pad_s=pad_s)
@@ -244,7 +322,9 @@ def _finish(audio: np.ndarray, voice: Voice, text: str, levels: StyleLevels, tar
     if recipe.tremolo:
         hz, depth = recipe.tremolo
         t = np.arange(audio.size) / ENGINE_SAMPLE_RATE
-        audio = audio * (1.0 - depth / 2 + depth / 2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+        audio = audio * (1.0 - depth / 2 + depth / 2 * np.sin(2 * np.pi * hz * t)).astype(
+            np.float32
+        )
     audio = resample(audio.astype(np.float32), ENGINE_SAMPLE_RATE, sample_rate)
     audio = set_level(audio, sample_rate, targets.rms_dbfs)
     utt = Utterance(audio, sample_rate, text, voice, levels, targets, params)

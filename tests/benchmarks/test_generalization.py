@@ -26,16 +26,33 @@ def test_alt_captions_share_no_wording_with_the_project_writer():
 
     from pipeline.caption_writer import CaptionWriter
 
-    levels = {"gender": "female", "pitch": "high", "speed": "fast", "energy": "low", "emotion": "angry"}
+    levels = {
+        "gender": "female",
+        "pitch": "high",
+        "speed": "fast",
+        "energy": "low",
+        "emotion": "angry",
+    }
     ours = {CaptionWriter("en", 0).write(levels, key=str(i)) for i in range(40)}
     alt = {alt_caption(levels, 0, str(i)) for i in range(40)}
     assert not ours & alt
     # the level words the project's writer uses for these levels never appear in the other wording
     for caption in alt:
         lowered = caption.lower()
-        for word in ("high-pitched", "high pitch", "quickly", "rapid", "softly", "quiet", "angry", "woman"):
+        for word in (
+            "high-pitched",
+            "high pitch",
+            "quickly",
+            "rapid",
+            "softly",
+            "quiet",
+            "angry",
+            "woman",
+        ):
             assert word not in lowered, (word, caption)
-    unknown = alt_caption({"gender": "male", "pitch": "unknown", "speed": None, "energy": "high"}, 0, "k")
+    unknown = alt_caption(
+        {"gender": "male", "pitch": "unknown", "speed": None, "energy": "high"}, 0, "k"
+    )
     assert "register" not in unknown and "tempo" not in unknown
 
 
@@ -44,7 +61,11 @@ def test_quick_mode_reports_both_families(tmp_path):
     bench = _load()
     results = bench.main(["--quick", "--out", str(tmp_path)])
     retrieval = results["retrieval"]
-    for key in ("train|held-out voices|fsclap", "test|project wording|fsclap", "test|other wording|clap"):
+    for key in (
+        "train|held-out voices|fsclap",
+        "test|project wording|fsclap",
+        "test|other wording|clap",
+    ):
         run = retrieval[key][0]
         assert run["n"] >= 10
         for direction in ("a2t", "t2a"):
@@ -62,5 +83,7 @@ def test_quick_mode_reports_both_families(tmp_path):
         assert results["diarization"][family]["episodes"]
         assert results["captions"][f"{family}|no speaker ids"]["n"] > 0
     table = (tmp_path / "quick" / "table.md").read_text()
-    assert "## Retrieval" in table and "## Diarization" in table and "## Caption attributes" in table
+    assert (
+        "## Retrieval" in table and "## Diarization" in table and "## Caption attributes" in table
+    )
     assert json.loads((tmp_path / "quick" / "results.json").read_text())["mode"] == "quick"

@@ -56,7 +56,10 @@ def episode_urls(drama) -> Callable[[str | None], list[str]]:
 
 
 def write_sources(path: Path, urls: list[str]) -> Path:
-    doc = {"min_episodes": 1, "dramas": [{"id": "drama01", "title": "A generated drama", "language": "en", "urls": urls}]}
+    doc = {
+        "min_episodes": 1,
+        "dramas": [{"id": "drama01", "title": "A generated drama", "language": "en", "urls": urls}],
+    }
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
 
@@ -78,12 +81,21 @@ def first_build(tmp_path_factory, drama, served, episode_urls):
     good = episode_urls(served)[:2]
     unreachable = f"http://127.0.0.1:{closed_port()}/drama01_ep009.mp4"
     sources = write_sources(tmp / "sources.yaml", [*good, f"{served}/notes.mp4", unreachable])
-    params = {"sources": str(sources), "data_root": str(tmp / "data"), "acquire_retries": 1, "acquire_retry_delay_s": 0.1,
-              "overrides": ["stages.acquire.retries=0"]}
+    params = {
+        "sources": str(sources),
+        "data_root": str(tmp / "data"),
+        "acquire_retries": 1,
+        "acquire_retry_delay_s": 0.1,
+        "overrides": ["stages.acquire.retries=0"],
+    }
     start = time.perf_counter()
     state = build_corpus(params, return_state=True)
-    return {"state": state, "flow_run_id": state.state_details.flow_run_id, "data_root": tmp / "data",
-            "seconds": time.perf_counter() - start}
+    return {
+        "state": state,
+        "flow_run_id": state.state_details.flow_run_id,
+        "data_root": tmp / "data",
+        "seconds": time.perf_counter() - start,
+    }
 
 
 # --- reading runs back from the API ---------------------------------------------------------------
@@ -98,8 +110,13 @@ def task_runs(flow_run_id, settle_s: float = 20.0) -> list:
     deadline = time.monotonic() + settle_s
     with get_client(sync_client=True) as client:
         while True:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            if (
+                all(r.state is not None and r.state.is_final() for r in runs)
+                or time.monotonic() > deadline
+            ):
                 return runs
             time.sleep(0.5)
 
@@ -125,7 +142,9 @@ def artifacts_of(flow_run_id) -> dict:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
     return {a.key: a for a in found}
 
 
@@ -133,4 +152,6 @@ def artifacts_of(flow_run_id) -> dict:
 def api():
     from types import SimpleNamespace
 
-    return SimpleNamespace(task_runs=task_runs, states_by_task=states_by_task, artifacts=artifacts_of)
+    return SimpleNamespace(
+        task_runs=task_runs, states_by_task=states_by_task, artifacts=artifacts_of
+    )

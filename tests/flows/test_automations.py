@@ -16,6 +16,12 @@ def test_zombie_automation_is_created_once():
     assert created and not created_again and first == again
     automation = Automation.read(name=ZOMBIE_AUTOMATION)
     trigger = automation.trigger
-    assert trigger.after == {"prefect.flow-run.heartbeat"} and "prefect.flow-run.Completed" in trigger.expect
+    assert (
+        trigger.after == {"prefect.flow-run.heartbeat"}
+        and "prefect.flow-run.Completed" in trigger.expect
+    )
     assert trigger.posture == "Proactive" and trigger.within == timedelta(seconds=SILENCE_S)
-    assert automation.actions[0].type == "change-flow-run-state" and automation.actions[0].state == "CRASHED"
+    assert (
+        automation.actions[0].type == "change-flow-run-state"
+        and automation.actions[0].state == "CRASHED"
+    )

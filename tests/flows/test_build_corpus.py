@@ -28,7 +28,9 @@ def run_flow(params: dict):
 
 def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_build, api):
     state, data_root = first_build["state"], first_build["data_root"]
-    assert state.is_completed(), state.message  # two failing episodes failed their tasks, not the flow
+    assert state.is_completed(), (
+        state.message
+    )  # two failing episodes failed their tasks, not the flow
     summary = state.result()
     assert summary.episodes == 4 and summary.finished == 2 and summary.failures == 2
     assert [s.name for s in summary.stages] == STAGES
@@ -36,7 +38,10 @@ def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_bu
     episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet").set_index("episode_id")
     assert (episodes["status"] == "published").sum() == 2
     failures = pd.read_parquet(data_root / "manifests" / "failures.parquet").set_index("error")
-    assert set(failures.index) == {"Unreachable", "UnreadableMedia"} and (failures["stage"] == "acquire").all()
+    assert (
+        set(failures.index) == {"Unreachable", "UnreadableMedia"}
+        and (failures["stage"] == "acquire").all()
+    )
     clips = pd.read_parquet(data_root / "manifests" / "clips.parquet")
     assert len(clips) >= 2 and clips["caption"].str.len().gt(10).all()
     version = (data_root / "datasets" / "LATEST").read_text().strip()
@@ -49,14 +54,22 @@ def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_bu
     for stage in STAGES[1:]:
         assert by_task[stage] == Counter({"Completed": 2}), stage
     assert by_task["discover"] == Counter({"Completed": 1})
-    assert {name for name in by_task if name.endswith("-finish")} == {"consistency-finish", "caption-finish", "publish-finish"}
+    assert {name for name in by_task if name.endswith("-finish")} == {
+        "consistency-finish",
+        "caption-finish",
+        "publish-finish",
+    }
     acquire = {r.name: r for r in runs if r.name.startswith("acquire/")}
     ids = episodes.index
     unreachable = next(i for i in ids if episodes.loc[i, "error"] == "Unreachable")
     unreadable = next(i for i in ids if episodes.loc[i, "error"] == "UnreadableMedia")
-    assert acquire[f"acquire/{unreachable}"].run_count == 2  # a network failure is retried once (acquire_retries=1)
+    assert (
+        acquire[f"acquire/{unreachable}"].run_count == 2
+    )  # a network failure is retried once (acquire_retries=1)
     assert acquire[f"acquire/{unreadable}"].run_count == 1  # bad content is not
-    assert all({"fsclap", f"stage:{r.name.split('/')[0]}"} <= set(r.tags) for r in runs if "/" in r.name)
+    assert all(
+        {"fsclap", f"stage:{r.name.split('/')[0]}"} <= set(r.tags) for r in runs if "/" in r.name
+    )
     assert not any("gpu" in r.tags for r in runs)  # the offline profile loads no paper model
 
 
@@ -65,10 +78,15 @@ def test_build_corpus_artifacts(first_build, api):
     summary = found["build-corpus-summary"]
     assert summary.type == "markdown"
     text = summary.data
-    assert "through all stages: **2**" in text and "failures: **2**" in text and "kept ratio" in text
+    assert (
+        "through all stages: **2**" in text and "failures: **2**" in text and "kept ratio" in text
+    )
     assert "| acquire | 2 | 2 |" in text and "Unreachable" in text and "UnreadableMedia" in text
     table = found["build-corpus-failures"]
-    assert table.type == "table" and {row["error"] for row in _table_rows(table)} == {"Unreachable", "UnreadableMedia"}
+    assert table.type == "table" and {row["error"] for row in _table_rows(table)} == {
+        "Unreachable",
+        "UnreadableMedia",
+    }
     images = [a for a in found.values() if a.type == "image"]
     assert {a.key for a in images} == {"dataset-attribute-levels", "dataset-measured-values"}
     assert all(a.data.startswith("data:image/png;base64,iVBOR") for a in images)
@@ -81,7 +99,9 @@ def _table_rows(artifact) -> list[dict]:
     return data
 
 
-def test_refresh_processes_only_new_episodes(first_build, served, episode_urls, sources_file, tmp_path, api):
+def test_refresh_processes_only_new_episodes(
+    first_build, served, episode_urls, sources_file, tmp_path, api
+):
     """The nightly refresh: a third episode appears in the listing; only it goes through the
     per-episode stages (the drama-wide ones re-score the drama), nothing is downloaded again."""
     import shutil
@@ -108,15 +128,23 @@ def test_invalid_parameters_are_rejected_before_any_work(tmp_path, drama):
 
     sources = str(drama / "sources.yaml")
     data_root = tmp_path / "data"
-    for bad in ({"sources": sources, "data_root": str(data_root), "acquire_retries": -1},
-                {"sources": sources, "data_root": str(data_root), "stages": ["separat"]},
-                {"sources": sources, "data_root": str(data_root), "overrides": ["no-equals-sign"]},
-                {"sources": sources, "data_root": str(data_root), "bogus": 1}):
+    for bad in (
+        {"sources": sources, "data_root": str(data_root), "acquire_retries": -1},
+        {"sources": sources, "data_root": str(data_root), "stages": ["separat"]},
+        {"sources": sources, "data_root": str(data_root), "overrides": ["no-equals-sign"]},
+        {"sources": sources, "data_root": str(data_root), "bogus": 1},
+    ):
         with pytest.raises(ParameterTypeError):
             build_corpus(bad)
     # semantic checks run next, still before any work: settings, sources, stage resources
     with pytest.raises(FsclapError, match="unknown stage"):
-        build_corpus({"sources": sources, "data_root": str(data_root), "overrides": ["stages.separat.method=none"]})
+        build_corpus(
+            {
+                "sources": sources,
+                "data_root": str(data_root),
+                "overrides": ["stages.separat.method=none"],
+            }
+        )
     with pytest.raises(FsclapError, match="sources file not found"):
         build_corpus({"sources": str(tmp_path / "missing.yaml"), "data_root": str(data_root)})
     with pytest.raises(FsclapError, match="htdemucs.yaml not found"):
@@ -126,7 +154,9 @@ def test_invalid_parameters_are_rejected_before_any_work(tmp_path, drama):
     # the schema the UI renders and the server checks a deployment run against
     schema = parameter_schema(build_corpus.fn).model_dump_for_openapi()
     fields = schema["definitions"]["BuildCorpusParams"]["properties"]
-    assert list(fields)[:2] == ["sources", "stages"] and all(f.get("description") for f in fields.values())
+    assert list(fields)[:2] == ["sources", "stages"] and all(
+        f.get("description") for f in fields.values()
+    )
     assert fields["stages"]["anyOf"][0]["items"]["enum"] == STAGES
     assert schema["definitions"]["BuildCorpusParams"]["additionalProperties"] is False
 
@@ -134,11 +164,17 @@ def test_invalid_parameters_are_rejected_before_any_work(tmp_path, drama):
 def test_deployment_runs_refuse_relative_paths(tmp_path, drama, monkeypatch):
     """A worker runs a flow in a temporary folder: a relative data root would vanish with it."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "2f1f3e52-6a55-4bd5-9d3e-0f0c6f0f4b8e")  # as on a worker
-    with pytest.raises(FsclapError, match=r"relative path\(s\) in a deployment run: data_root, sources"):
+    monkeypatch.setenv(
+        "PREFECT__RUNTIME__DEPLOYMENT__ID", "2f1f3e52-6a55-4bd5-9d3e-0f0c6f0f4b8e"
+    )  # as on a worker
+    with pytest.raises(
+        FsclapError, match=r"relative path\(s\) in a deployment run: data_root, sources"
+    ):
         build_corpus({"sources": "sources.yaml", "data_root": "data"})
     with pytest.raises(FsclapError, match="relative path.*: data_root;"):
-        build_corpus({"sources": str(drama / "sources.yaml")})  # the settings' default data root, "data"
+        build_corpus(
+            {"sources": str(drama / "sources.yaml")}
+        )  # the settings' default data root, "data"
     assert not (tmp_path / "data").exists()
 
 
@@ -183,16 +219,29 @@ def test_killed_worker_leaves_a_resumable_state(tmp_path, episode_urls, sources_
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "CI": "1", "PREFECT_API_URL": PREFECT_API_URL.value()}
-    proc = subprocess.run([sys.executable, str(script), str(sources), str(tmp_path / "data")], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(sources), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
 
-    state, flow_run_id = run_flow({"sources": str(sources), "data_root": str(tmp_path / "data"),
-                                   "stages": ["acquire", "extract", "separate"]})
+    state, flow_run_id = run_flow(
+        {
+            "sources": str(sources),
+            "data_root": str(tmp_path / "data"),
+            "stages": ["acquire", "extract", "separate"],
+        }
+    )
     assert state.is_completed(), state.message
     counts = {s.name: s.counts for s in state.result().stages}
     assert counts["acquire"]["done"] == 3 and counts["acquire"]["run"] == 0
-    assert counts["extract"]["done"] == 2 and counts["extract"]["run"] == 1  # one journalled + one from the cache
+    assert (
+        counts["extract"]["done"] == 2 and counts["extract"]["run"] == 1
+    )  # one journalled + one from the cache
     assert counts["separate"]["run"] == 3
     by_task = api.states_by_task(api.task_runs(flow_run_id))
     assert by_task["extract"] == Counter({"Cached": 1, "Completed": 1})
@@ -209,13 +258,35 @@ def test_cli_corpus_build_runs_the_flow(tmp_path, episode_urls, sources_file, ca
 
     sources = sources_file(tmp_path / "s.yaml", episode_urls(None)[:1])
     with get_client(sync_client=True) as client:
-        before = len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"]))))
-    code = main(["corpus", "build", "--sources", str(sources), "--data-root", str(tmp_path / "data"),
-                 "--stage", "acquire", "--stage", "extract"])
+        before = len(
+            client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"]))
+            )
+        )
+    code = main(
+        [
+            "corpus",
+            "build",
+            "--sources",
+            str(sources),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--stage",
+            "acquire",
+            "--stage",
+            "extract",
+        ]
+    )
     out = capsys.readouterr().out
-    assert code == 0 and "corpus build: 1 dramas (0 skipped), 1 episodes" in out and "extract   ran    1" in out
+    assert (
+        code == 0
+        and "corpus build: 1 dramas (0 skipped), 1 episodes" in out
+        and "extract   ran    1" in out
+    )
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"])))
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["build-corpus"]))
+        )
     assert len(runs) == before + 1
     assert main(["corpus", "build", "--sources", str(sources), "--stage", "separat"]) == 2
     assert "unknown stage(s): separat" in capsys.readouterr().err

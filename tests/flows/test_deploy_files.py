@@ -13,8 +13,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = {
-    "build-corpus/nightly-refresh": "cpu", "build-corpus/adhoc": "cpu", "build-corpus/paper-gpu": "gpu",
-    "train-fsclap/gpu": "gpu", "evaluate-fsclap/gpu": "gpu",
+    "build-corpus/nightly-refresh": "cpu",
+    "build-corpus/adhoc": "cpu",
+    "build-corpus/paper-gpu": "gpu",
+    "train-fsclap/gpu": "gpu",
+    "evaluate-fsclap/gpu": "gpu",
 }
 
 
@@ -35,35 +38,55 @@ def test_prefect_yaml_deployments():
         flow = flow_of(deployment["entrypoint"])  # a module entrypoint that imports
         found[f"{flow.name}/{deployment['name']}"] = deployment
         params_model = flow.fn.__annotations__["params"]
-        model = importlib.import_module(flow.fn.__module__).__dict__[params_model] if isinstance(params_model, str) else params_model
-        model(**deployment["parameters"]["params"])  # the deployment's defaults are valid parameters
+        model = (
+            importlib.import_module(flow.fn.__module__).__dict__[params_model]
+            if isinstance(params_model, str)
+            else params_model
+        )
+        model(
+            **deployment["parameters"]["params"]
+        )  # the deployment's defaults are valid parameters
     assert {name: d["work_pool"]["name"] for name, d in found.items()} == DEPLOYMENTS
     nightly = found["build-corpus/nightly-refresh"]
-    assert nightly["schedules"][0]["cron"] == "0 3 * * *" and nightly["schedules"][0]["active"] is True
+    assert (
+        nightly["schedules"][0]["cron"] == "0 3 * * *" and nightly["schedules"][0]["active"] is True
+    )
     assert "schedules" not in found["build-corpus/adhoc"]
     assert found["train-fsclap/gpu"]["concurrency_limit"] == 1
     gpu = found["train-fsclap/gpu"]["work_pool"]["job_variables"]
     assert gpu["env"]["CUDA_VISIBLE_DEVICES"] == "0"  # process pools
     request = gpu["container_create_kwargs"]["device_requests"][0]  # docker pools
-    assert request["driver"] == "nvidia" and request["capabilities"] == [["gpu"]] and request["count"] >= 1
+    assert (
+        request["driver"] == "nvidia"
+        and request["capabilities"] == [["gpu"]]
+        and request["count"] >= 1
+    )
     assert gpu["image"] == "fsclap-gpu:latest" and "fsclap-data:/data" in gpu["volumes"]
-    assert "container_create_kwargs" not in found["build-corpus/adhoc"]["work_pool"]["job_variables"]
+    assert (
+        "container_create_kwargs" not in found["build-corpus/adhoc"]["work_pool"]["job_variables"]
+    )
 
 
 def test_docker_compose_structure():
     doc = load("docker-compose.yml")
     services = doc["services"]
-    assert {"postgres", "prefect-server", "cpu-worker", "gpu-worker", "deploy", "cli"} <= set(services)
+    assert {"postgres", "prefect-server", "cpu-worker", "gpu-worker", "deploy", "cli"} <= set(
+        services
+    )
 
     def healthy_dependency(service: str, on: str) -> None:
         assert services[service]["depends_on"][on]["condition"] == "service_healthy", (service, on)
         assert services[on]["healthcheck"]["test"], on
 
     postgres, server = services["postgres"], services["prefect-server"]
-    assert postgres["image"].startswith("postgres:") and "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert postgres["image"].startswith("postgres:") and "pg_isready" in " ".join(
+        postgres["healthcheck"]["test"]
+    )
     healthy_dependency("prefect-server", "postgres")
     server_env = server["environment"]
-    assert server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://prefect:")
+    assert server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith(
+        "postgresql+asyncpg://prefect:"
+    )
     assert "@postgres:5432/" in server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
     assert server_env["PREFECT_SERVER_API_AUTH_STRING"].startswith("${FSCLAP_PREFECT_AUTH")
     assert "/api/health" in " ".join(server["healthcheck"]["test"])  # the probe auth lets through
@@ -86,7 +109,10 @@ def test_docker_compose_structure():
     assert "deploy --all" in services["deploy"]["command"][0]
     assert {"prefect-db", "fsclap-data", "fsclap-models"} <= set(doc["volumes"])
     # docker work pools mount the volumes and join the network by these names (prefect.yaml)
-    assert doc["volumes"]["fsclap-data"]["name"] == "fsclap-data" and doc["networks"]["fsclap"]["name"] == "fsclap"
+    assert (
+        doc["volumes"]["fsclap-data"]["name"] == "fsclap-data"
+        and doc["networks"]["fsclap"]["name"] == "fsclap"
+    )
 
 
 def test_every_prefect_setting_named_exists():
@@ -94,7 +120,9 @@ def test_every_prefect_setting_named_exists():
     from prefect.settings.legacy import _get_valid_setting_names
 
     valid = set(_get_valid_setting_names(Settings))
-    text = "\n".join((ROOT / name).read_text() for name in ("docker-compose.yml", "prefect.yaml", "Dockerfile"))
+    text = "\n".join(
+        (ROOT / name).read_text() for name in ("docker-compose.yml", "prefect.yaml", "Dockerfile")
+    )
     named = set(re.findall(r"\b(PREFECT_[A-Z_]+)\b", text))
     assert {"PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING", "PREFECT_API_URL"} <= named
     assert named - valid == set()
@@ -103,13 +131,18 @@ def test_every_prefect_setting_named_exists():
 def test_dockerfile_builds_the_worker_image():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.1[0-9]", text, re.M)
-    assert "ffmpeg" in text and "pip install" in text and "ENTRYPOINT" not in text  # runs fsclap and prefect alike
+    assert (
+        "ffmpeg" in text and "pip install" in text and "ENTRYPOINT" not in text
+    )  # runs fsclap and prefect alike
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", ".env", "data"} <= set(ignored) and "prefect.yaml" not in ignored
 
 
 @pytest.mark.parametrize("name", ["build-corpus", "train-fsclap", "evaluate-fsclap"])
 def test_flow_names_are_the_contract(name):
-    module = {"build-corpus": "flows.build_corpus.build_corpus", "train-fsclap": "flows.train.train_fsclap",
-              "evaluate-fsclap": "flows.evaluate.evaluate_fsclap"}[name]
+    module = {
+        "build-corpus": "flows.build_corpus.build_corpus",
+        "train-fsclap": "flows.train.train_fsclap",
+        "evaluate-fsclap": "flows.evaluate.evaluate_fsclap",
+    }[name]
     assert flow_of(module).name == name

@@ -22,9 +22,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 AUTH = "fsclap:test-secret"
-TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
-        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
-        "freeze_text=true", "workers=0", "epochs=1", "batch_size=4", "grad_accum=1"]
+TINY = [
+    "model.d_model=32",
+    "model.embed_dim=32",
+    "model.heads=4",
+    "model.dropout=0.0",
+    "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
+    "freeze_text=true",
+    "workers=0",
+    "epochs=1",
+    "batch_size=4",
+    "grad_accum=1",
+]
 
 
 def free_port() -> int:
@@ -42,8 +51,14 @@ class Stack:
 
     def start(self, name: str, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
-        proc = subprocess.Popen([PREFECT, *args], cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [PREFECT, *args],
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append((name, proc))
         return proc
 
@@ -63,11 +78,15 @@ class Stack:
 
 
 def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_deployment(env: dict, name: str, params: dict) -> subprocess.CompletedProcess:
-    return prefect(env, "deployment", "run", name, "--watch", "--param", f"params={json.dumps(params)}")
+    return prefect(
+        env, "deployment", "run", name, "--watch", "--param", f"params={json.dumps(params)}"
+    )
 
 
 def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> float:
@@ -85,62 +104,118 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> flo
 
 
 @pytest.mark.server
-def test_deploy_and_run_every_flow_through_a_local_server(tmp_path, served, episode_urls, sources_file):
+def test_deploy_and_run_every_flow_through_a_local_server(
+    tmp_path, served, episode_urls, sources_file
+):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "CI": "1", "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
-           "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap", "PREFECT_LOGGING_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "CI": "1",
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_API_AUTH_STRING": AUTH,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
     stack = Stack(env, tmp_path)
     data_root = tmp_path / "data"
     sources = sources_file(tmp_path / "sources.yaml", episode_urls(served)[:2])
     timings = {}
     try:
         start = time.monotonic()
-        server = stack.start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                             extra_env={"PREFECT_SERVER_API_AUTH_STRING": AUTH})
+        server = stack.start(
+            "server",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            extra_env={"PREFECT_SERVER_API_AUTH_STRING": AUTH},
+        )
         timings["server healthy"] = wait_healthy(f"{api}/health", server)
         # API auth is on: anything but the health probe needs the credentials
         with pytest.raises(urllib.error.HTTPError) as denied:
-            urllib.request.urlopen(urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST"), timeout=5)
+            urllib.request.urlopen(
+                urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST"), timeout=5
+            )
         assert denied.value.code == 401
 
-        for args in (["work-pool", "create", "cpu", "--type", "process"],
-                     ["work-pool", "create", "gpu", "--type", "process"],
-                     ["concurrency-limit", "create", "gpu", "1"],
-                     ["--no-prompt", "deploy", "--all"]):
+        for args in (
+            ["work-pool", "create", "cpu", "--type", "process"],
+            ["work-pool", "create", "gpu", "--type", "process"],
+            ["concurrency-limit", "create", "gpu", "1"],
+            ["--no-prompt", "deploy", "--all"],
+        ):
             done = prefect(env, *args)
-            assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        for expected in ("created", "exists"):  # the automation for runs of dead workers; idempotent
-            automation = subprocess.run([sys.executable, "-m", "flows.automations"], cwd=ROOT, env=env,
-                                        capture_output=True, text=True, timeout=120)
-            assert automation.returncode == 0 and automation.stdout.startswith(expected), automation.stderr[-2000:]
+            assert done.returncode == 0, (
+                f"prefect {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        for expected in (
+            "created",
+            "exists",
+        ):  # the automation for runs of dead workers; idempotent
+            automation = subprocess.run(
+                [sys.executable, "-m", "flows.automations"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert automation.returncode == 0 and automation.stdout.startswith(expected), (
+                automation.stderr[-2000:]
+            )
         listed = prefect(env, "deployment", "ls").stdout
-        for name in ("build-corpus/nightly-refresh", "build-corpus/adhoc", "build-corpus/paper-gpu", "train-fsclap/gpu",
-                     "evaluate-fsclap/gpu"):
+        for name in (
+            "build-corpus/nightly-refresh",
+            "build-corpus/adhoc",
+            "build-corpus/paper-gpu",
+            "train-fsclap/gpu",
+            "evaluate-fsclap/gpu",
+        ):
             assert name.split("/")[1] in listed and name.split("/")[0] in listed, listed
-        nightly = json.loads(prefect(env, "deployment", "inspect", "build-corpus/nightly-refresh", "--output", "json").stdout)
+        nightly = json.loads(
+            prefect(
+                env, "deployment", "inspect", "build-corpus/nightly-refresh", "--output", "json"
+            ).stdout
+        )
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
-        assert nightly["parameter_openapi_schema"]["definitions"]["BuildCorpusParams"]["properties"]["sources"]
+        assert nightly["parameter_openapi_schema"]["definitions"]["BuildCorpusParams"][
+            "properties"
+        ]["sources"]
         timings["pools + deploy"] = time.monotonic() - start - timings["server healthy"]
 
         # a bad parameter is refused by the server against the flow's schema: no run is created
-        refused = run_deployment(env, "build-corpus/adhoc", {"sources": str(sources), "acquire_retries": -1})
+        refused = run_deployment(
+            env, "build-corpus/adhoc", {"sources": str(sources), "acquire_retries": -1}
+        )
         assert refused.returncode == 1 and "acquire_retries" in refused.stdout + refused.stderr
 
         stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
         stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
-        for name, params in (("build-corpus/adhoc", {"sources": str(sources), "data_root": str(data_root)}),
-                             ("train-fsclap/gpu", {"data_root": str(data_root), "train_overrides": TINY}),
-                             ("evaluate-fsclap/gpu", {"data_root": str(data_root), "split": "val", "plot": False})):
+        for name, params in (
+            ("build-corpus/adhoc", {"sources": str(sources), "data_root": str(data_root)}),
+            ("train-fsclap/gpu", {"data_root": str(data_root), "train_overrides": TINY}),
+            ("evaluate-fsclap/gpu", {"data_root": str(data_root), "split": "val", "plot": False}),
+        ):
             began = time.monotonic()
             done = run_deployment(env, name, params)
             timings[name] = time.monotonic() - began
             assert done.returncode == 0 and "Completed" in done.stdout, (
                 f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}\n"
-                f"cpu worker:\n{stack.log('cpu-worker')}\ngpu worker:\n{stack.log('gpu-worker')}")
+                f"cpu worker:\n{stack.log('cpu-worker')}\ngpu worker:\n{stack.log('gpu-worker')}"
+            )
 
-        for key in ("build-corpus-summary", "train-fsclap-summary", "train-fsclap-curves", "evaluate-fsclap-report"):
+        for key in (
+            "build-corpus-summary",
+            "train-fsclap-summary",
+            "train-fsclap-curves",
+            "evaluate-fsclap-report",
+        ):
             shown = prefect(env, "artifact", "inspect", key, "--output", "json")
             assert shown.returncode == 0, f"{key}: {shown.stderr[-2000:]}"
             latest = json.loads(shown.stdout)[0]

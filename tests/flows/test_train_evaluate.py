@@ -13,9 +13,18 @@ from flows.train import train_fsclap
 from fsclap.errors import FsclapError
 
 # a small offline model, as the model tests use (MiniLM text encoder frozen)
-TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
-        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
-        "freeze_text=true", "workers=0", "epochs=2", "batch_size=4", "grad_accum=1"]
+TINY = [
+    "model.d_model=32",
+    "model.embed_dim=32",
+    "model.heads=4",
+    "model.dropout=0.0",
+    "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
+    "freeze_text=true",
+    "workers=0",
+    "epochs=2",
+    "batch_size=4",
+    "grad_accum=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,9 @@ def test_train_on_the_latest_dataset(trained, api):
     version = (data_root / "datasets" / "LATEST").read_text().strip()
     run_dir = data_root / "runs" / f"fsclap-{version}"
     assert out["run_dir"] == str(run_dir) and out["finished"] and out["epochs_done"] == 2
-    assert out["best_epoch"] in (1, 2) and out["best_metrics"]["n"] == len(pd.read_parquet(data_root / "datasets" / version / "val.parquet"))
+    assert out["best_epoch"] in (1, 2) and out["best_metrics"]["n"] == len(
+        pd.read_parquet(data_root / "datasets" / version / "val.parquet")
+    )
     assert (run_dir / "checkpoints" / "best" / "model.safetensors").is_file()
 
     runs = api.task_runs(trained["flow_run_id"])
@@ -44,7 +55,9 @@ def test_train_on_the_latest_dataset(trained, api):
     rows = found["train-fsclap-metrics"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
     assert [row["epoch"] for row in rows] == [1, 2]
-    assert found["train-fsclap-curves"].type == "image" and found["train-fsclap-curves"].data.startswith("data:image/png;base64,")
+    assert found["train-fsclap-curves"].type == "image" and found[
+        "train-fsclap-curves"
+    ].data.startswith("data:image/png;base64,")
 
     # the same run again: the finished run is resumed, nothing is trained twice
     again = train_fsclap({"data_root": str(data_root), "train_overrides": TINY})
@@ -58,7 +71,9 @@ def test_evaluate_the_trained_run(trained, api):
     assert state.is_completed(), state.message
     out = state.result()
     version = (data_root / "datasets" / "LATEST").read_text().strip()
-    metrics = json.loads((data_root / "runs" / f"fsclap-{version}" / "eval" / "val" / "metrics.json").read_text())
+    metrics = json.loads(
+        (data_root / "runs" / f"fsclap-{version}" / "eval" / "val" / "metrics.json").read_text()
+    )
     assert metrics == {k: out[k] for k in ("n", "a2t", "t2a")}
     assert metrics["n"] == len(pd.read_parquet(data_root / "datasets" / version / "val.parquet"))
     assert set(metrics["a2t"]) == {"R@1", "R@5", "R@10", "mAP@10"}
@@ -66,8 +81,10 @@ def test_evaluate_the_trained_run(trained, api):
     assert "| bi | audio→text |" in found["evaluate-fsclap-report"].data
     rows = found["evaluate-fsclap-metrics"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
-    assert [(r["direction"], r["R@1"]) for r in rows] == [("audio→text", round(metrics["a2t"]["R@1"], 1)),
-                                                          ("text→audio", round(metrics["t2a"]["R@1"], 1))]
+    assert [(r["direction"], r["R@1"]) for r in rows] == [
+        ("audio→text", round(metrics["a2t"]["R@1"], 1)),
+        ("text→audio", round(metrics["t2a"]["R@1"], 1)),
+    ]
     assert found["evaluate-fsclap-embeddings"].data.startswith("data:image/png;base64,")
 
 
@@ -75,12 +92,21 @@ def test_bad_parameters_fail_before_any_work(first_build, tmp_path):
     from prefect.exceptions import ParameterTypeError
 
     data_root = str(first_build["data_root"])
-    for bad in ({"train_manifest": str(tmp_path / "a.parquet")},  # without val_manifest
-                {"nproc_per_node": 0}, {"train_overrides": ["epochs"]}):
+    for bad in (
+        {"train_manifest": str(tmp_path / "a.parquet")},  # without val_manifest
+        {"nproc_per_node": 0},
+        {"train_overrides": ["epochs"]},
+    ):
         with pytest.raises(ParameterTypeError):
             train_fsclap(bad)
     with pytest.raises(FsclapError, match="invalid training config"):
-        train_fsclap({"data_root": data_root, "run_dir": str(tmp_path / "run"), "train_overrides": ["epochz=3"]})
+        train_fsclap(
+            {
+                "data_root": data_root,
+                "run_dir": str(tmp_path / "run"),
+                "train_overrides": ["epochz=3"],
+            }
+        )
     with pytest.raises(FsclapError, match="no published dataset"):
         train_fsclap({"data_root": str(tmp_path / "empty")})
     assert not (tmp_path / "run").exists()
@@ -95,8 +121,14 @@ def test_training_fans_out_with_torchrun(first_build, tmp_path):
     """nproc_per_node=2: the task launches torchrun; two processes train one model with DDP
     (gloo on CPU here, NCCL on GPU workers) and the flow reads the outcome from the run."""
     run_dir = tmp_path / "ddp"
-    out = train_fsclap({"data_root": str(first_build["data_root"]), "run_dir": str(run_dir), "nproc_per_node": 2,
-                        "train_overrides": [*TINY, "batch_size=2", "cpu_threads=1"]})
+    out = train_fsclap(
+        {
+            "data_root": str(first_build["data_root"]),
+            "run_dir": str(run_dir),
+            "nproc_per_node": 2,
+            "train_overrides": [*TINY, "batch_size=2", "cpu_threads=1"],
+        }
+    )
     assert out["world_size"] == 2 and out["finished"] and out["best_epoch"] in (1, 2)
     assert json.loads((run_dir / "train_config.json").read_text())["world_size"] == 2
     assert (run_dir / "checkpoints" / "best" / "model.safetensors").is_file()

@@ -33,13 +33,17 @@ def test_mp4_through_ffmpeg(tmp_path):
     src = tmp_path / "s.wav"
     sf.write(src, (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
     mp4 = tmp_path / "v.m4a"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-c:a", "aac", str(mp4)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-c:a", "aac", str(mp4)], check=True
+    )
     audio, sr = load_audio(mp4, sample_rate=16000)
     assert sr == 16000 and abs(len(audio) - 16000) < 2048
     assert audio_duration(mp4) == pytest.approx(1.0, abs=0.1)
 
 
-@pytest.mark.parametrize("content, fragment", [(None, "not found"), (b"", "0 bytes"), (b"garbage" * 10, "cannot")])
+@pytest.mark.parametrize(
+    "content, fragment", [(None, "not found"), (b"", "0 bytes"), (b"garbage" * 10, "cannot")]
+)
 def test_bad_files_give_one_line_errors(tmp_path, content, fragment):
     for suffix in (".wav", ".mp4"):
         path = tmp_path / f"bad{suffix}"

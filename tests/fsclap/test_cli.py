@@ -7,11 +7,24 @@ import pytest
 
 from fsclap.cli import main
 
-CONTRACT_COMMANDS = ["corpus", "caption", "synth", "train", "eval", "index", "search", "serve", "demo", "models"]
+CONTRACT_COMMANDS = [
+    "corpus",
+    "caption",
+    "synth",
+    "train",
+    "eval",
+    "index",
+    "search",
+    "serve",
+    "demo",
+    "models",
+]
 
 
 def test_console_script_help_lists_commands():
-    proc = subprocess.run([sys.executable, "-m", "fsclap.cli", "--help"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fsclap.cli", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     for command in CONTRACT_COMMANDS:
         assert command in proc.stdout

@@ -17,7 +17,9 @@ def _write_wav(path: Path):
 def test_aliases_and_relative_paths(tmp_path):
     _write_wav(tmp_path / "wavs" / "a.wav")
     csv = tmp_path / "m.csv"
-    pd.DataFrame({"wav_fp": ["wavs/a.wav"], "style_prompt": ["A calm man."], "gender": ["Male"]}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {"wav_fp": ["wavs/a.wav"], "style_prompt": ["A calm man."], "gender": ["Male"]}
+    ).to_csv(csv, index=False)
     m = ClipManifest.read(csv)
     clip = next(iter(m))
     assert clip.audio_path == tmp_path / "wavs" / "a.wav"
@@ -29,10 +31,16 @@ def test_aliases_and_relative_paths(tmp_path):
 
 def test_parquet_roundtrip_with_segments(tmp_path):
     _write_wav(tmp_path / "long.wav")
-    frame = pd.DataFrame({
-        "clip_id": ["x", "y"], "audio_path": ["long.wav", "long.wav"], "caption": ["a", "b"],
-        "start_s": [0.0, 0.05], "end_s": [0.05, 0.1], "split": ["train", "test"],
-    })
+    frame = pd.DataFrame(
+        {
+            "clip_id": ["x", "y"],
+            "audio_path": ["long.wav", "long.wav"],
+            "caption": ["a", "b"],
+            "start_s": [0.0, 0.05],
+            "end_s": [0.05, 0.1],
+            "split": ["train", "test"],
+        }
+    )
     frame.to_parquet(tmp_path / "m.parquet")
     m = ClipManifest.read(tmp_path / "m.parquet")
     clips = list(m)
@@ -44,7 +52,9 @@ def test_parquet_roundtrip_with_segments(tmp_path):
 
 def test_problems_lists_missing_files_and_empty_captions(tmp_path):
     _write_wav(tmp_path / "ok.wav")
-    frame = pd.DataFrame({"audio_path": ["ok.wav", "gone.wav", "ok.wav"], "caption": ["fine", "x", "  "]})
+    frame = pd.DataFrame(
+        {"audio_path": ["ok.wav", "gone.wav", "ok.wav"], "caption": ["fine", "x", "  "]}
+    )
     problems = ClipManifest.from_frame(frame, base_dir=tmp_path).problems()
     assert sorted(problems["problem"]) == ["audio file not found", "empty caption"]
 
@@ -54,7 +64,10 @@ def test_problems_lists_missing_files_and_empty_captions(tmp_path):
     [
         (pd.DataFrame({"audio_path": ["a.wav"]}), "lacks column"),
         (pd.DataFrame({"audio_path": [], "caption": []}), "no rows"),
-        (pd.DataFrame({"audio_path": ["a", "b"], "caption": ["x", "y"], "clip_id": ["1", "1"]}), "repeats clip_id"),
+        (
+            pd.DataFrame({"audio_path": ["a", "b"], "caption": ["x", "y"], "clip_id": ["1", "1"]}),
+            "repeats clip_id",
+        ),
         (pd.DataFrame({"audio_path": ["a"], "caption": ["x"], "pitch": ["very high"]}), "outside"),
     ],
 )

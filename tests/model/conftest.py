@@ -16,9 +16,22 @@ import pytest
 
 from fsclap.audio import write_audio
 
-SMALL_OFFLINE = {"d_model": 64, "embed_dim": 64, "heads": 4, "dropout": 0.0,
-                 "audio": {"sample_rate": 16000, "n_mels": 40, "n_fft": 512, "max_seconds": 3.0, "dim": 64,
-                           "blocks": 2, "kernel": 5, "dropout": 0.0}}
+SMALL_OFFLINE = {
+    "d_model": 64,
+    "embed_dim": 64,
+    "heads": 4,
+    "dropout": 0.0,
+    "audio": {
+        "sample_rate": 16000,
+        "n_mels": 40,
+        "n_fft": 512,
+        "max_seconds": 3.0,
+        "dim": 64,
+        "blocks": 2,
+        "kernel": 5,
+        "dropout": 0.0,
+    },
+}
 
 GENDER_F0 = {"male": 110.0, "female": 210.0}
 PITCH = {"low": 0.8, "high": 1.3}
@@ -33,7 +46,11 @@ def style_caption(gender, pitch, speed, energy) -> str:
 
 def render_style(gender, pitch, speed, energy, seconds, sr, rng) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
-    f0 = GENDER_F0[gender] * PITCH[pitch] * (1 + 0.03 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    f0 = (
+        GENDER_F0[gender]
+        * PITCH[pitch]
+        * (1 + 0.03 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    )
     phase = 2 * np.pi * np.cumsum(f0) / sr
     voice = sum(np.sin(h * phase) / h for h in range(1, 8))
     syll = 0.5 * (1 + np.sin(2 * np.pi * SPEED[speed] * t + rng.uniform(0, 6)))
@@ -51,7 +68,13 @@ def write_style_corpus(folder: Path, n: int, seed: int = 0, sr: int = 16000) -> 
         wave = render_style(*style, seconds=rng.uniform(1.5, 3.5), sr=sr, rng=rng)
         path = folder / f"clip{i:04d}.wav"
         write_audio(path, wave, sr)
-        rows.append({"clip_id": f"c{seed}_{i:04d}", "wav_fp": path.name, "style_prompt": style_caption(*style)})
+        rows.append(
+            {
+                "clip_id": f"c{seed}_{i:04d}",
+                "wav_fp": path.name,
+                "style_prompt": style_caption(*style),
+            }
+        )
     manifest = folder / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
@@ -61,7 +84,9 @@ def write_style_corpus(folder: Path, n: int, seed: int = 0, sr: int = 16000) -> 
 def style_corpus(tmp_path_factory):
     """(train manifest, val manifest) of the synthetic style corpus."""
     root = tmp_path_factory.mktemp("style")
-    return write_style_corpus(root / "train", 96, seed=1), write_style_corpus(root / "val", 32, seed=2)
+    return write_style_corpus(root / "train", 96, seed=1), write_style_corpus(
+        root / "val", 32, seed=2
+    )
 
 
 @pytest.fixture(scope="session")

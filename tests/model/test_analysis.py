@@ -33,4 +33,6 @@ def test_embedding_map_png(tmp_path, artifacts_dir):
     labels = np.array(["happy", "sad", "angry"])[np.arange(60) % 3]
     out = plot_embedding_map(audio, text, tmp_path / "map.png", labels=labels, method="tsne")
     assert out.stat().st_size > 10_000
-    plot_embedding_map(audio, text, artifacts_dir / "embedding_map_example.png", labels=labels, method="umap")
+    plot_embedding_map(
+        audio, text, artifacts_dir / "embedding_map_example.png", labels=labels, method="umap"
+    )

@@ -26,7 +26,11 @@ def vowel_like(f0: float, seconds: float = 2.0, level: float = 0.1, seed: int = 
     voice = np.zeros_like(t)
     for h in range(1, int(4000 / f0)):
         fh = h * f0
-        amp = np.exp(-0.5 * ((fh - 700) / 150) ** 2) + 0.6 * np.exp(-0.5 * ((fh - 1800) / 250) ** 2) + 0.05
+        amp = (
+            np.exp(-0.5 * ((fh - 700) / 150) ** 2)
+            + 0.6 * np.exp(-0.5 * ((fh - 1800) / 250) ** 2)
+            + 0.05
+        )
         voice += amp * np.sin(h * phase + rng.uniform(0, 6))
     envelope = ((t > 0.3) & (t < 0.9)) | ((t > 1.1) & (t < 1.7))
     x = voice * envelope
@@ -61,14 +65,20 @@ def test_every_transform_at_once_keeps_f0_timing_and_level(f0):
         assert speech_level(y, x) == pytest.approx(active_rms_dbfs(x, SR), abs=0.3)
         assert active_rms_dbfs(y, SR) == pytest.approx(active_rms_dbfs(x, SR), abs=1.5)
         (a0, a1), (b0, b1) = trim_bounds(x, SR), trim_bounds(y, SR)
-        assert abs(a0 - b0) <= 0.03 * SR and 0 <= b1 - a1 <= 0.25 * SR  # no shift; at most a short reverb tail
+        assert (
+            abs(a0 - b0) <= 0.03 * SR and 0 <= b1 - a1 <= 0.25 * SR
+        )  # no shift; at most a short reverb tail
 
 
 def test_formant_shift_moves_the_envelope_not_the_harmonics():
     x = vowel_like(150.0)
-    only_formants = AugmentConfig(formant_p=1, eq_p=0, band_limit_p=0, reverb_p=0, noise_p=0, formant_ratio=(1.2, 1.2))
+    only_formants = AugmentConfig(
+        formant_p=1, eq_p=0, band_limit_p=0, reverb_p=0, noise_p=0, formant_ratio=(1.2, 1.2)
+    )
     up = VoiceAugment(only_formants)(x, SR, np.random.default_rng(0))
-    down = VoiceAugment(only_formants.model_copy(update={"formant_ratio": (0.84, 0.84)}))(x, SR, np.random.default_rng(0))
+    down = VoiceAugment(only_formants.model_copy(update={"formant_ratio": (0.84, 0.84)}))(
+        x, SR, np.random.default_rng(0)
+    )
     assert centroid_hz(up) > 1.1 * centroid_hz(x) and centroid_hz(down) < 0.9 * centroid_hz(x)
     for y in (up, down):
         assert abs(12 * np.log2(f0_stats(y, SR)[0] / f0_stats(x, SR)[0])) < 0.2
@@ -85,7 +95,9 @@ def test_deterministic_by_seed_and_different_across_seeds():
 
 def test_short_or_silent_audio_passes_through_and_bad_config_is_refused():
     aug = VoiceAugment(EVERYTHING)
-    assert np.array_equal(aug(np.zeros(4000, np.float32), SR, np.random.default_rng(0)), np.zeros(4000, np.float32))
+    assert np.array_equal(
+        aug(np.zeros(4000, np.float32), SR, np.random.default_rng(0)), np.zeros(4000, np.float32)
+    )
     short = vowel_like(200.0)[:500]
     assert np.array_equal(aug(short, SR, np.random.default_rng(0)), short)
     with pytest.raises(FsclapError, match="mono"):
@@ -101,7 +113,9 @@ def test_dataset_augments_training_items_only_and_reproducibly(tmp_path):
     for i, f0 in enumerate((110.0, 220.0)):
         paths.append(tmp_path / f"c{i}.wav")
         write_audio(paths[-1], vowel_like(f0, seed=i), SR)
-    manifest = ClipManifest.from_frame(pd.DataFrame({"audio_path": [str(p) for p in paths], "caption": ["a", "b"]}))
+    manifest = ClipManifest.from_frame(
+        pd.DataFrame({"audio_path": [str(p) for p in paths], "caption": ["a", "b"]})
+    )
     pre = LogMelPreprocessor(n_mels=40, max_seconds=3.0)
     cfg = load_train_config(None, ["augment=true", "seed=5"])
     plain = ClipDataset(manifest, pre)
@@ -110,18 +124,31 @@ def test_dataset_augments_training_items_only_and_reproducibly(tmp_path):
     assert training_augment(load_train_config(None, ["augment=false"])) is None
     for i in range(2):
         assert not np.allclose(train_a[i]["audio"]["mel"], plain[i]["audio"]["mel"])
-        assert np.array_equal(train_a[i]["audio"]["mel"], train_b[i]["audio"]["mel"])  # seeded by (seed, epoch, index)
+        assert np.array_equal(
+            train_a[i]["audio"]["mel"], train_b[i]["audio"]["mel"]
+        )  # seeded by (seed, epoch, index)
     train_b.set_epoch(1)
-    assert not np.allclose(train_a[0]["audio"]["mel"], train_b[0]["audio"]["mel"])  # a new draw every epoch
+    assert not np.allclose(
+        train_a[0]["audio"]["mel"], train_b[0]["audio"]["mel"]
+    )  # a new draw every epoch
 
 
 def test_trainer_augments_training_set_only(style_corpus, tmp_path):
     """Evaluation and validation never see augmented audio: only the trainer's training set has it."""
     from model.training import Trainer
 
-    tiny = ["model.d_model=32", "model.embed_dim=32", "model.heads=4",
-            "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0}",
-            "freeze_text=true", "workers=0", "epochs=1", "batch_size=8", "grad_accum=1", "augment=true"]
+    tiny = [
+        "model.d_model=32",
+        "model.embed_dim=32",
+        "model.heads=4",
+        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0}",
+        "freeze_text=true",
+        "workers=0",
+        "epochs=1",
+        "batch_size=8",
+        "grad_accum=1",
+        "augment=true",
+    ]
     train_m, val_m = ClipManifest.read(style_corpus[0]), ClipManifest.read(style_corpus[1])
     trainer = Trainer(load_train_config(None, tiny), train_m, val_m, tmp_path / "run")
     assert isinstance(trainer.train_set.augment, VoiceAugment) and trainer.val_set.augment is None

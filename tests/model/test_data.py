@@ -39,8 +39,12 @@ def test_recaption_rephrases_levels_each_epoch_deterministically(tmp_path):
     manifest = _manifest(tmp_path, [ANGRY, CALM, {}], ["stored one", "stored two", "stored three"])
     pre = LogMelPreprocessor(n_mels=40, max_seconds=3.0)
     cfg = load_train_config(None, ["recaption=1.0", "seed=3"])
-    a = ClipDataset(manifest, pre, seed=cfg.seed, captioner=training_captioner(cfg), recaption=cfg.recaption)
-    b = ClipDataset(manifest, pre, seed=cfg.seed, captioner=training_captioner(cfg), recaption=cfg.recaption)
+    a = ClipDataset(
+        manifest, pre, seed=cfg.seed, captioner=training_captioner(cfg), recaption=cfg.recaption
+    )
+    b = ClipDataset(
+        manifest, pre, seed=cfg.seed, captioner=training_captioner(cfg), recaption=cfg.recaption
+    )
     first = [a.caption(i) for i in range(3)]
     assert first == [b.caption(i) for i in range(3)]  # seeded by (seed, epoch, index): resumable
     assert first[2] == ("stored three", None)  # no levels known: the stored caption
@@ -56,10 +60,16 @@ def test_recaption_rephrases_levels_each_epoch_deterministically(tmp_path):
 
 
 def test_recaption_keeps_the_stored_captions_language(tmp_path):
-    manifest = _manifest(tmp_path, [ANGRY, ANGRY], ["一位女士愤怒地快速说话。", "An angry woman speaks fast."])
+    manifest = _manifest(
+        tmp_path, [ANGRY, ANGRY], ["一位女士愤怒地快速说话。", "An angry woman speaks fast."]
+    )
     cfg = load_train_config(None, ["recaption=1.0"])
-    ds = ClipDataset(manifest, LogMelPreprocessor(n_mels=40, max_seconds=3.0), captioner=training_captioner(cfg),
-                     recaption=1.0)
+    ds = ClipDataset(
+        manifest,
+        LogMelPreprocessor(n_mels=40, max_seconds=3.0),
+        captioner=training_captioner(cfg),
+        recaption=1.0,
+    )
     chinese, english = ds.caption(0)[0], ds.caption(1)[0]
     assert chinese == write_caption(ANGRY, key=f"c0|{cfg.seed}|0", seed=cfg.seed, language="zh")
     assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese)
@@ -79,13 +89,17 @@ def test_recaption_share_and_off(tmp_path):
     ds = ClipDataset(manifest, pre, captioner=training_captioner(half), recaption=half.recaption)
     stored = sum(ds.caption(i)[0] == f"stored {i}" for i in range(40))
     assert 8 <= stored <= 32  # about half keep their stored caption
-    assert all(ds.caption(i)[1] == levels_key(levels[i]) for i in range(40))  # keyed by levels either way
+    assert all(
+        ds.caption(i)[1] == levels_key(levels[i]) for i in range(40)
+    )  # keyed by levels either way
 
 
 def test_collated_keys_make_same_level_clips_positives(tmp_path):
     """Two clips with the same levels but different phrasings share a caption key, so the loss does not push
     them apart; clips without levels keep the normalised caption as key."""
-    manifest = _manifest(tmp_path, [ANGRY, ANGRY, {}], ["an angry woman", "a furious lady", "Some Caption."])
+    manifest = _manifest(
+        tmp_path, [ANGRY, ANGRY, {}], ["an angry woman", "a furious lady", "Some Caption."]
+    )
     pre = LogMelPreprocessor(n_mels=40, max_seconds=3.0)
     cfg = load_train_config(None, ["recaption=1.0"])
     ds = ClipDataset(manifest, pre, captioner=training_captioner(cfg), recaption=cfg.recaption)

@@ -11,14 +11,25 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from fsclap.testing.distributed import CAPTION_KEYS, gathered_loss_worker, loss_and_grads, tiny_model, token_batch
+from fsclap.testing.distributed import (
+    CAPTION_KEYS,
+    gathered_loss_worker,
+    loss_and_grads,
+    tiny_model,
+    token_batch,
+)
 from model.distributed import caption_codes
 from model.loss import same_caption_mask, same_code_mask
 
 
 @pytest.mark.parametrize("split", [[4, 3], [6, 1]], ids=["4+3", "6+1"])
 def test_gathered_negatives_match_one_process(tmp_path: Path, split):
-    mp.spawn(gathered_loss_worker, args=(2, str(tmp_path / "init"), split, str(tmp_path / "out")), nprocs=2, join=True)
+    mp.spawn(
+        gathered_loss_worker,
+        args=(2, str(tmp_path / "init"), split, str(tmp_path / "out")),
+        nprocs=2,
+        join=True,
+    )
     model = tiny_model()
     audio, text = token_batch(model, len(CAPTION_KEYS))
     loss, grads = loss_and_grads(model, audio, text, CAPTION_KEYS)

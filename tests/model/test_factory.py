@@ -12,7 +12,9 @@ CAPTIONS = ["a calm female voice", "an angry man shouting"]
 def test_roundtrip_and_path_forms(small_offline_model, tmp_path):
     best = tmp_path / "run" / "checkpoints" / "best"
     save_checkpoint(small_offline_model, best)
-    assert (best / "config.json").is_file() and (best / "backbone" / "text" / "config.json").is_file()
+    assert (best / "config.json").is_file() and (
+        best / "backbone" / "text" / "config.json"
+    ).is_file()
     expected = small_offline_model.encode_text(CAPTIONS)
     for form in (tmp_path / "run", best, best / "model.safetensors"):
         assert resolve_checkpoint(form) == best

@@ -18,7 +18,9 @@ CAPTIONS = [style_caption(*s) for s in STYLES[:6]] + ["a sad old man whispering 
 def waves():
     rng = np.random.default_rng(0)
     # lengths from 0.4 s to 3.9 s: lots of padding in a batch, and one clip longer than the 3 s window
-    return [render_style(*STYLES[i % 16], seconds=0.4 + 0.5 * i, sr=16000, rng=rng) for i in range(8)]
+    return [
+        render_style(*STYLES[i % 16], seconds=0.4 + 0.5 * i, sr=16000, rng=rng) for i in range(8)
+    ]
 
 
 def test_encode_shapes_and_norms(small_offline_model, waves):
@@ -45,7 +47,7 @@ def test_bi_embeddings_invariant_to_batch(small_offline_model, waves, modality):
     assert torch.allclose(permuted, full[perm], atol=1e-5)
     singles = torch.cat([encode([x]) for x in items])
     assert torch.allclose(singles, full, atol=1e-5)
-    pairs = torch.cat([encode(items[i:i + 3]) for i in range(0, 8, 3)])
+    pairs = torch.cat([encode(items[i : i + 3]) for i in range(0, 8, 3)])
     assert torch.allclose(pairs, full, atol=1e-5)
 
 
@@ -63,7 +65,9 @@ def test_pair_scores_invariant_to_batch(small_offline_model, waves):
     a_feats, t_feats = m.audio_features(waves), m.text_features(CAPTIONS)
     by_index = m.pair_cosine(a_feats, t_feats, torch.tensor(a_idx), torch.tensor(t_idx), chunk=3)
     assert torch.allclose(by_index, full, atol=1e-5)
-    listed = m.pair_scores([a_feats.unbind()[i] for i in a_idx], [t_feats.unbind()[j] for j in t_idx])
+    listed = m.pair_scores(
+        [a_feats.unbind()[i] for i in a_idx], [t_feats.unbind()[j] for j in t_idx]
+    )
     assert torch.allclose(listed, full, atol=1e-5)
 
 
@@ -89,9 +93,16 @@ def test_training_forward_and_pair_logits(small_offline_model, waves):
     bi = out["logits"].detach().clone()
     bi.fill_diagonal_(-float("inf"))
     idx = torch.arange(6)
-    assert torch.allclose(pair.a2t[:, 0] / m.pair_logit_scale(),
-                          m.pair_cosine(m.project_audio(m.backbone.encode_audio(audio)),
-                                        m.project_text(m.backbone.encode_text(text)), idx, idx), atol=1e-4)
+    assert torch.allclose(
+        pair.a2t[:, 0] / m.pair_logit_scale(),
+        m.pair_cosine(
+            m.project_audio(m.backbone.encode_audio(audio)),
+            m.project_text(m.backbone.encode_text(text)),
+            idx,
+            idx,
+        ),
+        atol=1e-4,
+    )
     all_pairs = m(audio, text, None, pair_mode="all")["pair"]
     assert all_pairs.a2t.shape == (6, 6) and torch.allclose(all_pairs.t2a, all_pairs.a2t.t())
 
@@ -99,7 +110,9 @@ def test_training_forward_and_pair_logits(small_offline_model, waves):
 def test_ablation_rows_build():
     """Each Table 3 row is one config; without fusion the pair score is the bi score."""
     for fusion, separation in [(False, False), (True, False), (False, True)]:
-        cfg = load_model_config("fsclap-offline", {**SMALL_OFFLINE, "fusion": fusion, "separation": separation})
+        cfg = load_model_config(
+            "fsclap-offline", {**SMALL_OFFLINE, "fusion": fusion, "separation": separation}
+        )
         m = create_model(cfg, seed=0).eval()
         assert (m.fusion is not None) == fusion
         assert m.separation.separation == separation
@@ -124,7 +137,10 @@ def test_offline_audio_encoder_masks_padding():
 
 
 def test_token_features_helpers():
-    tf = TokenFeatures(torch.randn(3, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool))
+    tf = TokenFeatures(
+        torch.randn(3, 5, 4),
+        torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool),
+    )
     items = tf.unbind()
     assert [it.tokens.shape[1] for it in items] == [3, 5, 1]
     back = TokenFeatures.pad_cat(items)
@@ -133,7 +149,9 @@ def test_token_features_helpers():
     assert tf.select([2]).trimmed().tokens.shape == (1, 1, 4)
 
 
-def test_embed_manifest_is_deterministic_and_skips_bad_rows(small_offline_model, style_corpus, tmp_path):
+def test_embed_manifest_is_deterministic_and_skips_bad_rows(
+    small_offline_model, style_corpus, tmp_path
+):
     import pandas as pd
 
     from fsclap.manifest import ClipManifest
@@ -146,7 +164,9 @@ def test_embed_manifest_is_deterministic_and_skips_bad_rows(small_offline_model,
     m = small_offline_model
     a = m.embed_manifest(manifest, batch_size=3, show_progress=False)
     b = m.embed_manifest(manifest, batch_size=8, workers=1, keep_tokens=True, show_progress=False)
-    assert a.clip_ids == b.clip_ids == [c for i, c in enumerate(frame["clip_id"]) if i not in (3, 5)]
+    assert (
+        a.clip_ids == b.clip_ids == [c for i, c in enumerate(frame["clip_id"]) if i not in (3, 5)]
+    )
     assert torch.allclose(a.audio, b.audio, atol=1e-5) and torch.allclose(a.text, b.text, atol=1e-5)
     assert sorted(f[0] for f in a.failures) == sorted(frame["clip_id"][[3, 5]])
     assert len(b.audio_tokens) == 8 and b.audio_tokens[0].tokens.dtype == torch.float16
@@ -155,5 +175,7 @@ def test_embed_manifest_is_deterministic_and_skips_bad_rows(small_offline_model,
     from model.data import crop_bounds
 
     wave, _ = load_audio(frame["wav_fp"][0], sample_rate=m.sample_rate)
-    lo, hi = crop_bounds(len(wave), int(m.backbone.audio_preprocessor.max_seconds * m.sample_rate), None)
+    lo, hi = crop_bounds(
+        len(wave), int(m.backbone.audio_preprocessor.max_seconds * m.sample_rate), None
+    )
     assert torch.allclose(m.encode_audio([wave[lo:hi]])[0], a.audio[0], atol=1e-5)

@@ -32,7 +32,9 @@ def test_fusion_ignores_padding_content_and_other_items():
     alone = fusion(x[1:2, :4], valid[1:2, :4], ids[:4])  # item 1 on its own, unpadded
     assert torch.allclose(alone[0], out[1, :4], atol=1e-5)
     changed = x.clone()
-    changed[0] += 5.0  # changing item 0 leaves item 1 alone (batch-first attention, no cross-batch mixing)
+    changed[0] += (
+        5.0  # changing item 0 leaves item 1 alone (batch-first attention, no cross-batch mixing)
+    )
     assert torch.allclose(fusion(changed, valid, ids)[1], out[1], atol=1e-6)
 
 
@@ -61,6 +63,8 @@ def test_separation_modes():
     x, valid = _batch()
     sep = Separation(16, separation=True).eval()
     assert sep(x, valid, AUDIO).shape == (3, 16)
-    assert not torch.allclose(sep(x, valid, AUDIO), sep(x, valid, TEXT))  # parallel, per-modality FFNs
+    assert not torch.allclose(
+        sep(x, valid, AUDIO), sep(x, valid, TEXT)
+    )  # parallel, per-modality FFNs
     plain = Separation(16, separation=False, pooling="mean").eval()
     assert plain.pooling == "mean" and not hasattr(plain, "ffn")

@@ -12,11 +12,13 @@ def _unit(x):
 
 def _corpus(n, dim=16, seed=0, offset=0):
     rng = np.random.default_rng(seed)
-    clips = pd.DataFrame({
-        "clip_id": [f"c{i + offset}" for i in range(n)],
-        "audio_path": [f"/a/{i}.wav" for i in range(n)],
-        "caption": [f"caption {(i + offset) % 7}" for i in range(n)],
-    })
+    clips = pd.DataFrame(
+        {
+            "clip_id": [f"c{i + offset}" for i in range(n)],
+            "audio_path": [f"/a/{i}.wav" for i in range(n)],
+            "caption": [f"caption {(i + offset) % 7}" for i in range(n)],
+        }
+    )
     return clips, _unit(rng.normal(size=(n, dim))), _unit(rng.normal(size=(n, dim)))
 
 
@@ -87,7 +89,9 @@ def test_hnsw_search_breadth_is_stored_and_overridable(tmp_path):
     """ef_search is kept in index.json; a wider search finds more of the exact top-10 on hard data."""
     rng = np.random.default_rng(4)
     n, dim = 4000, 64
-    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "audio_path": ["/a.wav"] * n, "caption": ["x"] * n})
+    clips = pd.DataFrame(
+        {"clip_id": [f"c{i}" for i in range(n)], "audio_path": ["/a.wav"] * n, "caption": ["x"] * n}
+    )
     audio = _unit(rng.normal(size=(n, dim)))
     ClipIndex.build(tmp_path / "ix", clips, audio, audio, "fp", kind="hnsw", ef_search=10)
     assert ClipIndex.open(tmp_path / "ix").meta["ef_search"] == 10
@@ -98,7 +102,10 @@ def test_hnsw_search_breadth_is_stored_and_overridable(tmp_path):
         found = ix.search(queries, k=10)
         return np.mean([len({h.row for h in hits} & set(t)) / 10 for hits, t in zip(found, truth)])
 
-    narrow, wide = recall(ClipIndex.open(tmp_path / "ix")), recall(ClipIndex.open(tmp_path / "ix", ef_search=400))
+    narrow, wide = (
+        recall(ClipIndex.open(tmp_path / "ix")),
+        recall(ClipIndex.open(tmp_path / "ix", ef_search=400)),
+    )
     assert wide > narrow + 0.05 and wide > 0.95
     with pytest.raises(FsclapError, match="ef_search must be a positive integer"):
         ClipIndex.open(tmp_path / "ix", ef_search=0)
@@ -109,7 +116,9 @@ def test_hnsw_search_breadth_is_stored_and_overridable(tmp_path):
 
 def _random_corpus(n, dim, seed):
     rng = np.random.default_rng(seed)
-    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "audio_path": ["/a.wav"] * n, "caption": ["x"] * n})
+    clips = pd.DataFrame(
+        {"clip_id": [f"c{i}" for i in range(n)], "audio_path": ["/a.wav"] * n, "caption": ["x"] * n}
+    )
     return clips, _unit(rng.normal(size=(n, dim))), _unit(rng.normal(size=(n, dim)))
 
 
@@ -118,7 +127,9 @@ def test_hnsw_calibrates_its_search_breadth_to_a_recall_target(tmp_path, monkeyp
     queries is found (target share), records the measured recall, and recalibrates when it grows."""
     import model.index as index_module
 
-    monkeypatch.setattr(index_module, "TARGET_RECALL", 0.995)  # unreachable at the starting breadth here
+    monkeypatch.setattr(
+        index_module, "TARGET_RECALL", 0.995
+    )  # unreachable at the starting breadth here
     clips, audio, text = _random_corpus(5000, 128, seed=5)
     ix = ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp", kind="hnsw")
     cal = ClipIndex.open(tmp_path / "ix").meta["calibration"]
@@ -135,7 +146,10 @@ def test_hnsw_calibrates_its_search_breadth_to_a_recall_target(tmp_path, monkeyp
     more, a2, t2 = _random_corpus(2000, 128, seed=6)
     more["clip_id"] = [f"n{i}" for i in range(2000)]
     ix.add(more, a2, t2, "fp")
-    assert ClipIndex.open(tmp_path / "ix").meta["calibration"]["recall@10"] and ix.meta["count"] == 7000
+    assert (
+        ClipIndex.open(tmp_path / "ix").meta["calibration"]["recall@10"]
+        and ix.meta["count"] == 7000
+    )
     fixed = ClipIndex.build(tmp_path / "fixed", clips, audio, text, "fp", kind="hnsw", ef_search=16)
     assert fixed.meta["ef_search"] == 16 and not fixed.meta["ef_search_auto"]
     assert min(fixed.meta["calibration"]["recall@10"].values()) < 0.995

@@ -11,15 +11,19 @@ from model.index import ClipIndex
 def _corpus(n, dim=24, seed=0):
     rng = np.random.default_rng(seed)
     unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
-    clips = pd.DataFrame({
-        "clip_id": [f"c{i}" for i in range(n)],
-        "audio_path": [f"/a/{i}.wav" for i in range(n)],
-        "caption": [f"caption {i % 11}" for i in range(n)],
-        "gender": rng.choice(["female", "male"], n),
-        # a rare value (about 1 in 200) and some missing ones, with stray case and spaces
-        "emotion": np.where(rng.random(n) < 0.005, " Sad", rng.choice(["happy", "neutral", None, ""], n)),
-        "drama_id": [f"d{i % 7}" for i in range(n)],
-    })
+    clips = pd.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(n)],
+            "audio_path": [f"/a/{i}.wav" for i in range(n)],
+            "caption": [f"caption {i % 11}" for i in range(n)],
+            "gender": rng.choice(["female", "male"], n),
+            # a rare value (about 1 in 200) and some missing ones, with stray case and spaces
+            "emotion": np.where(
+                rng.random(n) < 0.005, " Sad", rng.choice(["happy", "neutral", None, ""], n)
+            ),
+            "drama_id": [f"d{i % 7}" for i in range(n)],
+        }
+    )
     return clips, unit(rng.normal(size=(n, dim))), unit(rng.normal(size=(n, dim)))
 
 
@@ -35,8 +39,12 @@ def test_filtered_search_returns_the_best_matches_that_satisfy_the_filter(tmp_pa
     clips, audio, text = _corpus(3000)
     ix = ClipIndex.build(tmp_path / "ix", clips, audio, text, "fp", kind=kind)
     rng = np.random.default_rng(1)
-    cases = [{"gender": "female"}, {"emotion": "sad"}, {"gender": "male", "drama_id": ["d1", "d4"]},
-             {"emotion": ["SAD", "happy"], "gender": "female"}]
+    cases = [
+        {"gender": "female"},
+        {"emotion": "sad"},
+        {"gender": "male", "drama_id": ["d1", "d4"]},
+        {"emotion": ["SAD", "happy"], "gender": "female"},
+    ]
     for filters in cases:
         mask = ix.select(filters)
         expected_mask = np.ones(len(clips), bool)

@@ -13,7 +13,12 @@ from model.factory import create_model, load_checkpoint, save_checkpoint
 from model.model_config import load_model_config
 
 SMALL_LAION = {"d_model": 32, "embed_dim": 16, "heads": 4, "dropout": 0.0}
-CAPTIONS = ["a young woman speaking fast and angrily", "an old man, slow and sad", "quiet", "a happy girl laughing"]
+CAPTIONS = [
+    "a young woman speaking fast and angrily",
+    "an old man, slow and sad",
+    "quiet",
+    "a happy girl laughing",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +43,29 @@ def _waves(n, seed=0):
     out = []
     for i in range(n):
         t = np.arange(24000 * (i + 1)) / 48000
-        out.append((0.2 * np.sin(2 * np.pi * (120 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32))
+        out.append(
+            (
+                0.2 * np.sin(2 * np.pi * (120 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size)
+            ).astype(np.float32)
+        )
     return out
 
 
 def test_key_mapping_matches_transformers_conversion():
     """Names as in LAION's checkpoint -> ClapModel names, per transformers' convert_clap_original_pytorch_to_hf.py."""
     w = torch.arange(12.0).view(6, 2)
-    sd = rename_original_state_dict({
-        "module.audio_branch.layers.0.blocks.1.attn.proj.weight": w,
-        "module.audio_branch.layers.2.blocks.0.norm1.bias": w,
-        "module.audio_branch.layers.1.blocks.0.mlp.fc2.weight": w,
-        "module.audio_branch.bn0.running_mean": w,
-        "module.audio_branch.layers.0.blocks.0.attn.qkv.weight": w,
-        "module.text_branch.encoder.layer.3.attention.self.query.weight": w,
-        "module.text_projection.2.bias": w,
-        "module.audio_projection.0.weight": w,
-    })
+    sd = rename_original_state_dict(
+        {
+            "module.audio_branch.layers.0.blocks.1.attn.proj.weight": w,
+            "module.audio_branch.layers.2.blocks.0.norm1.bias": w,
+            "module.audio_branch.layers.1.blocks.0.mlp.fc2.weight": w,
+            "module.audio_branch.bn0.running_mean": w,
+            "module.audio_branch.layers.0.blocks.0.attn.qkv.weight": w,
+            "module.text_branch.encoder.layer.3.attention.self.query.weight": w,
+            "module.text_projection.2.bias": w,
+            "module.audio_projection.0.weight": w,
+        }
+    )
     assert set(sd) == {
         "audio_model.audio_encoder.layers.0.blocks.1.attention.output.dense.weight",
         "audio_model.audio_encoder.layers.2.blocks.0.layernorm_before.bias",
@@ -67,7 +78,9 @@ def test_key_mapping_matches_transformers_conversion():
         "text_projection.linear2.bias",
         "audio_projection.linear1.weight",
     }
-    assert torch.equal(sd["audio_model.audio_encoder.layers.0.blocks.0.attention.self.key.weight"], w[2:4])
+    assert torch.equal(
+        sd["audio_model.audio_encoder.layers.0.blocks.0.attention.self.key.weight"], w[2:4]
+    )
 
 
 def test_original_checkpoint_converts_to_the_same_model(clap_original):
@@ -81,7 +94,11 @@ def test_original_checkpoint_converts_to_the_same_model(clap_original):
     ids = tokenizer(CAPTIONS[:2], padding=True, return_tensors="pt")
     model.eval()
     with torch.no_grad():
-        assert torch.allclose(model.get_text_features(**ids).pooler_output, source.get_text_features(**ids).pooler_output, atol=1e-6)
+        assert torch.allclose(
+            model.get_text_features(**ids).pooler_output,
+            source.get_text_features(**ids).pooler_output,
+            atol=1e-6,
+        )
     # the folder form works too
     model2, _, _ = load_clap(path.parent)
     assert torch.equal(model2.state_dict()["logit_scale_a"], theirs["logit_scale_a"])
@@ -108,7 +125,9 @@ def test_missing_files_name_what_is_missing(tmp_path, clap_original):
     with pytest.raises(FsclapError):
         load_clap(bad)
     with pytest.raises(MissingModelError, match="laion_clap|630k"):
-        settings = load_settings(overrides={"model_paths": {"laion_clap": str(tmp_path / "nowhere")}})
+        settings = load_settings(
+            overrides={"model_paths": {"laion_clap": str(tmp_path / "nowhere")}}
+        )
         create_model(load_model_config("fsclap-laion", SMALL_LAION), settings)
 
 
@@ -126,7 +145,9 @@ def test_laion_backbone_tokens_and_invariance(laion_model):
     assert torch.allclose(torch.cat([m.encode_text([c]) for c in CAPTIONS]), t, atol=1e-5)
     texts = m.text_features(CAPTIONS[:3])
     pair = m.pair_scores(feats, texts)
-    assert torch.allclose(torch.cat([m.pair_scores(s, [c]) for s, c in zip(singles, CAPTIONS)]), pair, atol=1e-5)
+    assert torch.allclose(
+        torch.cat([m.pair_scores(s, [c]) for s, c in zip(singles, CAPTIONS)]), pair, atol=1e-5
+    )
     assert torch.allclose(m.pair_scores(waves[:1], CAPTIONS[:1]), pair[:1], atol=1e-5)
 
 
@@ -141,10 +162,14 @@ def test_batchnorm_stays_frozen_in_training(laion_model):
 
 def test_checkpoint_is_self_contained(laion_model, tmp_path):
     folder = save_checkpoint(laion_model, tmp_path / "ckpt")
-    loaded = load_checkpoint(folder, "cpu")  # no model_paths needed: backbone/ holds config + tokenizer
+    loaded = load_checkpoint(
+        folder, "cpu"
+    )  # no model_paths needed: backbone/ holds config + tokenizer
     waves = _waves(2, seed=3)
     assert torch.allclose(loaded.encode_audio(waves), laion_model.encode_audio(waves), atol=1e-6)
-    assert torch.allclose(loaded.encode_text(CAPTIONS), laion_model.encode_text(CAPTIONS), atol=1e-6)
+    assert torch.allclose(
+        loaded.encode_text(CAPTIONS), laion_model.encode_text(CAPTIONS), atol=1e-6
+    )
 
 
 def test_native_pooling_baseline(clap_folder):
@@ -168,14 +193,40 @@ def test_train_laion_backbone_frozen_with_cached_features(clap_original, tmp_pat
     rows = []
     for i, wave in enumerate(_waves(6, seed=4) * 2):
         write_audio(tmp_path / f"c{i}.wav", wave, 48000)
-        rows.append({"audio_path": f"c{i}.wav", "caption": CAPTIONS[i % 4], "split": "val" if i % 4 == 3 else "train"})
+        rows.append(
+            {
+                "audio_path": f"c{i}.wav",
+                "caption": CAPTIONS[i % 4],
+                "split": "val" if i % 4 == 3 else "train",
+            }
+        )
     manifest = tmp_path / "corpus.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     run = tmp_path / "run"
-    args = ["--set", f"model_paths.laion_clap={clap_original[0]}", "train", "--train", str(manifest), "--val", str(manifest),
-            "--out", str(run)]
-    sets = ["backbone=laion-clap", "epochs=1", "batch_size=4", "grad_accum=1", "workers=0", "freeze_text=true",
-            "freeze_audio=true", "model.d_model=32", "model.embed_dim=16", "model.heads=4", "val_rerank_k=2"]
+    args = [
+        "--set",
+        f"model_paths.laion_clap={clap_original[0]}",
+        "train",
+        "--train",
+        str(manifest),
+        "--val",
+        str(manifest),
+        "--out",
+        str(run),
+    ]
+    sets = [
+        "backbone=laion-clap",
+        "epochs=1",
+        "batch_size=4",
+        "grad_accum=1",
+        "workers=0",
+        "freeze_text=true",
+        "freeze_audio=true",
+        "model.d_model=32",
+        "model.embed_dim=16",
+        "model.heads=4",
+        "val_rerank_k=2",
+    ]
     assert cli(args + [f"--set={s}" for s in sets]) == 0
     info = (run / "checkpoints" / "best" / "info.json").read_text()
     assert '"n": 3' in info

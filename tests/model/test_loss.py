@@ -7,11 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.loss import (ContrastiveObjective, PairLogits, feature_regulariser, hn_row_loss, same_caption_mask,
-                        symmetric_contrastive_loss)
+from model.loss import (
+    ContrastiveObjective,
+    PairLogits,
+    feature_regulariser,
+    hn_row_loss,
+    same_caption_mask,
+    symmetric_contrastive_loss,
+)
 
 
-def reference_hn(sim: np.ndarray, tau: float, gamma: float, exclude: np.ndarray | None = None) -> float:
+def reference_hn(
+    sim: np.ndarray, tau: float, gamma: float, exclude: np.ndarray | None = None
+) -> float:
     """Eq. 1-2 written out with loops in float64; result divided by 2B (our documented normalisation).
 
     ``exclude[i, j]`` drops j from row i's negatives and from eq. 2's sum (n_i counts what is left).
@@ -62,7 +70,9 @@ def test_hn_loss_with_excluded_duplicates_matches_reference():
     keys = ["a", "b", "a", "c", "b", "d", "e", "a", "f", "g"]
     exclude = same_caption_mask(keys)
     a2t, t2a = symmetric_contrastive_loss(torch.from_numpy(sim / 0.1), exclude, 0.15)
-    assert float(0.5 * (a2t + t2a)) == pytest.approx(reference_hn(sim, 0.1, 0.15, exclude.numpy()), rel=1e-5)
+    assert float(0.5 * (a2t + t2a)) == pytest.approx(
+        reference_hn(sim, 0.1, 0.15, exclude.numpy()), rel=1e-5
+    )
 
 
 def test_gamma_zero_is_symmetric_infonce():
@@ -76,7 +86,9 @@ def test_gamma_zero_is_symmetric_infonce():
 
 def test_hn_weights_emphasise_hard_negatives():
     """With gamma > 0 a hard negative (high similarity) costs more than under InfoNCE."""
-    logits = torch.tensor([[5.0, 4.5, -3.0, -3.0], [0.0, 5.0, -3.0, -3.0], [0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]])
+    logits = torch.tensor(
+        [[5.0, 4.5, -3.0, -3.0], [0.0, 5.0, -3.0, -3.0], [0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]]
+    )
     eye = torch.eye(4, dtype=torch.bool)
     hn = hn_row_loss(logits, eye, ~eye, 0.15)
     ce = hn_row_loss(logits, eye, ~eye, 0.0)
@@ -109,11 +121,17 @@ def test_objective_total_combines_eq_1_to_3():
     tau = 0.07
     obj = ContrastiveObjective(hn_loss=True, gamma=0.15, reg_weight=1.0)
     out = obj((p @ q.T).float() / tau, None, h_a, h_t)
-    expected = reference_hn((p @ q.T).numpy(), tau, 0.15) + reference_reg(h_a.numpy()) + reference_reg(h_t.numpy())
+    expected = (
+        reference_hn((p @ q.T).numpy(), tau, 0.15)
+        + reference_reg(h_a.numpy())
+        + reference_reg(h_t.numpy())
+    )
     assert float(out.total) == pytest.approx(expected, rel=1e-5)
     baseline = ContrastiveObjective(hn_loss=False)(((p @ q.T) / tau).float(), None, h_a, h_t)
     assert "loss_reg" not in baseline.parts
-    assert float(baseline.total) == pytest.approx(reference_hn((p @ q.T).numpy(), tau, 0.0), rel=1e-5)
+    assert float(baseline.total) == pytest.approx(
+        reference_hn((p @ q.T).numpy(), tau, 0.0), rel=1e-5
+    )
 
 
 def test_pair_logits_all_pairs_equals_square_loss():

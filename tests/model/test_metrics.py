@@ -66,7 +66,9 @@ def test_independent_of_gallery_order_and_chunk_size():
     captions = [f"caption {i % 120}" for i in range(n)]  # duplicated captions
     base = evaluate_embeddings(audio, text, captions, chunk_size=64).to_json()
     perm = torch.randperm(n, generator=g)
-    shuffled = evaluate_embeddings(audio[perm], text[perm], [captions[i] for i in perm], chunk_size=7).to_json()
+    shuffled = evaluate_embeddings(
+        audio[perm], text[perm], [captions[i] for i in perm], chunk_size=7
+    ).to_json()
     assert base == shuffled
     # quantised scores create many exact ties: still order- and chunk-independent
     qa, qt = (audio * 2).round() / 2, (text * 2).round() / 2
@@ -96,7 +98,9 @@ def _reference(scores: np.ndarray, qkeys, gkeys, k: int = 10):
         rel = pos[order]
         ranks.append(1 + int(np.argmax(rel)))
         hits = np.cumsum(rel[:k])
-        aps.append(sum(hits[j] / (j + 1) for j in range(min(k, len(rel))) if rel[j]) / min(pos.sum(), k))
+        aps.append(
+            sum(hits[j] / (j + 1) for j in range(min(k, len(rel))) if rel[j]) / min(pos.sum(), k)
+        )
         tops.append(order[:k])
     return np.array(ranks), np.array(aps), np.array(tops)
 

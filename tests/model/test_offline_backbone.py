@@ -15,14 +15,22 @@ def harmonic(f0: float, seconds: float, level: float = 0.3) -> np.ndarray:
 
 def test_prosody_channels_follow_f0_and_voicing():
     pre = LogMelPreprocessor(prosody=True)
-    wave = np.concatenate([harmonic(110.0, 1.0), np.zeros(SR // 2, np.float32), harmonic(300.0, 1.0)])
+    wave = np.concatenate(
+        [harmonic(110.0, 1.0), np.zeros(SR // 2, np.float32), harmonic(300.0, 1.0)]
+    )
     mel = pre(wave)["mel"]
     assert mel.shape[1] == pre.channels == 82
     octaves, voiced = mel[:, 80].numpy(), mel[:, 81].numpy()
     frames = mel.shape[0]
-    first, gap, last = slice(10, 80), slice(int(frames * 0.45), int(frames * 0.55)), slice(frames - 80, frames - 10)
+    first, gap, last = (
+        slice(10, 80),
+        slice(int(frames * 0.45), int(frames * 0.55)),
+        slice(frames - 80, frames - 10),
+    )
     assert voiced[first].mean() > 0.9 and voiced[last].mean() > 0.9 and voiced[gap].max() == 0.0
-    assert np.median(octaves[first][voiced[first] > 0]) == pytest.approx(np.log2(110 / 200), abs=0.03)
+    assert np.median(octaves[first][voiced[first] > 0]) == pytest.approx(
+        np.log2(110 / 200), abs=0.03
+    )
     assert np.median(octaves[last][voiced[last] > 0]) == pytest.approx(np.log2(300 / 200), abs=0.03)
     assert (octaves[voiced == 0] == 0).all()
 

@@ -14,8 +14,12 @@ from model.train_config import load_train_config
 
 from .conftest import STYLES
 
-LEVELS = {"gender": ["female", "male"], "pitch": ["low", "normal", "high"], "speed": ["slow", "normal", "fast"],
-          "energy": ["low", "normal", "high"]}
+LEVELS = {
+    "gender": ["female", "male"],
+    "pitch": ["low", "normal", "high"],
+    "speed": ["slow", "normal", "fast"],
+    "energy": ["low", "normal", "high"],
+}
 
 
 def grid(repeat: int = 2) -> list[dict]:
@@ -33,7 +37,9 @@ def test_every_partner_differs_from_its_anchor_in_exactly_one_attribute():
     for g in groups:
         changed = [differing_attributes(attrs[g[0]], attrs[p]) for p in g[1:]]
         assert all(len(c) == 1 for c in changed), changed
-        assert len({c[0] for c in changed}) == len(changed)  # each partner contrasts another attribute
+        assert len({c[0] for c in changed}) == len(
+            changed
+        )  # each partner contrasts another attribute
     # the loader batches consecutive indices: groups come whole, one after the other
     assert sampler.order() == [i for g in groups for i in g]
 
@@ -49,13 +55,18 @@ def test_seeded_per_epoch_and_skips_for_resume():
 
 
 def test_unknown_levels_are_not_contrasted_and_no_attributes_means_random_groups():
-    attrs = [{"gender": "female", "pitch": "unknown"}, {"gender": "female", "pitch": "high"},
-             {"gender": "male", "pitch": "unknown"}]
+    attrs = [
+        {"gender": "female", "pitch": "unknown"},
+        {"gender": "female", "pitch": "high"},
+        {"gender": "male", "pitch": "unknown"},
+    ]
     for seed in range(5):
         groups = OneAttributeSampler(attrs, seed=seed).groups()
         for g in groups:
             for p in g[1:]:
-                assert differing_attributes(attrs[g[0]], attrs[p]) == ["gender"]  # never via an unknown pitch
+                assert differing_attributes(attrs[g[0]], attrs[p]) == [
+                    "gender"
+                ]  # never via an unknown pitch
     plain = OneAttributeSampler([{}] * 10, seed=0)
     assert all(len(g) == 1 for g in plain.groups()) and sorted(plain.order()) == list(range(10))
     with pytest.raises(FsclapError, match="group size"):
@@ -79,14 +90,28 @@ def test_trainer_uses_the_attribute_sampler_with_augmentation(style_corpus, tmp_
         frame[column] = [STYLES[k % len(STYLES)][i] for k in range(len(frame))]
     train_csv = tmp_path / "train.csv"
     frame.to_csv(train_csv, index=False)
-    tiny = ["model.d_model=32", "model.embed_dim=32", "model.heads=4",
-            "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0}",
-            "freeze_text=true", "workers=0", "epochs=1", "batch_size=8", "grad_accum=1",
-            "augment=true", "sampler=attribute"]
+    tiny = [
+        "model.d_model=32",
+        "model.embed_dim=32",
+        "model.heads=4",
+        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0}",
+        "freeze_text=true",
+        "workers=0",
+        "epochs=1",
+        "batch_size=8",
+        "grad_accum=1",
+        "augment=true",
+        "sampler=attribute",
+    ]
     cfg = load_train_config(None, tiny)
-    trainer = Trainer(cfg, ClipManifest.read(train_csv), ClipManifest.read(style_corpus[1]), tmp_path / "run")
+    trainer = Trainer(
+        cfg, ClipManifest.read(train_csv), ClipManifest.read(style_corpus[1]), tmp_path / "run"
+    )
     sampler = training_sampler(cfg, trainer.train_set)
     assert isinstance(sampler, OneAttributeSampler) and max(len(g) for g in sampler.groups()) == 4
-    assert isinstance(training_sampler(load_train_config(None, ["sampler=random"]), trainer.train_set), EpochSampler)
+    assert isinstance(
+        training_sampler(load_train_config(None, ["sampler=random"]), trainer.train_set),
+        EpochSampler,
+    )
     result = trainer.fit()
     assert result.finished and result.steps == 6

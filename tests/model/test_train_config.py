@@ -3,7 +3,13 @@
 import pytest
 
 from fsclap.errors import FsclapError
-from model.train_config import FEW_STEPS, PAPER_SETTINGS, Schedule, load_train_config, resolve_schedule
+from model.train_config import (
+    FEW_STEPS,
+    PAPER_SETTINGS,
+    Schedule,
+    load_train_config,
+    resolve_schedule,
+)
 
 
 def _plan(n: int, *sets: str, world: int = 1):
@@ -11,15 +17,21 @@ def _plan(n: int, *sets: str, world: int = 1):
     return s.batch_size, s.grad_accum, s.epochs, s.total_steps
 
 
-@pytest.mark.parametrize("n, expected", [
-    # clips: (micro-batch, accumulation, epochs, optimizer steps) — effective batch ~ sqrt(N), ~400 steps, >= 10 epochs
-    (100, (16, 1, 60, 360)),       # epochs capped at 60: a tiny corpus would otherwise mostly validate
-    (300, (16, 1, 23, 414)),
-    (1_000, (32, 1, 13, 403)),
-    (3_000, (48, 1, 10, 620)),
-    (30_000, (88, 2, 10, 1_700)),
-    (100_000, (96, 2, 10, 5_210)),  # the paper's batch 96 x 2 and 10 epochs
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        # clips: (micro-batch, accumulation, epochs, optimizer steps) — effective batch ~ sqrt(N), ~400 steps, >= 10 epochs
+        (
+            100,
+            (16, 1, 60, 360),
+        ),  # epochs capped at 60: a tiny corpus would otherwise mostly validate
+        (300, (16, 1, 23, 414)),
+        (1_000, (32, 1, 13, 403)),
+        (3_000, (48, 1, 10, 620)),
+        (30_000, (88, 2, 10, 1_700)),
+        (100_000, (96, 2, 10, 5_210)),  # the paper's batch 96 x 2 and 10 epochs
+    ],
+)
 def test_auto_schedule_at_every_corpus_size(n, expected):
     assert _plan(n) == expected
 
@@ -36,7 +48,12 @@ def test_auto_schedule_grows_smoothly_and_stays_affordable():
 
 
 def test_explicit_settings_win_and_the_rest_is_derived():
-    assert _plan(300, "batch_size=32") == (32, 1, 45, 405)  # accumulation 1, epochs from target_steps
+    assert _plan(300, "batch_size=32") == (
+        32,
+        1,
+        45,
+        405,
+    )  # accumulation 1, epochs from target_steps
     assert _plan(300, "epochs=20") == (16, 1, 20, 360)
     assert _plan(300, "batch_size=32", "grad_accum=1", "epochs=20") == (32, 1, 20, 180)
     assert _plan(300, "target_steps=100") == (16, 1, 10, 180)  # at least 10 epochs
@@ -63,21 +80,45 @@ def test_paper_preset_is_exactly_the_papers_settings(how):
     cfg = load_train_config(how.get("file"), how.get("overrides"))
     assert cfg.preset == "paper"
     assert {k: getattr(cfg, k) for k in PAPER_SETTINGS} == {
-        "batch_size": 96, "grad_accum": 2, "epochs": 10, "warmup_epochs": 1.0, "lr_backbone": 4e-5, "lr_fusion": 1e-4,
-        "weight_decay": 0.01, "min_lr_ratio": 0.0, "recaption": 0.0}
-    assert load_train_config(None, ["preset=paper", "recaption=0.5"]).recaption == 0.5  # explicit values win
+        "batch_size": 96,
+        "grad_accum": 2,
+        "epochs": 10,
+        "warmup_epochs": 1.0,
+        "lr_backbone": 4e-5,
+        "lr_fusion": 1e-4,
+        "weight_decay": 0.01,
+        "min_lr_ratio": 0.0,
+        "recaption": 0.0,
+    }
+    assert (
+        load_train_config(None, ["preset=paper", "recaption=0.5"]).recaption == 0.5
+    )  # explicit values win
     for n in (300, 100_000):
         s = resolve_schedule(cfg, n)
-        assert (s.batch_size, s.grad_accum, s.epochs, s.derived, s.target_steps) == (96, 2, 10, (), None)
+        assert (s.batch_size, s.grad_accum, s.epochs, s.derived, s.target_steps) == (
+            96,
+            2,
+            10,
+            (),
+            None,
+        )
         assert s.warmup_steps == s.steps_per_epoch  # one warm-up epoch
-    assert resolve_schedule(cfg, 300).total_steps == 20  # what made small corpora fail: too few steps
+    assert (
+        resolve_schedule(cfg, 300).total_steps == 20
+    )  # what made small corpora fail: too few steps
     # explicit values still win over the preset
     assert load_train_config("paper", ["batch_size=32"]).batch_size == 32
 
 
 def test_auto_is_the_default_and_named_configs_need_a_known_name(tmp_path):
     cfg = load_train_config()
-    assert (cfg.preset, cfg.batch_size, cfg.grad_accum, cfg.epochs, cfg.warmup_epochs) == ("auto", None, None, None, None)
+    assert (cfg.preset, cfg.batch_size, cfg.grad_accum, cfg.epochs, cfg.warmup_epochs) == (
+        "auto",
+        None,
+        None,
+        None,
+        None,
+    )
     assert load_train_config("auto").preset == "auto"
     with pytest.raises(FsclapError, match="training config not found"):
         load_train_config("papr")
@@ -91,5 +132,7 @@ def test_auto_is_the_default_and_named_configs_need_a_known_name(tmp_path):
 def test_schedule_round_trips_through_json():
     s = resolve_schedule(load_train_config(), 312)
     assert Schedule.from_json(s.to_json()) == s
-    assert s.describe().startswith("312 training clips -> batch 16 x 1 (effective 16), 22 epochs, 19 steps/epoch, 418 optimizer steps")
+    assert s.describe().startswith(
+        "312 training clips -> batch 16 x 1 (effective 16), 22 epochs, 19 steps/epoch, 418 optimizer steps"
+    )
     assert "(target 400)" in s.describe() and "from the corpus size: batch_size" in s.describe()

@@ -18,11 +18,20 @@ from model.factory import load_checkpoint
 from model.train_config import load_train_config
 from model.training import Trainer, TrainingDiverged
 
-TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
-        # the tone corpus of conftest tests the log-mel path; measured prosody is tested on speech (slow test)
-        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1, prosody: false, normalise: false}",
-        "augment=false",  # voice-invariance augmentation is tested in test_augment.py
-        "freeze_text=true", "workers=0", "val_rerank_k=3", "pair_loss=hard", "pair_negatives=2"]
+TINY = [
+    "model.d_model=32",
+    "model.embed_dim=32",
+    "model.heads=4",
+    "model.dropout=0.0",
+    # the tone corpus of conftest tests the log-mel path; measured prosody is tested on speech (slow test)
+    "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1, prosody: false, normalise: false}",
+    "augment=false",  # voice-invariance augmentation is tested in test_augment.py
+    "freeze_text=true",
+    "workers=0",
+    "val_rerank_k=3",
+    "pair_loss=hard",
+    "pair_negatives=2",
+]
 
 
 def _subset(manifest: Path, n: int, out: Path) -> Path:
@@ -41,8 +50,13 @@ def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir)
     """A few CPU epochs on 96 clips: retrieval far above chance on held-out clips."""
     train_m, val_m = style_corpus
     run = tmp_path / "run"
-    sets = [f"--set={s}" for s in TINY + ["epochs=5", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]]
-    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    sets = [
+        f"--set={s}"
+        for s in TINY + ["epochs=5", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]
+    ]
+    assert (
+        cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    )
     rows = _rows(run / "metrics.csv")
     assert len(rows) == 5 and (run / "curves.png").stat().st_size > 10_000
     best = json.loads((run / "checkpoints" / "best" / "info.json").read_text())["metrics"]
@@ -51,8 +65,13 @@ def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir)
 
     g = torch.Generator().manual_seed(0)
     caps = [r for r in pd.read_csv(val_m)["style_prompt"]]
-    chance = evaluate_embeddings(torch.randn(32, 8, generator=g), torch.randn(32, 8, generator=g), caps).to_json()
-    assert best["a2t_mAP@10"] > 2 * chance["a2t"]["mAP@10"] and best["t2a_mAP@10"] > 2 * chance["t2a"]["mAP@10"]
+    chance = evaluate_embeddings(
+        torch.randn(32, 8, generator=g), torch.randn(32, 8, generator=g), caps
+    ).to_json()
+    assert (
+        best["a2t_mAP@10"] > 2 * chance["a2t"]["mAP@10"]
+        and best["t2a_mAP@10"] > 2 * chance["t2a"]["mAP@10"]
+    )
     assert best["a2t_R@1"] >= 30 and best["t2a_R@1"] >= 30
     # the run directory is a checkpoint for load_checkpoint (best epoch)
     model = load_checkpoint(run, "cpu")
@@ -69,7 +88,9 @@ def test_resume_reproduces_an_uninterrupted_run(style_corpus, tmp_path):
     manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
     Trainer(load_train_config(None, base), *manifests, tmp_path / "straight").fit()
     # killed mid-epoch (after 2 of 3 optimizer steps of epoch 1), then resumed by the same command
-    stopped = Trainer(load_train_config(None, base + ["stop_after_steps=2"]), *manifests, tmp_path / "resumed").fit()
+    stopped = Trainer(
+        load_train_config(None, base + ["stop_after_steps=2"]), *manifests, tmp_path / "resumed"
+    ).fit()
     assert not stopped.finished and stopped.steps == 2
     state = json.loads((tmp_path / "resumed" / "checkpoints" / "last" / "state.json").read_text())
     assert state["epoch"] == 0 and state["batch_in_epoch"] == 4
@@ -80,14 +101,22 @@ def test_resume_reproduces_an_uninterrupted_run(style_corpus, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
-    ra, rb = _rows(tmp_path / "straight" / "metrics.csv"), _rows(tmp_path / "resumed" / "metrics.csv")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("clips_per_s", "epoch_seconds", "train_loss")} for r in rows]
+    ra, rb = (
+        _rows(tmp_path / "straight" / "metrics.csv"),
+        _rows(tmp_path / "resumed" / "metrics.csv"),
+    )
+    strip = lambda rows: [
+        {k: v for k, v in r.items() if k not in ("clips_per_s", "epoch_seconds", "train_loss")}
+        for r in rows
+    ]
     assert strip(ra) == strip(rb)
     # a finished run is not trained again; a changed setting is refused
     again = Trainer(load_train_config(None, base), *manifests, tmp_path / "resumed").fit()
     assert again.steps == 6
     with pytest.raises(FsclapError, match="different settings.*lr_fusion"):
-        Trainer(load_train_config(None, base + ["lr_fusion=0.5"]), *manifests, tmp_path / "resumed").fit()
+        Trainer(
+            load_train_config(None, base + ["lr_fusion=0.5"]), *manifests, tmp_path / "resumed"
+        ).fit()
 
 
 def test_bad_rows_are_skipped_and_listed(style_corpus, tmp_path, capsys):
@@ -95,17 +124,33 @@ def test_bad_rows_are_skipped_and_listed(style_corpus, tmp_path, capsys):
     frame = pd.read_csv(train_m)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
     (tmp_path / "empty.wav").write_bytes(b"")
-    bad = pd.DataFrame([
-        {"clip_id": "missing", "wav_fp": str(tmp_path / "nope.wav"), "style_prompt": "a calm voice"},
-        {"clip_id": "corrupt", "wav_fp": str(tmp_path / "corrupt.wav"), "style_prompt": "a calm voice"},
-        {"clip_id": "empty_file", "wav_fp": str(tmp_path / "empty.wav"), "style_prompt": "a calm voice"},
-        {"clip_id": "no_caption", "wav_fp": frame["wav_fp"][0], "style_prompt": "  "},
-    ])
+    bad = pd.DataFrame(
+        [
+            {
+                "clip_id": "missing",
+                "wav_fp": str(tmp_path / "nope.wav"),
+                "style_prompt": "a calm voice",
+            },
+            {
+                "clip_id": "corrupt",
+                "wav_fp": str(tmp_path / "corrupt.wav"),
+                "style_prompt": "a calm voice",
+            },
+            {
+                "clip_id": "empty_file",
+                "wav_fp": str(tmp_path / "empty.wav"),
+                "style_prompt": "a calm voice",
+            },
+            {"clip_id": "no_caption", "wav_fp": frame["wav_fp"][0], "style_prompt": "  "},
+        ]
+    )
     pd.concat([frame.iloc[:5], bad, frame.iloc[5:]]).to_csv(train_m, index=False)
     val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
     run = tmp_path / "run"
     sets = [f"--set={s}" for s in TINY + ["epochs=1", "batch_size=8", "grad_accum=1"]]
-    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    assert (
+        cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    )
     skipped = {r["clip_id"]: r["reason"] for r in _rows(run / "skipped.csv")}
     assert set(skipped) == {"missing", "corrupt", "empty_file", "no_caption"}
     assert "not found" in skipped["missing"] and "empty caption" in skipped["no_caption"]
@@ -116,7 +161,9 @@ def test_bad_rows_are_skipped_and_listed(style_corpus, tmp_path, capsys):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(style_corpus, tmp_path, monkeypatch):
     train_m = _subset(style_corpus[0], 32, tmp_path / "train.csv")
     val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
-    cfg = load_train_config(None, TINY + ["epochs=1", "batch_size=8", "grad_accum=1", "save_every=1"])
+    cfg = load_train_config(
+        None, TINY + ["epochs=1", "batch_size=8", "grad_accum=1", "save_every=1"]
+    )
     trainer = Trainer(cfg, ClipManifest.read(train_m), ClipManifest.read(val_m), tmp_path / "run")
     calls = {"n": 0}
     real = trainer.objective.forward
@@ -129,7 +176,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(style_corpus, tmp_path, m
         return out
 
     monkeypatch.setattr(trainer.objective, "forward", sometimes_nan)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, step 3.*checkpoints/last \(step 2\)"):
+    with pytest.raises(
+        TrainingDiverged, match=r"loss became nan at epoch 1, step 3.*checkpoints/last \(step 2\)"
+    ):
         trainer.fit()
     state = json.loads((tmp_path / "run" / "checkpoints" / "last" / "state.json").read_text())
     assert state["step"] == 2
@@ -139,39 +188,110 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(style_corpus, tmp_path, m
 
 def test_cli_train_errors_are_one_line(tmp_path, style_corpus, capsys):
     train_m, val_m = style_corpus
-    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(tmp_path / "r"), "--set", "nonsense=1"]) == 2
+    assert (
+        cli(
+            [
+                "train",
+                "--train",
+                str(train_m),
+                "--val",
+                str(val_m),
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "nonsense=1",
+            ]
+        )
+        == 2
+    )
     assert "nonsense" in capsys.readouterr().err
-    assert cli(["train", "--train", str(tmp_path / "none.csv"), "--val", str(val_m), "--out", str(tmp_path / "r")]) == 2
+    assert (
+        cli(
+            [
+                "train",
+                "--train",
+                str(tmp_path / "none.csv"),
+                "--val",
+                str(val_m),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "manifest not found" in capsys.readouterr().err
-    assert cli(["train", "--train", str(train_m), "--val", str(train_m), "--out", str(tmp_path / "r")]) == 2
+    assert (
+        cli(["train", "--train", str(train_m), "--val", str(train_m), "--out", str(tmp_path / "r")])
+        == 2
+    )
     assert "no split column" in capsys.readouterr().err
 
 
 def test_train_config_contract_keys_and_param_groups(style_corpus, tmp_path):
-    cfg = load_train_config(None, ["backbone=offline", "epochs=3", "batch_size=8", "grad_accum=4", "lr_backbone=1e-5",
-                                   "lr_fusion=2e-4", "seed=7", "fusion=false", "separation=false", "hn_loss=false"])
+    cfg = load_train_config(
+        None,
+        [
+            "backbone=offline",
+            "epochs=3",
+            "batch_size=8",
+            "grad_accum=4",
+            "lr_backbone=1e-5",
+            "lr_fusion=2e-4",
+            "seed=7",
+            "fusion=false",
+            "separation=false",
+            "hn_loss=false",
+        ],
+    )
     assert (cfg.epochs, cfg.batch_size, cfg.grad_accum, cfg.seed) == (3, 8, 4, 7)
     model_cfg = cfg.model_config_resolved()
     assert not model_cfg.fusion and not model_cfg.separation and model_cfg.pooling == "mean"
     assert load_train_config(None, ["pair_loss=none"]).model_config_resolved().pair_scoring is False
-    defaults = load_train_config()  # batch and epochs are derived from the corpus (tests/model/test_train_config.py)
-    assert (defaults.preset, defaults.lr_backbone, defaults.lr_fusion, defaults.weight_decay, defaults.gamma) == (
-        "auto", 4e-5, 1e-4, 0.01, 0.15)
+    defaults = (
+        load_train_config()
+    )  # batch and epochs are derived from the corpus (tests/model/test_train_config.py)
+    assert (
+        defaults.preset,
+        defaults.lr_backbone,
+        defaults.lr_fusion,
+        defaults.weight_decay,
+        defaults.gamma,
+    ) == ("auto", 4e-5, 1e-4, 0.01, 0.15)
     with pytest.raises(FsclapError, match="backbone"):
         load_train_config(None, ["backbone=whisper"])
     with pytest.raises(FsclapError, match="pooling=native"):
         load_train_config(None, ["pooling=native", "fusion=false", "separation=false"])
     train_m = _subset(style_corpus[0], 16, tmp_path / "train.csv")
-    cfg = load_train_config(None, TINY[:4] + ["freeze_text=false", "batch_size=8", "lr_backbone=1e-5", "lr_fusion=2e-4", "lr_scratch=3e-3"])
+    cfg = load_train_config(
+        None,
+        TINY[:4]
+        + [
+            "freeze_text=false",
+            "batch_size=8",
+            "lr_backbone=1e-5",
+            "lr_fusion=2e-4",
+            "lr_scratch=3e-3",
+        ],
+    )
     trainer = Trainer(cfg, ClipManifest.read(train_m), ClipManifest.read(train_m), tmp_path / "run")
     lrs = {g["name"]: (g["lr"], g["weight_decay"]) for g in trainer.optimizer.param_groups}
     warmup = trainer.schedule.warmup_steps
     assert warmup == round(0.1 * trainer.schedule.total_steps) > 1
-    assert lrs["backbone"][0] == pytest.approx(1e-5 / warmup) and lrs["backbone"][1] == 0.01  # warm-up: first step at 1/warmup of peak
+    assert (
+        lrs["backbone"][0] == pytest.approx(1e-5 / warmup) and lrs["backbone"][1] == 0.01
+    )  # warm-up: first step at 1/warmup of peak
     assert lrs["fusion"][0] == pytest.approx(2e-4 / warmup) and lrs["fusion_nd"][1] == 0.0
     assert lrs["scratch"][0] == pytest.approx(3e-3 / warmup)
     n_text = sum(p.numel() for p in trainer.model.backbone.text.parameters())
-    assert sum(p.numel() for g in trainer.optimizer.param_groups if g["name"].startswith("backbone") for p in g["params"]) == n_text
+    assert (
+        sum(
+            p.numel()
+            for g in trainer.optimizer.param_groups
+            if g["name"].startswith("backbone")
+            for p in g["params"]
+        )
+        == n_text
+    )
 
 
 @pytest.mark.slow
@@ -184,14 +304,43 @@ def test_cli_train_learns_on_generated_speech(tmp_path):
     assert cli(["synth", "style", "--out", str(corpus), "--n", "160", "--seed", "0"]) == 0
     manifest = corpus / "manifest.parquet"
     run = tmp_path / "run"
-    sets = ["epochs=12", "batch_size=16", "grad_accum=1", "freeze_text=true", "pair_loss=none", "workers=0",
-            "model.d_model=64", "model.embed_dim=64", "model.audio={dim: 96, blocks: 3, max_seconds: 6.0}"]
-    assert cli(["train", "--train", str(manifest), "--val", str(manifest), "--out", str(run), *[f"--set={s}" for s in sets]]) == 0
+    sets = [
+        "epochs=12",
+        "batch_size=16",
+        "grad_accum=1",
+        "freeze_text=true",
+        "pair_loss=none",
+        "workers=0",
+        "model.d_model=64",
+        "model.embed_dim=64",
+        "model.audio={dim: 96, blocks: 3, max_seconds: 6.0}",
+    ]
+    assert (
+        cli(
+            [
+                "train",
+                "--train",
+                str(manifest),
+                "--val",
+                str(manifest),
+                "--out",
+                str(run),
+                *[f"--set={s}" for s in sets],
+            ]
+        )
+        == 0
+    )
     best = json.loads((run / "checkpoints" / "best" / "info.json").read_text())["metrics"]
     val = ClipManifest.read(manifest, validate_levels=False).split("val")
     g = torch.Generator().manual_seed(0)
-    chance = [evaluate_embeddings(torch.randn(len(val), 8, generator=g), torch.randn(len(val), 8, generator=g),
-                                  list(val.frame["caption"])).to_json() for _ in range(20)]
+    chance = [
+        evaluate_embeddings(
+            torch.randn(len(val), 8, generator=g),
+            torch.randn(len(val), 8, generator=g),
+            list(val.frame["caption"]),
+        ).to_json()
+        for _ in range(20)
+    ]
     chance_map = np.mean([c["a2t"]["mAP@10"] + c["t2a"]["mAP@10"] for c in chance]) / 2
     assert (best["a2t_mAP@10"] + best["t2a_mAP@10"]) / 2 > 1.5 * chance_map, (best, chance_map)
 
@@ -200,7 +349,9 @@ def test_resume_refuses_a_run_on_different_data(style_corpus, tmp_path):
     train_m, val_m = style_corpus
     run = tmp_path / "run"
     sets = [f"--set={s}" for s in TINY + ["epochs=1", "batch_size=16", "grad_accum=1"]]
-    assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    assert (
+        cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
+    )
     smaller = _subset(train_m, 40, tmp_path / "smaller.csv")
     with pytest.raises(FsclapError, match="different train data"):
         train_run = load_train_config(None, [s.split("=", 1)[1] for s in sets])
@@ -215,7 +366,9 @@ def test_mixed_precision_trains_and_resumes(style_corpus, tmp_path, dtype):
     val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
     base = TINY + ["epochs=2", "batch_size=8", "grad_accum=1", f"amp_dtype={dtype}"]
     manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
-    first = Trainer(load_train_config(None, base + ["stop_after_steps=4"]), *manifests, tmp_path / "run")
+    first = Trainer(
+        load_train_config(None, base + ["stop_after_steps=4"]), *manifests, tmp_path / "run"
+    )
     assert first.amp_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     assert first.scaler.is_enabled() == (dtype == "fp16")
     assert first.fit().steps == 4
@@ -229,7 +382,9 @@ def test_mixed_precision_trains_and_resumes(style_corpus, tmp_path, dtype):
     weights = load_file(tmp_path / "run" / "checkpoints" / "best" / "model.safetensors")
     assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
     # the default stays float32 on the CPU
-    assert Trainer(load_train_config(None, TINY), *manifests, tmp_path / "default").amp_dtype is None
+    assert (
+        Trainer(load_train_config(None, TINY), *manifests, tmp_path / "default").amp_dtype is None
+    )
 
 
 def _schedule_log(caplog):
@@ -239,7 +394,9 @@ def _schedule_log(caplog):
     root = logging.getLogger("fsclap")
     if root.propagate:
         return lambda: None
-    root.addHandler(caplog.handler)  # the CLI's logging setup stops propagation to caplog's root handler
+    root.addHandler(
+        caplog.handler
+    )  # the CLI's logging setup stops propagation to caplog's root handler
     return lambda: root.removeHandler(caplog.handler)
 
 
@@ -250,26 +407,47 @@ def test_schedule_is_logged_saved_and_few_steps_warned(style_corpus, tmp_path, c
     manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
     done = _schedule_log(caplog)
     try:
-        result = Trainer(load_train_config("paper", TINY + ["stop_after_steps=1"]), *manifests, tmp_path / "paper").fit()
+        result = Trainer(
+            load_train_config("paper", TINY + ["stop_after_steps=1"]),
+            *manifests,
+            tmp_path / "paper",
+        ).fit()
     finally:
         done()
-    assert "40 training clips -> batch 40 x 2 (effective 80), 10 epochs, 1 steps/epoch, 10 optimizer steps" in caplog.text
+    assert (
+        "40 training clips -> batch 40 x 2 (effective 80), 10 epochs, 1 steps/epoch, 10 optimizer steps"
+        in caplog.text
+    )
     assert "[preset paper]" in caplog.text
-    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "optimizer steps" in r.getMessage()]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelname == "WARNING" and "optimizer steps" in r.getMessage()
+    ]
     assert len(warnings) == 1 and "only 10 optimizer steps" in warnings[0].getMessage()
     assert result.schedule.total_steps == 10
     saved = json.loads((tmp_path / "paper" / "train_config.json").read_text())["schedule"]
-    assert (saved["batch_size"], saved["grad_accum"], saved["effective_batch"], saved["epochs"]) == (40, 2, 80, 10)
+    assert (
+        saved["batch_size"],
+        saved["grad_accum"],
+        saved["effective_batch"],
+        saved["epochs"],
+    ) == (40, 2, 80, 10)
     # the derived default trains enough steps: no warning
     caplog.clear()
     done = _schedule_log(caplog)
     try:
-        trainer = Trainer(load_train_config(None, TINY + ["stop_after_steps=1"]), *manifests, tmp_path / "auto")
+        trainer = Trainer(
+            load_train_config(None, TINY + ["stop_after_steps=1"]), *manifests, tmp_path / "auto"
+        )
         trainer.fit()
     finally:
         done()
     assert trainer.schedule.total_steps >= 100 and "only" not in caplog.text
-    assert "40 training clips -> batch 16 x 1 (effective 16), 60 epochs, 2 steps/epoch, 120" in caplog.text
+    assert (
+        "40 training clips -> batch 16 x 1 (effective 16), 60 epochs, 2 steps/epoch, 120"
+        in caplog.text
+    )
 
 
 def test_resumed_run_keeps_its_schedule(style_corpus, tmp_path, monkeypatch):
@@ -280,7 +458,9 @@ def test_resumed_run_keeps_its_schedule(style_corpus, tmp_path, monkeypatch):
     val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
     manifests = ClipManifest.read(train_m), ClipManifest.read(val_m)
     base = TINY + ["target_steps=10", "seed=3"]
-    first = Trainer(load_train_config(None, base + ["stop_after_steps=3"]), *manifests, tmp_path / "run")
+    first = Trainer(
+        load_train_config(None, base + ["stop_after_steps=3"]), *manifests, tmp_path / "run"
+    )
     planned = first.schedule
     assert (planned.batch_size, planned.epochs, planned.total_steps) == (16, 10, 20)
     assert first.fit().steps == 3
@@ -302,16 +482,27 @@ def test_recaptioned_training_resumes_exactly(style_corpus, tmp_path):
     with the frozen text encoder's features computed per batch for captions that are not cached."""
     frame = pd.read_csv(_subset(style_corpus[0], 32, tmp_path / "t.csv"))
     # conftest's captions read "A {gender} voice with {pitch} pitch, speaking {speed} with {energy} energy."
-    words = frame["style_prompt"].str.extract(r"A (\w+) voice with (\w+) pitch, speaking (\w+) with (\w+) energy")
-    frame["gender"], frame["pitch"], frame["speed"], frame["energy"] = words[0], words[1], words[2], words[3]
+    words = frame["style_prompt"].str.extract(
+        r"A (\w+) voice with (\w+) pitch, speaking (\w+) with (\w+) energy"
+    )
+    frame["gender"], frame["pitch"], frame["speed"], frame["energy"] = (
+        words[0],
+        words[1],
+        words[2],
+        words[3],
+    )
     frame.to_csv(tmp_path / "train.csv", index=False)
     val_m = _subset(style_corpus[1], 8, tmp_path / "val.csv")
     base = TINY + ["epochs=2", "batch_size=8", "grad_accum=2", "seed=4", "recaption=1.0"]
     manifests = ClipManifest.read(tmp_path / "train.csv"), ClipManifest.read(val_m)
     straight = Trainer(load_train_config(None, base), *manifests, tmp_path / "straight")
-    assert straight.train_set.caption(0)[0] != frame["style_prompt"][0]  # re-phrased by the caption writer
+    assert (
+        straight.train_set.caption(0)[0] != frame["style_prompt"][0]
+    )  # re-phrased by the caption writer
     straight.fit()
-    Trainer(load_train_config(None, base + ["stop_after_steps=3"]), *manifests, tmp_path / "resumed").fit()
+    Trainer(
+        load_train_config(None, base + ["stop_after_steps=3"]), *manifests, tmp_path / "resumed"
+    ).fit()
     Trainer(load_train_config(None, base), *manifests, tmp_path / "resumed").fit()
     a = load_file(tmp_path / "straight" / "checkpoints" / "last" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "checkpoints" / "last" / "model.safetensors")

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from pipeline.acoustics import (
-    active_rms_dbfs, count_syllables, estimate_syllables, f0_stats, measure, trim_bounds,
+    active_rms_dbfs,
+    count_syllables,
+    estimate_syllables,
+    f0_stats,
+    measure,
+    trim_bounds,
 )
 
 SR = 16000
@@ -21,8 +26,11 @@ def speech(text, wpm=175, variant="m3"):
 
     import soundfile as sf
 
-    wav = subprocess.run(["espeak-ng", "-v", f"en-us+{variant}", "-s", str(wpm), "--stdout", text],
-                         capture_output=True, check=True).stdout
+    wav = subprocess.run(
+        ["espeak-ng", "-v", f"en-us+{variant}", "-s", str(wpm), "--stdout", text],
+        capture_output=True,
+        check=True,
+    ).stdout
     audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
     return audio, sr
 
@@ -41,7 +49,7 @@ def test_f0_range_of_a_glide():
     freq = 100.0 * 2 ** (t / seconds)
     phase = 2 * np.pi * np.cumsum(freq) / SR
     median, span, _ = f0_stats(0.5 * np.sin(phase), SR)
-    assert median == pytest.approx(100 * 2 ** 0.5, rel=0.03)
+    assert median == pytest.approx(100 * 2**0.5, rel=0.03)
     assert span == pytest.approx(10.8, abs=0.6)
 
 
@@ -61,12 +69,15 @@ def test_trim_bounds_find_the_signal():
     assert trim_bounds(np.zeros(SR), SR) == (0, 0)
 
 
-@pytest.mark.parametrize("audio, reason", [
-    (np.zeros(SR, dtype=np.float32), "silent"),
-    (np.zeros(100, dtype=np.float32), "too short"),
-    (np.array([], dtype=np.float32), "too short"),
-    (np.full(SR, np.nan, dtype=np.float32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "audio, reason",
+    [
+        (np.zeros(SR, dtype=np.float32), "silent"),
+        (np.zeros(100, dtype=np.float32), "too short"),
+        (np.array([], dtype=np.float32), "too short"),
+        (np.full(SR, np.nan, dtype=np.float32), "NaN"),
+    ],
+)
 def test_unmeasurable_audio_gives_nan_and_a_reason(audio, reason):
     got = measure(audio, SR, "hello there")
     assert math.isnan(got.f0_median_hz) and math.isnan(got.rms_dbfs) and math.isnan(got.speech_rate)
@@ -81,13 +92,16 @@ def test_noise_has_no_f0_but_a_level():
     assert got.rms_dbfs == pytest.approx(-20.0, abs=0.5)
 
 
-@pytest.mark.parametrize("text, syllables", [
-    ("The cat sat on the mat.", 6),
-    ("Yesterday I walked to the station.", 9),  # yes-ter-day I walked to the sta-tion
-    ("Beautiful", 3),
-    ("我们走吧", 4),
-    ("", 0),
-])
+@pytest.mark.parametrize(
+    "text, syllables",
+    [
+        ("The cat sat on the mat.", 6),
+        ("Yesterday I walked to the station.", 9),  # yes-ter-day I walked to the sta-tion
+        ("Beautiful", 3),
+        ("我们走吧", 4),
+        ("", 0),
+    ],
+)
 def test_count_syllables(text, syllables):
     assert count_syllables(text) == syllables
 
@@ -107,7 +121,9 @@ def test_onset_estimate_is_close_to_the_transcript_count():
     estimated = estimate_syllables(audio, sr)
     assert estimated == pytest.approx(count_syllables(text), rel=0.35)
     # without a transcript the rate comes from the estimate
-    assert measure(audio, sr).speech_rate == pytest.approx(measure(audio, sr, text).speech_rate, rel=0.35)
+    assert measure(audio, sr).speech_rate == pytest.approx(
+        measure(audio, sr, text).speech_rate, rel=0.35
+    )
 
 
 def test_female_voice_has_higher_f0_than_male():
@@ -155,7 +171,9 @@ def test_the_articulation_rate_follows_the_tempo_whatever_the_voice():
     rates = {}
     for variant in ("m3", "f3"):
         for wpm in (130, 175, 233):
-            rates[variant, wpm] = measure_clip(*speech(text, wpm=wpm, variant=variant), text).articulation_rate
+            rates[variant, wpm] = measure_clip(
+                *speech(text, wpm=wpm, variant=variant), text
+            ).articulation_rate
     for variant in ("m3", "f3"):
         assert rates[variant, 130] < rates[variant, 175] < rates[variant, 233]
     # same sentence, same tempo, another voice: the same rate within the speed threshold (x1.15)

@@ -44,7 +44,9 @@ def server(web):
 
 
 def remote(url: str, drama: str = "d") -> Episode:
-    return Episode(episode_id=episode_id_for(drama, url), drama_id=drama, source_url=url, source_key=url)
+    return Episode(
+        episode_id=episode_id_for(drama, url), drama_id=drama, source_url=url, source_key=url
+    )
 
 
 def stage(tmp_path, **config) -> Acquire:
@@ -63,7 +65,11 @@ def test_download_names_by_id_hashes_probes_and_archives(tmp_path, server, web):
 
     assert done.media_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert done.media_bytes == path.stat().st_size
-    assert (done.container, done.video_codec, done.audio_codec) == ("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac")
+    assert (done.container, done.video_codec, done.audio_codec) == (
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        "h264",
+        "aac",
+    )
     assert done.source_sample_rate == 44100 and done.source_channels == 2
     assert done.media_duration_s == pytest.approx(2.0, abs=0.1)
     archive = (tmp_path / "data" / "manifests" / "download-archive.txt").read_text().split("\n")
@@ -85,10 +91,14 @@ def test_an_interrupted_download_resumes_from_its_part_file(tmp_path, server, we
     media_dir = tmp_path / "data" / "media" / "d"
     media_dir.mkdir(parents=True)
     whole = (web / "ep01.mp4").read_bytes()
-    (media_dir / f"{ep.episode_id}.mp4.part").write_bytes(whole[: len(whole) // 2])  # a killed download
+    (media_dir / f"{ep.episode_id}.mp4.part").write_bytes(
+        whole[: len(whole) // 2]
+    )  # a killed download
     done = stage(tmp_path).run(ep)
     assert (tmp_path / "data" / done.media_path).read_bytes() == whole
-    assert any(line.endswith(" 206") for line in server.log), "the rest was fetched with a range request"
+    assert any(line.endswith(" 206") for line in server.log), (
+        "the rest was fetched with a range request"
+    )
     assert not list(media_dir.glob("*.part"))
 
 
@@ -121,7 +131,9 @@ def test_same_basename_at_two_urls_are_two_downloads(tmp_path, server, web):
     first = acquire.run(remote(server.url("ep01.mp4")))
     second = acquire.run(remote(server.url("other/ep01.mp4")))
     assert first.media_sha256 != second.media_sha256
-    assert (tmp_path / "data" / second.media_path).read_bytes() == (web / "other" / "ep01.mp4").read_bytes()
+    assert (tmp_path / "data" / second.media_path).read_bytes() == (
+        web / "other" / "ep01.mp4"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -156,7 +168,13 @@ def test_unreachable_host_is_retried_then_fails(tmp_path, caplog):
 
 def local(path: Path, drama: str = "d") -> Episode:
     key = f"file:{path}"
-    return Episode(episode_id=episode_id_for(drama, key), drama_id=drama, source_url=str(path), source_key=key, source_kind="file")
+    return Episode(
+        episode_id=episode_id_for(drama, key),
+        drama_id=drama,
+        source_url=str(path),
+        source_key=key,
+        source_kind="file",
+    )
 
 
 def test_local_file_is_hardlinked_by_default(tmp_path, web):

@@ -6,7 +6,13 @@ import pytest
 
 from fsclap.testing.style_audio import voice_like
 from pipeline.attributes import (
-    DEFAULT_REFERENCES, BinningConfig, bin_attributes, gender_posterior, measure_clip, speed_values, transcript_kind,
+    DEFAULT_REFERENCES,
+    BinningConfig,
+    bin_attributes,
+    gender_posterior,
+    measure_clip,
+    speed_values,
+    transcript_kind,
     transcript_units,
 )
 from pipeline.gender_params import GENDER_MODELS
@@ -23,15 +29,22 @@ def f0_boundary_hz() -> float:
 
 def clip_rows(speaker, f0s, rates=None, levels=None, unit="syl/s"):
     n = len(f0s)
-    return pd.DataFrame({
-        "clip_id": [f"{speaker}-{i}" for i in range(n)], "speaker_id": speaker,
-        "f0_median_hz": f0s, "speech_rate": rates if rates is not None else [4.5] * n,
-        "rms_dbfs": levels if levels is not None else [-25.0] * n, "speech_rate_unit": unit,
-        "clipped_fraction": 0.0,
-    })
+    return pd.DataFrame(
+        {
+            "clip_id": [f"{speaker}-{i}" for i in range(n)],
+            "speaker_id": speaker,
+            "f0_median_hz": f0s,
+            "speech_rate": rates if rates is not None else [4.5] * n,
+            "rms_dbfs": levels if levels is not None else [-25.0] * n,
+            "speech_rate_unit": unit,
+            "clipped_fraction": 0.0,
+        }
+    )
 
 
-@pytest.mark.parametrize("f0, gender", [(95, "male"), (120, "male"), (210, "female"), (260, "female")])
+@pytest.mark.parametrize(
+    "f0, gender", [(95, "male"), (120, "male"), (210, "female"), (260, "female")]
+)
 def test_gender_from_f0_is_confident_far_from_the_boundary(f0, gender):
     got, confidence = gender_posterior(f0)
     assert got == gender and confidence > 0.95
@@ -58,15 +71,20 @@ def test_measure_clip_reads_pitch_level_and_rate_units():
     assert measure_clip(audio, SR, "こんにちは、げんきですか").speech_rate_unit == "mora/s"
     assert measure_clip(audio, SR, "今天天气真好").speech_rate_unit == "char/s"
     assert measure_clip(audio, SR, "well, hello there").speech_rate_unit == "syl/s"
-    assert measure_clip(audio, SR, "123 ...").speech_rate_unit == "onset/s"  # no letters: onsets, noted
+    assert (
+        measure_clip(audio, SR, "123 ...").speech_rate_unit == "onset/s"
+    )  # no letters: onsets, noted
     assert transcript_kind("  ") is None
 
 
-@pytest.mark.parametrize("audio, note", [
-    (np.zeros(SR, dtype=np.float32), "silent"),
-    (np.full(int(0.05 * SR), 0.1, dtype=np.float32), "too short"),
-    (np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32), "no voiced frames"),
-])
+@pytest.mark.parametrize(
+    "audio, note",
+    [
+        (np.zeros(SR, dtype=np.float32), "silent"),
+        (np.full(int(0.05 * SR), 0.1, dtype=np.float32), "too short"),
+        (np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32), "no voiced frames"),
+    ],
+)
 def test_unmeasurable_clips_give_nan_and_a_note(audio, note):
     m = measure_clip(audio, SR)
     assert note in m.measure_note
@@ -90,8 +108,10 @@ def test_speaker_relative_bins_split_a_speaker_into_levels():
     assert levels[210] == "normal" and levels[160] == "low" and levels[290] == "high"
     # the z-score is in semitones over the speaker's robust spread
     centre = np.median(12 * np.log2(np.array(f0, dtype=float)))
-    assert out["pitch_z"].iloc[2] == pytest.approx((12 * np.log2(210) - centre) / max(
-        1.4826 * np.median(np.abs(12 * np.log2(np.array(f0)) - centre)), 1.0))
+    assert out["pitch_z"].iloc[2] == pytest.approx(
+        (12 * np.log2(210) - centre)
+        / max(1.4826 * np.median(np.abs(12 * np.log2(np.array(f0)) - centre)), 1.0)
+    )
 
 
 def test_a_high_voiced_speaker_is_normal_for_herself_but_high_for_her_gender():
@@ -99,14 +119,18 @@ def test_a_high_voiced_speaker_is_normal_for_herself_but_high_for_her_gender():
     by_speaker = bin_attributes(clip_rows("bea", f0), BinningConfig(reference="speaker"))
     by_gender = bin_attributes(clip_rows("bea", f0))  # the default
     assert by_speaker["pitch"].iloc[2] == "normal"
-    assert (by_gender["pitch"] == "high").all() and (by_gender["pitch_ref"] == "default:female").all()
+    assert (by_gender["pitch"] == "high").all() and (
+        by_gender["pitch_ref"] == "default:female"
+    ).all()
 
 
 def test_small_speakers_fall_back_to_the_corpus_group_then_to_defaults():
     big = clip_rows("big", list(np.linspace(100, 140, 40)))
     small = clip_rows("small", [100.0, 140.0]).assign(vtl_cm=18.0)  # a long (male) vocal tract
-    out = bin_attributes(pd.concat([big, small], ignore_index=True),
-                         BinningConfig(reference="speaker", min_speaker_clips=8, min_group_clips=30))
+    out = bin_attributes(
+        pd.concat([big, small], ignore_index=True),
+        BinningConfig(reference="speaker", min_speaker_clips=8, min_group_clips=30),
+    )
     small_rows = out[out["speaker_id"] == "small"]
     assert (small_rows["pitch_ref"] == "corpus:male").all()
     assert list(small_rows["pitch"]) == ["low", "high"]
@@ -126,7 +150,9 @@ def test_speed_groups_keep_chinese_characters_and_english_syllables_apart():
 
 def test_speaker_gender_wins_over_a_contradicting_clip_and_the_conflict_is_recorded():
     out = bin_attributes(clip_rows("carl", [110, 115, 120, 118, 112, 230]))
-    assert (out["gender"] == "male").all() and (out["gender_source"] == "f0-speaker").all()  # no formants given
+    assert (out["gender"] == "male").all() and (
+        out["gender_source"] == "f0-speaker"
+    ).all()  # no formants given
     assert "clip F0 230 Hz says female" in out["gender_conflict"].iloc[-1]
     assert (out["gender_conflict"].iloc[:-1] == "").all()
 
@@ -137,13 +163,21 @@ def rate_rows(speaker, rates, units=None, nuclei=None, timebase_s=None):
     n = len(rates)
     units = units if units is not None else [np.nan] * n
     counted = [u if np.isfinite(u) else 10.0 for u in units]
-    return pd.DataFrame({
-        "clip_id": [f"{speaker}-{i}" for i in range(n)], "speaker_id": speaker, "f0_median_hz": 200.0,
-        "rms_dbfs": -25.0, "clipped_fraction": 0.0, "speech_rate": rates, "articulation_rate": rates,
-        "timebase_s": timebase_s or [c / r for c, r in zip(counted, rates)], "transcript_units": units,
-        "nuclei": nuclei if nuclei is not None else counted,
-        "speech_rate_unit": ["syl/s" if np.isfinite(u) else "onset/s" for u in units],
-    })
+    return pd.DataFrame(
+        {
+            "clip_id": [f"{speaker}-{i}" for i in range(n)],
+            "speaker_id": speaker,
+            "f0_median_hz": 200.0,
+            "rms_dbfs": -25.0,
+            "clipped_fraction": 0.0,
+            "speech_rate": rates,
+            "articulation_rate": rates,
+            "timebase_s": timebase_s or [c / r for c, r in zip(counted, rates)],
+            "transcript_units": units,
+            "nuclei": nuclei if nuclei is not None else counted,
+            "speech_rate_unit": ["syl/s" if np.isfinite(u) else "onset/s" for u in units],
+        }
+    )
 
 
 def test_speaker_relative_speed_uses_fixed_log_ratios_around_the_speaker_median():
@@ -155,8 +189,10 @@ def test_speaker_relative_speed_uses_fixed_log_ratios_around_the_speaker_median(
     assert list(out["speed"][:3]) == ["slow", "normal", "fast"] == list(out["speed"][12:15])
     # +-0.14 in ln rate is the edge, whatever the speaker's spread (median centre: the lattice fit would lean
     # towards two clips this close to the fast level)
-    edge = bin_attributes(rate_rows("e", [4.0] * 9 + [4.0 * np.exp(0.13), 4.0 * np.exp(0.15)]),
-                          BinningConfig(speed_centre="median"))
+    edge = bin_attributes(
+        rate_rows("e", [4.0] * 9 + [4.0 * np.exp(0.13), 4.0 * np.exp(0.15)]),
+        BinningConfig(speed_centre="median"),
+    )
     assert list(edge["speed"][-2:]) == ["normal", "fast"]
 
 
@@ -167,10 +203,19 @@ def test_a_speaker_who_is_mostly_normal_is_not_split_into_thirds():
 
 
 def test_without_speaker_ids_speed_falls_back_to_the_corpus_group():
-    frame = rate_rows("x", [3.0, 4.0, 6.5]).drop(columns=["speaker_id"])  # literature centre: 4 nuclei/s
+    frame = rate_rows("x", [3.0, 4.0, 6.5]).drop(
+        columns=["speaker_id"]
+    )  # literature centre: 4 nuclei/s
     out = bin_attributes(frame)
-    assert set(out["speed_ref"]) == {"default:onsets"} and list(out["speed"]) == ["slow", "normal", "fast"]
-    grouped = bin_attributes(rate_rows("x", [4.5 * t for t in [0.75, 1.0, 1.33] * 3]), BinningConfig(speed_reference="group"))
+    assert set(out["speed_ref"]) == {"default:onsets"} and list(out["speed"]) == [
+        "slow",
+        "normal",
+        "fast",
+    ]
+    grouped = bin_attributes(
+        rate_rows("x", [4.5 * t for t in [0.75, 1.0, 1.33] * 3]),
+        BinningConfig(speed_reference="group"),
+    )
     assert set(grouped["speed_ref"]) == {"default:onsets"}
 
 
@@ -188,7 +233,10 @@ def test_transcript_units_mix_syllables_and_letters_for_english_only():
     assert transcript_units("hello there", "en") == pytest.approx(0.5 * (3 + 10 / 3))
     assert transcript_units("我们走吧", "zh") == 4
     assert math.isnan(transcript_units("anything", None))
-    assert transcript_kind("きょうはいいてんきですね") == "ja" and transcript_kind("今日はいい天気") == "ja"
+    assert (
+        transcript_kind("きょうはいいてんきですね") == "ja"
+        and transcript_kind("今日はいい天気") == "ja"
+    )
 
 
 def test_the_vocal_tract_decides_where_f0_is_ambiguous_and_confidence_says_how_sure():
@@ -198,8 +246,13 @@ def test_the_vocal_tract_decides_where_f0_is_ambiguous_and_confidence_says_how_s
     assert list(out["gender"]) == ["female", "male"]
     assert (out["gender_confidence"] > 0.8).all() and (out["gender_source"] == "f0+vtl-clip").all()
     # far from the boundary F0 wins whatever the tract, and confidence grows with the distance
-    far = bin_attributes(clip_rows("y", [boundary / 1.6, boundary / 1.3]).drop(columns=["speaker_id"]))
-    assert list(far["gender"]) == ["male", "male"] and far["gender_confidence"].iloc[0] > far["gender_confidence"].iloc[1]
+    far = bin_attributes(
+        clip_rows("y", [boundary / 1.6, boundary / 1.3]).drop(columns=["speaker_id"])
+    )
+    assert (
+        list(far["gender"]) == ["male", "male"]
+        and far["gender_confidence"].iloc[0] > far["gender_confidence"].iloc[1]
+    )
 
 
 def test_a_speaker_whose_transcripts_often_miss_gets_nuclei_rates_for_all_clips():
@@ -212,10 +265,17 @@ def test_a_speaker_whose_transcripts_often_miss_gets_nuclei_rates_for_all_clips(
 
 
 def test_clips_without_a_speaker_id_are_not_pooled_into_one_speaker():
-    frame = rate_rows("s", [5.0] * 4, units=[10.0, 10.0, 20.0, 5.0], nuclei=[10.0] * 4, timebase_s=2.0)
+    frame = rate_rows(
+        "s", [5.0] * 4, units=[10.0, 10.0, 20.0, 5.0], nuclei=[10.0] * 4, timebase_s=2.0
+    )
     frame["speaker_id"] = None
     rate, source = speed_values(frame)
-    assert list(source) == ["transcript", "transcript", "nuclei (transcript mismatched)", "nuclei (transcript mismatched)"]
+    assert list(source) == [
+        "transcript",
+        "transcript",
+        "nuclei (transcript mismatched)",
+        "nuclei (transcript mismatched)",
+    ]
     assert rate[2] == pytest.approx(5.0)
 
 
@@ -232,7 +292,11 @@ def test_a_speaker_whose_transcript_ratios_scatter_is_not_trusted_even_without_o
 def test_the_normal_level_is_found_when_slow_clips_outnumber_normal_ones():
     # ten slow, five normal, three fast clips: the median clip is a slow one, the fitted levels are not fooled
     jitter = [0.0, 0.02, -0.02, 0.01, -0.01]
-    tempi = [0.75 * math.exp(jitter[i % 5]) for i in range(10)] + [math.exp(j) for j in jitter] + [1.33] * 3
+    tempi = (
+        [0.75 * math.exp(jitter[i % 5]) for i in range(10)]
+        + [math.exp(j) for j in jitter]
+        + [1.33] * 3
+    )
     truth = ["slow"] * 10 + ["normal"] * 5 + ["fast"] * 3
     frame = rate_rows("s", [5.0 * t for t in tempi])
     assert list(bin_attributes(frame)["speed"]) == truth
@@ -246,8 +310,12 @@ def test_a_duration_model_with_a_fixed_overhead_keeps_long_and_short_sentences_n
     tempi = [1.0] * 8 + [0.75] * 3 + [1.33] * 3
     truth = ["normal"] * 8 + ["slow"] * 3 + ["fast"] * 3
     timebase = [0.2 * (u + 4) / t for u, t in zip(units, tempi)]
-    frame = rate_rows("s", [u / tb for u, tb in zip(units, timebase)], units=[float(u) for u in units],
-                      timebase_s=timebase)
+    frame = rate_rows(
+        "s",
+        [u / tb for u, tb in zip(units, timebase)],
+        units=[float(u) for u in units],
+        timebase_s=timebase,
+    )
     assert list(bin_attributes(frame)["speed"]) == truth
     assert list(bin_attributes(frame, BinningConfig(speed_length_exponent=1.0))["speed"]) != truth
 
@@ -259,23 +327,39 @@ def test_time_stretched_copies_of_a_sentence_are_slow_and_fast_against_the_speak
     import librosa
     import soundfile as sf
 
-    sentences = ["I never thought I would see you here again.", "Please close the door behind you.",
-                 "The weather was cold and the streets were empty.", "Where did you put the keys?",
-                 "We walked along the river until the sun went down.", "That is not what I meant at all.",
-                 "My brother is coming home tomorrow morning.", "Nobody knew the answer to the question."]
+    sentences = [
+        "I never thought I would see you here again.",
+        "Please close the door behind you.",
+        "The weather was cold and the streets were empty.",
+        "Where did you put the keys?",
+        "We walked along the river until the sun went down.",
+        "That is not what I meant at all.",
+        "My brother is coming home tomorrow morning.",
+        "Nobody knew the answer to the question.",
+    ]
     clips = []
     for text in sentences:
-        wav = subprocess.run(["espeak-ng", "-v", "en-us+m3", "-s", "175", "--stdout", text],
-                             capture_output=True, check=True).stdout
+        wav = subprocess.run(
+            ["espeak-ng", "-v", "en-us+m3", "-s", "175", "--stdout", text],
+            capture_output=True,
+            check=True,
+        ).stdout
         audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
         clips.append(audio)
     copies = [(0, 0.75), (1, 0.75), (2, 1.3), (3, 1.3)]
     audios = clips + [librosa.effects.time_stretch(clips[i], rate=r) for i, r in copies]
     texts = sentences + [sentences[i] for i, _ in copies]
     for given in (True, False):
-        rows = [measure_clip(a, sr, t if given else None).to_dict() | {"clip_id": f"c{i}", "speaker_id": "m3"}
-                for i, (a, t) in enumerate(zip(audios, texts))]
+        rows = [
+            measure_clip(a, sr, t if given else None).to_dict()
+            | {"clip_id": f"c{i}", "speaker_id": "m3"}
+            for i, (a, t) in enumerate(zip(audios, texts))
+        ]
         speed = list(bin_attributes(pd.DataFrame(rows))["speed"])
         assert speed[:8].count("normal") >= 7
         # without a transcript the nuclei of a phase-vocoder speed-up smear into each other: slow copies only
-        assert speed[8:] == ["slow", "slow", "fast", "fast"] if given else speed[8:10] == ["slow", "slow"]
+        assert (
+            speed[8:] == ["slow", "slow", "fast", "fast"]
+            if given
+            else speed[8:10] == ["slow", "slow"]
+        )

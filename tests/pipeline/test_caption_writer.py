@@ -5,8 +5,17 @@ import re
 import pytest
 
 from pipeline.caption_writer import (
-    EN_GENDER_VOICE, EN_SUBJECT_NOUNS, LEVELS, STYLE_ATTRIBUTES, TEMPLATES, VOCABULARY,
-    CaptionError, CaptionWriter, _parse, known_attributes, write_caption,
+    EN_GENDER_VOICE,
+    EN_SUBJECT_NOUNS,
+    LEVELS,
+    STYLE_ATTRIBUTES,
+    TEMPLATES,
+    VOCABULARY,
+    CaptionError,
+    CaptionWriter,
+    _parse,
+    known_attributes,
+    write_caption,
 )
 
 ATTRS = ("gender", "age", "pitch", "speed", "energy", "emotion")
@@ -29,7 +38,10 @@ def phrases(language: str, attr: str, level: str | None = None) -> set[str]:
 def contains(caption: str, phrase: str, language: str) -> bool:
     if language == "zh":
         return phrase in caption
-    return re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", caption, flags=re.IGNORECASE) is not None
+    return (
+        re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", caption, flags=re.IGNORECASE)
+        is not None
+    )
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
@@ -52,20 +64,42 @@ def test_known_attributes_described_and_missing_ones_never(language):
         assert caption and caption == caption.strip()
         for attr in STYLE_ATTRIBUTES:
             if attr in known:
-                assert any(contains(caption, p, language) for p in phrases(language, attr, known[attr])), (record, caption)
+                assert any(
+                    contains(caption, p, language) for p in phrases(language, attr, known[attr])
+                ), (record, caption)
                 # no phrase of another level, outside the phrases of the right one ("slow" in "slowly")
                 masked = caption
                 for p in sorted(phrases(language, attr, known[attr]), key=len, reverse=True):
                     masked = masked.replace(p, "#")
                 others = set(LEVELS[attr]) - {known[attr]}
-                wrong = [p for lvl in others for p in phrases(language, attr, lvl) - phrases(language, attr, known[attr])
-                         if contains(masked, p, language)]
+                wrong = [
+                    p
+                    for lvl in others
+                    for p in phrases(language, attr, lvl) - phrases(language, attr, known[attr])
+                    if contains(masked, p, language)
+                ]
                 assert not wrong, (record, caption, wrong)
             else:
                 leaked = [p for p in phrases(language, attr) if contains(caption, p, language)]
                 assert not leaked, (record, caption, leaked)
-        gender_words = ({"女", "男", "她", "他"} if language == "zh" else
-                        {"woman", "man", "lady", "gentleman", "female", "male", "she", "he", "her", "his", "girl", "boy"})
+        gender_words = (
+            {"女", "男", "她", "他"}
+            if language == "zh"
+            else {
+                "woman",
+                "man",
+                "lady",
+                "gentleman",
+                "female",
+                "male",
+                "she",
+                "he",
+                "her",
+                "his",
+                "girl",
+                "boy",
+            }
+        )
         mentioned = {w for w in gender_words if contains(caption, w, language)}
         if "gender" not in known:
             assert not mentioned, (record, caption)
@@ -73,12 +107,20 @@ def test_known_attributes_described_and_missing_ones_never(language):
             assert mentioned, (record, caption)
             opposite = "male" if known["gender"] == "female" else "female"
             if language == "en":
-                assert not any(contains(caption, n, "en") for n in EN_SUBJECT_NOUNS[opposite] + [opposite]
-                               + EN_GENDER_VOICE[opposite]), (record, caption)
+                assert not any(
+                    contains(caption, n, "en")
+                    for n in EN_SUBJECT_NOUNS[opposite] + [opposite] + EN_GENDER_VOICE[opposite]
+                ), (record, caption)
 
 
 def test_unknown_emotion_says_nothing_about_emotion():
-    record = {"gender": "female", "pitch": "high", "speed": "slow", "energy": "low", "emotion": "unknown"}
+    record = {
+        "gender": "female",
+        "pitch": "high",
+        "speed": "slow",
+        "energy": "low",
+        "emotion": "unknown",
+    }
     for i in range(50):
         caption = write_caption(record, key=str(i))
         assert not any(contains(caption, p, "en") for p in phrases("en", "emotion")), caption
@@ -88,7 +130,13 @@ def test_unknown_emotion_says_nothing_about_emotion():
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_deterministic_per_seed_and_key(language):
-    record = {"gender": "male", "pitch": "low", "speed": "fast", "energy": "high", "emotion": "angry"}
+    record = {
+        "gender": "male",
+        "pitch": "low",
+        "speed": "fast",
+        "energy": "high",
+        "emotion": "angry",
+    }
     a = [CaptionWriter(language, seed=1).write(record, key=f"k{i}") for i in range(40)]
     b = [CaptionWriter(language, seed=1).write(record, key=f"k{i}") for i in range(40)]
     c = [CaptionWriter(language, seed=2).write(record, key=f"k{i}") for i in range(40)]
@@ -128,7 +176,9 @@ def test_record_with_nothing_known_still_reads_as_a_sentence():
 
 def test_all_levels_and_languages_render():
     for language in ("en", "zh"):
-        for values in itertools.product(*(LEVELS[a] for a in ("gender", "pitch", "speed", "energy", "emotion"))):
+        for values in itertools.product(
+            *(LEVELS[a] for a in ("gender", "pitch", "speed", "energy", "emotion"))
+        ):
             record = dict(zip(("gender", "pitch", "speed", "energy", "emotion"), values))
             assert write_caption(record, key="k", language=language)
 
@@ -141,4 +191,7 @@ def test_bad_input_is_rejected():
 
 
 def test_levels_are_case_and_space_insensitive():
-    assert known_attributes({"Gender": "x", "gender": " Female ", "pitch": "HIGH"}) == {"gender": "female", "pitch": "high"}
+    assert known_attributes({"Gender": "x", "gender": " Female ", "pitch": "HIGH"}) == {
+        "gender": "female",
+        "pitch": "high",
+    }

@@ -40,7 +40,9 @@ def test_vectorised_equals_direct_loop(n, dim):
 def test_float32_input_is_scored_in_float64():
     rng = np.random.default_rng(1)
     v = rng.standard_normal((50, 192)).astype(np.float32)
-    np.testing.assert_allclose(mean_similarity(v), mean_similarity_loop(v.astype(np.float64)), atol=1e-12)
+    np.testing.assert_allclose(
+        mean_similarity(v), mean_similarity_loop(v.astype(np.float64)), atol=1e-12
+    )
 
 
 def test_known_values():
@@ -63,7 +65,9 @@ def test_scores_per_cluster_match_loop_and_threshold_applies():
     labels_arr = np.array(labels)
     for label in set(labels):
         rows = np.flatnonzero(labels_arr == label)
-        np.testing.assert_allclose(result.consistency[rows], mean_similarity_loop(v[rows]), atol=1e-12)
+        np.testing.assert_allclose(
+            result.consistency[rows], mean_similarity_loop(v[rows]), atol=1e-12
+        )
         assert (result.cluster_size[rows] == len(rows)).all()
     assert result.kept.tolist() == (result.consistency >= 0.65).tolist()
     assert set(result.reason[result.kept]) == {REASON_KEPT}

@@ -24,7 +24,9 @@ def corpus_stages(settings):
 def test_generated_drama_through_the_runner(tmp_path):
     from pipeline.synth.drama import generate_dramas
 
-    generated = generate_dramas(tmp_path / "gen", dramas=1, episodes=2, seed=2, duration_s=30, workers=2)
+    generated = generate_dramas(
+        tmp_path / "gen", dramas=1, episodes=2, seed=2, duration_s=30, workers=2
+    )
     settings = load_settings(overrides={"data_root": str(tmp_path / "data"), "profile": "offline"})
     summary = run_build(settings, generated.sources_path, stages=corpus_stages(settings))
     assert summary.finished == 2, summary.render()

@@ -63,10 +63,18 @@ def test_released_layout_files_are_resolved(tiny_funasr_models):
     assert {"config", "weights"} == set(files["campplus"])
 
 
-@pytest.mark.parametrize("key,filename", [
-    ("paraformer", "model.pt"), ("paraformer", "tokens.json"), ("paraformer", "am.mvn"), ("paraformer", "config.yaml"),
-    ("fsmn_vad", "am.mvn"), ("ct_punc", "tokens.json"), ("campplus", "campplus_cn_common.bin"),
-])
+@pytest.mark.parametrize(
+    "key,filename",
+    [
+        ("paraformer", "model.pt"),
+        ("paraformer", "tokens.json"),
+        ("paraformer", "am.mvn"),
+        ("paraformer", "config.yaml"),
+        ("fsmn_vad", "am.mvn"),
+        ("ct_punc", "tokens.json"),
+        ("campplus", "campplus_cn_common.bin"),
+    ],
+)
 def test_missing_file_names_the_file(models_copy, key, filename):
     (models_copy / key / filename).unlink()
     settings = load_settings(overrides={"models_dir": str(models_copy), "profile": "paper"})
@@ -81,7 +89,9 @@ def test_missing_dir_and_explicit_model_path(models_copy, tmp_path):
     with pytest.raises(MissingModelError, match="ct-punc model .* directory not found"):
         funasr_model_dirs(settings)
     moved = tmp_path / "elsewhere" / "punc"
-    settings = load_settings(overrides={"models_dir": str(models_copy), "model_paths": {"ct_punc": str(moved)}})
+    settings = load_settings(
+        overrides={"models_dir": str(models_copy), "model_paths": {"ct_punc": str(moved)}}
+    )
     with pytest.raises(MissingModelError, match=str(moved)):
         funasr_model_dirs(settings)
 
@@ -98,7 +108,9 @@ def test_weights_that_do_not_fit_the_config_are_an_error(models_copy):
 
 def test_real_automodel_end_to_end(tiny_funasr_models):
     settings = load_settings(overrides={"models_dir": str(tiny_funasr_models), "profile": "paper"})
-    diarizer = FunasrDiarizer(settings, segmentation=SegmentationConfig(min_s=0.5, max_s=4.0, merge_gap_s=0.3))
+    diarizer = FunasrDiarizer(
+        settings, segmentation=SegmentationConfig(min_s=0.5, max_s=4.0, merge_gap_s=0.3)
+    )
     model = diarizer.model
     # local dirs only: every sub-model was built from the dir we gave it
     assert model.kwargs["model_path"] == str(tiny_funasr_models / "paraformer")
@@ -107,7 +119,15 @@ def test_real_automodel_end_to_end(tiny_funasr_models):
     assert model.spk_kwargs["model_path"] == str(tiny_funasr_models / "campplus")
 
     rng = np.random.default_rng(0)
-    audio = np.concatenate([quiet(1, rng), speechlike(3, 150, rng), quiet(3, rng), speechlike(5, 240, rng), quiet(1, rng)])
+    audio = np.concatenate(
+        [
+            quiet(1, rng),
+            speechlike(3, 150, rng),
+            quiet(3, rng),
+            speechlike(5, 240, rng),
+            quiet(1, rng),
+        ]
+    )
     sentences = diarizer.sentences(audio)
     assert sentences, "FunASR returned no sentence_info"
     for s in sentences:
@@ -126,7 +146,9 @@ def test_real_automodel_end_to_end(tiny_funasr_models):
 
     # CAM++ embeddings of segments through the same loaded model
     embedder = diarizer.embedder()
-    clips = [audio[int(s.start_s * SR): int(s.end_s * SR)] for s in segments[:2]] + [np.zeros(SR, np.float32)]
+    clips = [audio[int(s.start_s * SR) : int(s.end_s * SR)] for s in segments[:2]] + [
+        np.zeros(SR, np.float32)
+    ]
     vectors = embedder.embed(clips)
     assert vectors.shape == (3, embedder.dim) and embedder.dim == 32
     assert np.linalg.norm(vectors[:2], axis=1).min() > 0 and not vectors[2].any()
@@ -152,7 +174,9 @@ def test_split_sentence_cuts_long_sentences_at_the_longest_pause_with_text():
     sentence["text"] = "我们今天去哪，"
     parts = split_sentence(sentence, max_s=4.0, min_s=1.0)
     assert [p.text for p in parts] == ["我们今", "天去哪，"]
-    assert split_sentence({**sentence, "end": 3500}, max_s=4.0, min_s=1.0)[0].text == "我们今天去哪，"
+    assert (
+        split_sentence({**sentence, "end": 3500}, max_s=4.0, min_s=1.0)[0].text == "我们今天去哪，"
+    )
 
 
 def test_paper_profile_stages_on_tiny_models(tiny_funasr_models, tmp_path):
@@ -168,24 +192,49 @@ def test_paper_profile_stages_on_tiny_models(tiny_funasr_models, tmp_path):
     settings = load_settings(overrides={"models_dir": str(tiny_funasr_models), "profile": "paper"})
     context = StageContext(data_root=tmp_path, profile="paper")
     rng = np.random.default_rng(1)
-    audio = np.concatenate([quiet(1, rng), speechlike(4, 150, rng), quiet(3, rng), speechlike(4, 240, rng), quiet(1, rng)])
+    audio = np.concatenate(
+        [
+            quiet(1, rng),
+            speechlike(4, 150, rng),
+            quiet(3, rng),
+            speechlike(4, 240, rng),
+            quiet(1, rng),
+        ]
+    )
     vocals = tmp_path / "vocals" / "d" / "d-e1.flac"
     vocals.parent.mkdir(parents=True)
-    sf.write(vocals, np.stack([audio, audio], axis=1), SR)  # stereo 16 kHz in: mixed down, resampled to 24 kHz
-    episode = Episode(episode_id="d-e1", drama_id="d", source_url="x", source_key="x", episode_index=1,
-                      vocals_path="vocals/d/d-e1.flac", vocals_sha256=sha256_file(vocals))
+    sf.write(
+        vocals, np.stack([audio, audio], axis=1), SR
+    )  # stereo 16 kHz in: mixed down, resampled to 24 kHz
+    episode = Episode(
+        episode_id="d-e1",
+        drama_id="d",
+        source_url="x",
+        source_key="x",
+        episode_index=1,
+        vocals_path="vocals/d/d-e1.flac",
+        vocals_sha256=sha256_file(vocals),
+    )
     diarize = Diarize({"backend": "funasr"}, context=context, settings=settings)
     diarize.check()
     done = diarize.run(episode)
     assert done.extra["diarize_outcome"] == "ok"
     rows = pd.read_parquet(tmp_path / done.extra["segments_path"])
-    assert set(rows["diarizer"]) == {"funasr-paraformer-campplus"} and set(rows["embedding_model"]) == {"campplus"}
+    assert set(rows["diarizer"]) == {"funasr-paraformer-campplus"} and set(
+        rows["embedding_model"]
+    ) == {"campplus"}
     assert rows["text"].map(lambda t: t is None or isinstance(t, str)).all()
     clips = rows["clip_path"].dropna()
     assert len(clips) and all(sf.info(tmp_path / p).samplerate == 24000 for p in clips)
     Consistency({}, context=context).run(done)
     table = pd.read_parquet(tmp_path / "manifests" / "segments.parquet")
-    assert set(table["reason"]) <= {"kept", "low_consistency", "single_clip_cluster", "too_short", "overlap"}
+    assert set(table["reason"]) <= {
+        "kept",
+        "low_consistency",
+        "single_clip_cluster",
+        "too_short",
+        "overlap",
+    }
 
 
 def test_paper_profile_stage_fails_fast_without_models(tmp_path):
@@ -194,4 +243,6 @@ def test_paper_profile_stage_fails_fast_without_models(tmp_path):
 
     settings = load_settings(overrides={"models_dir": str(tmp_path / "none"), "profile": "paper"})
     with pytest.raises(MissingModelError, match="Paraformer-large"):
-        Diarize({"backend": "funasr"}, context=StageContext(data_root=tmp_path), settings=settings).check()
+        Diarize(
+            {"backend": "funasr"}, context=StageContext(data_root=tmp_path), settings=settings
+        ).check()

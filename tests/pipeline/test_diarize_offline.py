@@ -35,7 +35,9 @@ def episodes(tmp_path_factory):
     found = []
     for truth in load_truth(out):
         base = Path(out) / "truth" / truth["drama_id"] / truth["episode_id"]
-        stems = {k: load_audio(base / f"{k}.flac", sample_rate=SR)[0] for k in ("speech", "music", "mix")}
+        stems = {
+            k: load_audio(base / f"{k}.flac", sample_rate=SR)[0] for k in ("speech", "music", "mix")
+        }
         found.append((truth, stems))
     assert [len(t["speakers"]) for t, _ in found] == [2, 3]
     return found
@@ -73,7 +75,7 @@ def test_single_speaker_gets_one_label(episodes, diarizer):
     mask = np.zeros(len(stems["speech"]), dtype=bool)
     for line in truth["lines"]:
         if line["speaker_id"] == keep:
-            mask[int(line["start_s"] * SR): int(line["end_s"] * SR)] = True
+            mask[int(line["start_s"] * SR) : int(line["end_s"] * SR)] = True
     segments = diarizer.diarize(np.where(mask, stems["speech"], 0).astype(np.float32))
     assert segments and {s.speaker for s in segments} == {"S0"}
 
@@ -93,20 +95,29 @@ def test_overlapping_speech_is_segmented_without_crash(episodes, diarizer):
     both = (s2["speech"][:n] + s3["speech"][:n]).astype(np.float32)  # two dramas talking at once
     segments = diarizer.diarize(both)
     assert segments
-    assert all(a.end_s <= b.start_s + 1e-6 for a, b in zip(segments, segments[1:]))  # one label at a time
+    assert all(
+        a.end_s <= b.start_s + 1e-6 for a, b in zip(segments, segments[1:])
+    )  # one label at a time
 
 
 def test_spectral_clustering_option_runs(episodes):
     truth, stems = episodes[0]
-    segments = OfflineDiarizer(OfflineDiarizerConfig(clustering="spectral")).diarize(stems["speech"])
+    segments = OfflineDiarizer(OfflineDiarizerConfig(clustering="spectral")).diarize(
+        stems["speech"]
+    )
     assert len({s.speaker for s in segments}) >= 1
 
 
 def test_cluster_helpers():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 16))
-    emb = np.vstack([a + 0.05 * rng.standard_normal((10, 16)), b + 0.05 * rng.standard_normal((10, 16)),
-                     b + 0.6 * a + 0.05 * rng.standard_normal((2, 16))])
+    emb = np.vstack(
+        [
+            a + 0.05 * rng.standard_normal((10, 16)),
+            b + 0.05 * rng.standard_normal((10, 16)),
+            b + 0.6 * a + 0.05 * rng.standard_normal((2, 16)),
+        ]
+    )
     labels = cluster_embeddings(emb, "agglomerative", 0.3, 10)
     assert len(set(labels[:10])) == 1 and len(set(labels[10:20])) == 1 and labels[0] != labels[10]
     assert len(set(cluster_embeddings(emb, "agglomerative", 0.05, 2))) <= 2  # max_speakers caps
@@ -115,7 +126,10 @@ def test_cluster_helpers():
     assert cluster_embeddings(emb[:1], "agglomerative", 0.3, 10).tolist() == [0]
     assert median_filter(np.array([0, 0, 1, 0, 0, 1, 1, 1]), 3).tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
     pieces = split_region(0.0, 4.0, np.array([0.75, 1.5, 2.25, 3.0]), np.array([0, 0, 1, 1]))
-    assert [(p.start_s, p.end_s, p.speaker) for p in pieces] == [(0.0, 1.875, "S0"), (1.875, 4.0, "S1")]
+    assert [(p.start_s, p.end_s, p.speaker) for p in pieces] == [
+        (0.0, 1.875, "S0"),
+        (1.875, 4.0, "S1"),
+    ]
 
 
 def drifting_speakers(seed: int, n_speakers: int = 4, styles: int = 3, per_style: int = 12):
@@ -142,7 +156,9 @@ def drifting_speakers(seed: int, n_speakers: int = 4, styles: int = 3, per_style
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_speaker_count_holds_under_within_speaker_drift(seed):
     emb, truth = drifting_speakers(seed)
-    labels = cluster_embeddings(emb, "agglomerative", 0.4, 10, min_cluster_windows=5, min_cluster_share=0.08)
+    labels = cluster_embeddings(
+        emb, "agglomerative", 0.4, 10, min_cluster_windows=5, min_cluster_share=0.08
+    )
     assert len(set(labels)) == 4
     assert all(len(set(labels[truth == k])) == 1 for k in range(4))  # every speaker whole ...
     assert len({labels[truth == k][0] for k in range(4)}) == 4  # ... and apart from the others
@@ -170,27 +186,51 @@ def restyled_speaker():
 
     voice = next(v for v in family_voices("train") if v.voice_id == "espeak-m3")
     rng = random.Random(5)
-    styles = [("low", "slow", "sad", -4.0), ("high", "fast", "angry", 4.0), ("normal", "normal", "neutral", 0.0),
-              ("high", "normal", "surprised", 0.0), ("low", "normal", "disgusted", 0.0),
-              ("high", "fast", "happy", 3.0), ("normal", "slow", "fearful", -3.0), ("normal", "fast", "neutral", 0.0)]
+    styles = [
+        ("low", "slow", "sad", -4.0),
+        ("high", "fast", "angry", 4.0),
+        ("normal", "normal", "neutral", 0.0),
+        ("high", "normal", "surprised", 0.0),
+        ("low", "normal", "disgusted", 0.0),
+        ("high", "fast", "happy", 3.0),
+        ("normal", "slow", "fearful", -3.0),
+        ("normal", "fast", "neutral", 0.0),
+    ]
     pieces = []
     for pitch, speed, emotion, shift in styles:
         levels = StyleLevels("male", pitch, speed, "normal", emotion)
-        utt = render_restyled(voice, make_sentence(rng), levels, draw_targets(rng, levels), SR, shift)
+        utt = render_restyled(
+            voice, make_sentence(rng), levels, draw_targets(rng, levels), SR, shift
+        )
         pieces += [np.zeros(int(0.6 * SR), np.float32), utt.audio]
     speech = np.concatenate(pieces + [np.zeros(int(0.6 * SR), np.float32)])
-    music = make_music(len(speech) / SR, SR, MusicStyle.draw(np.random.default_rng(1)), np.random.default_rng(2))
+    music = make_music(
+        len(speech) / SR, SR, MusicStyle.draw(np.random.default_rng(1)), np.random.default_rng(2)
+    )
     active = np.abs(speech) > 1e-4
-    music = music * np.sqrt(np.mean(speech[active] ** 2) / (np.mean(music[active] ** 2) * 10 ** (10 / 10)))
+    music = music * np.sqrt(
+        np.mean(speech[active] ** 2) / (np.mean(music[active] ** 2) * 10 ** (10 / 10))
+    )
     return (speech + music).astype(np.float32)
 
 
-@pytest.mark.parametrize("config", [
-    pytest.param(OfflineDiarizerConfig(), id="default", marks=pytest.mark.xfail(
-        strict=True, reason="known: the default splits this speaker in 3 (9.7 / 7.9 / 8.5 s); no default "
-                            "measured better on the espeak dramas (see offline_backend)")),
-    pytest.param(OfflineDiarizerConfig(shift_semitones=(-4.0, -2.0, 2.0, 4.0)), id="shift-invariant"),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(
+            OfflineDiarizerConfig(),
+            id="default",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known: the default splits this speaker in 3 (9.7 / 7.9 / 8.5 s); no default "
+                "measured better on the espeak dramas (see offline_backend)",
+            ),
+        ),
+        pytest.param(
+            OfflineDiarizerConfig(shift_semitones=(-4.0, -2.0, 2.0, 4.0)), id="shift-invariant"
+        ),
+    ],
+)
 def test_restyled_lines_of_one_speaker_stay_one_speaker(restyled_speaker, config):
     segments = OfflineDiarizer(config).diarize(restyled_speaker)
     assert segments
@@ -203,12 +243,16 @@ def test_restyled_lines_of_one_speaker_stay_one_speaker(restyled_speaker, config
 
 def test_shift_invariant_similarity_takes_the_best_shift():
     u = np.eye(3)[:2]  # two windows, orthogonal as embedded
-    shifted = np.array([[[0.0, 0.0, 1.0], [1.0, 0.1, 0.0]]])  # shifted, window 1 looks like window 0
+    shifted = np.array(
+        [[[0.0, 0.0, 1.0], [1.0, 0.1, 0.0]]]
+    )  # shifted, window 1 looks like window 0
     sim = shift_invariant_similarity(u, shifted)
     assert sim[0, 1] == sim[1, 0] == pytest.approx(1 / np.linalg.norm([1.0, 0.1]))
     np.testing.assert_allclose(shift_invariant_similarity(u, None), u @ u.T)
     emb, truth = drifting_speakers(1)
-    labels = cluster_embeddings(emb, "agglomerative", 0.4, 10, 5, 0.08, shifted=emb[None])  # a no-op shift
+    labels = cluster_embeddings(
+        emb, "agglomerative", 0.4, 10, 5, 0.08, shifted=emb[None]
+    )  # a no-op shift
     assert len(set(labels)) == 4
 
 
@@ -237,7 +281,13 @@ def speaker_lines(seed: int, dim: int = 32, windows_per_line: int = 5):
                 initial.append(k)
             truth.append(k)
             region.append(line)
-    return np.array(recorded), np.array(shifted), np.array(truth), np.array(initial), np.array(region)
+    return (
+        np.array(recorded),
+        np.array(shifted),
+        np.array(truth),
+        np.array(initial),
+        np.array(region),
+    )
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -249,12 +299,19 @@ def test_resegmentation_returns_a_restyled_line_to_its_speaker(seed):
     recorded, shifted, truth, initial, region = speaker_lines(seed)
     same_region = np.r_[False, region[1:] == region[:-1]]
     prior = np.array([0.9, 0.1])
-    labels = resegment_windows(np.stack([recorded, shifted]), initial, same_region, 80.0, 0.9, 0.5, 0.1, prior)
+    labels = resegment_windows(
+        np.stack([recorded, shifted]), initial, same_region, 80.0, 0.9, 0.5, 0.1, prior
+    )
     assert same_partition(labels, truth)  # three speakers, the restyled line with speaker 0
     # without the shifted view the line's cluster still dies out, but its windows go to speaker 1
-    unshifted = resegment_windows(recorded[None], initial, same_region, 80.0, 0.9, 0.5, 0.1, prior[:1])
+    unshifted = resegment_windows(
+        recorded[None], initial, same_region, 80.0, 0.9, 0.5, 0.1, prior[:1]
+    )
     assert len(set(unshifted)) == 3 and not same_partition(unshifted, truth)
-    assert len(set(unshifted[region == 9])) == 1 and unshifted[region == 9][0] == unshifted[region == 1][0]
+    assert (
+        len(set(unshifted[region == 9])) == 1
+        and unshifted[region == 9][0] == unshifted[region == 1][0]
+    )
 
 
 def test_resegmentation_fixes_a_mislabelled_window_inside_a_line():
@@ -262,14 +319,17 @@ def test_resegmentation_fixes_a_mislabelled_window_inside_a_line():
     keep = region != 9
     recorded, truth, region = recorded[keep], truth[keep], region[keep]
     wrong = truth.copy()
-    wrong[12] = 1  # a window of speaker 2's line labelled speaker 1 (the clustering's one-window flip)
+    wrong[12] = (
+        1  # a window of speaker 2's line labelled speaker 1 (the clustering's one-window flip)
+    )
     # ... and made ambiguous, halfway between the two speakers
     recorded[12] = recorded[12] + recorded[6]
     same_region = np.r_[False, region[1:] == region[:-1]]
     labels = resegment_windows(recorded[None], wrong, same_region, 80.0, 0.9, 0.5, 0.1, np.ones(1))
     assert same_partition(labels, truth)
-    assert resegment_windows(recorded[None], np.zeros(len(truth), int), same_region, 80.0, 0.9, 0.5, 0.1,
-                             np.ones(1)).tolist() == [0] * len(truth)  # one speaker stays one
+    assert resegment_windows(
+        recorded[None], np.zeros(len(truth), int), same_region, 80.0, 0.9, 0.5, 0.1, np.ones(1)
+    ).tolist() == [0] * len(truth)  # one speaker stays one
 
 
 def test_window_regions():
@@ -281,12 +341,17 @@ def test_vad_input_is_high_passed_and_levelled():
     t = np.arange(SR) / SR
     hum = (0.5 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
     voice_band = (0.01 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    heard = OfflineDiarizer(OfflineDiarizerConfig(vad_highpass_hz=300, vad_level_dbfs=-20,
-                                                  vad_max_gain_db=30)).vad_input(hum + voice_band)
-    assert 20 * np.log10(np.sqrt(np.mean(heard ** 2))) == pytest.approx(-20, abs=0.5)
-    spectrum = np.abs(np.fft.rfft(heard[SR // 2:]))
+    heard = OfflineDiarizer(
+        OfflineDiarizerConfig(vad_highpass_hz=300, vad_level_dbfs=-20, vad_max_gain_db=30)
+    ).vad_input(hum + voice_band)
+    assert 20 * np.log10(np.sqrt(np.mean(heard**2))) == pytest.approx(-20, abs=0.5)
+    spectrum = np.abs(np.fft.rfft(heard[SR // 2 :]))
     assert spectrum[1000 // 2] > 10 * spectrum[50 // 2]  # the hum is gone, the voice band stays
-    assert np.array_equal(OfflineDiarizer(OfflineDiarizerConfig(vad_level_dbfs=None)).vad_input(hum), hum)
+    assert np.array_equal(
+        OfflineDiarizer(OfflineDiarizerConfig(vad_level_dbfs=None)).vad_input(hum), hum
+    )
     hiss = (1e-3 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)  # -60 dBFS
-    raised = OfflineDiarizer(OfflineDiarizerConfig(vad_level_dbfs=-12, vad_max_gain_db=20)).vad_input(hiss)
-    assert 20 * np.log10(np.sqrt(np.mean(raised ** 2))) == pytest.approx(-40, abs=0.5)  # gain capped
+    raised = OfflineDiarizer(
+        OfflineDiarizerConfig(vad_level_dbfs=-12, vad_max_gain_db=20)
+    ).vad_input(hiss)
+    assert 20 * np.log10(np.sqrt(np.mean(raised**2))) == pytest.approx(-40, abs=0.5)  # gain capped

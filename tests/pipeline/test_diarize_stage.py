@@ -30,16 +30,25 @@ def generated(tmp_path_factory):
     return out, load_truth(out)
 
 
-def make_episode(root: Path, episode_id: str, index: int, source: Path | None = None, audio=None, sr=44100) -> Episode:
+def make_episode(
+    root: Path, episode_id: str, index: int, source: Path | None = None, audio=None, sr=44100
+) -> Episode:
     vocals = root / "vocals" / DRAMA / f"{episode_id}.flac"
     vocals.parent.mkdir(parents=True, exist_ok=True)
     if source is not None:
         shutil.copy(source, vocals)
     else:
         sf.write(vocals, audio, sr)
-    return Episode(episode_id=episode_id, drama_id=DRAMA, source_url=f"file://{episode_id}", source_key=episode_id,
-                   episode_index=index, status="separated", vocals_path=f"vocals/{DRAMA}/{episode_id}.flac",
-                   vocals_sha256=sha256_file(vocals))
+    return Episode(
+        episode_id=episode_id,
+        drama_id=DRAMA,
+        source_url=f"file://{episode_id}",
+        source_key=episode_id,
+        episode_index=index,
+        status="separated",
+        vocals_path=f"vocals/{DRAMA}/{episode_id}.flac",
+        vocals_sha256=sha256_file(vocals),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +56,27 @@ def built(generated, tmp_path_factory):
     out, truths = generated
     root = tmp_path_factory.mktemp("data")
     context = StageContext(data_root=root)
-    episodes = [make_episode(root, t["episode_id"], t["episode_index"], out / "truth" / DRAMA / t["episode_id"] / "mix.flac")
-                for t in truths]
+    episodes = [
+        make_episode(
+            root,
+            t["episode_id"],
+            t["episode_index"],
+            out / "truth" / DRAMA / t["episode_id"] / "mix.flac",
+        )
+        for t in truths
+    ]
     sr = 44100
     rng = np.random.default_rng(0)
     silent = make_episode(root, f"{DRAMA}_silent", 10, audio=np.zeros(sr * 5, np.float32))
-    music = make_episode(root, f"{DRAMA}_music", 11, source=out / "truth" / DRAMA / truths[0]["episode_id"] / "music.flac")
+    music = make_episode(
+        root,
+        f"{DRAMA}_music",
+        11,
+        source=out / "truth" / DRAMA / truths[0]["episode_id"] / "music.flac",
+    )
     # a 0.6-s burst of speech-like noise: found by the VAD or not, never a clip
     burst = np.zeros(sr * 4, np.float32)
-    burst[sr: sr + int(0.6 * sr)] = 0.3 * rng.standard_normal(int(0.6 * sr))
+    burst[sr : sr + int(0.6 * sr)] = 0.3 * rng.standard_normal(int(0.6 * sr))
     short = make_episode(root, f"{DRAMA}_short", 12, audio=burst)
     diarize = Diarize({}, context=context)
     diarize.check()
@@ -76,10 +97,14 @@ def test_diarize_outputs_per_episode(built):
         assert episode.extra["n_segments"] == len(table) > 0
         candidates = table[table["reason"].isna()]
         assert len(candidates) == episode.extra["n_candidate_segments"] > 0
-        assert (np.linalg.norm(embeddings[candidates["embedding_row"].to_numpy()], axis=1) > 0).all()
+        assert (
+            np.linalg.norm(embeddings[candidates["embedding_row"].to_numpy()], axis=1) > 0
+        ).all()
         for row in candidates.itertuples():
             info = sf.info(root / row.clip_path)
-            assert info.samplerate == 24000 and info.channels == 1  # the paper's 24 kHz working rate
+            assert (
+                info.samplerate == 24000 and info.channels == 1
+            )  # the paper's 24 kHz working rate
             assert info.frames == pytest.approx(row.duration_s * 24000, abs=2)
         assert table.loc[table["reason"].notna(), "clip_path"].isna().all()
         assert set(table["diarizer"]) == {"offline-silero-resemblyzer"}
@@ -155,8 +180,12 @@ def test_consistency_links_speakers_across_episodes_and_filters(built):
 
     # s̄ in the table is eq. 5 over the speaker's clips (direct loop on the stored embeddings)
     for speaker_id, rows in candidates.groupby("speaker_id"):
-        vectors = np.stack([np.load(root / p)[r] for p, r in zip(rows["embedding_path"], rows["embedding_row"])])
-        np.testing.assert_allclose(rows["consistency"].to_numpy(), mean_similarity_loop(vectors), atol=1e-6)
+        vectors = np.stack(
+            [np.load(root / p)[r] for p, r in zip(rows["embedding_path"], rows["embedding_row"])]
+        )
+        np.testing.assert_allclose(
+            rows["consistency"].to_numpy(), mean_similarity_loop(vectors), atol=1e-6
+        )
         assert (rows["cluster_size"] == len(rows)).all()
 
     # the manifest holds every drama's rows
@@ -164,7 +193,8 @@ def test_consistency_links_speakers_across_episodes_and_filters(built):
     assert manifest.equals(pd.read_parquet(build_segments_manifest(root)))
     assert list(manifest.columns) == SEGMENT_COLUMNS and len(manifest) == len(table)
     assert scored[truths[0]["episode_id"]].extra["n_kept_segments"] == int(
-        manifest[(manifest["episode_id"] == truths[0]["episode_id"]) & manifest["kept"]].shape[0])
+        manifest[(manifest["episode_id"] == truths[0]["episode_id"]) & manifest["kept"]].shape[0]
+    )
 
 
 def test_consistency_key_depends_on_the_whole_drama(built):

@@ -21,14 +21,22 @@ def media(tmp_path_factory) -> Path:
     make_episode_mp4(root / "tone.mp4", seconds=3, seed=3)
     make_episode_mp4(root / "silent.mp4", seconds=3, audio="silence")
     make_episode_mp4(root / "long.mp4", seconds=20, seed=4, faststart=True)
-    truncate_file(root / "long.mp4", root / "cut.mp4", 0.4)  # moov first: probes fine, audio stops early
+    truncate_file(
+        root / "long.mp4", root / "cut.mp4", 0.4
+    )  # moov first: probes fine, audio stops early
     return root
 
 
 def acquired(tmp_path: Path, source: Path) -> tuple[Episode, StageContext]:
     context = StageContext(data_root=tmp_path / "data")
     key = f"file:{source}"
-    ep = Episode(episode_id=episode_id_for("d", key), drama_id="d", source_url=str(source), source_key=key, source_kind="file")
+    ep = Episode(
+        episode_id=episode_id_for("d", key),
+        drama_id="d",
+        source_url=str(source),
+        source_key=key,
+        source_kind="file",
+    )
     return Acquire({}, context=context).run(ep), context
 
 

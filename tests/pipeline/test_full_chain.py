@@ -14,9 +14,14 @@ from fsclap.manifest import ClipManifest
 def test_corpus_build_runs_every_stage_on_generated_dramas(tmp_path, capsys):
     from pipeline.synth import generate_dramas
 
-    dramas = generate_dramas(tmp_path / "dramas", dramas=3, episodes=2, seed=3, duration_s=30, workers=2)
+    dramas = generate_dramas(
+        tmp_path / "dramas", dramas=3, episodes=2, seed=3, duration_s=30, workers=2
+    )
     data = tmp_path / "data"
-    assert main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)]) == 0
+    assert (
+        main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)])
+        == 0
+    )
     out = capsys.readouterr().out
     for stage in ("acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"):
         assert f"{stage} " in out, stage
@@ -33,14 +38,19 @@ def test_corpus_build_runs_every_stage_on_generated_dramas(tmp_path, capsys):
 
     versions = [p for p in (data / "datasets").iterdir() if p.is_dir()]
     assert len(versions) == 1
-    splits = {name: pd.read_parquet(versions[0] / f"{name}.parquet") for name in ("train", "val", "test")}
+    splits = {
+        name: pd.read_parquet(versions[0] / f"{name}.parquet") for name in ("train", "val", "test")
+    }
     assert sum(len(f) for f in splits.values()) == len(clips)
     speakers = [set(f["speaker_id"]) for f in splits.values()]
     assert not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
     assert (versions[0] / "README.md").is_file()
 
     # a second run does no work and publishes the same version
-    assert main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)]) == 0
+    assert (
+        main(["corpus", "build", "--sources", str(dramas.sources_path), "--data-root", str(data)])
+        == 0
+    )
     assert [p.name for p in (data / "datasets").iterdir() if p.is_dir()] == [versions[0].name]
 
 
@@ -56,15 +66,23 @@ def test_a_new_episode_joining_a_drama_leaves_every_episode_finished(tmp_path):
     from pipeline.runner import run_build
     from pipeline.synth import generate_dramas
 
-    generated = generate_dramas(tmp_path / "gen", dramas=1, episodes=3, seed=4, duration_s=25, workers=2)
+    generated = generate_dramas(
+        tmp_path / "gen", dramas=1, episodes=3, seed=4, duration_s=25, workers=2
+    )
     folder = tmp_path / "episodes"
     folder.mkdir()
     videos = sorted((generated.out_dir / "videos").rglob("*.mp4"))
     for video in videos[:2]:
         shutil.copy(video, folder / video.name)
     sources = tmp_path / "sources.yaml"
-    sources.write_text(yaml.safe_dump({"min_episodes": 2, "dramas": [
-        {"id": "d1", "title": "t", "language": "en", "urls": [str(folder)]}]}))
+    sources.write_text(
+        yaml.safe_dump(
+            {
+                "min_episodes": 2,
+                "dramas": [{"id": "d1", "title": "t", "language": "en", "urls": [str(folder)]}],
+            }
+        )
+    )
     settings = load_settings(overrides={"data_root": str(tmp_path / "data")})
     assert run_build(settings, sources).finished == 2
     shutil.copy(videos[2], folder / videos[2].name)

@@ -10,8 +10,12 @@ SR = 16000
 
 def test_tract_length_of_an_ideal_uniform_tube():
     length = 17.5  # cm: F_i = (2i - 1) c / 4L = 500, 1500, 2500, 3500 Hz
-    assert tract_length_cm(np.array([500.0, 1500.0, 2500.0, 3500.0])) == pytest.approx(length, rel=1e-6)
-    assert tract_length_cm(np.array([600.0, 1800.0, 3000.0, 4200.0])) == pytest.approx(length / 1.2, rel=1e-6)
+    assert tract_length_cm(np.array([500.0, 1500.0, 2500.0, 3500.0])) == pytest.approx(
+        length, rel=1e-6
+    )
+    assert tract_length_cm(np.array([600.0, 1800.0, 3000.0, 4200.0])) == pytest.approx(
+        length / 1.2, rel=1e-6
+    )
     assert math.isnan(tract_length_cm(np.array([500.0, np.nan, 2500.0, 3500.0])))
 
 
@@ -23,8 +27,10 @@ def test_a_shorter_tract_is_measured_shorter_on_a_synthetic_vowel():
     source = signal.sawtooth(2 * np.pi * 120.0 * t)
     lengths = []
     for scale in (1.0, 1.15):
-        out = sum(signal.lfilter(*signal.iirpeak(formant, 10.0, fs=SR), source)
-                  for formant in np.array([500.0, 1500.0, 2500.0, 3500.0]) * scale)
+        out = sum(
+            signal.lfilter(*signal.iirpeak(formant, 10.0, fs=SR), source)
+            for formant in np.array([500.0, 1500.0, 2500.0, 3500.0]) * scale
+        )
         lengths.append(vocal_tract_length(0.3 * out / np.abs(out).max(), SR))
     assert lengths[0] == pytest.approx(17.5, rel=0.05)
     assert lengths[1] == pytest.approx(17.5 / 1.15, rel=0.05)

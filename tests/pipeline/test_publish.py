@@ -18,8 +18,15 @@ def frame_of(dramas: int, speakers_per_drama: int = 3, clips: int = 4) -> pd.Dat
     for d in range(dramas):
         for s in range(speakers_per_drama):
             for c in range(clips + s):  # speakers of different sizes
-                rows.append({"clip_id": f"d{d}s{s}c{c}", "drama_id": f"d{d}", "speaker_id": f"d{d}_spk{s}",
-                             "episode_id": f"d{d}e{c % 2}", "caption": f"caption {d} {s} {c}"})
+                rows.append(
+                    {
+                        "clip_id": f"d{d}s{s}c{c}",
+                        "drama_id": f"d{d}",
+                        "speaker_id": f"d{d}_spk{s}",
+                        "episode_id": f"d{d}e{c % 2}",
+                        "caption": f"caption {d} {s} {c}",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -40,7 +47,9 @@ def test_too_few_dramas_fall_back_to_speaker_disjoint_splits():
     assert rule.startswith("by speaker (2 dramas < 3")
     assert set(splits) == {"train", "val", "test"}
     assert frame.groupby("speaker_id")["split"].nunique().max() == 1
-    assert frame.groupby("drama_id")["split"].nunique().max() > 1  # dramas are shared, as documented
+    assert (
+        frame.groupby("drama_id")["split"].nunique().max() > 1
+    )  # dramas are shared, as documented
 
 
 def test_splits_are_deterministic_and_seeded():
@@ -56,7 +65,13 @@ def audio_frame(tmp_path):
     frame = frame_of(3, speakers_per_drama=2, clips=2)
     paths = []
     for i, clip in enumerate(frame["clip_id"]):
-        paths.append(str(write_voice_like(tmp_path / "audio" / f"{clip}.wav", f0_hz=100 + 10 * i, seconds=0.5)))
+        paths.append(
+            str(
+                write_voice_like(
+                    tmp_path / "audio" / f"{clip}.wav", f0_hz=100 + 10 * i, seconds=0.5
+                )
+            )
+        )
     frame["audio_path"] = paths
     frame["duration_s"] = 0.5
     frame["gender"] = "male"
@@ -67,7 +82,9 @@ def audio_frame(tmp_path):
 def test_republishing_unchanged_inputs_gives_the_same_version(audio_frame, tmp_path):
     first = publish_frame(audio_frame, tmp_path / "datasets")
     files = {p: p.stat().st_mtime_ns for p in first.path.rglob("*")}
-    again = publish_frame(audio_frame.sample(frac=1.0, random_state=3), tmp_path / "datasets")  # row order is irrelevant
+    again = publish_frame(
+        audio_frame.sample(frac=1.0, random_state=3), tmp_path / "datasets"
+    )  # row order is irrelevant
     assert again.version == first.version and again.reused
     assert {p: p.stat().st_mtime_ns for p in first.path.rglob("*")} == files
     changed = audio_frame.copy()
@@ -79,15 +96,23 @@ def test_republishing_unchanged_inputs_gives_the_same_version(audio_frame, tmp_p
 
 
 def test_published_version_layout_and_card(audio_frame, tmp_path, artifacts_dir):
-    result = publish_frame(audio_frame, tmp_path / "datasets", provenance={"stage_versions": {"caption": ["1"]}})
+    result = publish_frame(
+        audio_frame, tmp_path / "datasets", provenance={"stage_versions": {"caption": ["1"]}}
+    )
     assert result.version.startswith("v-") and len(result.version) == 14
     meta = json.loads((result.path / "dataset.json").read_text())
     assert meta["counts"] == result.counts and sum(result.counts.values()) == len(audio_frame)
     card = (result.path / "README.md").read_text()
-    assert f"{len(audio_frame)} clips" in card and "by drama" in card and "plots/attribute_levels.png" in card
+    assert (
+        f"{len(audio_frame)} clips" in card
+        and "by drama" in card
+        and "plots/attribute_levels.png" in card
+    )
     for png in ("attribute_levels.png", "measured_values.png"):
         assert (result.path / "plots" / png).stat().st_size > 5000
-    (artifacts_dir / "publish_attribute_levels.png").write_bytes((result.path / "plots" / "attribute_levels.png").read_bytes())
+    (artifacts_dir / "publish_attribute_levels.png").write_bytes(
+        (result.path / "plots" / "attribute_levels.png").read_bytes()
+    )
     seen = set()
     for split in ("train", "val", "test"):
         manifest = ClipManifest.read(result.path / f"{split}.parquet")
@@ -108,19 +133,47 @@ def fake_corpus(root):
         drama = f"drama{d}"
         for e in range(2):
             episode = f"{drama}-ep{e}"
-            episodes.append(Episode(episode_id=episode, drama_id=drama, source_url="x", source_key=episode, episode_index=e))
+            episodes.append(
+                Episode(
+                    episode_id=episode,
+                    drama_id=drama,
+                    source_url="x",
+                    source_key=episode,
+                    episode_index=e,
+                )
+            )
             for k in range(6):
                 speaker = k % 2
                 segment = f"{episode}_{k:04d}"
                 clip = f"clips/{drama}/{episode}/{segment}.flac"
                 base = 115.0 if speaker == 0 else 220.0
-                write_voice_like(root / clip, f0_hz=base * (0.85, 1.0, 1.2)[k % 3], seconds=1.5, sr=24000,
-                                 level_dbfs=(-30, -24, -17)[(k + e) % 3], seed=k)
-                rows.append({"segment_id": segment, "drama_id": drama, "episode_id": episode, "episode_index": e,
-                             "start_s": 2.0 * k, "end_s": 2.0 * k + 1.5, "duration_s": 1.5, "text": None,
-                             "episode_speaker": f"S{speaker}", "speaker_id": f"{drama}_spk{speaker:02d}",
-                             "clip_path": clip, "consistency": 0.9, "kept": k != 5,
-                             "reason": "kept" if k != 5 else "low_consistency", "diarizer": "test"})
+                write_voice_like(
+                    root / clip,
+                    f0_hz=base * (0.85, 1.0, 1.2)[k % 3],
+                    seconds=1.5,
+                    sr=24000,
+                    level_dbfs=(-30, -24, -17)[(k + e) % 3],
+                    seed=k,
+                )
+                rows.append(
+                    {
+                        "segment_id": segment,
+                        "drama_id": drama,
+                        "episode_id": episode,
+                        "episode_index": e,
+                        "start_s": 2.0 * k,
+                        "end_s": 2.0 * k + 1.5,
+                        "duration_s": 1.5,
+                        "text": None,
+                        "episode_speaker": f"S{speaker}",
+                        "speaker_id": f"{drama}_spk{speaker:02d}",
+                        "clip_path": clip,
+                        "consistency": 0.9,
+                        "kept": k != 5,
+                        "reason": "kept" if k != 5 else "low_consistency",
+                        "diarizer": "test",
+                    }
+                )
     table = typed(pd.DataFrame(rows), SEGMENT_COLUMNS)
     for drama, part in table.groupby("drama_id"):
         (root / "segments").mkdir(parents=True, exist_ok=True)
@@ -134,16 +187,26 @@ def test_caption_and_publish_stages_on_a_corpus(tmp_path):
     root = tmp_path / "data"
     episodes = fake_corpus(root)
     context = StageContext(data_root=root)
-    caption = Caption(CaptionConfig(binning={"reference": "speaker", "min_speaker_clips": 4}), context=context)
+    caption = Caption(
+        CaptionConfig(binning={"reference": "speaker", "min_speaker_clips": 4}), context=context
+    )
     done = [caption.run(e) for e in episodes]
     assert all(caption.is_done(e) for e in done) and caption.calls == 6
     assert [e.extra["n_measured_clips"] for e in done] == [5] * 6
     caption.finish()
-    clips = ClipManifest.read(root / "manifests" / "clips.parquet")  # the contract, levels validated
+    clips = ClipManifest.read(
+        root / "manifests" / "clips.parquet"
+    )  # the contract, levels validated
     frame = clips.frame
-    assert len(frame) == 30 and clips.problems().empty and frame["clip_id"].str.endswith("_0005").sum() == 0
+    assert (
+        len(frame) == 30
+        and clips.problems().empty
+        and frame["clip_id"].str.endswith("_0005").sum() == 0
+    )
     assert set(frame["pitch_ref"]) == {"speaker"} and set(frame["gender"]) == {"male", "female"}
-    assert {"episode_start_s", "episode_end_s", "drama_id", "speaker_id", "segment_id"} <= set(frame.columns)
+    assert {"episode_start_s", "episode_end_s", "drama_id", "speaker_id", "segment_id"} <= set(
+        frame.columns
+    )
     assert "start_s" not in frame.columns  # the clip file is the segment: nothing to cut again
     assert (frame["emotion"] == "unknown").all()
     # levels follow the signal within each speaker
@@ -159,11 +222,15 @@ def test_caption_and_publish_stages_on_a_corpus(tmp_path):
     for split in ("train", "val", "test"):
         assert len(ClipManifest.read(result.path / f"{split}.parquet")) == 10
     # changing only the caption language keeps the measurements (no re-measuring) but changes the data
-    zh = Caption(CaptionConfig(caption_language="zh", binning={"min_speaker_clips": 4}), context=context)
+    zh = Caption(
+        CaptionConfig(caption_language="zh", binning={"min_speaker_clips": 4}), context=context
+    )
     assert all(zh.is_done(e) for e in done)
     zh.finish()
     assert Publish(PublishConfig(), context=context).finish().version != result.version
-    assert not np.any(pd.read_parquet(root / "manifests" / "clips.parquet")["caption"].str.contains("speak"))
+    assert not np.any(
+        pd.read_parquet(root / "manifests" / "clips.parquet")["caption"].str.contains("speak")
+    )
 
 
 def test_caption_stage_on_the_paper_profile_uses_sensevoice_or_stops(tmp_path):
@@ -177,7 +244,10 @@ def test_caption_stage_on_the_paper_profile_uses_sensevoice_or_stops(tmp_path):
     settings = load_settings(overrides={"profile": "paper", "models_dir": str(tmp_path / "models")})
     with pytest.raises(MissingModelError, match="SenseVoiceSmall model directory"):
         Caption(context=context, settings=settings).check()
-    write_sensevoice_small_dir(tmp_path / "models" / "sensevoice", emit=("<|zh|>", "<|SURPRISED|>", "<|Speech|>", "<|woitn|>"))
+    write_sensevoice_small_dir(
+        tmp_path / "models" / "sensevoice",
+        emit=("<|zh|>", "<|SURPRISED|>", "<|Speech|>", "<|woitn|>"),
+    )
     caption = Caption(context=context, settings=settings)
     caption.check()
     for episode in episodes[:2]:
@@ -185,5 +255,9 @@ def test_caption_stage_on_the_paper_profile_uses_sensevoice_or_stops(tmp_path):
     caption.finish()
     frame = pd.read_parquet(root / "manifests" / "clips.parquet")
     assert len(frame) == 10 and (frame["emotion"] == "surprised").all()
-    assert (frame["emotion_source"] == "sensevoice-small").all() and (frame["language_detected"] == "zh").all()
-    assert caption.identity()["emotion"]["model"] == "iic/SenseVoiceSmall"  # the model is part of the resume key
+    assert (frame["emotion_source"] == "sensevoice-small").all() and (
+        frame["language_detected"] == "zh"
+    ).all()
+    assert (
+        caption.identity()["emotion"]["model"] == "iic/SenseVoiceSmall"
+    )  # the model is part of the resume key

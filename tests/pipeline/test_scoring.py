@@ -5,8 +5,15 @@ import pandas as pd
 import pytest
 
 from pipeline.scoring import (
-    ScoringError, attribute_accuracy, diarization_error, diarization_error_corpus, match_segments, parse_rttm,
-    read_rttm, si_sdr, si_sdr_improvement,
+    ScoringError,
+    attribute_accuracy,
+    diarization_error,
+    diarization_error_corpus,
+    match_segments,
+    parse_rttm,
+    read_rttm,
+    si_sdr,
+    si_sdr_improvement,
 )
 from pipeline.synth.drama import rttm_lines
 
@@ -38,7 +45,9 @@ def test_der_missed_and_false_alarm():
     assert (score.missed, score.false_alarm, score.der) == pytest.approx((2.0, 2.0, 0.4))
     # collar 0.5: scored [0.5, 9.5] and [10.5, 12]: missed 1.5, false alarm 1.5, total 9
     score = diarization_error(ref, hyp, collar=0.5)
-    assert (score.missed, score.false_alarm, score.total, score.der) == pytest.approx((1.5, 1.5, 9.0, 3 / 9))
+    assert (score.missed, score.false_alarm, score.total, score.der) == pytest.approx(
+        (1.5, 1.5, 9.0, 3 / 9)
+    )
 
 
 def test_der_counts_overlapped_speech():
@@ -64,8 +73,11 @@ def test_der_uses_an_optimal_one_to_one_mapping():
 def test_der_empty_hypothesis_is_all_missed_and_corpus_sums_durations():
     ref = [(0, 10, "A")]
     assert diarization_error(ref, [], collar=0).der == pytest.approx(1.0)
-    corpus = diarization_error_corpus({"a": [(0, 10, "A"), (10, 20, "B")], "b": [(0, 20, "A")]},
-                                      {"a": [(0, 12, "x"), (12, 20, "y")]}, collar=0)
+    corpus = diarization_error_corpus(
+        {"a": [(0, 10, "A"), (10, 20, "B")], "b": [(0, 20, "A")]},
+        {"a": [(0, 12, "x"), (12, 20, "y")]},
+        collar=0,
+    )
     # file a: 2 s confusion of 20; file b: missing -> 20 s missed of 20; (2 + 20) / 40
     assert corpus.der == pytest.approx(22 / 40)
     with pytest.raises(ScoringError, match="no speech"):
@@ -73,7 +85,10 @@ def test_der_empty_hypothesis_is_all_missed_and_corpus_sums_durations():
 
 
 def test_rttm_round_trip(tmp_path):
-    lines = [{"start_s": 1.25, "end_s": 3.5, "speaker_id": "s1"}, {"start_s": 0.5, "end_s": 1.0, "speaker_id": "s2"}]
+    lines = [
+        {"start_s": 1.25, "end_s": 3.5, "speaker_id": "s1"},
+        {"start_s": 0.5, "end_s": 1.0, "speaker_id": "s2"},
+    ]
     path = tmp_path / "x.rttm"
     path.write_text(rttm_lines("ep1", lines))
     assert read_rttm(path) == {"ep1": [(0.5, 1.0, "s2"), (1.25, 3.5, "s1")]}
@@ -99,16 +114,31 @@ def test_si_sdr_hand_cases():
 
 
 def test_attribute_accuracy_and_confusion():
-    truth = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "gender": ["female", "female", "male", "male"],
-                          "emotion": ["happy", "unknown", "sad", "sad"]})
-    predicted = pd.DataFrame({"clip_id": ["d", "c", "b", "a"], "gender": ["male", "male", "male", "female"],
-                              "emotion": ["angry", None, "sad", "happy"]})
+    truth = pd.DataFrame(
+        {
+            "clip_id": ["a", "b", "c", "d"],
+            "gender": ["female", "female", "male", "male"],
+            "emotion": ["happy", "unknown", "sad", "sad"],
+        }
+    )
+    predicted = pd.DataFrame(
+        {
+            "clip_id": ["d", "c", "b", "a"],
+            "gender": ["male", "male", "male", "female"],
+            "emotion": ["angry", None, "sad", "happy"],
+        }
+    )
     scores = attribute_accuracy(truth, predicted, key="clip_id")
     gender = scores["gender"]
     assert (gender.accuracy, gender.n, gender.unscored) == (0.75, 4, 0)
-    assert gender.confusion.loc["female", "female"] == 1 and gender.confusion.loc["female", "male"] == 1
+    assert (
+        gender.confusion.loc["female", "female"] == 1
+        and gender.confusion.loc["female", "male"] == 1
+    )
     assert gender.confusion.loc["male", "male"] == 2 and gender.confusion.to_numpy().sum() == 4
-    emotion = scores["emotion"]  # b (truth unknown) and c (no prediction) are not scored; a right, d wrong
+    emotion = scores[
+        "emotion"
+    ]  # b (truth unknown) and c (no prediction) are not scored; a right, d wrong
     assert (emotion.accuracy, emotion.n, emotion.unscored) == (0.5, 2, 2)
     assert emotion.confusion.loc["sad", "angry"] == 1
     with pytest.raises(ScoringError, match="no prediction"):

@@ -23,8 +23,12 @@ from pipeline.segments import (
 
 
 def test_merge_short_joins_same_speaker_across_short_pause_only():
-    segs = [Segment(0.0, 0.4, "S0", "Hi"), Segment(0.6, 3.0, "S0", "how are you?"),
-            Segment(3.2, 3.5, "S1", "Ok"), Segment(5.0, 5.3, "S1", "bye")]
+    segs = [
+        Segment(0.0, 0.4, "S0", "Hi"),
+        Segment(0.6, 3.0, "S0", "how are you?"),
+        Segment(3.2, 3.5, "S1", "Ok"),
+        Segment(5.0, 5.3, "S1", "bye"),
+    ]
     out = merge_short(segs, min_s=1.0, max_s=15.0, merge_gap_s=0.5)
     assert out[0] == Segment(0.0, 3.0, "S0", "Hi how are you?")
     # different speaker: not merged although short; too far apart: not merged
@@ -34,7 +38,10 @@ def test_merge_short_joins_same_speaker_across_short_pause_only():
 def test_merge_respects_max_length_and_leaves_long_neighbours_alone():
     segs = [Segment(0.0, 14.8, "S0"), Segment(15.0, 15.5, "S0")]
     assert merge_short(segs, 1.0, 15.0, 0.5) == segs
-    two_long = [Segment(0.0, 3.0, "S0"), Segment(3.1, 6.0, "S0")]  # both ≥ min_s: separate sentences
+    two_long = [
+        Segment(0.0, 3.0, "S0"),
+        Segment(3.1, 6.0, "S0"),
+    ]  # both ≥ min_s: separate sentences
     assert merge_short(two_long, 1.0, 15.0, 0.5) == two_long
 
 
@@ -55,7 +62,7 @@ def test_split_long_pieces_fit_bounds():
 def test_split_at_quietest_point():
     sr = 16000
     audio = np.ones(sr * 20, dtype=np.float32) * 0.5
-    audio[int(8.3 * sr): int(8.5 * sr)] = 0.0  # a pause at 8.3-8.5 s
+    audio[int(8.3 * sr) : int(8.5 * sr)] = 0.0  # a pause at 8.3-8.5 s
     cut_at = quietest_point(audio, sr)
     segs = split_long([Segment(0.0, 20.0, "S0")], max_s=15.0, min_s=1.0, cut_at=cut_at)
     assert len(segs) == 2
@@ -75,7 +82,9 @@ def test_overlap_and_too_short_reasons():
     assert overlapping(segs).tolist() == [True, True, False, False]
     assert segment_reasons(segs, 1.0) == [REASON_OVERLAP, REASON_OVERLAP, REASON_TOO_SHORT, None]
     # a segment inside a long one overlaps it
-    assert overlapping([Segment(0, 10, "S0"), Segment(2, 3, "S1"), Segment(4, 5, "S1")]).tolist() == [True, True, True]
+    assert overlapping(
+        [Segment(0, 10, "S0"), Segment(2, 3, "S1"), Segment(4, 5, "S1")]
+    ).tolist() == [True, True, True]
     assert overlapping([]).tolist() == []
 
 
@@ -85,4 +94,4 @@ def test_cut_clip_writes_exact_span(tmp_path):
     path = cut_clip(audio, sr, Segment(1.0, 2.5, "S0"), tmp_path / "a" / "clip.flac")
     data, rate = sf.read(path, dtype="float32")
     assert rate == sr and len(data) == int(1.5 * sr)
-    np.testing.assert_allclose(data, audio[sr: int(2.5 * sr)], atol=1 / 32768 * 1.01)
+    np.testing.assert_allclose(data, audio[sr : int(2.5 * sr)], atol=1 / 32768 * 1.01)

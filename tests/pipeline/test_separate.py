@@ -13,12 +13,20 @@ import soundfile as sf
 from fsclap.audio import audio_stats
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.io import sha256_file
-from pipeline.separate import Separate, SeparationFailed, chunk_count, demucs_weight_files, separate_in_chunks
+from pipeline.separate import (
+    Separate,
+    SeparationFailed,
+    chunk_count,
+    demucs_weight_files,
+    separate_in_chunks,
+)
 from pipeline.stage import StageContext
 from pipeline.tables import Episode
 
 
-def write_wav(path: Path, seconds: float, rate: int, channels: int, seed: int = 0, subtype: str = "PCM_16") -> Path:
+def write_wav(
+    path: Path, seconds: float, rate: int, channels: int, seed: int = 0, subtype: str = "PCM_16"
+) -> Path:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
     voice = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
@@ -30,14 +38,24 @@ def write_wav(path: Path, seconds: float, rate: int, channels: int, seed: int = 
     return path
 
 
-def extracted(root: Path, seconds: float, rate: int, channels: int, name: str = "d-0001") -> tuple[Episode, StageContext]:
+def extracted(
+    root: Path, seconds: float, rate: int, channels: int, name: str = "d-0001"
+) -> tuple[Episode, StageContext]:
     context = StageContext(data_root=root)
     path = write_wav(root / "audio" / "d" / f"{name}.wav", seconds, rate, channels)
     stats = audio_stats(path)
     ep = Episode(
-        episode_id=name, drama_id="d", source_url="u", source_key="u", audio_path=context.rel(path),
-        audio_sha256=sha256_file(path), sample_rate=rate, channels=channels, duration_s=seconds,
-        mono_mean=stats["mono_mean"], mono_std=stats["mono_std"],
+        episode_id=name,
+        drama_id="d",
+        source_url="u",
+        source_key="u",
+        audio_path=context.rel(path),
+        audio_sha256=sha256_file(path),
+        sample_rate=rate,
+        channels=channels,
+        duration_s=seconds,
+        mono_mean=stats["mono_mean"],
+        mono_std=stats["mono_std"],
     )
     return ep, context
 
@@ -56,7 +74,12 @@ def test_chunk_count():
 def test_chunked_identity_reconstructs_the_input(tmp_path, seconds, channels):
     source = write_wav(tmp_path / "in.wav", seconds, 8000, channels, subtype="FLOAT")
     written = separate_in_chunks(
-        source, {"out": tmp_path / "out.wav"}, lambda block: {"out": block.copy()}, chunk_s=3.0, overlap_s=0.5, subtype="FLOAT"
+        source,
+        {"out": tmp_path / "out.wav"},
+        lambda block: {"out": block.copy()},
+        chunk_s=3.0,
+        overlap_s=0.5,
+        subtype="FLOAT",
     )
     original, _ = sf.read(str(source), dtype="float32")
     result, rate = sf.read(str(tmp_path / "out.wav"), dtype="float32")
@@ -71,10 +94,21 @@ def test_overlaps_are_cross_faded_linearly(tmp_path):
     def constant_per_chunk(block):
         return {"out": np.full_like(block, float(next(counter)) / 10)}
 
-    separate_in_chunks(source, {"out": tmp_path / "out.wav"}, constant_per_chunk, chunk_s=4.0, overlap_s=1.0, subtype="FLOAT")
+    separate_in_chunks(
+        source,
+        {"out": tmp_path / "out.wav"},
+        constant_per_chunk,
+        chunk_s=4.0,
+        overlap_s=1.0,
+        subtype="FLOAT",
+    )
     out, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32")
     # chunk 0: [0, 4000), chunk 1: [3000, 7000), chunk 2: [6000, 10000); overlaps ramp 0 -> 0.1 -> 0.2
-    assert np.allclose(out[:3000], 0.0) and np.allclose(out[4000:6000], 0.1) and np.allclose(out[7000:], 0.2)
+    assert (
+        np.allclose(out[:3000], 0.0)
+        and np.allclose(out[4000:6000], 0.1)
+        and np.allclose(out[7000:], 0.2)
+    )
     ramp = out[3000:4000]
     assert np.all(np.diff(ramp) > 0) and ramp[0] < 0.001 and ramp[-1] > 0.099
     np.testing.assert_allclose(np.diff(ramp), 0.1 / 1000, rtol=1e-3)
@@ -82,7 +116,9 @@ def test_overlaps_are_cross_faded_linearly(tmp_path):
 
 def test_temporaries_of_a_killed_run_are_cleared(tmp_path):
     source = write_wav(tmp_path / "in.wav", 1.0, 8000, 1)
-    stale = tmp_path / ".out.flac.k1ll3d.tmp.flac"  # what atomic_path leaves when the process is killed
+    stale = (
+        tmp_path / ".out.flac.k1ll3d.tmp.flac"
+    )  # what atomic_path leaves when the process is killed
     stale.write_bytes(b"partial")
     separate_in_chunks(source, {"out": tmp_path / "out.flac"}, lambda b: {"out": b}, 10.0, 1.0)
     assert not stale.exists() and (tmp_path / "out.flac").is_file()
@@ -91,7 +127,9 @@ def test_temporaries_of_a_killed_run_are_cleared(tmp_path):
 def test_separator_returning_wrong_length_fails_cleanly(tmp_path):
     source = write_wav(tmp_path / "in.wav", 2.0, 8000, 1)
     with pytest.raises(SeparationFailed, match="frames"):
-        separate_in_chunks(source, {"out": tmp_path / "out.flac"}, lambda b: {"out": b[:, :-1]}, 10.0, 1.0)
+        separate_in_chunks(
+            source, {"out": tmp_path / "out.flac"}, lambda b: {"out": b[:, :-1]}, 10.0, 1.0
+        )
     assert not (tmp_path / "out.flac").exists()
 
 
@@ -113,7 +151,9 @@ def demucs_stage(context: StageContext, repo: Path, **config) -> Separate:
 
 def test_demucs_separates_through_the_real_loader(tmp_path, short_segment_repo):
     ep, context = extracted(tmp_path, 3.0, 44100, 2)
-    stage = demucs_stage(context, short_segment_repo, chunk_s=2.0, overlap_s=0.5, keep_accompaniment=True)
+    stage = demucs_stage(
+        context, short_segment_repo, chunk_s=2.0, overlap_s=0.5, keep_accompaniment=True
+    )
     stage.check()
     done = stage.run(ep)
     assert done.separation == "htdemucs"
@@ -121,20 +161,29 @@ def test_demucs_separates_through_the_real_loader(tmp_path, short_segment_repo):
     assert len(list((tmp_path / "vocals" / "d").iterdir())) == 1, "no temporary files left behind"
     vocals, rate = sf.read(str(context.abs(done.vocals_path)), dtype="float32")
     rest, _ = sf.read(str(context.abs(done.accompaniment_path)), dtype="float32")
-    assert done.vocals_path == "vocals/d/d-0001.flac" and done.accompaniment_path == "accompaniment/d/d-0001.flac"
+    assert (
+        done.vocals_path == "vocals/d/d-0001.flac"
+        and done.accompaniment_path == "accompaniment/d/d-0001.flac"
+    )
     assert rate == 44100 and vocals.shape == rest.shape == (int(3.0 * 44100), 2)
     assert np.isfinite(vocals).all() and np.abs(vocals).max() > 0
     assert done.vocals_sha256 == sha256_file(context.abs(done.vocals_path))
     assert stage.is_done(done)
-    again = demucs_stage(context, short_segment_repo, chunk_s=2.0, overlap_s=0.5, keep_accompaniment=True).run(ep)
+    again = demucs_stage(
+        context, short_segment_repo, chunk_s=2.0, overlap_s=0.5, keep_accompaniment=True
+    ).run(ep)
     assert again.vocals_sha256 == done.vocals_sha256, "shifts=0 is deterministic"
 
 
 def test_chunked_demucs_matches_one_pass(tmp_path, short_segment_repo):
     ep, context = extracted(tmp_path, 4.5, 44100, 2)
-    chunked = demucs_stage(context, short_segment_repo, chunk_s=3.0, overlap_s=1.0, format="wav").run(ep)
+    chunked = demucs_stage(
+        context, short_segment_repo, chunk_s=3.0, overlap_s=1.0, format="wav"
+    ).run(ep)
     a, _ = sf.read(str(context.abs(chunked.vocals_path)), dtype="float32")
-    one_pass = demucs_stage(StageContext(data_root=tmp_path / "one"), short_segment_repo, chunk_s=60.0, format="wav")
+    one_pass = demucs_stage(
+        StageContext(data_root=tmp_path / "one"), short_segment_repo, chunk_s=60.0, format="wav"
+    )
     ep_one = ep.copy()
     ep_one.audio_path = str(context.abs(ep.audio_path))
     b, _ = sf.read(str(one_pass.context.abs(one_pass.run(ep_one).vocals_path)), dtype="float32")
@@ -159,14 +208,26 @@ def test_key_depends_on_the_weights(tmp_path, tiny_htdemucs_repo):
 
 def test_missing_weights_name_the_file_and_how_to_get_it(tmp_path, tiny_htdemucs_repo):
     context = StageContext(data_root=tmp_path)
-    with pytest.raises(MissingModelError, match=r"Demucs model file htdemucs\.yaml not found at .*nowhere/htdemucs\.yaml"):
+    with pytest.raises(
+        MissingModelError,
+        match=r"Demucs model file htdemucs\.yaml not found at .*nowhere/htdemucs\.yaml",
+    ):
         demucs_stage(context, tmp_path / "nowhere").check()
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(MissingModelError, match=r"htdemucs\.yaml not found .*dl\.fbaipublicfiles\.com.*955717e8-8726e21a\.th"):
+    with pytest.raises(
+        MissingModelError,
+        match=r"htdemucs\.yaml not found .*dl\.fbaipublicfiles\.com.*955717e8-8726e21a\.th",
+    ):
         demucs_stage(context, empty).check()
-    shutil.copy(Path(__import__("demucs").__file__).parent / "remote" / "htdemucs.yaml", empty / "htdemucs.yaml")
-    with pytest.raises(MissingModelError, match=r"Demucs weights 955717e8-8726e21a\.th .*not found at .*empty/955717e8-8726e21a\.th"):
+    shutil.copy(
+        Path(__import__("demucs").__file__).parent / "remote" / "htdemucs.yaml",
+        empty / "htdemucs.yaml",
+    )
+    with pytest.raises(
+        MissingModelError,
+        match=r"Demucs weights 955717e8-8726e21a\.th .*not found at .*empty/955717e8-8726e21a\.th",
+    ):
         demucs_stage(context, empty).check()
     bag, weights = demucs_weight_files(tiny_htdemucs_repo, "htdemucs")
     assert bag.name == "htdemucs.yaml" and weights[0].name.startswith("tiny0000-")
@@ -195,7 +256,11 @@ def test_none_passes_the_audio_through_and_says_so(tmp_path):
     stage = Separate({"method": "none"}, context=context)
     assert stage.input_format == (16000, 1)
     done = stage.run(ep)
-    assert (done.separation, done.vocals_path, done.vocals_sha256) == ("none", ep.audio_path, ep.audio_sha256)
+    assert (done.separation, done.vocals_path, done.vocals_sha256) == (
+        "none",
+        ep.audio_path,
+        ep.audio_sha256,
+    )
     assert not (tmp_path / "vocals").exists()
 
 

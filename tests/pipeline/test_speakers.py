@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.speakers import ResemblyzerEmbedder, SpeakerCentroid, centroids_from, link_speakers, unit
+from pipeline.speakers import (
+    ResemblyzerEmbedder,
+    SpeakerCentroid,
+    centroids_from,
+    link_speakers,
+    unit,
+)
 
 
 def centroid(episode, label, vector, order=0, first=0.0):
@@ -19,7 +25,14 @@ def test_one_actor_across_many_episodes_is_one_speaker():
     truth = []
     for ep in range(50):
         for k in rng.permutation(3)[: rng.integers(1, 4)]:  # 1-3 of the actors per episode
-            cents.append(centroid(f"e{ep:02d}", f"S{len(cents) % 7}", voices[k] + 0.25 * unit(rng.standard_normal((1, 64)))[0], order=ep))
+            cents.append(
+                centroid(
+                    f"e{ep:02d}",
+                    f"S{len(cents) % 7}",
+                    voices[k] + 0.25 * unit(rng.standard_normal((1, 64)))[0],
+                    order=ep,
+                )
+            )
             truth.append(int(k))
     ids = link_speakers(cents, threshold=0.6)
     assert len(set(ids)) == 3
@@ -36,8 +49,11 @@ def test_same_episode_labels_are_never_merged_by_default():
 
 
 def test_threshold_stops_merging_and_ids_follow_first_appearance():
-    cents = [centroid("e2", "S0", [1, 0], order=1), centroid("e1", "S0", [0, 1], order=0, first=3.0),
-             centroid("e1", "S1", [1, 0.05], order=0, first=1.0)]
+    cents = [
+        centroid("e2", "S0", [1, 0], order=1),
+        centroid("e1", "S0", [0, 1], order=0, first=3.0),
+        centroid("e1", "S1", [1, 0.05], order=0, first=1.0),
+    ]
     ids = link_speakers(cents, threshold=0.9)
     # e1/S1 appears first (episode 0, 1.0 s) -> id 0, and e2/S0 is the same voice
     assert ids == [0, 1, 0]
@@ -58,9 +74,11 @@ def voices_audio():
     from pipeline.synth.voices import Controls, synthesize, voice_catalogue
 
     cat = {v.voice_id: v for v in voice_catalogue()}
-    texts = ["The letter was hidden in the old house by the river.",
-             "Did you really call the doctor before dinner yesterday?",
-             "I promised my sister that we would visit the market tomorrow."]
+    texts = [
+        "The letter was hidden in the old house by the river.",
+        "Did you really call the doctor before dinner yesterday?",
+        "I promised my sister that we would visit the market tomorrow.",
+    ]
     out = {}
     for vid in ("espeak-f1", "espeak-m3"):
         out[vid] = [resample(synthesize(cat[vid], t, Controls())[0], 22050, 16000) for t in texts]

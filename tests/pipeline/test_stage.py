@@ -31,7 +31,11 @@ class Echo(Stage):
         return episode.media_sha256
 
     def outputs(self, episode):
-        return [self.context.abs(episode.extra["echo_path"])] if "echo_path" in episode.extra else [Path("/nonexistent")]
+        return (
+            [self.context.abs(episode.extra["echo_path"])]
+            if "echo_path" in episode.extra
+            else [Path("/nonexistent")]
+        )
 
     def process(self, episode):
         if episode.media_sha256 == "bad":
@@ -45,7 +49,9 @@ class Echo(Stage):
 
 
 def episode(**kw) -> Episode:
-    values = dict(episode_id="d-0001", drama_id="d", source_url="u", source_key="u", media_sha256="abc")
+    values = dict(
+        episode_id="d-0001", drama_id="d", source_url="u", source_key="u", media_sha256="abc"
+    )
     values.update(kw)
     return Episode(**values)
 

@@ -10,7 +10,13 @@ from pipeline.tables import CorpusTables, Episode, RunLock, read_episodes, read_
 
 
 def make_episode(i: int, **kw) -> Episode:
-    values = dict(episode_id=f"d-{i:04d}", drama_id="d", source_url=f"http://x/{i}.mp4", source_key=f"k{i}", episode_index=i)
+    values = dict(
+        episode_id=f"d-{i:04d}",
+        drama_id="d",
+        source_url=f"http://x/{i}.mp4",
+        source_key=f"k{i}",
+        episode_index=i,
+    )
     values.update(kw)
     return Episode(**values)
 
@@ -22,7 +28,15 @@ def test_episode_round_trip_keeps_stamps_and_foreign_columns(tmp_path):
     with CorpusTables(tmp_path) as tables:
         tables.save_episode(ep)
     frame = pd.read_parquet(tmp_path / "manifests" / "episodes.parquet")
-    assert {"episode_id", "drama_id", "source_url", "status", "duration_s", "extract_key", "diarize_segments"} <= set(frame)
+    assert {
+        "episode_id",
+        "drama_id",
+        "source_url",
+        "status",
+        "duration_s",
+        "extract_key",
+        "diarize_segments",
+    } <= set(frame)
     back = CorpusTables(tmp_path).episodes["d-0001"]
     assert back.stamp("extract") == {"key": "k", "version": "1", "config": "c"}
     assert back.extra == {"diarize_segments": 7}
@@ -50,8 +64,12 @@ def test_journal_replays_work_a_killed_run_did_not_flush(tmp_path):
 
 def test_failures_count_attempts_and_leave_on_success(tmp_path):
     with CorpusTables(tmp_path) as tables:
-        tables.record_failure("acquire", "d-0001", "Unreachable", "cannot reach\nhost", drama_id="d", retryable=True)
-        tables.record_failure("acquire", "d-0001", "Unreachable", "cannot reach host", drama_id="d", retryable=True)
+        tables.record_failure(
+            "acquire", "d-0001", "Unreachable", "cannot reach\nhost", drama_id="d", retryable=True
+        )
+        tables.record_failure(
+            "acquire", "d-0001", "Unreachable", "cannot reach host", drama_id="d", retryable=True
+        )
         tables.record_failure("extract", "d-0002", "NoAudioSignal", "silent", drama_id="d")
     failures = read_failures(tmp_path)
     assert list(failures.columns[:5]) == ["stage", "item_id", "drama_id", "error", "message"]

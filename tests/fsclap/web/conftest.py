@@ -17,10 +17,22 @@ import torch
 
 from fsclap.audio import load_audio, write_audio
 
-TINY = ["model.d_model=32", "model.embed_dim=32", "model.heads=4", "model.dropout=0.0",
-        "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
-        "freeze_text=true", "workers=0", "val_rerank_k=3", "pair_loss=hard", "pair_negatives=2",
-        "epochs=2", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]
+TINY = [
+    "model.d_model=32",
+    "model.embed_dim=32",
+    "model.heads=4",
+    "model.dropout=0.0",
+    "model.audio={dim: 32, blocks: 2, n_mels: 32, max_seconds: 2.0, dropout: 0.1}",
+    "freeze_text=true",
+    "workers=0",
+    "val_rerank_k=3",
+    "pair_loss=hard",
+    "pair_negatives=2",
+    "epochs=2",
+    "batch_size=16",
+    "grad_accum=1",
+    "lr_scratch=2e-3",
+]
 SEGMENT_SOURCES = 3  # clips copied into the long recording
 
 
@@ -29,12 +41,14 @@ class WebIndex:
     index_dir: Path
     checkpoint: Path
     manifest: pd.DataFrame  # the indexed clips (absolute audio paths)
-    long_file: Path         # the recording the segment clips come from
+    long_file: Path  # the recording the segment clips come from
     segment_ids: list[str]  # those clips, in order; segment j is a copy of source_ids[j]
     source_ids: list[str]
 
 
-def _with_segments(frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, Path, list[str], list[str]]:
+def _with_segments(
+    frame: pd.DataFrame, folder: Path
+) -> tuple[pd.DataFrame, Path, list[str], list[str]]:
     sources = frame.iloc[:SEGMENT_SOURCES]
     pieces, rows, offset, sr = [], [], 0, None
     for j, (_, clip) in enumerate(sources.iterrows()):
@@ -43,8 +57,12 @@ def _with_segments(frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, Pat
         pieces += [gap, wave]
         offset += len(gap)
         row = clip.to_dict()
-        row.update(clip_id=f"episode-01/seg-{j:03d}", start_s=offset / sr, end_s=(offset + len(wave)) / sr,
-                   split="test")
+        row.update(
+            clip_id=f"episode-01/seg-{j:03d}",
+            start_s=offset / sr,
+            end_s=(offset + len(wave)) / sr,
+            split="test",
+        )
         rows.append(row)
         offset += len(wave)
     long_file = folder / "episode-01.wav"
@@ -76,10 +94,35 @@ def web_index(tmp_path_factory) -> WebIndex:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model on a shared 2-core machine: one thread avoids stalls
     try:
-        assert cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run),
-                    *[f"--set={s}" for s in TINY]]) == 0
-        assert cli(["index", "--checkpoint", str(run), "--manifest", str(manifest), "--out", str(index_dir)]) == 0
+        assert (
+            cli(
+                [
+                    "train",
+                    "--train",
+                    str(train_m),
+                    "--val",
+                    str(val_m),
+                    "--out",
+                    str(run),
+                    *[f"--set={s}" for s in TINY],
+                ]
+            )
+            == 0
+        )
+        assert (
+            cli(
+                [
+                    "index",
+                    "--checkpoint",
+                    str(run),
+                    "--manifest",
+                    str(manifest),
+                    "--out",
+                    str(index_dir),
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     return WebIndex(index_dir, run, frame, long_file, segment_ids, source_ids)
-

@@ -19,13 +19,25 @@ def client(web_index):
 def test_every_path_but_health_needs_the_token(client, web_index):
     clip = web_index.manifest.iloc[0]["clip_id"]
     assert client.get("/health").status_code == 200
-    for path in ("/search?q=a+voice", "/version", "/facets", f"/clips/{clip}", f"/clips/{clip}/audio",
-                 "/openapi.json", "/static/app.js"):
+    for path in (
+        "/search?q=a+voice",
+        "/version",
+        "/facets",
+        f"/clips/{clip}",
+        f"/clips/{clip}/audio",
+        "/openapi.json",
+        "/static/app.js",
+    ):
         response = client.get(path)
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert "Authorization: Bearer" in response.json()["error"]
-    assert client.get("/search", params={"q": "a voice"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        client.get(
+            "/search", params={"q": "a voice"}, headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 401
+    )
     assert client.get("/search", params={"q": "a voice", "token": "wrong"}).status_code == 401
     upload = client.post("/search/audio", files={"file": ("a.wav", b"RIFF", "audio/wav")})
     assert upload.status_code == 401
@@ -34,8 +46,13 @@ def test_every_path_but_health_needs_the_token(client, web_index):
 def test_bearer_header_query_token_and_cookie(web_index):
     clip = web_index.manifest.iloc[0]["clip_id"]
     with TestClient(create_app(web_index.index_dir, token=TOKEN)) as client:
-        assert client.get("/version", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-        assert "set-cookie" not in client.get("/version", headers={"Authorization": f"Bearer {TOKEN}"}).headers
+        assert (
+            client.get("/version", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        )
+        assert (
+            "set-cookie"
+            not in client.get("/version", headers={"Authorization": f"Bearer {TOKEN}"}).headers
+        )
         # the page sets the cookie and sends the browser on without the token in its address
         page = client.get("/", params={"q": "a sad voice", "token": TOKEN}, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/?q=a+sad+voice"
@@ -54,12 +71,27 @@ def test_bearer_header_query_token_and_cookie(web_index):
 
 def test_the_page_asks_for_the_token(client):
     response = client.get("/", headers={"Accept": "text/html"})
-    assert response.status_code == 401 and 'name="token"' in response.text and "<label" in response.text
+    assert (
+        response.status_code == 401
+        and 'name="token"' in response.text
+        and "<label" in response.text
+    )
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                            ("[::1]", True), ("127.0.0.2", True), ("0.0.0.0", False),
-                                            ("192.168.1.4", False), ("::", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("192.168.1.4", False),
+        ("::", False),
+        ("example.org", False),
+    ],
+)
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -77,6 +109,8 @@ def test_serve_refuses_a_public_host_without_a_token(tmp_path, capsys, monkeypat
     assert cli(["serve", "--index", str(tmp_path / "ix"), "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: refusing to serve on 0.0.0.0 without a token") and "\n" not in err
-    monkeypatch.setenv("FSCLAP_SERVE_TOKEN", TOKEN)  # the token from the environment passes the check
+    monkeypatch.setenv(
+        "FSCLAP_SERVE_TOKEN", TOKEN
+    )  # the token from the environment passes the check
     assert cli(["serve", "--index", str(tmp_path / "ix"), "--host", "0.0.0.0"]) == 2
     assert "no index at" in capsys.readouterr().err

@@ -11,26 +11,56 @@ import httpx
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
-pytestmark = [pytest.mark.browser, pytest.mark.server,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.server,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)"),
+]
 
 
 @pytest.fixture(scope="module")
 def server(web_index, tmp_path_factory):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "FSCLAP_MODELS": str(tmp_path_factory.mktemp("models"))}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "FSCLAP_MODELS": str(tmp_path_factory.mktemp("models")),
+    }
     env = {k: v for k, v in env.items() if not k.startswith("FSCLAP_") or k == "FSCLAP_MODELS"}
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "fsclap.cli", "serve", "--index", str(web_index.index_dir),
-                                 "--port", "0"], stdout=subprocess.PIPE, stderr=err, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fsclap.cli",
+                "serve",
+                "--index",
+                str(web_index.index_dir),
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+        )
     try:
-        line = proc.stdout.readline().decode()  # "serving fsclap style search on http://127.0.0.1:PORT/"
-        assert line.startswith("serving fsclap style search on http://127.0.0.1:"), line + log.read_text()
+        line = (
+            proc.stdout.readline().decode()
+        )  # "serving fsclap style search on http://127.0.0.1:PORT/"
+        assert line.startswith("serving fsclap style search on http://127.0.0.1:"), (
+            line + log.read_text()
+        )
         url = line.split(" on ", 1)[1].strip()
         deadline = time.monotonic() + 60
         while True:
@@ -55,7 +85,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -65,7 +97,9 @@ def test_search_listen_filter_and_more_like_this(server, browser, web_index, art
     errors, audio_statuses = [], []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("response", lambda r: audio_statuses.append(r.status) if r.url.endswith("/audio") else None)
+    page.on(
+        "response", lambda r: audio_statuses.append(r.status) if r.url.endswith("/audio") else None
+    )
     page.goto(server)
     assert page.locator("select").count() == 8  # seven filters + result count
     assert page.evaluate("document.activeElement.id") == "q"
@@ -83,8 +117,11 @@ def test_search_listen_filter_and_more_like_this(server, browser, web_index, art
     first = page.locator("audio").first
     box = first.bounding_box()
     page.mouse.click(box["x"] + 22, box["y"] + box["height"] / 2)
-    page.wait_for_function("(() => { const a = document.querySelector('audio');"
-                           " return !a.paused && a.currentTime > 0.3; })()", timeout=15000)
+    page.wait_for_function(
+        "(() => { const a = document.querySelector('audio');"
+        " return !a.paused && a.currentTime > 0.3; })()",
+        timeout=15000,
+    )
     assert 206 in audio_statuses or 200 in audio_statuses
     page.wait_for_selector(".clip.playing")
     page.screenshot(path=str(artifacts_dir / "web_search.png"), full_page=True)
@@ -101,7 +138,9 @@ def test_search_listen_filter_and_more_like_this(server, browser, web_index, art
     # more like this, then back
     target = page.locator("ol.clips article").first.get_attribute("data-clip")
     page.locator("a.more-like").first.click()
-    page.wait_for_function("document.getElementById('summary').textContent.includes('sound like clip')")
+    page.wait_for_function(
+        "document.getElementById('summary').textContent.includes('sound like clip')"
+    )
     assert f"like={target.replace('/', '%2F')}" in page.url or f"like={target}" in page.url
     assert page.locator("#clip-source").get_attribute("data-clip") == target
     page.screenshot(path=str(artifacts_dir / "web_more_like_this.png"), full_page=False)

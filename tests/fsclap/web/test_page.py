@@ -37,21 +37,30 @@ def test_empty_page_has_labelled_search_and_filters_from_the_index(client):
     html = response.text
     labels = {a.get("for") for a in _tags(html, "label")}
     inputs = _tags(html, "input") + _tags(html, "select")
-    assert all(i["id"] in labels for i in inputs if i.get("type") not in ("hidden",))  # every control labelled
+    assert all(
+        i["id"] in labels for i in inputs if i.get("type") not in ("hidden",)
+    )  # every control labelled
     selects = {s["name"] for s in _tags(html, "select")}
     assert selects == {"gender", "pitch", "speed", "energy", "emotion", "language", "drama", "k"}
     assert '<option value="drama-b"' in html and '<option value="zh"' in html
     assert 'aria-live="polite"' in html and 'role="search"' in html
     assert "Type a description to start" in html
-    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    assert (
+        client.get("/static/app.js").status_code == 200
+        and client.get("/static/style.css").status_code == 200
+    )
 
 
 def test_search_renders_results_with_players(client, web_index):
-    response = client.get("/", params={"q": "a sad woman speaking slowly", "k": 6, "gender": "female"})
+    response = client.get(
+        "/", params={"q": "a sad woman speaking slowly", "k": 6, "gender": "female"}
+    )
     assert response.status_code == 200
     html = response.text
     audios = _tags(html, "audio")
-    assert len(audios) == 6 and all(a["preload"] == "none" and a["src"].endswith("/audio") for a in audios)
+    assert len(audios) == 6 and all(
+        a["preload"] == "none" and a["src"].endswith("/audio") for a in audios
+    )
     assert "6 clips for “a sad woman speaking slowly”" in html
     female = set(web_index.manifest.loc[web_index.manifest["gender"] == "female", "clip_id"])
     shown = re.findall(r'data-clip="([^"]+)"', html)
@@ -65,24 +74,41 @@ def test_search_renders_results_with_players(client, web_index):
 
 def test_fragment_more_like_this_and_upload(client, web_index):
     fragment = client.get("/", params={"q": "an angry man", "fragment": 1}).text
-    assert "<html" not in fragment and 'id="summary"' in fragment and len(_tags(fragment, "audio")) == 12
+    assert (
+        "<html" not in fragment
+        and 'id="summary"' in fragment
+        and len(_tags(fragment, "audio")) == 12
+    )
     segment = web_index.segment_ids[2]
     like = client.get("/", params={"like": segment, "k": 6}).text
     assert "6 clips that sound like clip " + segment in like
-    assert re.findall(r'data-clip="([^"]+)"', like)[:2] == [segment, web_index.source_ids[2]]  # source card, then top hit
+    assert re.findall(r'data-clip="([^"]+)"', like)[:2] == [
+        segment,
+        web_index.source_ids[2],
+    ]  # source card, then top hit
     assert "Descriptions that fit it best" in like
     row = web_index.manifest.iloc[4]
-    upload = client.post("/", data={"k": "6"},
-                         files={"file": ("mine.wav", open(row["audio_path"], "rb").read(), "audio/wav")})
+    upload = client.post(
+        "/",
+        data={"k": "6"},
+        files={"file": ("mine.wav", open(row["audio_path"], "rb").read(), "audio/wav")},
+    )
     assert upload.status_code == 200 and "that sound like your file mine.wav" in upload.text
     assert re.findall(r'data-clip="([^"]+)"', upload.text)[0] == row["clip_id"]
 
 
-@pytest.mark.parametrize("params, status, message", [
-    ({"q": "x" * 1200}, 422, "the limit is 1000"),
-    ({"like": "nope"}, 404, "no clip &#39;nope&#39;"),
-    ({"q": "a voice", "colour": "red", "language": "fr"}, 200, "No clip satisfies these filters"),
-])
+@pytest.mark.parametrize(
+    "params, status, message",
+    [
+        ({"q": "x" * 1200}, 422, "the limit is 1000"),
+        ({"like": "nope"}, 404, "no clip &#39;nope&#39;"),
+        (
+            {"q": "a voice", "colour": "red", "language": "fr"},
+            200,
+            "No clip satisfies these filters",
+        ),
+    ],
+)
 def test_page_errors_are_shown_not_raised(client, params, status, message):
     response = client.get("/", params=params)
     assert response.status_code == status and message in response.text

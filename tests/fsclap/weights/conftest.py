@@ -58,11 +58,16 @@ class FakeHubs:
 
 def write_modelscope_snapshot(cache: Path, repo: str, source: Path, legacy: bool = False) -> Path:
     owner, name = repo.split("/")
-    snapshot = (cache / "hub" / "models" / owner / name.replace(".", "___") if legacy
-                else cache / "models" / f"{owner}--{name}" / "snapshots" / "master")
+    snapshot = (
+        cache / "hub" / "models" / owner / name.replace(".", "___")
+        if legacy
+        else cache / "models" / f"{owner}--{name}" / "snapshots" / "master"
+    )
     shutil.copytree(source, snapshot)
     (snapshot / "example").mkdir()
-    (snapshot / "example" / "asr_example.wav").write_bytes(b"RIFF....")  # hubs ship examples: not pulled
+    (snapshot / "example" / "asr_example.wav").write_bytes(
+        b"RIFF...."
+    )  # hubs ship examples: not pulled
     return snapshot
 
 
@@ -92,22 +97,39 @@ def write_demucs_release(tiny_repo: Path, listing: Path, served: Path) -> str:
     (served / "hybrid_transformer").mkdir(parents=True, exist_ok=True)
     shutil.copy(weights, served / "hybrid_transformer" / weights.name)
     shutil.copy(tiny_repo / "htdemucs.yaml", listing / "htdemucs.yaml")
-    (listing / "files.txt").write_text(f"# Hybrid Transformer models\nroot: hybrid_transformer/\n{weights.name}\n")
+    (listing / "files.txt").write_text(
+        f"# Hybrid Transformer models\nroot: hybrid_transformer/\n{weights.name}\n"
+    )
     return weights.name
 
 
 @pytest.fixture
 def fake_hubs(tmp_path, tiny_release, monkeypatch) -> FakeHubs:
     """Every paper model in a local cache or the Demucs listing; the real hubs are unreachable."""
-    hubs = FakeHubs(tmp_path / "modelscope", tmp_path / "hf", tmp_path / "demucs_listing", tmp_path / "demucs_web",
-                    tmp_path / "torch_home")
+    hubs = FakeHubs(
+        tmp_path / "modelscope",
+        tmp_path / "hf",
+        tmp_path / "demucs_listing",
+        tmp_path / "demucs_web",
+        tmp_path / "torch_home",
+    )
     for model_id in ("paraformer", "fsmn_vad", "ct_punc", "campplus", "sensevoice"):
-        write_modelscope_snapshot(hubs.modelscope, MODELS[model_id].repo, tiny_release[model_id],
-                                  legacy=model_id == "sensevoice")
+        write_modelscope_snapshot(
+            hubs.modelscope,
+            MODELS[model_id].repo,
+            tiny_release[model_id],
+            legacy=model_id == "sensevoice",
+        )
     clap = tiny_release["laion_clap"]
     write_hf_snapshot(hubs.hf, CLAP_REPO, {CLAP_CHECKPOINT: clap / CLAP_CHECKPOINT})
-    write_hf_snapshot(hubs.hf, ROBERTA_REPO, {n: clap / "roberta-base" / n
-                                              for n in ("config.json", "vocab.json", "merges.txt", "tokenizer.json")})
+    write_hf_snapshot(
+        hubs.hf,
+        ROBERTA_REPO,
+        {
+            n: clap / "roberta-base" / n
+            for n in ("config.json", "vocab.json", "merges.txt", "tokenizer.json")
+        },
+    )
     write_demucs_release(tiny_release["demucs"], hubs.demucs_listing, hubs.demucs_served)
     monkeypatch.setenv("MODELSCOPE_CACHE", str(hubs.modelscope))
     monkeypatch.setenv("HF_HUB_CACHE", str(hubs.hf))
@@ -178,9 +200,21 @@ def modelscope_server(monkeypatch):
                 return self._send(404, b'{"Code": 10010205001, "Message": "not found"}')
             root = repos[repo]
             if url.path.endswith("/repo/files"):
-                files = [{"Path": p.relative_to(root).as_posix(), "Name": p.name, "Type": "blob", "Size": p.stat().st_size,
-                          "Sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in sorted(root.rglob("*")) if p.is_file()]
-                return self._send(200, json.dumps({"Code": 200, "Success": True, "Data": {"Files": files}}).encode())
+                files = [
+                    {
+                        "Path": p.relative_to(root).as_posix(),
+                        "Name": p.name,
+                        "Type": "blob",
+                        "Size": p.stat().st_size,
+                        "Sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                    }
+                    for p in sorted(root.rglob("*"))
+                    if p.is_file()
+                ]
+                return self._send(
+                    200,
+                    json.dumps({"Code": 200, "Success": True, "Data": {"Files": files}}).encode(),
+                )
             path = root / query.get("FilePath", [""])[0]
             if not path.is_file():
                 return self._send(404, b'{"Code": 404, "Message": "no such file"}')
@@ -217,13 +251,24 @@ def hf_server(monkeypatch):
         def do_GET(self):
             requests.append(f"{self.command} {self.path}")
             match = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", urlparse(self.path).path)
-            path = repos[match.group(1)] / match.group(3) if match and match.group(1) in repos else None
+            path = (
+                repos[match.group(1)] / match.group(3)
+                if match and match.group(1) in repos
+                else None
+            )
             if path is None or not path.is_file():
                 return self._send(404, b"", {"X-Error-Code": "EntryNotFound"})
             etag = f'"{hashlib.sha256(path.read_bytes()).hexdigest()}"'
-            self._file(path, {"X-Repo-Commit": COMMITS.get(match.group(1), "0" * 40), "ETag": etag,
-                              "X-Linked-Etag": etag, "X-Linked-Size": str(path.stat().st_size),
-                              "Accept-Ranges": "bytes"})
+            self._file(
+                path,
+                {
+                    "X-Repo-Commit": COMMITS.get(match.group(1), "0" * 40),
+                    "ETag": etag,
+                    "X-Linked-Etag": etag,
+                    "X-Linked-Size": str(path.stat().st_size),
+                    "Accept-Ranges": "bytes",
+                },
+            )
 
         do_HEAD = do_GET
 

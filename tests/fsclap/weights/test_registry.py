@@ -12,22 +12,41 @@ from fsclap.config import load_settings
 from fsclap.errors import MissingModelError
 from fsclap.weights.local import clap_files, presence, required_files
 from fsclap.weights.pull import hub_files
-from fsclap.weights.registry import MODELS, OFFLINE_MODELS, PAPER_MODELS, file_url, locate, model_ids
+from fsclap.weights.registry import (
+    MODELS,
+    OFFLINE_MODELS,
+    PAPER_MODELS,
+    file_url,
+    locate,
+    model_ids,
+)
 
 
 def test_profiles():
-    assert PAPER_MODELS == ["demucs", "paraformer", "fsmn_vad", "ct_punc", "campplus", "sensevoice", "laion_clap"]
+    assert PAPER_MODELS == [
+        "demucs",
+        "paraformer",
+        "fsmn_vad",
+        "ct_punc",
+        "campplus",
+        "sensevoice",
+        "laion_clap",
+    ]
     assert OFFLINE_MODELS == ["silero_vad", "resemblyzer", "minilm"]
     assert all(MODELS[m].source == "wheel" and not MODELS[m].pullable for m in OFFLINE_MODELS)
     assert model_ids(only=["sensevoice", "demucs"]) == ["demucs", "sensevoice"]  # registry order
 
 
-@pytest.mark.parametrize("model_id", ["paraformer", "fsmn_vad", "ct_punc", "campplus", "sensevoice"])
+@pytest.mark.parametrize(
+    "model_id", ["paraformer", "fsmn_vad", "ct_punc", "campplus", "sensevoice"]
+)
 def test_modelscope_file_sets_are_what_the_loaders_read(model_id, tiny_release):
     """The tiny dirs mirror each release's configuration.json; every file the project's loader
     reads is one the registry pulls, and the registry pulls nothing the release does not have."""
     spec = MODELS[model_id]
-    needed = {p.name for p in required_files(model_id, tiny_release[model_id], load_settings()).values()}
+    needed = {
+        p.name for p in required_files(model_id, tiny_release[model_id], load_settings()).values()
+    }
     listed = {f.path for f in spec.files}
     assert needed <= {f.path for f in spec.files if not f.optional}
     assert listed <= {p.name for p in tiny_release[model_id].iterdir()}
@@ -37,8 +56,14 @@ def test_modelscope_file_sets_are_what_the_loaders_read(model_id, tiny_release):
 def test_demucs_files_come_from_demucs_own_release_list():
     files = hub_files(MODELS["demucs"], load_settings())
     assert [f.path for f in files] == ["955717e8-8726e21a.th", "htdemucs.yaml"]
-    assert file_url(files[0]) == "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/955717e8-8726e21a.th"
-    other = hub_files(MODELS["demucs"], load_settings(overrides={"stages": {"separate": {"model": "htdemucs_ft"}}}))
+    assert (
+        file_url(files[0])
+        == "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/955717e8-8726e21a.th"
+    )
+    other = hub_files(
+        MODELS["demucs"],
+        load_settings(overrides={"stages": {"separate": {"model": "htdemucs_ft"}}}),
+    )
     assert len([f for f in other if f.path.endswith(".th")]) == 4  # a bag of four models
 
 
@@ -49,13 +74,21 @@ def test_locate_follows_the_settings_the_stages_read(tmp_path, monkeypatch):
         where = locate(settings, model_id)
         assert where.path == settings.model_path(model_id) == root / model_id
         assert where.origin == f"$FSCLAP_MODELS/{model_id}"
-    custom = load_settings(overrides={"model_paths": {"sensevoice": str(tmp_path / "sv")},
-                                      "stages": {"separate": {"model_path": str(tmp_path / "dm")}}})
+    custom = load_settings(
+        overrides={
+            "model_paths": {"sensevoice": str(tmp_path / "sv")},
+            "stages": {"separate": {"model_path": str(tmp_path / "dm")}},
+        }
+    )
     assert locate(custom, "sensevoice").path == tmp_path / "sv"
     assert locate(custom, "sensevoice").origin == "model_paths.sensevoice"
-    assert locate(custom, "demucs").path == tmp_path / "dm"  # the separate stage's own setting wins, as in the stage
+    assert (
+        locate(custom, "demucs").path == tmp_path / "dm"
+    )  # the separate stage's own setting wins, as in the stage
     assert locate(custom, "demucs").origin == "stages.separate.model_path"
-    assert locate(settings, "minilm").path.name == "model" and locate(settings, "minilm").path.is_dir()
+    assert (
+        locate(settings, "minilm").path.name == "model" and locate(settings, "minilm").path.is_dir()
+    )
 
 
 def test_clap_layouts_match_load_clap(tmp_path):
@@ -70,11 +103,15 @@ def test_clap_layouts_match_load_clap(tmp_path):
     for name in ("tokenizer.json", "vocab.json"):
         (checkpoint.parent / "roberta-base" / name).unlink()
     state = presence("laion_clap", checkpoint.parent, load_settings())
-    assert not state.ok and state.missing == ["roberta-base/vocab.json"]  # merges.txt is still there
+    assert not state.ok and state.missing == [
+        "roberta-base/vocab.json"
+    ]  # merges.txt is still there
     with pytest.raises(MissingModelError, match="RoBERTa tokenizer"):
         load_clap(checkpoint.parent)
     # model_paths.laion_clap may name the checkpoint file itself
-    assert presence("laion_clap", checkpoint, load_settings()).missing == ["roberta-base/vocab.json"]
+    assert presence("laion_clap", checkpoint, load_settings()).missing == [
+        "roberta-base/vocab.json"
+    ]
 
 
 def test_stages_declare_the_models_they_load(installed, tmp_path):
@@ -87,12 +124,18 @@ def test_stages_declare_the_models_they_load(installed, tmp_path):
     declared = {s.name: s.models() for s in build_stages(paper)}
     assert declared["separate"] == ["demucs"] and declared["caption"] == ["sensevoice"]
     assert declared["diarize"] == ["paraformer", "fsmn_vad", "ct_punc", "campplus"]
-    assert sum(declared.values(), []) == [m for m in PAPER_MODELS if m != "laion_clap"]  # CLAP is for training
+    assert sum(declared.values(), []) == [
+        m for m in PAPER_MODELS if m != "laion_clap"
+    ]  # CLAP is for training
     offline = load_settings(overrides={"data_root": str(tmp_path / "data")})
     assert all(s.models() == [] for s in build_stages(offline))
     context = StageContext(data_root=tmp_path / "data", profile="paper")
     assert Diarize({"backend": "funasr"}, context=context, settings=paper).models() == [
-        "paraformer", "fsmn_vad", "ct_punc", "campplus"]
+        "paraformer",
+        "fsmn_vad",
+        "ct_punc",
+        "campplus",
+    ]
     assert Diarize({"backend": "offline"}, context=context, settings=paper).models() == []
     assert Caption({}, context=context, settings=paper).models() == ["sensevoice"]
     assert Caption({"emotion": "none"}, context=context, settings=paper).models() == []

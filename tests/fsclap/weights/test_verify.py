@@ -33,7 +33,9 @@ def test_verify_json_without_a_lock(installed, capsys):
     assert main(["models", "verify", "--only", "campplus", "--only", "fsmn_vad", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and [m["id"] for m in report["models"]] == ["fsmn_vad", "campplus"]
-    assert all(m["checksums"] == "not locked" and m["loaded"] and m["present"] for m in report["models"])
+    assert all(
+        m["checksums"] == "not locked" and m["loaded"] and m["present"] for m in report["models"]
+    )
 
 
 def test_checksum_mismatch_names_the_file(installed, capsys):
@@ -46,9 +48,13 @@ def test_checksum_mismatch_names_the_file(installed, capsys):
     assert main(["models", "verify", "--only", "paraformer"]) == 2
     captured = capsys.readouterr()
     fail = [line for line in captured.out.splitlines() if line.startswith("FAIL")]
-    assert len(fail) == 1 and fail[0].startswith("FAIL  paraformer  checksum mismatch in model.pt: sha256 ")
+    assert len(fail) == 1 and fail[0].startswith(
+        "FAIL  paraformer  checksum mismatch in model.pt: sha256 "
+    )
     assert "but the lock says" in fail[0]
-    assert captured.err.startswith("error: 1 of 1 models failed verification — paraformer: checksum mismatch in model.pt")
+    assert captured.err.startswith(
+        "error: 1 of 1 models failed verification — paraformer: checksum mismatch in model.pt"
+    )
     assert "\n" not in captured.err.strip()
 
 
@@ -56,13 +62,18 @@ def test_missing_file_is_named(installed, capsys):
     (installed / "sensevoice" / "am.mvn").unlink()
     assert main(["models", "verify", "--only", "sensevoice", "--only", "fsmn_vad"]) == 2
     out = capsys.readouterr().out
-    assert f"FAIL  sensevoice  not installed: missing am.mvn in {installed / 'sensevoice'} (run 'fsclap models pull')" in out
+    assert (
+        f"FAIL  sensevoice  not installed: missing am.mvn in {installed / 'sensevoice'} (run 'fsclap models pull')"
+        in out
+    )
     assert "ok    fsmn_vad" in out and out.strip().endswith("1/2 models verified")
 
 
 def test_a_locked_file_that_disappeared_is_named(installed, capsys):
     assert main(["models", "pull", "--offline", "--only", "ct_punc"]) == 0
-    (installed / "ct_punc" / "jieba_usr_dict").unlink()  # optional for the loader, but part of the locked release
+    (
+        installed / "ct_punc" / "jieba_usr_dict"
+    ).unlink()  # optional for the loader, but part of the locked release
     capsys.readouterr()
     assert main(["models", "verify", "--only", "ct_punc", "--no-load"]) == 2
     assert "FAIL  ct_punc     jieba_usr_dict is missing (locked at" in capsys.readouterr().out
@@ -71,16 +82,28 @@ def test_a_locked_file_that_disappeared_is_named(installed, capsys):
 @pytest.mark.parametrize("model_id", ["campplus", "demucs", "laion_clap", "sensevoice"])
 def test_corrupt_weights_fail_to_load_with_one_line(installed, model_id):
     """Weights replaced by garbage of the same size: not locked, so only the load can tell."""
-    weights = {"campplus": "campplus_cn_common.bin", "laion_clap": "630k-audioset-best.pt",
-               "sensevoice": "model.pt"}.get(model_id)
+    weights = {
+        "campplus": "campplus_cn_common.bin",
+        "laion_clap": "630k-audioset-best.pt",
+        "sensevoice": "model.pt",
+    }.get(model_id)
     path = installed / model_id / weights if weights else next((installed / "demucs").glob("*.th"))
     path.write_bytes(os.urandom(path.stat().st_size))
     report = verify_models(load_settings(), [model_id])
     [check] = report.checks
-    assert not report.ok and check.present and check.loaded is False and check.checksums == "not locked"
-    assert check.problems[0].startswith(f"does not load from {installed / model_id} (weights {path.name}): ")
+    assert (
+        not report.ok
+        and check.present
+        and check.loaded is False
+        and check.checksums == "not locked"
+    )
+    assert check.problems[0].startswith(
+        f"does not load from {installed / model_id} (weights {path.name}): "
+    )
     assert "\n" not in check.problems[0]
-    with pytest.raises(FsclapError, match=f"1 of 1 models failed verification — {model_id}: does not load"):
+    with pytest.raises(
+        FsclapError, match=f"1 of 1 models failed verification — {model_id}: does not load"
+    ):
         report.raise_for_failures()
 
 
@@ -97,7 +120,20 @@ def test_model_paths_override_is_where_verify_looks(installed, tmp_path, capsys)
     shutil.move(installed / "sensevoice", moved)
     assert main(["models", "verify", "--only", "sensevoice", "--no-load"]) == 2
     capsys.readouterr()
-    assert main(["--set", f"model_paths.sensevoice={moved}", "models", "verify", "--only", "sensevoice", "--no-load"]) == 0
+    assert (
+        main(
+            [
+                "--set",
+                f"model_paths.sensevoice={moved}",
+                "models",
+                "verify",
+                "--only",
+                "sensevoice",
+                "--no-load",
+            ]
+        )
+        == 0
+    )
     assert f"ok    sensevoice  {moved}" in capsys.readouterr().out
 
 
@@ -113,12 +149,26 @@ def test_corpus_build_verifies_its_models_before_any_work(installed, tmp_path, c
     episodes = tmp_path / "eps"
     episodes.mkdir()
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"min_episodes: 1\ndramas:\n  - id: d\n    title: t\n    language: en\n    urls: [{episodes}]\n")
+    sources.write_text(
+        f"min_episodes: 1\ndramas:\n  - id: d\n    title: t\n    language: en\n    urls: [{episodes}]\n"
+    )
     weights = next((installed / "demucs").glob("*.th"))
     weights.write_bytes(os.urandom(weights.stat().st_size))
     data_root = tmp_path / "data"
-    code = main(["corpus", "build", "--sources", str(sources), "--data-root", str(data_root), "--profile", "paper",
-                 "--stage", "separate"])
+    code = main(
+        [
+            "corpus",
+            "build",
+            "--sources",
+            str(sources),
+            "--data-root",
+            str(data_root),
+            "--profile",
+            "paper",
+            "--stage",
+            "separate",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert err.startswith("error: 1 of 1 models failed verification — demucs: does not load from")
@@ -133,13 +183,26 @@ def test_list_shows_presence_and_validity(installed, capsys):
     capsys.readouterr()
     assert main(["models", "list", "--json"]) == 0
     rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
-    assert len(rows) == 10 and rows["minilm"]["profiles"] == ["offline"] and rows["minilm"]["source"] == "wheel"
-    assert rows["campplus"]["present"] and rows["campplus"]["valid"] == "ok" and rows["campplus"]["pulled"]
+    assert (
+        len(rows) == 10
+        and rows["minilm"]["profiles"] == ["offline"]
+        and rows["minilm"]["source"] == "wheel"
+    )
+    assert (
+        rows["campplus"]["present"]
+        and rows["campplus"]["valid"] == "ok"
+        and rows["campplus"]["pulled"]
+    )
     assert rows["ct_punc"]["valid"] == "mismatch: tokens.json"
     assert not rows["fsmn_vad"]["present"] and rows["fsmn_vad"]["missing"] == ["am.mvn"]
-    assert rows["sensevoice"]["valid"] == "not locked" and rows["sensevoice"]["path"] == str(installed / "sensevoice")
+    assert rows["sensevoice"]["valid"] == "not locked" and rows["sensevoice"]["path"] == str(
+        installed / "sensevoice"
+    )
     assert rows["sensevoice"]["origin"] == "$FSCLAP_MODELS/sensevoice"
-    assert rows["laion_clap"]["files"][0] == "630k-audioset-best.pt" and rows["demucs"]["licence"] == "MIT"
+    assert (
+        rows["laion_clap"]["files"][0] == "630k-audioset-best.pt"
+        and rows["demucs"]["licence"] == "MIT"
+    )
     assert main(["models", "list", "--profile", "paper"]) == 0
     table = capsys.readouterr().out
     assert "ct_punc" in table and "mismatch: tokens.json" in table and "silero_vad" not in table

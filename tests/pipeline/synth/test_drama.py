@@ -25,7 +25,9 @@ EPISODES = 3
 @pytest.fixture(scope="module")
 def dramas(tmp_path_factory):
     out = tmp_path_factory.mktemp("dramas")
-    result = generate_dramas(out, dramas=1, episodes=EPISODES, seed=4, duration_s=DURATION, workers=2)
+    result = generate_dramas(
+        out, dramas=1, episodes=EPISODES, seed=4, duration_s=DURATION, workers=2
+    )
     return out, result
 
 
@@ -51,9 +53,13 @@ def test_layout_sources_and_truth(dramas):
     assert {"id", "title", "language", "urls"} <= set(drama)
     assert all((out / u).is_file() for u in drama["urls"])  # relative to the sources file
     truth = load_truth(out)
-    assert [t["episode_id"] for t in truth] == [f"drama01_ep{i:03d}" for i in range(1, EPISODES + 1)]
+    assert [t["episode_id"] for t in truth] == [
+        f"drama01_ep{i:03d}" for i in range(1, EPISODES + 1)
+    ]
     speakers = {s["speaker_id"] for s in truth[0]["speakers"]}
-    assert all({s["speaker_id"] for s in t["speakers"]} == speakers for t in truth)  # recurring cast
+    assert all(
+        {s["speaker_id"] for s in t["speakers"]} == speakers for t in truth
+    )  # recurring cast
     assert {t["speech_to_music_db"] for t in truth} == set(SPEECH_TO_MUSIC_DB)
     lines = pd.read_parquet(out / "truth" / "lines.parquet")
     assert len(lines) == sum(len(t["lines"]) for t in truth)
@@ -63,36 +69,57 @@ def test_layout_sources_and_truth(dramas):
         assert starts == sorted(starts)
         assert all(0 < line["start_s"] < line["end_s"] <= DURATION for line in t["lines"])
         assert all(line["speaker_id"] in speakers for line in t["lines"])
-        alternating = [a["speaker_id"] != b["speaker_id"] for a, b in zip(t["lines"], t["lines"][1:])]
+        alternating = [
+            a["speaker_id"] != b["speaker_id"] for a, b in zip(t["lines"], t["lines"][1:])
+        ]
         assert all(alternating)
-    overlaps = [(a, b) for t in truth for a, b in zip(t["lines"], t["lines"][1:]) if b["overlaps_previous"]]
+    overlaps = [
+        (a, b) for t in truth for a, b in zip(t["lines"], t["lines"][1:]) if b["overlaps_previous"]
+    ]
     assert overlaps, "some lines should interrupt the previous one"
     assert all(b["start_s"] < a["end_s"] for a, b in overlaps)
-    assert not any(b["start_s"] < a["end_s"] for t in truth for a, b in zip(t["lines"], t["lines"][1:])
-                   if not b["overlaps_previous"])
+    assert not any(
+        b["start_s"] < a["end_s"]
+        for t in truth
+        for a, b in zip(t["lines"], t["lines"][1:])
+        if not b["overlaps_previous"]
+    )
 
 
 def test_rttm_matches_json_and_scores_zero_against_itself(dramas):
     out, _ = dramas
     for t in load_truth(out):
-        turns = read_rttm(out / "truth" / "drama01" / t["episode_id"] / "episode.rttm")[t["episode_id"]]
-        expected = sorted((line["start_s"], line["end_s"], line["speaker_id"]) for line in t["lines"])
+        turns = read_rttm(out / "truth" / "drama01" / t["episode_id"] / "episode.rttm")[
+            t["episode_id"]
+        ]
+        expected = sorted(
+            (line["start_s"], line["end_s"], line["speaker_id"]) for line in t["lines"]
+        )
         assert [spk for _, _, spk in turns] == [spk for _, _, spk in expected]
-        assert np.array([t[:2] for t in turns]) == pytest.approx(np.array([e[:2] for e in expected]), abs=1.5e-3)
+        assert np.array([t[:2] for t in turns]) == pytest.approx(
+            np.array([e[:2] for e in expected]), abs=1.5e-3
+        )
         assert diarization_error(turns, turns, duration_s=t["duration_s"]).der == 0.0
-    assert (out / "truth" / "all.rttm").read_text().count("SPEAKER") == sum(len(t["lines"]) for t in load_truth(out))
+    assert (out / "truth" / "all.rttm").read_text().count("SPEAKER") == sum(
+        len(t["lines"]) for t in load_truth(out)
+    )
 
 
 def test_stems_sum_to_the_mix_at_the_intended_ratios(dramas):
     out, _ = dramas
     for t in load_truth(out):
         stems = {k: load_audio(out / v)[0].astype(np.float64) for k, v in t["stems"].items()}
-        assert np.abs(stems["speech"] + stems["music"] + stems["noise"] - stems["mix"]).max() < 3 / 32768
+        assert (
+            np.abs(stems["speech"] + stems["music"] + stems["noise"] - stems["mix"]).max()
+            < 3 / 32768
+        )
         sr = t["sample_rate"]
         active = np.zeros(stems["speech"].size, bool)
         for line in t["lines"]:
-            active[int(line["start_s"] * sr):int(line["end_s"] * sr)] = True
-        ratio = 10 * np.log10(np.mean(stems["speech"][active] ** 2) / np.mean(stems["music"][active] ** 2))
+            active[int(line["start_s"] * sr) : int(line["end_s"] * sr)] = True
+        ratio = 10 * np.log10(
+            np.mean(stems["speech"][active] ** 2) / np.mean(stems["music"][active] ** 2)
+        )
         assert ratio == pytest.approx(t["speech_to_music_db"], abs=0.3)
 
 
@@ -112,8 +139,12 @@ def test_ground_truth_lines_up_with_the_audio(dramas):
             # loud frames (3 dB slack: half of an edge window may be the fading last frame)
             loud = np.percentile(frame_dbfs(speech[a:b], sr), 95)
             w = int(0.05 * sr)
-            assert 10 * np.log10(np.mean(speech[a:a + w] ** 2)) > loud - ACTIVE_REL_DB - 3, line["line_id"]
-            assert 10 * np.log10(np.mean(speech[b - w:b] ** 2)) > loud - ACTIVE_REL_DB - 3, line["line_id"]
+            assert 10 * np.log10(np.mean(speech[a : a + w] ** 2)) > loud - ACTIVE_REL_DB - 3, line[
+                "line_id"
+            ]
+            assert 10 * np.log10(np.mean(speech[b - w : b] ** 2)) > loud - ACTIVE_REL_DB - 3, line[
+                "line_id"
+            ]
         assert np.abs(speech[~inside]).max() < 1e-4  # nothing outside the GT spans
         inside_db = 10 * np.log10(np.mean(speech[inside] ** 2))
         assert inside_db > -40
@@ -121,7 +152,9 @@ def test_ground_truth_lines_up_with_the_audio(dramas):
         for prev, line in zip(t["lines"], t["lines"][1:]):
             if line["start_s"] - prev["end_s"] >= 0.3:
                 a, w = int(line["start_s"] * sr), int(0.25 * sr)
-                rises.append(10 * np.log10(np.mean(mix[a:a + w] ** 2) / np.mean(mix[a - w:a] ** 2)))
+                rises.append(
+                    10 * np.log10(np.mean(mix[a : a + w] ** 2) / np.mean(mix[a - w : a] ** 2))
+                )
     assert len(rises) >= 5
     assert np.median(rises) > 3.0, rises
 
@@ -148,10 +181,16 @@ def test_spectrogram_png(dramas, artifacts_dir):
 def test_same_seed_same_bytes_and_resume(dramas, tmp_path):
     out, _ = dramas
     again = generate_dramas(tmp_path, dramas=1, episodes=1, seed=4, duration_s=DURATION, workers=0)
-    for rel in ("videos/drama01/drama01_ep001.mp4", "truth/drama01/drama01_ep001/episode.json",
-                "truth/drama01/drama01_ep001/speech.flac", "truth/drama01/drama01_ep001/mix.flac"):
+    for rel in (
+        "videos/drama01/drama01_ep001.mp4",
+        "truth/drama01/drama01_ep001/episode.json",
+        "truth/drama01/drama01_ep001/speech.flac",
+        "truth/drama01/drama01_ep001/mix.flac",
+    ):
         assert sha(out / rel) == sha(tmp_path / rel), rel
-    resumed = generate_dramas(tmp_path, dramas=1, episodes=1, seed=4, duration_s=DURATION, workers=0)
+    resumed = generate_dramas(
+        tmp_path, dramas=1, episodes=1, seed=4, duration_s=DURATION, workers=0
+    )
     assert resumed.reused == 1
     assert again.episodes == resumed.episodes
     with pytest.raises(FsclapError, match="seed=4 \\(now 5\\)"):
@@ -183,23 +222,60 @@ def test_served_over_loopback_http_and_downloadable_by_ytdlp(dramas, tmp_path):
         assert url.startswith("http://127.0.0.1:") and url.endswith("drama01_ep001.mp4")
         head = urllib.request.urlopen(urllib.request.Request(url, method="HEAD"))
         size = int(head.headers["Content-Length"])
-        assert head.headers["Content-Type"] == "video/mp4" and head.headers["Accept-Ranges"] == "bytes"
-        part = urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=100-199"}))
+        assert (
+            head.headers["Content-Type"] == "video/mp4" and head.headers["Accept-Ranges"] == "bytes"
+        )
+        part = urllib.request.urlopen(
+            urllib.request.Request(url, headers={"Range": "bytes=100-199"})
+        )
         assert part.status == 206 and part.headers["Content-Range"] == f"bytes 100-199/{size}"
         assert part.read() == (out / "videos/drama01/drama01_ep001.mp4").read_bytes()[100:200]
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(urllib.request.Request(url, headers={"Range": f"bytes={size + 5}-"}))
+            urllib.request.urlopen(
+                urllib.request.Request(url, headers={"Range": f"bytes={size + 5}-"})
+            )
         assert err.value.code == 416
-        proc = subprocess.run([sys.executable, "-m", "yt_dlp", "--no-progress", "--no-playlist",
-                               "-o", str(tmp_path / "dl" / "%(id)s.%(ext)s"), url], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "yt_dlp",
+                "--no-progress",
+                "--no-playlist",
+                "-o",
+                str(tmp_path / "dl" / "%(id)s.%(ext)s"),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr[-500:]
         assert any(r.startswith("GET /videos/drama01/drama01_ep001.mp4") for r in requests)
-    assert sha(tmp_path / "dl" / "drama01_ep001.mp4") == sha(out / "videos/drama01/drama01_ep001.mp4")
+    assert sha(tmp_path / "dl" / "drama01_ep001.mp4") == sha(
+        out / "videos/drama01/drama01_ep001.mp4"
+    )
 
 
 def test_cli_writes_dramas(tmp_path, capsys):
-    assert main(["synth", "drama", "--out", str(tmp_path), "--dramas", "1", "--episodes", "1", "--seed", "3",
-                 "--duration", "8"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "drama",
+                "--out",
+                str(tmp_path),
+                "--dramas",
+                "1",
+                "--episodes",
+                "1",
+                "--seed",
+                "3",
+                "--duration",
+                "8",
+            ]
+        )
+        == 0
+    )
     assert "1 episodes" in capsys.readouterr().out
     assert json.loads((tmp_path / "truth/drama01/drama01_ep001/episode.json").read_text())["lines"]

@@ -46,10 +46,13 @@ def test_default_range_keeps_the_historical_casts():
 
 def fake_test_family(monkeypatch):
     """A test family the size of the real one (4 female + 2 male; Kokoro speaks Japanese)."""
-    voices = [Voice(f"kokoro-f{i}", "kokoro", "female", f"jf_{i}", "ja") for i in range(4)] + \
-             [Voice("kokoro-m0", "kokoro", "male", "jm_0", "ja"), Voice("piper-joe", "piper", "male", "joe", "en-us")]
-    monkeypatch.setattr(drama_module, "voice_catalogue",
-                        lambda family="train": voices if family == "test" else [])
+    voices = [Voice(f"kokoro-f{i}", "kokoro", "female", f"jf_{i}", "ja") for i in range(4)] + [
+        Voice("kokoro-m0", "kokoro", "male", "jm_0", "ja"),
+        Voice("piper-joe", "piper", "male", "joe", "en-us"),
+    ]
+    monkeypatch.setattr(
+        drama_module, "voice_catalogue", lambda family="train": voices if family == "test" else []
+    )
     return voices
 
 
@@ -99,29 +102,60 @@ def test_a_restyled_line_still_measures_its_target_pitch():
     rng = random.Random(2)
     levels = StyleLevels("female", "high", "normal", "normal", "happy")
     targets = draw_targets(rng, levels)
-    utt = render_restyled(voice, "I never wanted to leave you at the station tonight.", levels, targets, 16000, 4.0)
+    utt = render_restyled(
+        voice, "I never wanted to leave you at the station tonight.", levels, targets, 16000, 4.0
+    )
     assert utt.params["restyle_semitones"] == 4.0
     assert utt.targets == targets
-    assert abs(semitones(targets.f0_hz, utt.acoustics.f0_median_hz)) < 1.5  # measured on the final audio
-    plain = render_restyled(voice, "I never wanted to leave you at the station tonight.", levels, targets, 16000, 0.0)
+    assert (
+        abs(semitones(targets.f0_hz, utt.acoustics.f0_median_hz)) < 1.5
+    )  # measured on the final audio
+    plain = render_restyled(
+        voice, "I never wanted to leave you at the station tonight.", levels, targets, 16000, 0.0
+    )
     assert "restyle_semitones" not in plain.params
 
 
 def test_generated_options_are_recorded_and_guard_the_folder(tmp_path):
     out = tmp_path / "d"
-    generate_dramas(out, dramas=1, episodes=1, seed=2, duration_s=10, workers=0, speakers=(3, 3), restyle=1.0)
+    generate_dramas(
+        out, dramas=1, episodes=1, seed=2, duration_s=10, workers=0, speakers=(3, 3), restyle=1.0
+    )
     (truth,) = load_truth(out)
     assert len(truth["speakers"]) == 3 and all(s["language"] == "en" for s in truth["speakers"])
     assert truth["lines"] and all(abs(line["restyle_semitones"]) >= 2.0 for line in truth["lines"])
     state = json.loads((out / "drama_corpus.json").read_text())
     assert state["speakers"] == [3, 3] and state["restyle"] == 1.0 and state["family"] == "train"
     with pytest.raises(FsclapError, match="restyle=1.0 \\(now 0.0\\)"):
-        generate_dramas(out, dramas=1, episodes=1, seed=2, duration_s=10, workers=0, speakers=(3, 3))
+        generate_dramas(
+            out, dramas=1, episodes=1, seed=2, duration_s=10, workers=0, speakers=(3, 3)
+        )
 
 
 def test_cli_drama_options(tmp_path, capsys):
-    assert main(["synth", "drama", "--out", str(tmp_path), "--dramas", "1", "--episodes", "1", "--seed", "3",
-                 "--duration", "8", "--speakers", "3", "--restyle", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "drama",
+                "--out",
+                str(tmp_path),
+                "--dramas",
+                "1",
+                "--episodes",
+                "1",
+                "--seed",
+                "3",
+                "--duration",
+                "8",
+                "--speakers",
+                "3",
+                "--restyle",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     assert "1 episodes" in capsys.readouterr().out
     assert len(load_truth(tmp_path)[0]["speakers"]) == 3
     assert main(["synth", "drama", "--out", str(tmp_path / "x"), "--speakers", "6-3"]) == 2
@@ -138,7 +172,9 @@ def test_held_out_engines_get_levels_relative_to_their_own_normal(monkeypatch):
     levels = StyleLevels(kokoro.gender, "high", "slow", "normal", "neutral")
     targets = drama_module.line_targets(random.Random(0), kokoro, levels)
     assert 2.0 <= targets.semitones <= 4.5 and targets.f0_hz > 250.0
-    assert 0.6 <= targets.tempo <= 0.85 and targets.rate_syl_s == pytest.approx(7.5 * targets.tempo, rel=1e-3)
+    assert 0.6 <= targets.tempo <= 0.85 and targets.rate_syl_s == pytest.approx(
+        7.5 * targets.tempo, rel=1e-3
+    )
     espeak = voice_catalogue("train")[0]
     espeak_levels = StyleLevels(espeak.gender, "high", "slow", "normal", "neutral")
     bands = drama_module.line_targets(random.Random(0), espeak, espeak_levels)

@@ -13,8 +13,15 @@ from fsclap.manifest import ATTRIBUTE_LEVELS, ClipManifest
 from pipeline.synth import generate_style_corpus
 from pipeline.acoustics import count_morae
 from pipeline.synth.style import (
-    ENERGY_BANDS_DBFS, PITCH_BANDS_HZ, RATE_BANDS_SYL_S, RELATIVE_PITCH_SEMITONES, RELATIVE_TEMPO, StyleLevels,
-    VoiceNormal, draw_targets, render,
+    ENERGY_BANDS_DBFS,
+    PITCH_BANDS_HZ,
+    RATE_BANDS_SYL_S,
+    RELATIVE_PITCH_SEMITONES,
+    RELATIVE_TEMPO,
+    StyleLevels,
+    VoiceNormal,
+    draw_targets,
+    render,
 )
 from pipeline.synth.style_corpus import plan_style_corpus
 from pipeline.synth.voices import voice_catalogue
@@ -39,9 +46,26 @@ def test_manifest_follows_the_contract(corpus):
     manifest = ClipManifest.read(out / "manifest.parquet")  # validates levels too
     assert len(manifest) == N
     frame = pd.read_parquet(out / "manifest.parquet")
-    for col in ("audio_path", "caption", "caption_zh", "clip_id", "speaker_id", "gender", "pitch", "speed", "energy",
-                "emotion", "split", "text", "emotion_nominal", "f0_median_hz", "f0_range_semitones", "speech_rate",
-                "rms_dbfs", "duration_s"):
+    for col in (
+        "audio_path",
+        "caption",
+        "caption_zh",
+        "clip_id",
+        "speaker_id",
+        "gender",
+        "pitch",
+        "speed",
+        "energy",
+        "emotion",
+        "split",
+        "text",
+        "emotion_nominal",
+        "f0_median_hz",
+        "f0_range_semitones",
+        "speech_rate",
+        "rms_dbfs",
+        "duration_s",
+    ):
         assert col in frame.columns, col
     assert not frame["audio_path"].str.startswith("/").any()  # relative to the manifest
     assert frame["emotion_nominal"].all()
@@ -59,9 +83,14 @@ def test_splits_are_speaker_disjoint_and_all_present(corpus):
     out, _ = corpus
     frame = pd.read_parquet(out / "manifest.parquet")
     assert set(frame["split"]) == {"train", "val", "test"}
-    speakers = {s: set(frame.loc[frame["split"] == s, "speaker_id"]) for s in ("train", "val", "test")}
-    assert not (speakers["train"] & speakers["val"] or speakers["train"] & speakers["test"]
-                or speakers["val"] & speakers["test"])
+    speakers = {
+        s: set(frame.loc[frame["split"] == s, "speaker_id"]) for s in ("train", "val", "test")
+    }
+    assert not (
+        speakers["train"] & speakers["val"]
+        or speakers["train"] & speakers["test"]
+        or speakers["val"] & speakers["test"]
+    )
     assert set(frame["gender"]) == {"female", "male"}
 
 
@@ -73,9 +102,14 @@ def test_measured_values_fall_in_the_intended_bands(corpus):
         f_lo, f_hi = PITCH_BANDS_HZ[(row.gender, row.pitch)]
         r_lo, r_hi = RATE_BANDS_SYL_S[row.speed]
         e_lo, e_hi = ENERGY_BANDS_DBFS[row.energy]
-        in_band.append(f_lo * 0.95 <= row.f0_median_hz <= f_hi * 1.05 and r_lo * 0.9 <= row.speech_rate <= r_hi * 1.1
-                       and e_lo - 1.5 <= row.rms_dbfs <= e_hi + 1.5)
-    assert np.mean(in_band) >= 0.9, frame.loc[~np.array(in_band), ["clip_id", "gender", "pitch", "f0_median_hz"]]
+        in_band.append(
+            f_lo * 0.95 <= row.f0_median_hz <= f_hi * 1.05
+            and r_lo * 0.9 <= row.speech_rate <= r_hi * 1.1
+            and e_lo - 1.5 <= row.rms_dbfs <= e_hi + 1.5
+        )
+    assert np.mean(in_band) >= 0.9, frame.loc[
+        ~np.array(in_band), ["clip_id", "gender", "pitch", "f0_median_hz"]
+    ]
 
 
 def test_captions_describe_the_labels(corpus):
@@ -102,7 +136,9 @@ def test_labels_are_audible():
     rates, levels = {}, {}
     for gender in ("female", "male"):
         picked = [v for v in voices if v.gender == gender][:2]
-        for pitch, speed, energy in zip(("low", "normal", "high"), ("slow", "normal", "fast"), ("high", "low", "normal")):
+        for pitch, speed, energy in zip(
+            ("low", "normal", "high"), ("slow", "normal", "fast"), ("high", "low", "normal")
+        ):
             for voice in picked:
                 style = StyleLevels(gender, pitch, speed, energy, "neutral")
                 got = render(voice, text, style, draw_targets(rng, style), 16000).acoustics
@@ -125,7 +161,9 @@ def test_same_seed_same_bytes_and_prefix_stable(corpus, tmp_path):
     pd.testing.assert_frame_equal(first.reset_index(drop=True), second)
     for rel in second["audio_path"]:
         assert digest(out / rel) == digest(tmp_path / "again" / rel)
-    other = pd.read_parquet(generate_style_corpus(tmp_path / "other", n=8, seed=6, workers=0).manifest_path)
+    other = pd.read_parquet(
+        generate_style_corpus(tmp_path / "other", n=8, seed=6, workers=0).manifest_path
+    )
     assert list(other["text"]) != list(second["text"])
 
 
@@ -162,7 +200,10 @@ def test_a_failing_clip_is_recorded_and_the_rest_written(tmp_path, monkeypatch):
     result = generate_style_corpus(tmp_path, n=12, seed=3, workers=0)
     assert result.failed == bad and result.clips == 12 - bad
     failures = pd.read_csv(tmp_path / "failures.csv")
-    assert set(failures.columns) >= {"clip_id", "error", "stage"} and "engine crashed" in failures["error"].iloc[0]
+    assert (
+        set(failures.columns) >= {"clip_id", "error", "stage"}
+        and "engine crashed" in failures["error"].iloc[0]
+    )
 
 
 def test_cli_writes_a_corpus(tmp_path, capsys):
@@ -186,10 +227,14 @@ FAKE_NORMAL = VoiceNormal(200.0, 6.0)
 
 def test_test_family_plan_holds_out_every_clip_and_gives_kokoro_japanese_text():
     normals = {v.voice_id: FAKE_NORMAL for v in voice_catalogue("test")}
-    plans = plan_style_corpus(24, seed=1, family="test", normals=normals)  # relative is the test default
+    plans = plan_style_corpus(
+        24, seed=1, family="test", normals=normals
+    )  # relative is the test default
     assert {p.split for p in plans} == {"test"}
     assert {p.label_mode for p in plans} == {"relative"}
-    assert {p.voice.voice_id for p in plans} == set(normals) and {p.levels.gender for p in plans} == {"female", "male"}
+    assert {p.voice.voice_id for p in plans} == set(normals) and {
+        p.levels.gender for p in plans
+    } == {"female", "male"}
     for p in plans:
         assert p.levels.gender == p.voice.gender
         if p.voice.engine == "kokoro":
@@ -211,22 +256,38 @@ def test_bad_family_or_label_mode_is_a_clear_error(tmp_path):
         generate_style_corpus(tmp_path / "a", n=2, family="dev")
     with pytest.raises(FsclapError, match="label mode must be one of bands, relative"):
         generate_style_corpus(tmp_path / "b", n=2, label_mode="absolute")
-    assert main(["synth", "style", "--out", str(tmp_path / "c"), "--n", "2", "--family", "dev"]) == 2
+    assert (
+        main(["synth", "style", "--out", str(tmp_path / "c"), "--n", "2", "--family", "dev"]) == 2
+    )
 
 
 def test_relative_mode_applies_levels_from_each_voices_own_normal(tmp_path):
     result = generate_style_corpus(tmp_path / "rel", n=20, seed=4, workers=2, label_mode="relative")
     frame = pd.read_parquet(result.manifest_path)
-    assert set(frame["label_mode"]) == {"relative"} and set(frame["split"]) == {"train", "val", "test"}
-    for col in ("applied_semitones", "applied_tempo", "voice_normal_f0_hz", "voice_normal_rate",
-                "measured_semitones", "measured_rate_ratio"):
+    assert set(frame["label_mode"]) == {"relative"} and set(frame["split"]) == {
+        "train",
+        "val",
+        "test",
+    }
+    for col in (
+        "applied_semitones",
+        "applied_tempo",
+        "voice_normal_f0_hz",
+        "voice_normal_rate",
+        "measured_semitones",
+        "measured_rate_ratio",
+    ):
         assert frame[col].notna().all(), col
     # every clip of a voice shares one normal, measured on the calibration sentences
     assert (frame.groupby("speaker_id")["voice_normal_f0_hz"].nunique() == 1).all()
     shift = frame.groupby("pitch")["measured_semitones"].mean()
     ratio = frame.groupby("speed")["measured_rate_ratio"].mean()
     assert shift["low"] < -1.5 and abs(shift["normal"]) < 1.5 and shift["high"] > 1.5, shift
-    assert ratio["slow"] < ratio["normal"] < ratio["fast"] and ratio["slow"] < 0.9 and ratio["fast"] > 1.1, ratio
+    assert (
+        ratio["slow"] < ratio["normal"] < ratio["fast"]
+        and ratio["slow"] < 0.9
+        and ratio["fast"] > 1.1
+    ), ratio
     # one pass, no correction: what came out follows what was applied, within a sentence's own variation
     assert (frame["measured_semitones"] - frame["applied_semitones"]).abs().median() < 1.0
     assert np.log(frame["measured_rate_ratio"] / frame["applied_tempo"]).abs().median() < 0.15
@@ -239,9 +300,15 @@ def test_relative_mode_applies_levels_from_each_voices_own_normal(tmp_path):
 def test_test_family_corpus_from_the_cli(tmp_path, capsys):
     """Held-out voices (Piper + Kokoro), relative labels, every clip in split test."""
     out = tmp_path / "held-out"
-    assert main(["synth", "style", "--out", str(out), "--n", "6", "--seed", "1", "--family", "test"]) == 0
+    assert (
+        main(["synth", "style", "--out", str(out), "--n", "6", "--seed", "1", "--family", "test"])
+        == 0
+    )
     assert "6 clips (train 0, val 0, test 6)" in capsys.readouterr().out
     frame = ClipManifest.read(out / "manifest.parquet").frame
     assert set(frame["split"]) == {"test"} and set(frame["label_mode"]) == {"relative"}
     assert {"kokoro", "piper"} <= set(frame["engine"])
-    assert frame["measured_rate_ratio"].between(0.5, 1.8).all() and frame["measured_semitones"].abs().lt(6).all()
+    assert (
+        frame["measured_rate_ratio"].between(0.5, 1.8).all()
+        and frame["measured_semitones"].abs().lt(6).all()
+    )

@@ -5,7 +5,14 @@ from fsclap.errors import FsclapError
 from pipeline.acoustics import measure
 from pipeline.synth import voices as voices_module
 from pipeline.synth.voices import (
-    ENGINE_SAMPLE_RATE, KOKORO_VOICES, PIPER_VOICE, Controls, SynthesisError, Voice, sox_effects, synthesize,
+    ENGINE_SAMPLE_RATE,
+    KOKORO_VOICES,
+    PIPER_VOICE,
+    Controls,
+    SynthesisError,
+    Voice,
+    sox_effects,
+    synthesize,
     voice_catalogue,
 )
 
@@ -27,8 +34,12 @@ def test_families_are_disjoint_and_training_voices_are_espeak_only():
     assert voice_catalogue() == train and len(train) == 30
     assert {v.engine for v in train} == {"espeak"}
     assert test == [PIPER_VOICE, *KOKORO_VOICES]
-    assert [v.gender for v in test].count("male") == 2 and [v.gender for v in test].count("female") == 4
-    assert {v.language for v in KOKORO_VOICES} == {"ja"} and all(v.sentence_language == "ja" for v in KOKORO_VOICES)
+    assert [v.gender for v in test].count("male") == 2 and [v.gender for v in test].count(
+        "female"
+    ) == 4
+    assert {v.language for v in KOKORO_VOICES} == {"ja"} and all(
+        v.sentence_language == "ja" for v in KOKORO_VOICES
+    )
     assert every == train + test
     with pytest.raises(FsclapError, match="voice family must be one of train, test, all"):
         voice_catalogue("dev")
@@ -36,19 +47,28 @@ def test_families_are_disjoint_and_training_voices_are_espeak_only():
 
 def test_every_female_voice_is_higher_than_every_male_voice():
     """Gender is real-ish: at default controls every female voice's measured F0 is above every male one's."""
-    f0 = {v.voice_id: (v.gender, measure(synthesize(v, TEXT, Controls())[0], ENGINE_SAMPLE_RATE, TEXT).f0_median_hz)
-          for v in voice_catalogue()}
+    f0 = {
+        v.voice_id: (
+            v.gender,
+            measure(synthesize(v, TEXT, Controls())[0], ENGINE_SAMPLE_RATE, TEXT).f0_median_hz,
+        )
+        for v in voice_catalogue()
+    }
     female = [hz for g, hz in f0.values() if g == "female"]
     male = [hz for g, hz in f0.values() if g == "male"]
     assert min(female) > max(male) * 1.25, f0
     assert 150 < np.median(female) < 260 and 80 < np.median(male) < 130
 
 
-@pytest.mark.parametrize("voice", [voice_catalogue()[2], PIPER_VOICE, KUMO], ids=lambda v: v.voice_id)
+@pytest.mark.parametrize(
+    "voice", [voice_catalogue()[2], PIPER_VOICE, KUMO], ids=lambda v: v.voice_id
+)
 def test_controls_move_pitch_and_rate(voice):
     text = JA_TEXT if voice.sentence_language == "ja" else TEXT
     base = measure(synthesize(voice, text, Controls())[0], ENGINE_SAMPLE_RATE, text)
-    moved = measure(synthesize(voice, text, Controls(semitones=4.0, tempo=1.4))[0], ENGINE_SAMPLE_RATE, text)
+    moved = measure(
+        synthesize(voice, text, Controls(semitones=4.0, tempo=1.4))[0], ENGINE_SAMPLE_RATE, text
+    )
     shift = 12 * np.log2(moved.f0_median_hz / base.f0_median_hz)
     assert shift == pytest.approx(4.0, abs=1.2)
     assert moved.speech_rate / base.speech_rate == pytest.approx(1.4, rel=0.2)
@@ -67,7 +87,9 @@ def test_kokoro_is_deterministic_and_in_its_gender_range():
     assert a.tobytes() == b.tobytes()
     assert params["kokoro_voice"] == "jm_kumo" and params["kokoro_speed"] == 0.9
     got = measure(a, ENGINE_SAMPLE_RATE, text)
-    assert 70 < got.f0_median_hz < 140 and 4.0 < got.speech_rate < 10.0  # a male voice; morae per second
+    assert (
+        70 < got.f0_median_hz < 140 and 4.0 < got.speech_rate < 10.0
+    )  # a male voice; morae per second
 
 
 def test_missing_kokoro_is_a_clear_error(monkeypatch):
