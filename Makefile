@@ -34,7 +34,11 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 demo: setup
 	$(VENV)/bin/fsclap demo
 
-test: setup test-system-deps
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup test-system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup

@@ -12,7 +12,7 @@ Kept in ``benchmarks/`` on purpose: nothing under ``pipeline/`` or ``model/`` ma
 from __future__ import annotations
 
 import random
-from typing import Mapping
+from collections.abc import Mapping
 
 MISSING = {"", "unknown", "none", "nan"}
 

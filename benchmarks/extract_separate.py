@@ -24,8 +24,8 @@ import json
 import os
 import resource
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,7 +102,7 @@ class RssSampler:
             self.samples.append((time.perf_counter() - self._start, kib / 1024.0))
             self._stop.wait(self.every_s)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 

@@ -80,12 +80,12 @@ def main() -> None:
     from flows.runtime import prepare_local_prefect
 
     prepare_local_prefect()
+    from prefect.client.orchestration import get_client
+
     from flows.build_corpus import build_corpus
     from fsclap.config import load_settings
     from pipeline.runner import run_build
     from pipeline.synth import generate_dramas
-
-    from prefect.client.orchestration import get_client
 
     with get_client(
         sync_client=True

@@ -121,8 +121,9 @@ def train_half_only() -> None:
 
 
 def main() -> None:
-    from fsclap.log import setup_logging
     from generalization import distinct_captions, evaluate_gallery, style_corpus, write_manifest
+
+    from fsclap.log import setup_logging
     from model.train_config import load_train_config
     from model.training import train
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fsclap.log import get_logger
 

@@ -41,11 +41,11 @@ from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
-from fsclap.config import Settings
-from fsclap.log import get_logger, progress
 from flows import artifacts
 from flows.params import BuildCorpusParams, check_worker_paths
 from flows.runtime import TaskRunners, ensure_library_logging, result_storage
+from fsclap.config import Settings
+from fsclap.log import get_logger, progress
 from pipeline.acquire import Acquire, AcquireConfig, YtdlpClient
 from pipeline.runner import (
     BuildSummary,

@@ -14,10 +14,10 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fsclap.errors import FsclapError
 from flows import artifacts
 from flows.params import EvaluateParams, check_worker_paths, manifests_or_splits, run_dir_or_default
 from flows.runtime import ensure_library_logging
+from fsclap.errors import FsclapError
 
 
 @task(name="evaluate", tags=["fsclap", "gpu"], cache_policy=NO_CACHE, persist_result=False)

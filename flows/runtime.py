@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from fsclap.errors import FsclapError
 
@@ -66,7 +67,7 @@ class TaskRunners:
     ``workers`` (the plain runner's semantics, so a model that is not thread-safe stays on one
     thread), or one client of an existing Dask cluster (``orchestration.task_runner: dask``)."""
 
-    def __init__(self, settings: "Settings"):
+    def __init__(self, settings: Settings):
         self.kind = settings.orchestration.task_runner
         self.address = settings.orchestration.dask_address
         self._stack = ExitStack()
@@ -89,7 +90,7 @@ class TaskRunners:
         """Whether tasks run in this process (they share the flow's stage instances and models)."""
         return self.kind == "threads"
 
-    def __enter__(self) -> "TaskRunners":
+    def __enter__(self) -> TaskRunners:
         if self.kind == "dask":
             from prefect_dask import DaskTaskRunner
 

@@ -20,11 +20,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fsclap.errors import FsclapError
-from fsclap.log import get_logger
 from flows import artifacts
 from flows.params import TrainParams, check_worker_paths, manifests_or_splits, run_dir_or_default
 from flows.runtime import ensure_library_logging
+from fsclap.errors import FsclapError
+from fsclap.log import get_logger
 
 log = get_logger("flows.train")
 METRIC_KEYS = ("R@1", "R@5", "R@10", "mAP@10")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -69,8 +68,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Optional[Path] = ConfigOpt,
-    set_: Optional[List[str]] = SetOpt,
+    config: Path | None = ConfigOpt,
+    set_: list[str] | None = SetOpt,
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG | INFO | WARNING | ERROR"),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
@@ -81,7 +80,7 @@ def root(
 
 
 @app.command("config")
-def show_config(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None:
+def show_config(ctx: typer.Context, profile: str | None = ProfileOpt) -> None:
     """Print the effective settings (defaults < file < FSCLAP_* env < --set) as YAML."""
     import yaml
 
@@ -96,17 +95,17 @@ def show_config(ctx: typer.Context, profile: Optional[str] = ProfileOpt) -> None
 def corpus_build(
     ctx: typer.Context,
     sources: Path = typer.Option(..., "--sources", help="Sources YAML (see data_manifests/)."),
-    data_root: Optional[Path] = typer.Option(
+    data_root: Path | None = typer.Option(
         None, "--data-root", help="Output folder for manifests and audio."
     ),
-    profile: Optional[str] = ProfileOpt,
+    profile: str | None = ProfileOpt,
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Retry episodes that failed for a content reason."
     ),
-    only: Optional[List[str]] = typer.Option(
+    only: list[str] | None = typer.Option(
         None, "--stage", help="Run only this stage (repeatable)."
     ),
-    dask_address: Optional[str] = typer.Option(
+    dask_address: str | None = typer.Option(
         None,
         "--dask-address",
         help="Run the per-episode tasks on this "
@@ -166,16 +165,14 @@ def caption(
     out: Path = typer.Option(
         ..., "--out", help="Output clip manifest with attributes and captions."
     ),
-    profile: Optional[str] = ProfileOpt,
-    language: Optional[str] = typer.Option(
+    profile: str | None = ProfileOpt,
+    language: str | None = typer.Option(
         None,
         "--language",
         help="Language of the `caption` column: en | zh "
         "(default stages.caption.caption_language; both columns are written).",
     ),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", help="Template seed (default: settings seed)."
-    ),
+    seed: int | None = typer.Option(None, "--seed", help="Template seed (default: settings seed)."),
 ) -> None:
     """Measure gender/pitch/speed/energy (+ emotion on the paper profile) and write style captions."""
     settings = _settings(ctx, profile)
@@ -231,7 +228,7 @@ def dataset_import(
         ..., "--format", help="textrolspeech | promptspeech | fsclap-csv | hf-parquet | lhotse"
     ),
     out: Path = typer.Option(..., "--out", help="Clip manifest to write (.parquet or .csv)."),
-    audio_root: Optional[Path] = typer.Option(
+    audio_root: Path | None = typer.Option(
         None, "--audio-root", help="Folder holding the audio (default: beside the input)."
     ),
 ) -> None:
@@ -358,10 +355,10 @@ def train(
     train_manifest: Path = typer.Option(..., "--train", help="Training clip manifest."),
     val_manifest: Path = typer.Option(..., "--val", help="Validation clip manifest."),
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, metrics, plots)."),
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="Training config (JSON/YAML), or a preset: paper, auto."
     ),
-    set_: Optional[List[str]] = typer.Option(
+    set_: list[str] | None = typer.Option(
         None, "--set", help="Training override key=value (repeatable)."
     ),
 ) -> None:
@@ -411,13 +408,13 @@ def evaluate(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint file."),
     manifest: Path = typer.Option(..., "--manifest", help="Test clip manifest."),
-    json_out: Optional[Path] = typer.Option(
+    json_out: Path | None = typer.Option(
         None, "--json", help="Write metrics JSON here (+ OUT.details.json)."
     ),
     rerank: int = typer.Option(
         0, "--rerank", min=0, help="Also re-rank each bi top-K shortlist with pair scores."
     ),
-    plot: Optional[Path] = typer.Option(
+    plot: Path | None = typer.Option(
         None, "--plot", help="Save a UMAP map of audio and text embeddings (PNG)."
     ),
     skip_missing: bool = typer.Option(
@@ -460,7 +457,7 @@ def index(
         False, "--skip-missing", help="Leave out rows with missing audio/captions."
     ),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    ef_search: Optional[int] = typer.Option(
+    ef_search: int | None = typer.Option(
         None,
         "--ef-search",
         min=1,
@@ -496,10 +493,10 @@ def search(
     rerank: int = typer.Option(
         0, "--rerank", min=0, help="Re-rank a text query's top-K with pair scores."
     ),
-    checkpoint: Optional[Path] = typer.Option(
+    checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Model (default: the index's own)."
     ),
-    ef_search: Optional[int] = typer.Option(
+    ef_search: int | None = typer.Option(
         None,
         "--ef-search",
         min=1,
@@ -563,10 +560,10 @@ def ablation(
         ..., "--test", help="Test clip manifest (reported numbers)."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for one run per row and table3.md."),
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="Training config shared by every row."
     ),
-    set_: Optional[List[str]] = typer.Option(
+    set_: list[str] | None = typer.Option(
         None, "--set", help="Training override for every row (repeatable)."
     ),
 ) -> None:
@@ -596,14 +593,14 @@ def serve(
     port: int = typer.Option(
         8000, "--port", min=0, max=65535, help="Port (0: any free port, printed)."
     ),
-    token: Optional[str] = typer.Option(
+    token: str | None = typer.Option(
         None,
         "--token",
         envvar="FSCLAP_SERVE_TOKEN",
         show_envvar=True,
         help="Require this token (Authorization: Bearer, ?token=).",
     ),
-    checkpoint: Optional[Path] = typer.Option(
+    checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Model (default: the index's own)."
     ),
     max_upload_mb: int = typer.Option(
@@ -611,7 +608,8 @@ def serve(
     ),
 ) -> None:
     """Serve the style-search page and HTTP API over an index."""
-    from fsclap.web import check_bind, create_app, serve as run_server
+    from fsclap.web import check_bind, create_app
+    from fsclap.web import serve as run_server
     from fsclap.web.models import Limits
 
     check_bind(host, token)  # before loading anything
@@ -655,10 +653,8 @@ def _model_profile(profile: str | None) -> str:
 @models_app.command("list")
 def models_list(
     ctx: typer.Context,
-    profile: Optional[str] = typer.Option(
-        None, "--profile", help="paper | offline (default: both)."
-    ),
-    only: Optional[List[str]] = ModelsOpt,
+    profile: str | None = typer.Option(None, "--profile", help="paper | offline (default: both)."),
+    only: list[str] | None = ModelsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Every model the profiles use: source, files, size, licence, where it is looked for, present? valid?"""
@@ -675,14 +671,14 @@ def models_list(
 @models_app.command("pull")
 def models_pull(
     ctx: typer.Context,
-    profile: Optional[str] = ModelsProfileOpt,
-    to: Optional[Path] = typer.Option(
+    profile: str | None = ModelsProfileOpt,
+    to: Path | None = typer.Option(
         None,
         "--to",
         help="Put every model in DIR/<id> and the lock file in DIR "
         "(default: where the settings look: models_dir / $FSCLAP_MODELS, model_paths.<id>).",
     ),
-    only: Optional[List[str]] = ModelsOpt,
+    only: list[str] | None = ModelsOpt,
     offline: bool = typer.Option(
         False, "--offline", help="Use local caches and files only; never the network."
     ),
@@ -691,7 +687,7 @@ def models_pull(
         "--force",
         help="Ignore the lock: fetch again, or (offline) lock the files found as they are.",
     ),
-    revision: Optional[List[str]] = typer.Option(
+    revision: list[str] | None = typer.Option(
         None, "--revision", help="ID=REV: hub revision of one model (repeatable)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -735,8 +731,8 @@ def models_pull(
 @models_app.command("verify")
 def models_verify(
     ctx: typer.Context,
-    profile: Optional[str] = ModelsProfileOpt,
-    only: Optional[List[str]] = ModelsOpt,
+    profile: str | None = ModelsProfileOpt,
+    only: list[str] | None = ModelsOpt,
     load: bool = typer.Option(
         True,
         "--load/--no-load",

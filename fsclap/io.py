@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _UMASK = os.umask(0o022)  # read the process umask once (os.umask can only read it by setting it)
 os.umask(_UMASK)

@@ -6,8 +6,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from tqdm.auto import tqdm
 

@@ -8,9 +8,9 @@ Relative audio paths resolve against the manifest's folder.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -87,7 +87,7 @@ class ClipManifest:
         self.source = source
 
     @classmethod
-    def read(cls, path: str | Path, validate_levels: bool = True) -> "ClipManifest":
+    def read(cls, path: str | Path, validate_levels: bool = True) -> ClipManifest:
         path = Path(path)
         frame = read_table(path).rename(columns=COLUMN_ALIASES)
         return cls.from_frame(
@@ -101,7 +101,7 @@ class ClipManifest:
         base_dir: Path | None = None,
         source: Path | None = None,
         validate_levels: bool = True,
-    ) -> "ClipManifest":
+    ) -> ClipManifest:
         frame = frame.rename(columns=COLUMN_ALIASES).copy()
         where = f" in {source}" if source else ""
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -155,7 +155,7 @@ class ClipManifest:
                 split=_str_or_none(r.get("split")),
             )
 
-    def split(self, name: str) -> "ClipManifest":
+    def split(self, name: str) -> ClipManifest:
         if "split" not in self.frame.columns:
             raise ManifestError(
                 f"manifest{' ' + str(self.source) if self.source else ''} has no split column"

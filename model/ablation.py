@@ -8,9 +8,9 @@ and re-uses finished ones) evaluated with the leak-free protocol on the test man
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from fsclap.io import write_json, write_text
 from fsclap.log import get_logger
@@ -27,7 +27,7 @@ class AblationRow:
 
     @property
     def name(self) -> str:
-        return "fu{:d}-se{:d}-hn{:d}".format(self.fusion, self.separation, self.hn_loss)
+        return f"fu{self.fusion:d}-se{self.separation:d}-hn{self.hn_loss:d}"
 
     @property
     def overrides(self) -> list[str]:

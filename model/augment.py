@@ -57,7 +57,7 @@ class AugmentConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _ranges(self) -> "AugmentConfig":
+    def _ranges(self) -> AugmentConfig:
         for name in ("formant_ratio", "lowpass_hz", "rt60_s", "snr_db"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from fsclap.audio import load_audio
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest, normalise_caption
-from model.backbones.base import AudioPreprocessor, TextPreprocessor, TokenFeatures
+from model.backbones.base import AudioPreprocessor, TextPreprocessor
 
 log = get_logger("model.data")
 # The Rust tokenizer's thread pool, once used in the main process, deadlocks in forked loader workers.
@@ -182,7 +182,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         audio = (
             None
             if self.audio is None

@@ -13,17 +13,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from fsclap.errors import FsclapError
-from fsclap.io import write_json, write_text
+from fsclap.io import write_json
 from fsclap.log import get_logger
 from fsclap.manifest import ClipManifest
 from model.metrics import (

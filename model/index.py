@@ -165,7 +165,7 @@ class ClipIndex:
         model_info: dict | None = None,
         kind: str = "auto",
         ef_search: int | None = None,
-    ) -> "ClipIndex":
+    ) -> ClipIndex:
         audio = _as_matrix(audio_vectors)
         text = _as_matrix(text_vectors, audio.shape[1])
         if not (len(audio) == len(text) == len(clips)):
@@ -283,7 +283,7 @@ class ClipIndex:
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: str | Path, ef_search: int | None = None) -> "ClipIndex":
+    def open(cls, root: str | Path, ef_search: int | None = None) -> ClipIndex:
         """Open an index; ``ef_search`` (HNSW only) overrides the search breadth stored at build time."""
         faiss = _faiss()
         root = Path(root)

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 HN_GAMMA = 0.15
@@ -118,7 +117,7 @@ class ContrastiveObjective(torch.nn.Module):
         exclude: Tensor | None,
         audio_pooled: Tensor | None = None,
         text_pooled: Tensor | None = None,
-        pair: "PairLogits | None" = None,
+        pair: PairLogits | None = None,
     ) -> LossOutput:
         a2t, t2a = symmetric_contrastive_loss(logits, exclude, self.gamma)
         bi = 0.5 * (a2t + t2a)

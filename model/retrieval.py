@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fsclap.audio import SOUNDFILE_SUFFIXES, load_audio
 from fsclap.errors import FsclapError

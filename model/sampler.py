@@ -14,7 +14,7 @@ attribute columns. Every clip appears once per epoch; the order is a pure functi
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,7 +24,6 @@ from fsclap.config import format_validation_error, parse_overrides
 from fsclap.errors import FsclapError
 from model.augment import AugmentConfig
 from model.model_config import BACKBONE_CONFIGS, ModelConfig, load_model_config
-
 
 # the paper's §4.2 training settings (cosine schedule, AdamW betas are the trainer's)
 PAPER_SETTINGS: dict[str, Any] = {
@@ -167,7 +167,7 @@ class TrainConfig(BaseModel):
     resume: bool = True
 
     @model_validator(mode="after")
-    def _apply_preset(self) -> "TrainConfig":
+    def _apply_preset(self) -> TrainConfig:
         if self.preset == "paper":  # fills only what was not given explicitly: explicit values win
             for key, value in PAPER_SETTINGS.items():
                 if key not in self.model_fields_set:
@@ -251,7 +251,7 @@ class Schedule:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Schedule":
+    def from_json(cls, data: dict[str, Any]) -> Schedule:
         fields = {k: v for k, v in data.items() if k != "effective_batch"}
         return cls(**{**fields, "derived": tuple(fields.get("derived", ()))})
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from fsclap.errors import FsclapError
-from fsclap.io import atomic_path, write_json, write_text
+from fsclap.io import atomic_path, write_json
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
 from model.backbones.base import TokenFeatures
@@ -614,7 +614,7 @@ class Trainer:
                 for batch in progress(
                     loader, desc=f"caching {name} audio features", total=len(loader)
                 ):
-                    for cid, path, reason in batch.failures:
+                    for cid, _path, reason in batch.failures:
                         idx = next(i for i, r in enumerate(dataset.rows) if r.clip_id == cid)
                         dataset.failed[idx] = reason
                     if len(batch):

@@ -180,7 +180,7 @@ class DownloadArchive:
                 os.fsync(handle.fileno())
             self._ids.add(archive_id)
 
-    def for_url(self, url: str) -> "_ArchiveView":
+    def for_url(self, url: str) -> _ArchiveView:
         return _ArchiveView(self, url)
 
 

@@ -681,7 +681,7 @@ class Caption(Stage):
         return self._tagger
 
     def check(self) -> None:
-        self.tagger  # a missing SenseVoice dir stops the run before any work
+        _ = self.tagger  # a missing SenseVoice dir stops the run before any work
 
     def models(self) -> list[str]:
         return ["sensevoice"] if self.tagger is not None else []

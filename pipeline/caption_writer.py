@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from fsclap.errors import FsclapError
 
@@ -480,7 +481,7 @@ class CaptionWriter:
             inner_texts = [next(texts) for _ in _SLOT.findall(m.group(1))]
             if all(inner_texts):  # an optional segment appears only when all its slots have content
                 inner = iter(inner_texts)
-                pieces.append(_SLOT.sub(lambda _m: next(inner), m.group(1)))
+                pieces.append(_SLOT.sub(lambda _m, inner=inner: next(inner), m.group(1)))
             pos = m.end()
         pieces.append(substitute(template[pos:]))
         return self._tidy("".join(pieces))

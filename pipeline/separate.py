@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import soundfile as sf
@@ -79,7 +80,7 @@ class SeparateConfig(StageConfig):
     workers: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> "SeparateConfig":
+    def _overlap_below_chunk(self) -> SeparateConfig:
         if self.overlap_s * 2 > self.chunk_s:
             raise ValueError(
                 f"overlap_s ({self.overlap_s}) must be at most half of chunk_s ({self.chunk_s})"

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 from urllib.parse import urldefrag, urlparse
 
 import yaml

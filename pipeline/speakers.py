@@ -17,8 +17,9 @@ two actors of one scene stay apart. :func:`speaker_purity` scores such ids again
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd

@@ -22,10 +22,11 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -113,7 +114,7 @@ class Episode:
     def set_stamp(self, stage: str, **values: str) -> None:
         self.stamps[stage] = dict(values)
 
-    def copy(self) -> "Episode":
+    def copy(self) -> Episode:
         return dataclasses.replace(
             self, stamps={k: dict(v) for k, v in self.stamps.items()}, extra=dict(self.extra)
         )
@@ -131,7 +132,7 @@ class Episode:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Episode":
+    def from_row(cls, row: dict[str, Any]) -> Episode:
         row = {k: _clean(v) for k, v in row.items()}
         names = {f.name for f in dataclasses.fields(cls)} - {"stamps", "extra"}
         stages = {c[: -len("_key")] for c in row if c.endswith("_key")}
@@ -177,7 +178,7 @@ class RunLock:
         self.path = Path(data_root) / "manifests" / ".lock"
         self._handle = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "a+")
         try:
@@ -331,7 +332,7 @@ class CorpusTables:
     def close(self) -> None:
         self.flush(force=True)
 
-    def __enter__(self) -> "CorpusTables":
+    def __enter__(self) -> CorpusTables:
         return self
 
     def __exit__(self, *exc) -> None:

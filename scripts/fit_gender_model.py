@@ -33,8 +33,8 @@ from pipeline.gender import classify_gender, f0_semitones, fit_logistic, vocal_t
 from pipeline.synth.sentences import make_sentence  # noqa: E402
 from pipeline.synth.style import PITCH_BANDS_HZ  # noqa: E402
 from pipeline.synth.voices import (
-    PITCH_RANGES,
     ENGINE_SAMPLE_RATE,
+    PITCH_RANGES,
     Controls,
     synthesize,
     voice_catalogue,

@@ -105,7 +105,7 @@ class LoopbackServer:
         self.base_url = ""
         self.log: list[str] = []  # "GET /ep01.mp4 206" lines
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         from pipeline.synth.serve import serving
 
         self._context = serving(self.directory)

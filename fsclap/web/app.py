@@ -18,8 +18,8 @@ from fsclap.web.media import BodyLimit, SegmentCache, bytes_response, media_type
 from fsclap.web.models import (
     ClipInfo,
     ErrorBody,
-    FacetValue,
     Facets,
+    FacetValue,
     Health,
     IndexInfo,
     Limits,

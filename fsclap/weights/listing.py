@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fsclap.weights.local import presence
 from fsclap.weights.lock import ModelLock, check_files
-from fsclap.weights.registry import MODELS, demucs_model_name, lock_path, locate, model_ids
+from fsclap.weights.registry import MODELS, demucs_model_name, locate, lock_path, model_ids
 
 
 @dataclass

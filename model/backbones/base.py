@@ -14,10 +14,11 @@ other items of its batch or on the batch size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ class TokenFeatures:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
-    def to(self, device, dtype=None) -> "TokenFeatures":
+    def to(self, device, dtype=None) -> TokenFeatures:
         tokens = self.tokens.to(device=device, dtype=dtype) if dtype else self.tokens.to(device)
         pooled = (
             None
@@ -61,17 +62,17 @@ class TokenFeatures:
         )
         return TokenFeatures(tokens, self.mask.to(device), pooled)
 
-    def select(self, index: Tensor | Sequence[int]) -> "TokenFeatures":
+    def select(self, index: Tensor | Sequence[int]) -> TokenFeatures:
         index = torch.as_tensor(index, device=self.tokens.device, dtype=torch.long)
         pooled = None if self.pooled is None else self.pooled[index]
         return TokenFeatures(self.tokens[index], self.mask[index], pooled)
 
-    def trimmed(self) -> "TokenFeatures":
+    def trimmed(self) -> TokenFeatures:
         """Drop padding columns that no item uses (keeps results identical, saves compute)."""
         n = int(self.mask.sum(dim=1).max().item()) if self.mask.numel() else 0
         return TokenFeatures(self.tokens[:, : max(n, 1)], self.mask[:, : max(n, 1)], self.pooled)
 
-    def unbind(self) -> list["TokenFeatures"]:
+    def unbind(self) -> list[TokenFeatures]:
         """One unpadded item per entry (for caches of frozen-backbone features)."""
         out = []
         for i in range(len(self)):
@@ -81,7 +82,7 @@ class TokenFeatures:
         return out
 
     @staticmethod
-    def pad_cat(items: Sequence["TokenFeatures"]) -> "TokenFeatures":
+    def pad_cat(items: Sequence[TokenFeatures]) -> TokenFeatures:
         """Concatenate along the batch, padding to the longest item with masked zeros."""
         n = max(it.tokens.shape[1] for it in items)
         tokens, masks = [], []

@@ -17,8 +17,9 @@ clip do not depend on the rest of its batch (and match evaluation-time features)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -293,7 +294,7 @@ class LaionClapBackbone(Backbone):
     @classmethod
     def build(
         cls, path: str | Path | None = None, text_max_length: int = 77, assets: Path | None = None
-    ) -> "LaionClapBackbone":
+    ) -> LaionClapBackbone:
         from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel
 
         if assets is not None:

@@ -6,10 +6,10 @@ wheel (``fsclap.offline_models.minilm_path``); the audio encoder starts from ran
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -269,7 +269,7 @@ class OfflineBackbone(Backbone):
     @classmethod
     def build(
         cls, audio_cfg: dict[str, Any], text_max_length: int = 64, assets: Path | None = None
-    ) -> "OfflineBackbone":
+    ) -> OfflineBackbone:
         """Pretrained MiniLM from the package (``assets=None``), or the architecture only from saved assets
         (a checkpoint then supplies every weight)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer

@@ -101,7 +101,9 @@ class Diarize(Stage):
 
     def check(self) -> None:
         if self.config.backend == "funasr":
-            self.diarizer  # checks the four model dirs (MissingModelError names the missing file)
+            _ = (
+                self.diarizer
+            )  # checks the four model dirs (MissingModelError names the missing file)
 
     def models(self) -> list[str]:
         from pipeline.diarize.funasr_backend import FUNASR_MODELS

@@ -33,7 +33,7 @@ class MusicStyle:
     drums: bool
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "MusicStyle":
+    def draw(cls, rng: np.random.Generator) -> MusicStyle:
         mode = str(rng.choice(["major", "minor"]))
         progressions = PROGRESSIONS[mode]
         return cls(

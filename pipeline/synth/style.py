@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -173,7 +173,7 @@ def draw_targets(rng: random.Random, levels: StyleLevels) -> StyleTargets:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def voice_normal(voice: Voice, pitch_range: str = "medium") -> VoiceNormal:
     """Measure ``voice`` at default controls (and intonation ``pitch_range``) on fixed calibration
     sentences in its language (cached per process; synthesis is deterministic, so every process

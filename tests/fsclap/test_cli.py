@@ -3,8 +3,6 @@
 import subprocess
 import sys
 
-import pytest
-
 from fsclap.cli import main
 
 CONTRACT_COMMANDS = [

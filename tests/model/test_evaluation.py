@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -282,7 +281,7 @@ def test_search_refuses_an_index_from_another_checkpoint(
 
 
 def test_ablation_runner_writes_table3(style_corpus, tmp_path, capsys):
-    from model.ablation import AblationRow, ablation_markdown, run_ablation
+    from model.ablation import AblationRow, run_ablation
 
     train_m, val_m = style_corpus
     rows = (AblationRow(False, False, False), AblationRow(True, True, True))
@@ -314,10 +313,10 @@ def test_ablation_markdown_bolds_best_per_column():
 
 
 def test_agreement_reads_the_per_attribute_breakdown():
+    import torch
+
     from model.evaluation import EvalReport
     from model.metrics import evaluate_embeddings
-
-    import torch
 
     # two clips per level; the audio embedding of each clip points at the *other* clip's caption
     torch.manual_seed(0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.metrics import caption_keys, embedding_scores, evaluate_embeddings, rank_gallery
+from model.metrics import caption_keys, evaluate_embeddings, rank_gallery
 
 
 def rank(scores, qkeys, gkeys, **kw):

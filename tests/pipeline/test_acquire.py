@@ -224,11 +224,12 @@ def test_rate_limit_is_validated(tmp_path):
 
 
 def test_server_errors_are_retryable_and_client_errors_are_not():
+    import io
+    import sys
+
     from yt_dlp.networking import Response
     from yt_dlp.networking.exceptions import HTTPError
     from yt_dlp.utils import DownloadError
-    import io
-    import sys
 
     def error(status):
         try:

@@ -3,7 +3,6 @@ real runner (acquire -> extract -> separate(none) -> diarize -> consistency), tw
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from fsclap.config import load_settings

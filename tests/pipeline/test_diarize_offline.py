@@ -14,9 +14,9 @@ from pipeline.diarize.offline_backend import (
     OfflineDiarizerConfig,
     absorb_small_clusters,
     cluster_embeddings,
-    shift_invariant_similarity,
     median_filter,
     resegment_windows,
+    shift_invariant_similarity,
     split_region,
     window_regions,
 )

@@ -179,7 +179,7 @@ def test_consistency_links_speakers_across_episodes_and_filters(built):
         assert episodes_per_id[main] == 2, (speaker, ids)
 
     # s̄ in the table is eq. 5 over the speaker's clips (direct loop on the stored embeddings)
-    for speaker_id, rows in candidates.groupby("speaker_id"):
+    for _speaker_id, rows in candidates.groupby("speaker_id"):
         vectors = np.stack(
             [np.load(root / p)[r] for p, r in zip(rows["embedding_path"], rows["embedding_row"])]
         )

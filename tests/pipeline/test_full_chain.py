@@ -1,8 +1,6 @@
 """The default corpus builder, every stage, on generated short dramas (offline profile):
 episodes -> vocals -> diarized segments -> consistent clips -> captions -> a published dataset."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 

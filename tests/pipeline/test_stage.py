@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from pydantic import Field
 
 from fsclap.errors import FsclapError
 from pipeline.stage import Stage, StageConfig, StageContext, StageError, short_hash

@@ -10,8 +10,8 @@ import soundfile as sf
 from fsclap.cli import main
 from fsclap.errors import FsclapError
 from fsclap.manifest import ATTRIBUTE_LEVELS, ClipManifest
-from pipeline.synth import generate_style_corpus
 from pipeline.acoustics import count_morae
+from pipeline.synth import generate_style_corpus
 from pipeline.synth.style import (
     ENERGY_BANDS_DBFS,
     PITCH_BANDS_HZ,
