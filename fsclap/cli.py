@@ -1,4 +1,4 @@
-"""The ``fsclap`` command line (contract in DESIGN.md).
+"""The ``fsclap`` command line (contract in docs/design.md).
 
 Each command parses its options, loads :class:`~fsclap.config.Settings` and calls into
 ``pipeline/``, ``model/`` or ``flows/``; heavy imports happen inside the command so that
@@ -182,7 +182,7 @@ def caption(
     typer.echo(result.summary())
 
 
-# --- datasets: publish, import, export (issue 8) --------------------------------------------
+# --- datasets: publish, import, export ----------------------------------------------------
 
 dataset_app = typer.Typer(
     help="Dataset versions and other datasets' layouts: publish, import, export.",

@@ -1,4 +1,4 @@
-"""The clip manifest contract (DESIGN.md): what training, evaluation and indexing read.
+"""The clip manifest contract (docs/design.md): what training, evaluation and indexing read.
 
 Parquet or CSV with at least ``audio_path`` and ``caption`` (aliases ``wav_fp`` and
 ``style_prompt``, the TextrolSpeech/FS-CLAP CSV format). Optional columns are listed in

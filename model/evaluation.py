@@ -1,4 +1,4 @@
-"""``fsclap eval``: the leak-free evaluation protocol of DESIGN.md applied to a checkpoint.
+"""``fsclap eval``: the leak-free evaluation protocol of docs/design.md applied to a checkpoint.
 
 1. Read the test manifest; missing audio files or empty captions are an error that lists them
    (numbers over a silently shrunken gallery cannot be compared).
@@ -114,7 +114,7 @@ class EvalReport:
     info: dict = field(default_factory=dict)
 
     def contract_json(self) -> dict:
-        """Exactly the DESIGN.md ``--json`` contract."""
+        """Exactly the ``--json`` contract of docs/design.md."""
         return {"n": self.n, "a2t": self.bi.a2t.summary(), "t2a": self.bi.t2a.summary()}
 
     def agreement(self, direction: str = "t2a") -> dict[str, float]:

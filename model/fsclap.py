@@ -8,7 +8,7 @@ Two scorings, both leak-free (a score depends only on its query and its candidat
 * ``pair``: a (audio, text) pair is concatenated and fused jointly; the cosine of the two separated,
   pooled, projected halves is the pair score. ``pair_scores`` is meant to re-rank a bi shortlist.
 
-Stable API for retrieval and evaluation (issue 5)::
+Stable API for retrieval and evaluation::
 
     model = model.factory.load_checkpoint(run_dir_or_file, device)
     a = model.encode_audio([wave, ...])          # (B, E) float32, L2-normalised; waves at model.sample_rate

@@ -4,7 +4,7 @@ Fusion: two residual multi-head self-attention blocks over the concatenated [aud
 sequence, with a learned modality embedding added to every token. Attention is batch-first and takes a
 ``key_padding_mask``: a token attends only to the real tokens of its own sequence, never to padding and
 never to other items of the batch (the authors' ``nn.MultiheadAttention`` without ``batch_first`` mixed
-the batch; see DESIGN.md).
+the batch; see the leak-free evaluation protocol of docs/design.md).
 
 Separation: split the fused sequence back into its audio and text parts, refine each with its own
 residual FFN, pool each with attention pooling (masked), project, L2-normalise (in ``FSCLAP``).

@@ -1,4 +1,4 @@
-"""Full-gallery retrieval metrics with the protocol of DESIGN.md.
+"""Full-gallery retrieval metrics with the leak-free evaluation protocol of docs/design.md.
 
 - Every query is ranked against the whole gallery, in chunks of queries so 100k items fit in memory.
 - Positives: gallery items whose key (the normalised caption) equals the query's key.

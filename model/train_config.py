@@ -4,8 +4,9 @@ The schedule (batch, accumulation, epochs, warm-up) comes from a preset: ``auto`
 what the user left unset from the number of training clips (``resolve_schedule``), so that a few
 hundred clips train as well as 100k; ``paper`` is exactly the paper's §4.2 settings. Explicit values win.
 
-Contract keys (DESIGN.md): ``backbone``, ``epochs``, ``batch_size``, ``grad_accum``, ``lr_backbone``,
-``lr_fusion``, ``seed``, and the ablation switches ``fusion``, ``separation``, ``hn_loss``.
+Contract keys (docs/design.md): ``backbone``, ``epochs``, ``batch_size``, ``grad_accum``,
+``lr_backbone``, ``lr_fusion``, ``seed``, and the ablation switches ``fusion``, ``separation``,
+``hn_loss``.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
 """Corpus-builder stages, one module per stage: acquire -> extract -> separate -> diarize ->
-consistency -> caption -> publish (DESIGN.md)."""
+consistency -> caption -> publish (see docs/design.md)."""

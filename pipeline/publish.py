@@ -2,9 +2,9 @@
 
 A version is a folder ``DIR/datasets/<version>/`` holding
 
-* ``train.parquet``, ``val.parquet``, ``test.parquet`` — clip manifests (DESIGN.md contract; audio
-  paths relative to the folder, so the data root can move) with attributes, measured numbers and
-  provenance columns (drama, episode, speaker, segment, times in the episode);
+* ``train.parquet``, ``val.parquet``, ``test.parquet`` — clip manifests (contract in
+  docs/design.md; audio paths relative to the folder, so the data root can move) with attributes,
+  measured numbers and provenance columns (drama, episode, speaker, segment, times in the episode);
 * ``dataset.json`` — version id, counts, split rule used, config, stage versions and model ids;
 * ``README.md`` — the data card (counts, hours, speakers, attribute histograms) and ``plots/*.png``.
 

@@ -95,7 +95,7 @@ def _publish(settings: Settings, context: StageContext) -> Stage:
 
 
 StageFactory = Callable[[Settings, StageContext], Stage]
-#: The corpus builder's stages in run order; later issues append (name, factory) entries.
+#: The corpus builder's stages in run order; a new stage is added by appending its entry.
 PIPELINE: list[tuple[str, StageFactory]] = [
     ("acquire", _acquire),
     ("extract", _extract),
@@ -105,7 +105,7 @@ PIPELINE: list[tuple[str, StageFactory]] = [
     ("caption", _caption),
     ("publish", _publish),
 ]
-#: The first part of the corpus builder (issue 6): media -> audio -> vocals.
+#: The first part of the corpus builder: media -> audio -> vocals.
 AUDIO_STAGES = ["acquire", "extract", "separate"]
 
 

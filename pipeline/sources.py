@@ -1,6 +1,6 @@
 """The sources file (which dramas to build from) and episode discovery.
 
-Sources file (DESIGN.md)::
+Sources file (contract in docs/design.md)::
 
     min_episodes: 50            # dramas with fewer (unique, discovered) episodes are skipped
     dramas:

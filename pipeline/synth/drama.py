@@ -634,7 +634,8 @@ def _write_tables(out_dir: Path, done: list[dict]) -> None:
 
 
 def sources_document(plans: list[Drama], done: list[dict], url_for) -> dict:
-    """The Sources contract (DESIGN.md) for the finished episodes; ``url_for(video_rel_path) -> url``."""
+    """The sources file (contract in docs/design.md) for the finished episodes;
+    ``url_for(video_rel_path) -> url``."""
     by_drama: dict[str, list[str]] = {}
     for row in sorted(done, key=lambda r: r["episode_id"]):
         by_drama.setdefault(row["drama_id"], []).append(url_for(row["video"]))
@@ -701,7 +702,8 @@ def _data_card(plans: list[Drama], done: list[dict], seed: int, duration_s: floa
     return f"""# Generated short dramas (fsclap synth drama)
 
 {len(done)} episodes of {duration_s:.0f} s, {len(plans)} dramas, seed {seed}. Videos: `videos/` (MP4: test-pattern
-picture, {DRAMA_SAMPLE_RATE} Hz mono AAC). `sources.yaml` lists them (Sources contract, DESIGN.md).
+picture, {DRAMA_SAMPLE_RATE} Hz mono AAC). `sources.yaml` lists them, following the sources-file
+contract in docs/design.md of fsclap.
 
 Ground truth in `truth/<drama>/<episode>/`: `episode.json` (speakers; lines with start/end in seconds,
 text, intended gender/pitch/speed/energy and nominal emotion, measured F0/rate/level, captions),

@@ -100,7 +100,8 @@ EMOTION_RECIPES: dict[str, EmotionRecipe] = {
 
 @dataclass(frozen=True)
 class StyleLevels:
-    """Intended attribute levels of one utterance (DESIGN.md's attribute vocabulary)."""
+    """Intended attribute levels of one utterance (the clip manifest's attribute levels in
+    docs/design.md)."""
 
     gender: str
     pitch: str

@@ -1,4 +1,4 @@
-"""``fsclap synth style``: a generated style corpus with a clip manifest (DESIGN.md contract).
+"""``fsclap synth style``: a generated style corpus with a clip manifest (see docs/design.md).
 
 Each clip is one sentence by one voice with intended levels of gender, pitch, speed, energy and a
 nominal emotion recipe (see ``style.py``); the manifest stores the intended labels, what was
@@ -505,7 +505,8 @@ def data_card(
     return f"""# Generated style corpus (fsclap synth style)
 
 {len(frame)} clips, {frame["speaker_id"].nunique()} synthetic voices, seed {seed}, {sample_rate} Hz mono 16-bit WAV.
-Manifest: `manifest.parquet` (and `manifest.csv`), clip manifest contract of DESIGN.md.
+Manifest: `manifest.parquet` (and `manifest.csv`), following the clip manifest contract in
+docs/design.md of fsclap.
 
 - Voice family `{family}`: {FAMILY_VOICES[family]}.
 - {split_text} (voices per split: {splits}).
