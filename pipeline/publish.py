@@ -310,10 +310,11 @@ one actor in two dramas has two ids and cannot be matched across dramas).
 ## Attributes
 
 Levels are measured, not annotated: F0 (Praat), active RMS level, speaking rate (characters/s for
-Chinese, syllables/s for English transcripts, onsets otherwise), each binned against the speaker's own
-distribution when the speaker has enough clips, else its gender/transcript group in the corpus, else
-literature defaults (rule in `pipeline/attributes.py`; the reference used is in `<attr>_ref`). Gender
-comes from F0 with a confidence (`gender_confidence`), not from a classifier. Emotion: {emotion}.
+Chinese, syllables/s for English transcripts, onsets otherwise), each binned against a reference
+stored per clip in `<attr>_ref`: by default pitch against the clip's gender group in the corpus,
+energy against all clips, speed against the speaker's own usual rate; literature defaults where a
+group is too small (rule in `pipeline/attributes.py`). Gender comes from F0 and vocal-tract length
+(a two-feature logistic model) with a confidence (`gender_confidence`). Emotion: {emotion}.
 `unknown` levels are never described in captions.
 
 {chr(10).join(level_lines)}
