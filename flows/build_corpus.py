@@ -45,6 +45,7 @@ from flows import artifacts
 from flows.params import BuildCorpusParams, check_worker_paths
 from flows.runtime import TaskRunners, ensure_library_logging, result_storage
 from fsclap.config import Settings
+from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
 from pipeline.acquire import Acquire, AcquireConfig, YtdlpClient
 from pipeline.runner import (
@@ -370,8 +371,9 @@ def report_build(
     import pandas as pd
 
     data_root = summary.data_root
-    segments_path = data_root / "manifests" / "segments.parquet"
-    clips_path = data_root / "manifests" / "clips.parquet"
+    layout = DataRoot(data_root)
+    segments_path = layout.segments_table
+    clips_path = layout.clips_table
     segments = pd.read_parquet(segments_path, columns=None) if segments_path.exists() else None
     lines = [
         "# build-corpus",
@@ -384,7 +386,7 @@ def report_build(
         + ")",
         f"- episodes: **{summary.episodes}**, through all stages: **{summary.finished}** "
         f"({summary.hours:.2f} h of audio)",
-        f"- failures: **{summary.failures}** (`{data_root / 'manifests' / 'failures.parquet'}`)",
+        f"- failures: **{summary.failures}** (`{layout.failures_table}`)",
     ]
     if segments is not None and len(segments):
         kept = segments["kept"].fillna(False).astype(bool)

@@ -18,6 +18,7 @@ from flows import artifacts
 from flows.params import EvaluateParams, check_worker_paths, manifests_or_splits, run_dir_or_default
 from flows.runtime import ensure_library_logging
 from fsclap.errors import FsclapError
+from fsclap.layout import RunDir
 
 
 @task(name="evaluate", tags=["fsclap", "gpu"], cache_policy=NO_CACHE, persist_result=False)
@@ -62,7 +63,7 @@ def evaluate_fsclap(params: EvaluateParams = EvaluateParams()) -> dict[str, Any]
     if not Path(checkpoint).exists():
         raise FsclapError(f"checkpoint not found: {checkpoint} (train it with train-fsclap first)")
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
-    out_dir = params.out_dir if params.out_dir is not None else run_dir / "eval" / label
+    out_dir = params.out_dir if params.out_dir is not None else RunDir(run_dir).eval_dir(label)
     get_run_logger().info("evaluating %s on %s -> %s", checkpoint, manifest, out_dir)
     report = evaluate_model(params, Path(checkpoint), Path(manifest), Path(out_dir), settings)
     report_evaluation(report, checkpoint, manifest, out_dir, params)

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fsclap.errors import FsclapError
+from fsclap.layout import DataRoot
 
 StageName = Literal[
     "acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"
@@ -108,7 +109,7 @@ class BuildCorpusParams(SettingsParams, _BuildCorpusFields):
     """``build-corpus``: sources -> discovery -> every stage over the episodes (incremental)."""
 
     def sources_path(self, data_root: Path) -> Path:
-        return self.sources if self.sources is not None else Path(data_root) / "sources.yaml"
+        return self.sources if self.sources is not None else DataRoot(data_root).sources_file
 
 
 class _TrainFields(BaseModel):
@@ -228,14 +229,15 @@ def check_worker_paths(params: SettingsParams, settings) -> None:
 
 def latest_dataset(data_root: Path) -> Path:
     """The published dataset folder named by ``<data_root>/datasets/LATEST``."""
-    latest = Path(data_root) / "datasets" / "LATEST"
-    if not latest.is_file():
+    datasets = DataRoot(data_root).datasets
+    version = datasets.latest()
+    if version is None:
         raise FsclapError(
-            f"no published dataset under {latest.parent} (run build-corpus first, or give a dataset)"
+            f"no published dataset under {datasets.path} (run build-corpus first, or give a dataset)"
         )
-    folder = latest.parent / latest.read_text().strip()
+    folder = datasets.version(version)
     if not folder.is_dir():
-        raise FsclapError(f"{latest} names {folder.name}, which does not exist")
+        raise FsclapError(f"{datasets.latest_file} names {folder.name}, which does not exist")
     return folder
 
 
@@ -248,7 +250,7 @@ def dataset_split(dataset: Path, split: str) -> Path:
 
 def default_run_dir(data_root: Path, dataset: Path) -> Path:
     """One training run per dataset version (as the demo does)."""
-    return Path(data_root) / "runs" / f"fsclap-{Path(dataset).name}"
+    return DataRoot(data_root).run_dir(f"fsclap-{Path(dataset).name}")
 
 
 def manifests_or_splits(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fsclap.errors import FsclapError
+from fsclap.layout import DataRoot
 
 if TYPE_CHECKING:
     from fsclap.config import Settings
@@ -28,8 +29,6 @@ PREFECT_DEFAULTS = {
     "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap",  # the library's own log lines reach the run's logs in the UI
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
-#: Results of per-episode tasks (the cache the result_cache setting keeps), under the data root.
-RESULTS_DIR = ".prefect-results"
 
 
 def prepare_local_prefect(verbose: bool = False) -> None:
@@ -56,7 +55,7 @@ def ensure_library_logging() -> None:
 def result_storage(data_root: Path) -> Path:
     """Per-episode task results live beside the data they describe, on the volume every worker
     mounts, so any worker (or a Dask process) finds what another one finished."""
-    return Path(data_root).expanduser().absolute() / RESULTS_DIR
+    return DataRoot(Path(data_root).expanduser().absolute()).prefect_results
 
 
 # --- task runners ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +23,13 @@ from flows import artifacts
 from flows.params import TrainParams, check_worker_paths, manifests_or_splits, run_dir_or_default
 from flows.runtime import ensure_library_logging
 from fsclap.errors import FsclapError
+from fsclap.layout import RunDir
 from fsclap.log import get_logger
+from model.train_config import load_train_config
+from model.training import TrainResult, train
 
 log = get_logger("flows.train")
 METRIC_KEYS = ("R@1", "R@5", "R@10", "mAP@10")
-
-
-@dataclass
-class TrainingOutcome:
-    run_dir: Path
-    best_epoch: int | None
-    best_metrics: dict[str, float]
-    epochs_done: int
-    epochs: int
-    finished: bool
-    world_size: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_dir": str(self.run_dir),
-            "best_epoch": self.best_epoch,
-            "best_metrics": self.best_metrics,
-            "epochs_done": self.epochs_done,
-            "epochs": self.epochs,
-            "finished": self.finished,
-            "world_size": self.world_size,
-            "checkpoint": str(self.run_dir / "checkpoints" / "best"),
-        }
 
 
 def torchrun_command(
@@ -90,26 +69,6 @@ def torchrun_command(
     return command
 
 
-def outcome_from_run_dir(run_dir: Path, epochs: int, world_size: int) -> TrainingOutcome:
-    """What a (torchrun) training left in its run directory."""
-    state_path = run_dir / "checkpoints" / "last" / "state.json"
-    if not state_path.is_file():
-        raise FsclapError(f"training left no state in {state_path.parent}")
-    state = json.loads(state_path.read_text())
-    epochs = state.get("schedule", {}).get(
-        "epochs", epochs
-    )  # the run's resolved schedule (epochs may be derived)
-    return TrainingOutcome(
-        run_dir,
-        state.get("best_epoch"),
-        state.get("best_metrics") or {},
-        int(state["epoch"]),
-        epochs,
-        int(state["epoch"]) >= epochs,
-        world_size,
-    )
-
-
 @task(
     name="train",
     tags=["fsclap", "fsclap-train", "gpu"],
@@ -118,7 +77,7 @@ def outcome_from_run_dir(run_dir: Path, epochs: int, world_size: int) -> Trainin
 )
 def train_model(
     params: TrainParams, train_manifest: Path, val_manifest: Path, run_dir: Path, config, settings
-) -> TrainingOutcome:
+) -> TrainResult:
     ensure_library_logging()
     if params.nproc_per_node > 1:
         command = torchrun_command(params, train_manifest, val_manifest, run_dir)
@@ -128,19 +87,8 @@ def train_model(
             raise FsclapError(
                 f"torchrun training exited with status {done.returncode} (see the log above)"
             )
-        return outcome_from_run_dir(run_dir, config.epochs, params.nproc_per_node)
-    from model.training import train
-
-    result = train(train_manifest, val_manifest, run_dir, config, settings=settings)
-    return TrainingOutcome(
-        run_dir,
-        result.best_epoch,
-        result.best_metrics,
-        result.epochs_done,
-        result.schedule.epochs,
-        result.finished,
-        1,
-    )
+        return TrainResult.from_run_dir(run_dir)
+    return train(train_manifest, val_manifest, run_dir, config, settings=settings)
 
 
 @flow(
@@ -151,7 +99,6 @@ def train_model(
 )
 def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
     ensure_library_logging()
-    from model.train_config import load_train_config
 
     settings = params.settings()
     check_worker_paths(params, settings)
@@ -190,14 +137,12 @@ def metric_rows(metrics: dict[str, float], prefix: str = "") -> list[dict[str, A
     return rows
 
 
-def report_training(
-    outcome: TrainingOutcome, config, train_manifest, val_manifest, dataset
-) -> None:
+def report_training(outcome: TrainResult, config, train_manifest, val_manifest, dataset) -> None:
     import pandas as pd
 
     run_dir = outcome.run_dir
     m = outcome.best_metrics
-    schedule = json.loads((run_dir / "train_config.json").read_text()).get(
+    schedule = json.loads(RunDir(run_dir).train_config.read_text()).get(
         "schedule", {}
     )  # the batch actually used
     lines = [
@@ -211,17 +156,17 @@ def report_training(
         f" batch {schedule.get('batch_size')} x {schedule.get('grad_accum')} accumulation (preset {config.preset}), lr {config.lr_backbone:g} backbone / "
         f"{config.lr_fusion:g} fusion-separation",
         f"- best epoch: **{outcome.best_epoch}** on {m.get('n', '?')} validation clips "
-        f"(checkpoint `{run_dir / 'checkpoints' / 'best'}`)",
+        f"(checkpoint `{RunDir(run_dir).best}`)",
         "",
         artifacts.markdown_table(metric_rows(m)),
         "",
-        f"Curves: `{run_dir / 'curves.png'}` (image artifact `train-fsclap-curves`); per-epoch metrics: "
-        f"`{run_dir / 'metrics.csv'}`.",
+        f"Curves: `{RunDir(run_dir).curves}` (image artifact `train-fsclap-curves`); per-epoch "
+        f"metrics: `{RunDir(run_dir).metrics_csv}`.",
     ]
     artifacts.markdown(
         "train-fsclap-summary", "\n".join(lines), "Training: best epoch and validation metrics"
     )
-    metrics_csv = run_dir / "metrics.csv"
+    metrics_csv = RunDir(run_dir).metrics_csv
     if metrics_csv.is_file():
         rows = pd.read_csv(metrics_csv).to_dict("records")
         if rows:
@@ -230,4 +175,4 @@ def report_training(
                 rows,
                 f"Per-epoch loss and validation metrics ({metrics_csv})",
             )
-    artifacts.images("train-fsclap", [run_dir / "curves.png"], "Training curves")
+    artifacts.images("train-fsclap", [RunDir(run_dir).curves], "Training curves")

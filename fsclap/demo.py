@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fsclap.config import Settings
 from fsclap.errors import FsclapError
+from fsclap.layout import DataRoot
 
 DEMO_DRAMAS = 6
 DEMO_EPISODES = 4
@@ -128,11 +129,12 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
     from flows.params import BuildCorpusParams
 
     summary = build_corpus(BuildCorpusParams.from_settings(settings, sources=sources))
-    latest = settings.data_root / "datasets" / "LATEST"
-    if not latest.is_file():
+    datasets = DataRoot(settings.data_root).datasets
+    version = datasets.latest()
+    if version is None:
         raise FsclapError("the corpus build published no dataset (see the failures above)")
-    state["version"] = latest.read_text().strip()
-    state["dataset"] = settings.data_root / "datasets" / state["version"]
+    state["version"] = version
+    state["dataset"] = datasets.version(version)
     import pandas as pd
 
     counts = {
@@ -188,7 +190,7 @@ def _index(settings: Settings, out: Path, state: dict) -> str:
 
     state["index"] = out / "index" / state["version"]
     index, added = build_index(
-        state["run"], settings.data_root / "manifests" / "clips.parquet", state["index"], settings
+        state["run"], DataRoot(settings.data_root).clips_table, state["index"], settings
     )
     return f"{len(index)} clips indexed ({added} added), {index.meta['kind']} search -> {state['index']}"
 

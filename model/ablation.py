@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fsclap.io import write_json, write_text
+from fsclap.layout import RunDir
 from fsclap.log import get_logger
 from fsclap.manifest import ClipManifest
 
@@ -79,7 +80,7 @@ def run_ablation(
         result = train(train_manifest, val_manifest, run_dir, cfg, settings=settings)
         if not result.finished:
             raise RuntimeError(f"row {row.name} stopped before finishing; re-run to resume")
-        cached = run_dir / "test_metrics.json"
+        cached = RunDir(run_dir).test_metrics
         fingerprint = checkpoint_fingerprint(run_dir)
         if cached.is_file() and json.loads(cached.read_text()).get("fingerprint") == fingerprint:
             results[row] = json.loads(cached.read_text())

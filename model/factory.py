@@ -19,6 +19,7 @@ import torch
 
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json
+from fsclap.layout import RunDir
 from model.fsclap import FSCLAP
 from model.model_config import ModelConfig
 
@@ -75,11 +76,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path.parent
     if (path / WEIGHTS).is_file():
         return path
-    if (path / "checkpoints" / "best" / WEIGHTS).is_file():
-        return path / "checkpoints" / "best"
+    run = RunDir(path)
+    if (run.best / WEIGHTS).is_file():
+        return run.best
     if not path.exists():
         raise FsclapError(f"checkpoint not found: {path}")
-    if (path / "checkpoints").is_dir():
+    if run.checkpoints.is_dir():
         raise FsclapError(f"run {path} has no best checkpoint yet (no validation has finished)")
     raise FsclapError(f"{path} is neither a run directory nor a checkpoint folder")
 

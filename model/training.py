@@ -40,6 +40,7 @@ from torch import nn
 
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json
+from fsclap.layout import RunDir
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
 from model.backbones.base import TokenFeatures
@@ -89,6 +90,52 @@ class TrainResult:
     skipped: int
     finished: bool
     schedule: Schedule | None = None
+
+    @property
+    def world_size(self) -> int:
+        return self.schedule.world if self.schedule is not None else 1
+
+    @property
+    def epochs(self) -> int | None:
+        """The epochs the run was planned for (derived or given)."""
+        return self.schedule.epochs if self.schedule is not None else None
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> TrainResult:
+        """What a run left on disk (its last saved state): e.g. after a torchrun job, or a
+        resumable run stopped early."""
+        layout = RunDir(run_dir)
+        state_file = RunDir.state_file(layout.last)
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise FsclapError(f"training left no readable state in {layout.last}: {exc}") from None
+        schedule = Schedule.from_json(state["schedule"]) if state.get("schedule") else None
+        epoch = int(state["epoch"])
+        return cls(
+            layout.path,
+            state.get("best_epoch"),
+            state.get("best_metric"),
+            state.get("best_metrics") or {},
+            epoch,
+            int(state.get("step", 0)),
+            len(state.get("skipped") or []),
+            finished=schedule is not None and epoch >= schedule.epochs,
+            schedule=schedule,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
+            "epochs_done": self.epochs_done,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "finished": self.finished,
+            "world_size": self.world_size,
+            "checkpoint": str(RunDir(self.run_dir).best),
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,11 +417,11 @@ class Trainer:
     # -- paths --------------------------------------------------------------------------------
     @property
     def last_dir(self) -> Path:
-        return self.run_dir / "checkpoints" / "last"
+        return RunDir(self.run_dir).last
 
     @property
     def best_dir(self) -> Path:
-        return self.run_dir / "checkpoints" / "best"
+        return RunDir(self.run_dir).best
 
     # -- main loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -382,7 +429,7 @@ class Trainer:
         resumed = self._maybe_resume()
         if self.is_main:
             write_json(
-                self.run_dir / "train_config.json",
+                RunDir(self.run_dir).train_config,
                 {
                     "train": self.cfg.model_dump(mode="json"),
                     "model": self.model_config.model_dump(mode="json"),
@@ -780,7 +827,7 @@ class Trainer:
     def _write_skipped(self) -> None:
         if not self.is_main:
             return
-        with atomic_path(self.run_dir / "skipped.csv") as tmp:
+        with atomic_path(RunDir(self.run_dir).skipped_csv) as tmp:
             with open(tmp, "w", newline="") as fh:
                 w = csv.writer(fh)
                 w.writerow(["split", "clip_id", "audio_path", "reason"])
@@ -820,7 +867,7 @@ class Trainer:
         torch.save(state, tmp / "trainer.pt")
         np_state = np.random.get_state()
         write_json(
-            tmp / "state.json",
+            RunDir.state_file(tmp),
             {
                 "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch,
@@ -846,7 +893,7 @@ class Trainer:
             return None
         for folder in (self.last_dir, self.last_dir.with_name("last.old")):  # .old: killed mid-swap
             try:
-                saved = json.loads((folder / "state.json").read_text()).get("schedule")
+                saved = json.loads(RunDir.state_file(folder).read_text()).get("schedule")
             except (OSError, ValueError):
                 continue
             schedule = Schedule.from_json(saved) if saved else None
@@ -860,7 +907,7 @@ class Trainer:
 
     def _last_saved_step(self) -> int | None:
         try:
-            return json.loads((self.last_dir / "state.json").read_text())["step"]
+            return json.loads(RunDir.state_file(self.last_dir).read_text())["step"]
         except (OSError, ValueError, KeyError):
             return None
 
@@ -872,13 +919,13 @@ class Trainer:
             not self.last_dir.is_dir() and old.is_dir()
         ):  # killed between the two renames of _swap_dir
             old.rename(self.last_dir)
-        if not (self.last_dir / "state.json").is_file():
+        if not RunDir.state_file(self.last_dir).is_file():
             return False
         if not self.cfg.resume:
             raise FsclapError(
                 f"{self.run_dir} already holds a run; use another --out (or resume=true to continue it)"
             )
-        state = json.loads((self.last_dir / "state.json").read_text())
+        state = json.loads(RunDir.state_file(self.last_dir).read_text())
         saved = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
         now = {k: v for k, v in self.cfg.model_dump(mode="json").items() if k not in RUNTIME_KEYS}
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
@@ -931,14 +978,18 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except Exception:  # noqa: BLE001 - tensorboard is optional; CSV + PNG are always written
             return
-        self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.tb = SummaryWriter(str(RunDir(self.run_dir).tensorboard))
 
     def _write_tables(self) -> None:
-        for name, rows in (("metrics.csv", self.epoch_rows), ("train_log.csv", self.step_rows)):
+        layout = RunDir(self.run_dir)
+        for path, rows in (
+            (layout.metrics_csv, self.epoch_rows),
+            (layout.train_log_csv, self.step_rows),
+        ):
             if not rows:
                 continue
             keys = list(dict.fromkeys(k for r in rows for k in r))
-            with atomic_path(self.run_dir / name) as tmp:
+            with atomic_path(path) as tmp:
                 with open(tmp, "w", newline="") as fh:
                     w = csv.DictWriter(fh, fieldnames=keys)
                     w.writeheader()
@@ -979,7 +1030,7 @@ class Trainer:
             f"{self.model_config.name}: N={len(self.val_set)} val clips, best epoch {self.best_epoch}"
         )
         fig.tight_layout()
-        with atomic_path(self.run_dir / "curves.png") as tmp:
+        with atomic_path(RunDir(self.run_dir).curves) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
 

@@ -505,9 +505,7 @@ class Acquire(Stage):
 
     def __init__(self, config=None, *, context):
         super().__init__(config, context=context)
-        self.archive = DownloadArchive(
-            self.context.data_root / "manifests" / "download-archive.txt"
-        )
+        self.archive = DownloadArchive(self.context.layout.download_archive)
         self.client = YtdlpClient(self.config, self.archive)
 
     def input_hash(self, episode: Episode) -> str | None:
@@ -533,7 +531,7 @@ class Acquire(Stage):
         return self.context.abs(episode.media_path).stat().st_size == episode.media_bytes
 
     def media_dir(self, episode: Episode) -> Path:
-        return self.context.data_root / "media" / episode.drama_id
+        return self.context.layout.media_dir(episode.drama_id)
 
     def process(self, episode: Episode) -> Episode:
         media_dir = self.media_dir(episode)

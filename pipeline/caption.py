@@ -47,6 +47,7 @@ from pydantic import Field
 from fsclap.audio import AudioError, load_audio
 from fsclap.errors import FsclapError
 from fsclap.io import write_parquet, write_table
+from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ATTRIBUTE_LEVELS, COLUMN_ALIASES, ManifestError
 from pipeline.attributes import MEASURE_VERSION, BinningConfig, bin_attributes, measure_clip
@@ -632,8 +633,6 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
 # --- the corpus-builder stage ----------------------------------------------------------------------
 
 
-CLIP_MANIFEST_NAME = "clips.parquet"
-REJECTS_NAME = "clips_rejected.parquet"
 PROVENANCE_COLUMNS = [
     "drama_id",
     "episode_id",
@@ -704,7 +703,7 @@ class Caption(Stage):
     # --- inputs ---------------------------------------------------------------------------------
 
     def drama_table(self, drama_id: str) -> Path:
-        return self.context.data_root / "segments" / f"{drama_id}.parquet"
+        return self.context.layout.drama_segments(drama_id)
 
     def _read_drama(self, drama_id: str) -> pd.DataFrame | None:
         path = self.drama_table(drama_id)
@@ -748,9 +747,7 @@ class Caption(Stage):
         return short_hash(items, 24)
 
     def output_path(self, episode: Episode) -> Path:
-        return (
-            self.context.data_root / "captions" / episode.drama_id / f"{episode.episode_id}.parquet"
-        )
+        return self.context.layout.episode_captions(episode.drama_id, episode.episode_id)
 
     def outputs(self, episode: Episode) -> list[Path]:
         return [self.output_path(episode)]
@@ -806,12 +803,13 @@ def build_clip_manifest(
     """The clip manifest of the corpus from ``segments.parquet`` (kept rows) and the measurement
     tables; clips that cannot be captioned go to ``clips_rejected.parquet`` with their reason."""
     data_root = Path(data_root)
-    segments_path = data_root / "manifests" / "segments.parquet"
+    layout = DataRoot(data_root)
+    segments_path = layout.segments_table
     if not segments_path.exists():
         return None
     segments = pd.read_parquet(segments_path)
     segments = segments[segments["kept"].fillna(False).astype(bool)]
-    tables = [pd.read_parquet(p) for p in sorted((data_root / "captions").glob("*/*.parquet"))]
+    tables = [pd.read_parquet(p) for p in layout.all_episode_captions()]
     tables = [t for t in tables if len(t)]
     if segments.empty or not tables:
         return None
@@ -824,7 +822,7 @@ def build_clip_manifest(
         {
             "clip_id": joined["segment_id"].astype(str),
             "audio_path": [
-                os.path.relpath(data_root / p, data_root / "manifests") for p in joined["clip_path"]
+                os.path.relpath(data_root / p, layout.manifests) for p in joined["clip_path"]
             ],
             "text": joined["text"],
             "episode_start_s": joined["start_s"],
@@ -841,14 +839,11 @@ def build_clip_manifest(
     described["caption_stage_version"] = CAPTION_VERSION
     described["measure_identity"] = short_hash(identity or {})
     ok = described["caption_status"] == "ok"
-    manifests = data_root / "manifests"
     write_parquet(
-        manifests / REJECTS_NAME,
+        layout.rejected_clips_table,
         _storable(described.loc[~ok, ["clip_id", "audio_path", "caption_status"]]),
     )
-    out = write_parquet(
-        manifests / CLIP_MANIFEST_NAME, _storable(described[ok].reset_index(drop=True))
-    )
+    out = write_parquet(layout.clips_table, _storable(described[ok].reset_index(drop=True)))
     log.info(
         "clip manifest: %d clips (%d without a caption) -> %s", int(ok.sum()), int((~ok).sum()), out
     )

@@ -34,6 +34,7 @@ import pandas as pd
 from pydantic import Field
 
 from fsclap.io import sha256_file, write_parquet
+from fsclap.layout import DataRoot
 from fsclap.log import get_logger
 from pipeline.segments import SEGMENT_COLUMNS, empty_frame, typed
 from pipeline.speakers import LINK_THRESHOLDS, centroids_from, link_speakers
@@ -213,12 +214,10 @@ class Consistency(Stage):
         self._hashes: dict[Path, tuple[int, int, str]] = {}
 
     def episode_table(self, episode: Episode) -> Path:
-        return (
-            self.context.data_root / "segments" / episode.drama_id / f"{episode.episode_id}.parquet"
-        )
+        return self.context.layout.episode_segments(episode.drama_id, episode.episode_id)
 
     def drama_table(self, drama_id: str) -> Path:
-        return self.context.data_root / "segments" / f"{drama_id}.parquet"
+        return self.context.layout.drama_segments(drama_id)
 
     def _file_hash(self, path: Path) -> str:
         stat = path.stat()
@@ -229,7 +228,7 @@ class Consistency(Stage):
         return known[2]
 
     def drama_inputs(self, drama_id: str) -> list[Path]:
-        folder = self.context.data_root / "segments" / drama_id
+        folder = self.context.layout.drama_segments_dir(drama_id)
         return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
 
     def input_hash(self, episode: Episode) -> str | None:
@@ -278,7 +277,7 @@ class Consistency(Stage):
 
 
 def segments_manifest_path(data_root: Path) -> Path:
-    return Path(data_root) / "manifests" / "segments.parquet"
+    return DataRoot(data_root).segments_table
 
 
 def update_segments_manifest(data_root: Path, drama_id: str, table: pd.DataFrame) -> Path:
@@ -302,7 +301,7 @@ def build_segments_manifest(data_root: Path) -> Path:
     """DIR/manifests/segments.parquet from every DIR/segments/<drama>.parquet."""
     data_root = Path(data_root)
     with _MANIFEST_LOCK:
-        tables = [pd.read_parquet(p) for p in sorted((data_root / "segments").glob("*.parquet"))]
+        tables = [pd.read_parquet(p) for p in DataRoot(data_root).all_drama_segments()]
         tables = [t for t in tables if len(t)]
         frame = (
             typed(pd.concat(tables, ignore_index=True), SEGMENT_COLUMNS)

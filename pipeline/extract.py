@@ -82,7 +82,7 @@ class Extract(Stage):
         return episode.media_sha256 if episode.media_path else None
 
     def output_path(self, episode: Episode) -> Path:
-        return self.context.data_root / "audio" / episode.drama_id / f"{episode.episode_id}.wav"
+        return self.context.layout.episode_audio(episode.drama_id, episode.episode_id)
 
     def outputs(self, episode: Episode) -> list[Path]:
         return (

@@ -47,6 +47,7 @@ from pydantic import Field
 
 from fsclap.errors import FsclapError
 from fsclap.io import sha256_file, write_json, write_parquet, write_text
+from fsclap.layout import DataRoot, DatasetsDir
 from fsclap.log import get_logger
 from fsclap.manifest import SPLITS, ClipManifest
 from pipeline.stage import Stage, StageConfig, StageContext
@@ -347,7 +348,8 @@ def publish_frame(
 ) -> PublishResult:
     """Publish clip rows (canonical columns, absolute ``audio_path``) as a dataset version."""
     config = config or PublishConfig()
-    datasets_dir = Path(datasets_dir)
+    datasets = DatasetsDir(datasets_dir)
+    datasets_dir = datasets.path
     frame = frame.reset_index(drop=True).copy()
     if frame.empty:
         raise FsclapError("nothing to publish: the clip manifest is empty")
@@ -356,10 +358,10 @@ def publish_frame(
     else:
         frame["split"], rule = assign_splits(frame, config)
     check_disjoint(frame)
-    cache = AudioHashCache(datasets_dir / ".audio_sha256.parquet")
+    cache = AudioHashCache(datasets.audio_hash_cache)
     version = version_id(frame, config, cache)
     cache.save()
-    target = datasets_dir / version
+    target = datasets.version(version)
     counts = frame["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_dict()
     if (target / "dataset.json").exists():
         return PublishResult(version, target, counts, rule, reused=True)
@@ -405,7 +407,7 @@ def publish_frame(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    write_text(datasets_dir / "LATEST", version + "\n")
+    datasets.write_latest(version)
     return PublishResult(version, target, counts, rule)
 
 
@@ -452,7 +454,7 @@ class Publish(Stage):
 
     @property
     def manifest_path(self) -> Path:
-        return self.context.data_root / "manifests" / "clips.parquet"
+        return self.context.layout.clips_table
 
     def clips(self) -> pd.DataFrame | None:
         path = self.manifest_path
@@ -492,7 +494,7 @@ class Publish(Stage):
         ]
         self.result = publish_frame(
             frame,
-            self.context.data_root / "datasets",
+            self.context.layout.datasets.path,
             self.config,
             corpus_provenance(self.context.data_root, frame),
         )
@@ -503,7 +505,7 @@ class Publish(Stage):
 def corpus_provenance(data_root: Path, frame: pd.DataFrame) -> dict:
     """Stage versions and model ids of the data root's episodes (from their stage stamps)."""
     provenance: dict = {}
-    episodes_path = Path(data_root) / "manifests" / "episodes.parquet"
+    episodes_path = DataRoot(data_root).episodes_table
     if episodes_path.exists():
         episodes = pd.read_parquet(episodes_path)
         episodes = episodes[episodes["episode_id"].isin(set(frame.get("episode_id", [])))]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fsclap.config import Settings
 from fsclap.errors import FsclapError
+from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
 from pipeline.acquire import Acquire, AcquireConfig, DuplicateContent, YtdlpClient
 from pipeline.extract import Extract
@@ -180,8 +181,8 @@ class BuildSummary:
             f"corpus build: {self.dramas} dramas ({len(self.skipped_dramas)} skipped), {self.episodes} episodes",
             *("  " + s.line() for s in self.stages),
             f"  finished all stages: {self.finished} episodes, {self.hours:.2f} h of audio",
-            f"  failures: {self.failures} (see {self.data_root / 'manifests' / 'failures.parquet'})",
-            f"  episodes: {self.data_root / 'manifests' / 'episodes.parquet'}",
+            f"  failures: {self.failures} (see {DataRoot(self.data_root).failures_table})",
+            f"  episodes: {DataRoot(self.data_root).episodes_table}",
         ]
         return "\n".join(lines)
 

@@ -439,11 +439,8 @@ class Separate(Stage):
         return episode.audio_sha256 if episode.audio_path else None
 
     def target(self, kind: str, episode: Episode) -> Path:
-        return (
-            self.context.data_root
-            / kind
-            / episode.drama_id
-            / f"{episode.episode_id}.{self.config.format}"
+        return self.context.layout.separated(
+            kind, episode.drama_id, episode.episode_id, self.config.format
         )
 
     def outputs(self, episode: Episode) -> list[Path]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fsclap.config import format_validation_error
 from fsclap.errors import FsclapError
+from fsclap.layout import DataRoot
 from pipeline.tables import Episode
 
 
@@ -64,6 +65,11 @@ class StageContext(BaseModel):
     device: str = "cpu"
     seed: int = 0
     profile: str = "offline"
+
+    @property
+    def layout(self) -> DataRoot:
+        """Where every stage output lives under the data root."""
+        return DataRoot(self.data_root)
 
     def rel(self, path: str | Path) -> str:
         """How a path is stored in a manifest: relative to the data root when inside it."""

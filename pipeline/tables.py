@@ -32,6 +32,7 @@ import pandas as pd
 
 from fsclap.errors import FsclapError
 from fsclap.io import write_parquet
+from fsclap.layout import DataRoot
 
 STAMP_PARTS = ("key", "version", "config")
 FAILURE_COLUMNS = [
@@ -175,7 +176,7 @@ class RunLock:
     """An exclusive lock on ``DIR/manifests/.lock`` for the duration of a run."""
 
     def __init__(self, data_root: Path):
-        self.path = Path(data_root) / "manifests" / ".lock"
+        self.path = DataRoot(data_root).lock
         self._handle = None
 
     def __enter__(self) -> RunLock:
@@ -201,10 +202,11 @@ class CorpusTables:
     def __init__(self, data_root: str | Path, flush_every_s: float = 5.0, read_only: bool = False):
         self.read_only = read_only
         self.data_root = Path(data_root)
-        self.dir = self.data_root / "manifests"
-        self.episodes_path = self.dir / "episodes.parquet"
-        self.failures_path = self.dir / "failures.parquet"
-        self.journal_path = self.dir / ".journal.jsonl"
+        layout = DataRoot(self.data_root)
+        self.dir = layout.manifests
+        self.episodes_path = layout.episodes_table
+        self.failures_path = layout.failures_table
+        self.journal_path = layout.journal
         self.flush_every_s = flush_every_s
         self._lock = threading.RLock()
         self._journal = None
@@ -396,7 +398,7 @@ def read_episodes(data_root: str | Path) -> pd.DataFrame:
     """The episodes table of a data root (empty frame when the builder has not run)."""
     return (
         CorpusTables(data_root, read_only=True).episodes_frame()
-        if Path(data_root, "manifests").exists()
+        if DataRoot(data_root).manifests.exists()
         else pd.DataFrame()
     )
 
@@ -404,7 +406,7 @@ def read_episodes(data_root: str | Path) -> pd.DataFrame:
 def read_failures(data_root: str | Path) -> pd.DataFrame:
     return (
         CorpusTables(data_root, read_only=True).failures_frame()
-        if Path(data_root, "manifests").exists()
+        if DataRoot(data_root).manifests.exists()
         else pd.DataFrame()
     )
 

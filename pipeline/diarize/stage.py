@@ -144,11 +144,11 @@ class Diarize(Stage):
         return episode.vocals_sha256 if episode.vocals_path else None
 
     def paths(self, episode: Episode) -> tuple[Path, Path, Path]:
-        base = self.context.data_root / "segments" / episode.drama_id
+        layout = self.context.layout
         return (
-            base / f"{episode.episode_id}.parquet",
-            base / f"{episode.episode_id}.npy",
-            self.context.data_root / "clips" / episode.drama_id / episode.episode_id,
+            layout.episode_segments(episode.drama_id, episode.episode_id),
+            layout.episode_embeddings(episode.drama_id, episode.episode_id),
+            layout.episode_clips_dir(episode.drama_id, episode.episode_id),
         )
 
     def outputs(self, episode: Episode) -> list[Path]:
