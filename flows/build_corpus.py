@@ -232,7 +232,7 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
             run = run_stage(stage, ids, tables, stages, params, settings, runners)
             runs.append(run)
             summary.stages.append(run.summary)
-            if callable(getattr(stage, "finish", None)):
+            if stage.has_finish:
                 result = finish_stage(stage)
                 if stage.name == "publish":
                     published = result

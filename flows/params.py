@@ -16,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
+from pipeline.runner import stage_names
 
-StageName = Literal[
-    "acquire", "extract", "separate", "diarize", "consistency", "caption", "publish"
-]
+StageName = Literal[tuple(stage_names())]  # the pipeline's own list, in order
 SplitName = Literal["train", "val", "test"]
 
 

@@ -219,7 +219,7 @@ def run_build(
         summary.episodes = len(ids)
         for stage in stages:
             summary.stages.append(run_stage(stage, ids, tables, stages, retry_failed))
-            if callable(getattr(stage, "finish", None)):
+            if stage.has_finish:
                 stage.finish()  # corpus-wide step after the per-episode work (clip manifest, dataset)
             if isinstance(stage, Acquire):
                 mark_duplicate_content(tables, ids, stage)

@@ -179,6 +179,16 @@ class Stage(ABC):
     def setup(self) -> None:
         """Load heavy resources once; called lazily (thread-safe) before the first episode."""
 
+    def finish(self) -> Any:
+        """The corpus-wide step after this run's per-episode work (the segments table, the clip
+        manifest, the dataset); executors call it once per run when :attr:`has_finish`."""
+        return None
+
+    @property
+    def has_finish(self) -> bool:
+        """Whether the stage overrides :meth:`finish` (executors add no step for the others)."""
+        return type(self).finish is not Stage.finish
+
     # --- driving ----------------------------------------------------------------------------
 
     def is_done(self, episode: Episode) -> bool:
