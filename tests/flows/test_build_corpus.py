@@ -4,6 +4,7 @@ incremental refresh, parameter validation before any work, and resume after a ki
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -89,7 +90,14 @@ def test_build_corpus_artifacts(first_build, api):
     }
     images = [a for a in found.values() if a.type == "image"]
     assert {a.key for a in images} == {"dataset-attribute-levels", "dataset-measured-values"}
-    assert all(a.data.startswith("data:image/png;base64,iVBOR") for a in images)
+    # each image is the published dataset's plot, byte for byte (its content: test_publish.py)
+    data_root = first_build["data_root"]
+    version = (data_root / "datasets" / "LATEST").read_text().strip()
+    plots = sorted((data_root / "datasets" / version / "plots").glob("*.png"))
+    assert len(plots) == len(images)
+    assert {a.data for a in images} == {
+        "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii") for p in plots
+    }
 
 
 def _table_rows(artifact) -> list[dict]:

@@ -3,6 +3,7 @@ the data root, resume, artifacts, parameter validation, and data-parallel traini
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pandas as pd
@@ -25,6 +26,11 @@ TINY = [
     "batch_size=4",
     "grad_accum=1",
 ]
+
+
+def png_uri(path) -> str:
+    """The data URI of the PNG file at ``path`` (what an image artifact of that file holds)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +61,9 @@ def test_train_on_the_latest_dataset(trained, api):
     rows = found["train-fsclap-metrics"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
     assert [row["epoch"] for row in rows] == [1, 2]
-    assert found["train-fsclap-curves"].type == "image" and found[
-        "train-fsclap-curves"
-    ].data.startswith("data:image/png;base64,")
+    # the image is the run's curves.png, byte for byte (its content: tests/model/test_training.py)
+    assert found["train-fsclap-curves"].type == "image"
+    assert found["train-fsclap-curves"].data == png_uri(run_dir / "curves.png")
 
     # the same run again: the finished run is resumed, nothing is trained twice
     again = train_fsclap({"data_root": str(data_root), "train_overrides": TINY})
@@ -85,7 +91,8 @@ def test_evaluate_the_trained_run(trained, api):
         ("audio→text", round(metrics["a2t"]["R@1"], 1)),
         ("text→audio", round(metrics["t2a"]["R@1"], 1)),
     ]
-    assert found["evaluate-fsclap-embeddings"].data.startswith("data:image/png;base64,")
+    embeddings = data_root / "runs" / f"fsclap-{version}" / "eval" / "val" / "embeddings.png"
+    assert found["evaluate-fsclap-embeddings"].data == png_uri(embeddings)
 
 
 def test_bad_parameters_fail_before_any_work(first_build, tmp_path):

@@ -1,7 +1,9 @@
 """The console script as users run it: a real subprocess for --help, in-process for the rest."""
 
+import importlib.metadata
 import subprocess
 import sys
+from pathlib import Path
 
 from fsclap.cli import main
 
@@ -28,9 +30,13 @@ def test_console_script_help_lists_commands():
         assert command in proc.stdout
 
 
-def test_version(capsys):
-    assert main(["--version"]) == 0
-    assert "fsclap 0.1.0" in capsys.readouterr().out
+def test_version_is_the_installed_distribution_version():
+    """`fsclap --version` (the console script on PATH) reports the version pip installed."""
+    script = Path(sys.executable).with_name("fsclap")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "fsclap.cli"]
+    proc = subprocess.run([*command, "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"fsclap {importlib.metadata.version('fsclap')}"
 
 
 def test_config_shows_effective_settings(capsys, tmp_path):

@@ -16,7 +16,7 @@ from fsclap.errors import FsclapError
 from fsclap.manifest import ClipManifest
 from model.factory import load_checkpoint
 from model.train_config import load_train_config
-from model.training import Trainer, TrainingDiverged
+from model.training import Trainer, TrainingDiverged, TrainResult
 
 TINY = [
     "model.d_model=32",
@@ -46,10 +46,50 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir):
+def capture_closed_figures(monkeypatch) -> list:
+    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
+    import matplotlib.pyplot as plt
+
+    closed, close = [], plt.close
+
+    def record(fig=None):
+        if fig is not None and not isinstance(fig, (str, int)):
+            closed.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", record)
+    return closed
+
+
+def check_curves(fig, png: Path, step_rows: list[dict], epoch_rows: list[dict]) -> None:
+    """curves.png shows the logged numbers: the loss panel one line per loss part over the logged
+    steps, the validation panel each metric over the epochs; the PNG is that figure, not blank."""
+    from matplotlib.image import imread
+
+    loss_ax, val_ax = fig.axes[:2]
+    losses = {line.get_label(): line for line in loss_ax.get_lines()}
+    assert "loss" in losses and set(losses) <= {"loss", "loss_bi", "loss_pair"}, set(losses)
+    for key, line in losses.items():
+        np.testing.assert_allclose(line.get_xdata(), [float(r["step"]) for r in step_rows])
+        np.testing.assert_allclose(line.get_ydata(), [float(r[key]) for r in step_rows])
+    metrics = {line.get_label(): line for line in val_ax.get_lines()}
+    assert {"a2t_mAP@10", "t2a_mAP@10", "a2t_R@1", "t2a_R@1"} <= set(metrics), set(metrics)
+    for key, line in metrics.items():
+        np.testing.assert_allclose(line.get_xdata(), [float(r["epoch"]) for r in epoch_rows])
+        np.testing.assert_allclose(line.get_ydata(), [float(r[key]) for r in epoch_rows])
+    image = imread(png)
+    height, width = image.shape[:2]
+    assert height >= 200 and width / height == pytest.approx(
+        fig.get_figwidth() / fig.get_figheight(), rel=0.01
+    )
+    assert image[..., :3].std() > 0.05  # not one flat colour
+
+
+def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir, monkeypatch):
     """A few CPU epochs on 96 clips: retrieval far above chance on held-out clips."""
     train_m, val_m = style_corpus
     run = tmp_path / "run"
+    figures = capture_closed_figures(monkeypatch)
     sets = [
         f"--set={s}"
         for s in TINY + ["epochs=5", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]
@@ -58,8 +98,14 @@ def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir)
         cli(["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]) == 0
     )
     rows = _rows(run / "metrics.csv")
-    assert len(rows) == 5 and (run / "curves.png").stat().st_size > 10_000
-    best = json.loads((run / "checkpoints" / "best" / "info.json").read_text())["metrics"]
+    assert len(rows) == 5
+    steps = _rows(run / "train_log.csv")  # one row every log_every (10) optimizer steps
+    assert [int(r["step"]) for r in steps] == list(range(10, int(rows[-1]["step"]) + 1, 10))
+    assert len(steps) >= 2
+    check_curves(figures[-1], run / "curves.png", steps, rows)
+    info = json.loads((run / "checkpoints" / "best" / "info.json").read_text())
+    assert f"best epoch {info['epoch']}" in figures[-1].axes[1].get_title()
+    best = info["metrics"]
     # 32 val clips, 16 captions x 2: random embeddings give mAP@10 ~ 20
     from model.metrics import evaluate_embeddings
 
@@ -92,10 +138,16 @@ def test_resume_reproduces_an_uninterrupted_run(style_corpus, tmp_path):
         load_train_config(None, base + ["stop_after_steps=2"]), *manifests, tmp_path / "resumed"
     ).fit()
     assert not stopped.finished and stopped.steps == 2
+    # what the run left on disk reads back as the same result (torchrun jobs are read this way)
+    on_disk = TrainResult.from_run_dir(tmp_path / "resumed")
+    assert (on_disk.steps, on_disk.epochs_done, on_disk.finished) == (2, 0, False)
+    assert on_disk.schedule == stopped.schedule and on_disk.best_epoch == stopped.best_epoch
     state = json.loads((tmp_path / "resumed" / "checkpoints" / "last" / "state.json").read_text())
     assert state["epoch"] == 0 and state["batch_in_epoch"] == 4
     done = Trainer(load_train_config(None, base), *manifests, tmp_path / "resumed").fit()
     assert done.finished and done.steps == 6
+    finished = TrainResult.from_run_dir(tmp_path / "resumed")
+    assert finished.to_json() == done.to_json() and finished.best_metrics == done.best_metrics
     a = load_file(tmp_path / "straight" / "checkpoints" / "last" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "checkpoints" / "last" / "model.safetensors")
     assert a.keys() == b.keys()

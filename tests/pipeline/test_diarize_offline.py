@@ -100,12 +100,34 @@ def test_overlapping_speech_is_segmented_without_crash(episodes, diarizer):
     )  # one label at a time
 
 
-def test_spectral_clustering_option_runs(episodes):
-    truth, stems = episodes[0]
+@pytest.mark.parametrize(
+    "episode",
+    [
+        pytest.param(
+            0,
+            id="2-speakers",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="found by this test: spectral clustering (eigengap rule) splits "
+                "drama01_ep001's 2 speakers into 4 (speech stem: DER 0.45, 11.4 s of 25.2 s "
+                "confused; also 4 with resegment=False); the agglomerative default finds 2 "
+                "(DER 0.012) on the same stem",
+            ),
+        ),
+        pytest.param(1, id="3-speakers"),
+    ],
+)
+def test_spectral_clustering_option_finds_the_true_speakers(episodes, episode):
+    truth, stems = episodes[episode]
     segments = OfflineDiarizer(OfflineDiarizerConfig(clustering="spectral")).diarize(
         stems["speech"]
     )
-    assert len({s.speaker for s in segments}) >= 1
+    hypothesis = [(s.start_s, s.end_s, s.speaker) for s in segments]
+    score = diarization_error(reference(truth), hypothesis, collar=0.25)
+    assert len({s.speaker for s in segments}) == len(truth["speakers"]), score
+    # measured on the speech stem: DER 0.022 (3 speakers: 3 found, 0.56 s missed, no confusion);
+    # a wrong speaker count or a broken clustering confuses far more (0.45 on the 2-speaker one)
+    assert score.der < 0.1, (truth["episode_id"], score)
 
 
 def test_cluster_helpers():

@@ -7,7 +7,14 @@ import pytest
 from fsclap.manifest import ClipManifest
 from fsclap.testing.style_audio import write_voice_like
 from pipeline.caption import Caption, CaptionConfig
-from pipeline.publish import Publish, PublishConfig, assign_splits, publish_frame
+from pipeline.publish import (
+    HISTOGRAM_LEVELS,
+    HISTOGRAM_VALUES,
+    Publish,
+    PublishConfig,
+    assign_splits,
+    publish_frame,
+)
 from pipeline.segments import SEGMENT_COLUMNS, typed
 from pipeline.stage import StageContext
 from pipeline.tables import Episode
@@ -95,7 +102,61 @@ def test_republishing_unchanged_inputs_gives_the_same_version(audio_frame, tmp_p
     assert publish_frame(audio_frame, tmp_path / "datasets").version != first.version
 
 
-def test_published_version_layout_and_card(audio_frame, tmp_path, artifacts_dir):
+def capture_closed_figures(monkeypatch) -> list:
+    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
+    import matplotlib.pyplot as plt
+
+    closed, close = [], plt.close
+
+    def record(fig=None):
+        if fig is not None and not isinstance(fig, (str, int)):
+            closed.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", record)
+    return closed
+
+
+def check_png_shows(png, fig) -> None:
+    """The PNG is this figure (same aspect) and not one flat colour."""
+    from matplotlib.image import imread
+
+    image = imread(png)
+    height, width = image.shape[:2]
+    assert height >= 200 and width / height == pytest.approx(
+        fig.get_figwidth() / fig.get_figheight(), rel=0.01
+    )
+    assert image[..., :3].std() > 0.05
+
+
+def check_level_bars(fig, published: pd.DataFrame) -> None:
+    """attribute_levels: per attribute, bars stacked by split whose heights are the clip counts
+    of each level in each split."""
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [c for c in HISTOGRAM_LEVELS if c in published.columns] and titles
+    for ax in fig.axes:
+        col = ax.get_title()
+        levels = [t.get_text() for t in ax.get_xticklabels()]
+        assert sorted(levels) == sorted(published[col].astype(str).unique())
+        assert [c.get_label() for c in ax.containers] == ["train", "val", "test"]
+        for split, container in zip(["train", "val", "test"], ax.containers):
+            heights = [bar.get_height() for bar in container]
+            part = published[published["split"] == split][col].astype(str)
+            assert heights == [(part == level).sum() for level in levels], (col, split)
+
+
+def check_value_histograms(fig, published: pd.DataFrame) -> None:
+    """measured_values: one histogram per measured column holding every measured clip."""
+    assert len(fig.axes) >= 1
+    names = {label: col for col, label in HISTOGRAM_VALUES.items()}
+    for ax in fig.axes:
+        col = names[ax.get_title()]
+        counted = sum(patch.get_height() for patch in ax.patches)
+        assert counted == pd.to_numeric(published[col], errors="coerce").notna().sum(), col
+
+
+def test_published_version_layout_and_card(audio_frame, tmp_path, artifacts_dir, monkeypatch):
+    figures = capture_closed_figures(monkeypatch)
     result = publish_frame(
         audio_frame, tmp_path / "datasets", provenance={"stage_versions": {"caption": ["1"]}}
     )
@@ -108,8 +169,14 @@ def test_published_version_layout_and_card(audio_frame, tmp_path, artifacts_dir)
         and "by drama" in card
         and "plots/attribute_levels.png" in card
     )
-    for png in ("attribute_levels.png", "measured_values.png"):
-        assert (result.path / "plots" / png).stat().st_size > 5000
+    published = pd.concat(
+        [pd.read_parquet(result.path / f"{split}.parquet") for split in ("train", "val", "test")]
+    )
+    assert len(figures) == 2  # attribute_levels.png, then measured_values.png
+    check_level_bars(figures[0], published)
+    check_value_histograms(figures[1], published)
+    for fig, png in zip(figures, ("attribute_levels.png", "measured_values.png")):
+        check_png_shows(result.path / "plots" / png, fig)
     (artifacts_dir / "publish_attribute_levels.png").write_bytes(
         (result.path / "plots" / "attribute_levels.png").read_bytes()
     )

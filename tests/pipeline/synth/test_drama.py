@@ -171,11 +171,66 @@ def test_mp4_holds_video_and_the_mix(dramas):
     assert si_sdr(decoded[: mix.size], mix[: decoded.size]) > 20  # AAC at 128 kb/s, aligned
 
 
-def test_spectrogram_png(dramas, artifacts_dir):
+def capture_closed_figures(monkeypatch) -> list:
+    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
+    import matplotlib.pyplot as plt
+
+    closed, close = [], plt.close
+
+    def record(fig=None):
+        if fig is not None and not isinstance(fig, (str, int)):
+            closed.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", record)
+    return closed
+
+
+@pytest.mark.parametrize("seconds", [DURATION, 12.0])
+def test_spectrogram_png(dramas, artifacts_dir, tmp_path, monkeypatch, seconds):
+    """The picture shows this episode: a spectrogram over the plotted span, the mix and speech
+    levels, and one ground-truth bar per line in its speaker's lane, where the line is."""
+    from matplotlib.image import imread
+
+    figures = capture_closed_figures(monkeypatch)
     out, _ = dramas
     t = load_truth(out)[2]  # the 5 dB speech-to-music episode: the hardest to hear
-    png = plot_episode(out, t, artifacts_dir / "synth_drama_episode.png", seconds=DURATION)
-    assert png.stat().st_size > 20_000
+    folder = artifacts_dir if seconds == DURATION else tmp_path
+    png = plot_episode(out, t, folder / "synth_drama_episode.png", seconds=seconds)
+    fig = figures[-1]
+    ax_spec, ax_env, ax_gt = fig.axes
+    (mesh,) = ax_spec.collections
+    assert mesh.get_array().ndim == 2 and ax_spec.get_ylim()[1] <= 8.1  # kHz, up to 8 kHz
+    assert ax_gt.get_xlim() == (0, seconds)
+    shown = [line for line in t["lines"] if line["start_s"] < seconds]
+    assert 0 < len(shown) <= len(t["lines"]) and (seconds < DURATION) == (shown != t["lines"])
+    speakers = [s["speaker_id"] for s in t["speakers"]]
+    bars = sorted(ax_gt.patches, key=lambda b: b.get_x())
+    assert len(bars) == len(shown)
+    for bar, line in zip(bars, sorted(shown, key=lambda x: x["start_s"])):
+        assert bar.get_x() == pytest.approx(line["start_s"])
+        assert bar.get_width() == pytest.approx(min(line["end_s"], seconds) - line["start_s"])
+        assert bar.get_y() + bar.get_height() / 2 == speakers.index(line["speaker_id"])
+    assert [x.get_text().split()[0] for x in ax_gt.get_yticklabels()] == speakers
+    assert len(ax_spec.get_lines()) == len(shown)  # a line-start marker per line
+    # the level panel: the speech stem is loud inside the ground-truth lines, silent outside
+    levels = {line.get_label(): line for line in ax_env.get_lines()}
+    assert set(levels) == {"mix", "speech stem"}
+    time = levels["speech stem"].get_xdata()
+    assert time[-1] == pytest.approx(seconds, abs=0.05)
+    inside = np.zeros(len(time), bool)
+    for line in shown:
+        inside |= (time >= line["start_s"] + 0.1) & (time <= line["end_s"] - 0.1)
+    speech = levels["speech stem"].get_ydata()
+    # measured: median -34.0 dBFS inside the lines (-33.2 in the first 12 s), -100 outside (the
+    # stem is digital silence between lines)
+    assert np.median(speech[inside]) > np.median(speech[~inside]) + 30
+    image = imread(png)
+    height, width = image.shape[:2]
+    assert height >= 300 and width / height == pytest.approx(
+        fig.get_figwidth() / fig.get_figheight(), rel=0.01
+    )
+    assert image[..., :3].std() > 0.05  # not one flat colour
 
 
 def test_same_seed_same_bytes_and_resume(dramas, tmp_path):
