@@ -27,6 +27,23 @@ for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+@pytest.fixture
+def closed_figures(monkeypatch) -> list:
+    """The matplotlib figures the code under test closes (its plots save, then ``plt.close(fig)``),
+    so a plot test can check the data drawn, not only that a PNG exists."""
+    import matplotlib.pyplot as plt
+
+    closed, close = [], plt.close
+
+    def record(fig=None):
+        if fig is not None and not isinstance(fig, (str, int)):
+            closed.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", record)
+    return closed
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """Tests never read the developer's FSCLAP_* environment or config file."""

@@ -27,21 +27,6 @@ def test_breakdown_finds_the_attribute_the_model_confuses():
     assert "| gender | 100.0 | 100.0 |" in breakdown_markdown(out)
 
 
-def capture_closed_figures(monkeypatch) -> list:
-    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
-    import matplotlib.pyplot as plt
-
-    closed, close = [], plt.close
-
-    def record(fig=None):
-        if fig is not None and not isinstance(fig, (str, int)):
-            closed.append(fig)
-        close(fig)
-
-    monkeypatch.setattr(plt, "close", record)
-    return closed
-
-
 def check_embedding_map(fig, png, labels: np.ndarray, clips: int, method: str) -> None:
     """One audio and one text scatter per label, ``clips`` points each, a clip's text point next to
     its audio point (text = audio + small noise); the PNG is that figure and not blank."""
@@ -67,8 +52,8 @@ def check_embedding_map(fig, png, labels: np.ndarray, clips: int, method: str) -
     assert image[..., :3].std() > 0.05  # not one flat colour
 
 
-def test_embedding_map_png(tmp_path, artifacts_dir, monkeypatch):
-    figures = capture_closed_figures(monkeypatch)
+def test_embedding_map_png(tmp_path, artifacts_dir, closed_figures):
+    figures = closed_figures
     rng = np.random.default_rng(0)
     audio = rng.normal(size=(60, 8))
     text = audio + 0.1 * rng.normal(size=(60, 8))

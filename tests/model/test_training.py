@@ -46,21 +46,6 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def capture_closed_figures(monkeypatch) -> list:
-    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
-    import matplotlib.pyplot as plt
-
-    closed, close = [], plt.close
-
-    def record(fig=None):
-        if fig is not None and not isinstance(fig, (str, int)):
-            closed.append(fig)
-        close(fig)
-
-    monkeypatch.setattr(plt, "close", record)
-    return closed
-
-
 def check_curves(fig, png: Path, step_rows: list[dict], epoch_rows: list[dict]) -> None:
     """curves.png shows the logged numbers: the loss panel one line per loss part over the logged
     steps, the validation panel each metric over the epochs; the PNG is that figure, not blank."""
@@ -85,11 +70,11 @@ def check_curves(fig, png: Path, step_rows: list[dict], epoch_rows: list[dict]) 
     assert image[..., :3].std() > 0.05  # not one flat colour
 
 
-def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir, monkeypatch):
+def test_cli_train_learns_on_style_corpus(style_corpus, tmp_path, artifacts_dir, closed_figures):
     """A few CPU epochs on 96 clips: retrieval far above chance on held-out clips."""
     train_m, val_m = style_corpus
     run = tmp_path / "run"
-    figures = capture_closed_figures(monkeypatch)
+    figures = closed_figures
     sets = [
         f"--set={s}"
         for s in TINY + ["epochs=5", "batch_size=16", "grad_accum=1", "lr_scratch=2e-3"]

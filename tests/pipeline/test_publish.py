@@ -102,21 +102,6 @@ def test_republishing_unchanged_inputs_gives_the_same_version(audio_frame, tmp_p
     assert publish_frame(audio_frame, tmp_path / "datasets").version != first.version
 
 
-def capture_closed_figures(monkeypatch) -> list:
-    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
-    import matplotlib.pyplot as plt
-
-    closed, close = [], plt.close
-
-    def record(fig=None):
-        if fig is not None and not isinstance(fig, (str, int)):
-            closed.append(fig)
-        close(fig)
-
-    monkeypatch.setattr(plt, "close", record)
-    return closed
-
-
 def check_png_shows(png, fig) -> None:
     """The PNG is this figure (same aspect) and not one flat colour."""
     from matplotlib.image import imread
@@ -155,8 +140,8 @@ def check_value_histograms(fig, published: pd.DataFrame) -> None:
         assert counted == pd.to_numeric(published[col], errors="coerce").notna().sum(), col
 
 
-def test_published_version_layout_and_card(audio_frame, tmp_path, artifacts_dir, monkeypatch):
-    figures = capture_closed_figures(monkeypatch)
+def test_published_version_layout_and_card(audio_frame, tmp_path, artifacts_dir, closed_figures):
+    figures = closed_figures
     result = publish_frame(
         audio_frame, tmp_path / "datasets", provenance={"stage_versions": {"caption": ["1"]}}
     )

@@ -171,28 +171,13 @@ def test_mp4_holds_video_and_the_mix(dramas):
     assert si_sdr(decoded[: mix.size], mix[: decoded.size]) > 20  # AAC at 128 kb/s, aligned
 
 
-def capture_closed_figures(monkeypatch) -> list:
-    """The matplotlib figures the code under test closes (its plots save, then plt.close(fig))."""
-    import matplotlib.pyplot as plt
-
-    closed, close = [], plt.close
-
-    def record(fig=None):
-        if fig is not None and not isinstance(fig, (str, int)):
-            closed.append(fig)
-        close(fig)
-
-    monkeypatch.setattr(plt, "close", record)
-    return closed
-
-
 @pytest.mark.parametrize("seconds", [DURATION, 12.0])
-def test_spectrogram_png(dramas, artifacts_dir, tmp_path, monkeypatch, seconds):
+def test_spectrogram_png(dramas, artifacts_dir, tmp_path, closed_figures, seconds):
     """The picture shows this episode: a spectrogram over the plotted span, the mix and speech
     levels, and one ground-truth bar per line in its speaker's lane, where the line is."""
     from matplotlib.image import imread
 
-    figures = capture_closed_figures(monkeypatch)
+    figures = closed_figures
     out, _ = dramas
     t = load_truth(out)[2]  # the 5 dB speech-to-music episode: the hardest to hear
     folder = artifacts_dir if seconds == DURATION else tmp_path
