@@ -1,6 +1,6 @@
 """A second, independent set of caption templates, used only by the generalisation benchmark.
 
-The project's caption writer (``pipeline/caption_writer.py``) is what training captions come from;
+The project's caption writer (``fsclap/caption_writer.py``) is what training captions come from;
 a model can learn its phrasings rather than the attributes. These templates share none of its
 sentence frames and avoid its level phrases where English allows, so a text query written here is
 wording the model never saw. They describe the same attributes (gender, pitch, speed, energy,

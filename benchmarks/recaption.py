@@ -4,7 +4,7 @@ captions every epoch (``recaption``) help queries worded otherwise?
     .venv/bin/python benchmarks/recaption.py --rows "stored=recaption=0" "half=recaption=0.5" "every=recaption=1.0" \
         [--seeds 0,1] [--out DIR]
 
-The caption writer's (``pipeline/caption_writer.py``) English templates and, for every level with several
+The caption writer's (``fsclap/caption_writer.py``) English templates and, for every level with several
 words, its last word are split into two halves. The benchmark's 600-clip espeak-ng corpus
 (``benchmarks/generalization.py``'s train-family corpus, relative labels; 420 train / 90 validation
 clips) is captioned with the first half only — its stored captions and, in this process, the trainer's
@@ -83,7 +83,7 @@ def other_caption(row: dict, seed: int) -> str:
 
 def half_writer(part: int, seed: int = 0):
     """The caption writer restricted to one half of its English templates and words (0: train, 1: held out)."""
-    import pipeline.caption_writer as cw
+    import fsclap.caption_writer as cw
 
     writer = cw.CaptionWriter("en", seed)
     writer.templates = tuple(t for i, t in enumerate(cw.EN_TEMPLATES) if i % 2 == part)
@@ -112,7 +112,7 @@ def recaptioned(frame: pd.DataFrame, part: int, seed: int) -> pd.DataFrame:
 
 def train_half_only() -> None:
     """The trainer's re-phrasing (``model.data.training_captioner``) draws from the training half too."""
-    import pipeline.caption_writer as cw
+    import fsclap.caption_writer as cw
 
     def write_caption(attributes, key="", seed=0, language="en"):
         return half_writer(0, seed).write(attributes, key)

@@ -77,7 +77,7 @@ def shift_engine(src: Path, dst: Path, ratio: float) -> None:
     """The ``shifted`` gallery's transform for one clip (see the module docstring)."""
     import soundfile as sf
 
-    from pipeline.acoustics import active_rms_dbfs
+    from fsclap.acoustics import active_rms_dbfs
 
     cents = -1200 * np.log2(ratio)
     subprocess.run(

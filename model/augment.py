@@ -18,6 +18,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fsclap.acoustics import active_frames, frame_dbfs
 from fsclap.errors import FsclapError
 
 
@@ -81,8 +82,6 @@ class VoiceAugment:
         self.config = config or AugmentConfig()
 
     def __call__(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-        from pipeline.acoustics import active_frames, frame_dbfs
-
         cfg = self.config
         x = np.asarray(wave, dtype=np.float64)
         if x.ndim != 1:
@@ -132,9 +131,7 @@ class VoiceAugment:
 
 
 def _level_dbfs(x: np.ndarray, sr: int, frames: np.ndarray) -> float:
-    """RMS level (dBFS) over the given frames of ``pipeline.acoustics.frame_dbfs``; NaN if none."""
-    from pipeline.acoustics import frame_dbfs
-
+    """RMS level (dBFS) over the given frames of ``fsclap.acoustics.frame_dbfs``; NaN if none."""
     levels = frame_dbfs(x, sr)[: frames.size]
     mask = frames[: levels.size]
     return (

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fsclap import caption_writer
 from fsclap.audio import load_audio
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest, normalise_caption
@@ -279,10 +280,10 @@ def training_captioner(config) -> Callable[[dict[str, str], str, str], str] | No
     caption in Chinese is re-phrased in Chinese (the writer's other language), any other in English."""
     if not config.recaption:
         return None
-    from pipeline.caption_writer import write_caption  # the writer that phrased the corpus captions
 
     def rephrase(attributes: dict[str, str], key: str, stored: str) -> str:
-        return write_caption(
+        # the writer that phrased the corpus captions (looked up per call: benchmarks swap it)
+        return caption_writer.write_caption(
             attributes, key=key, seed=config.seed, language="zh" if CJK.search(stored) else "en"
         )
 

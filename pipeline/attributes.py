@@ -4,7 +4,7 @@ Two steps, kept apart so that the expensive one runs once per clip and the cheap
 redone over the whole corpus whenever it grows:
 
 1. :func:`measure_clip` — numbers from one clip's signal (and its transcript): median F0 and F0
-   range (Praat, :mod:`pipeline.acoustics`), active RMS level, peak and clipping, speaking rate
+   range (Praat, :mod:`fsclap.acoustics`), active RMS level, peak and clipping, speaking rate
    (characters/s for Chinese, morae/s for Japanese kana and syllables/s for English transcripts,
    else a syllable-nuclei estimate), vocal-tract length, and gender with an explicit confidence.
 2. :func:`bin_attributes` — levels (``low``/``normal``/``high``, ``slow``/``normal``/``fast``)
@@ -75,7 +75,7 @@ a listener uses after a few lines. Without speaker ids (or with too few clips) s
 the corpus group. Which reference was used is stored per clip (``pitch_ref`` …).
 
 The speed value is the *articulation rate*: transcript units (or, without a transcript, syllable
-nuclei) per :func:`pipeline.acoustics.rate_timebase` second. An English transcript counts
+nuclei) per :func:`fsclap.acoustics.rate_timebase` second. An English transcript counts
 ``(syllables + letters/3) / 2`` units: letters stand in for phones, which predict a sentence's
 duration better than syllables alone, and the mean keeps the unit near a syllable. A transcript
 that does not belong to the clip (its count differs from the clip's nuclei by more than
@@ -106,7 +106,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.acoustics import count_syllables, measure, trim_bounds
+from fsclap.acoustics import count_syllables, measure, trim_bounds
 from pipeline.gender import classify_gender, vocal_tract_length
 
 MEASURE_VERSION = "2"
@@ -171,7 +171,7 @@ class ClipMeasurement:
     measure_note: str
     vtl_cm: float = math.nan  # apparent vocal-tract length (pipeline.gender)
     nuclei: float = math.nan  # syllable nuclei in the signal
-    timebase_s: float = math.nan  # pipeline.acoustics.rate_timebase
+    timebase_s: float = math.nan  # fsclap.acoustics.rate_timebase
     transcript_units: float = math.nan  # duration units counted from the transcript (NaN: none)
     articulation_rate: float = math.nan  # transcript units (else nuclei) per timebase second
 

@@ -45,13 +45,13 @@ import pandas as pd
 from pydantic import Field
 
 from fsclap.audio import AudioError, load_audio
+from fsclap.caption_writer import CaptionWriter
 from fsclap.errors import FsclapError
 from fsclap.io import write_parquet, write_table
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ATTRIBUTE_LEVELS, COLUMN_ALIASES, ManifestError
 from pipeline.attributes import MEASURE_VERSION, BinningConfig, bin_attributes, measure_clip
-from pipeline.caption_writer import CaptionWriter
 from pipeline.stage import Stage, StageConfig, StageContext, short_hash
 from pipeline.tables import Episode
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from pipeline.acoustics import PITCH_CEILING_HZ, PITCH_FLOOR_HZ, _as_mono
+from fsclap.acoustics import PITCH_CEILING_HZ, PITCH_FLOOR_HZ, _as_mono
 
 SPEED_OF_SOUND_CM_S = 35000.0  # warm humid air in the vocal tract
 FORMANT_ANALYSIS_RATE = 11025  # formants up to 5 kHz; Praat's Burg cost grows with the rate

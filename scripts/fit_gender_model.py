@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.acoustics import f0_stats, trim_bounds  # noqa: E402
+from fsclap.acoustics import f0_stats, trim_bounds  # noqa: E402
 from pipeline.attributes import BinningConfig  # noqa: E402
 from pipeline.gender import classify_gender, f0_semitones, fit_logistic, vocal_tract_length  # noqa: E402
 from pipeline.synth.sentences import make_sentence  # noqa: E402

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fsclap.acoustics import PITCH_FLOOR_HZ, f0_track
 from fsclap.errors import FsclapError
 from model.backbones.base import (
     AudioPreprocessor,
@@ -48,7 +49,7 @@ class LogMelPreprocessor(AudioPreprocessor):
     energy is one of the style attributes).
 
     With ``prosody`` two measured channels follow the mels: F0 in octaves relative to 200 Hz and a voicing
-    flag (Praat, via ``pipeline.acoustics.f0_track``; 0 where unvoiced). A small encoder trained from
+    flag (Praat, via ``fsclap.acoustics.f0_track``; 0 where unvoiced). A small encoder trained from
     scratch on a few hundred clips does not learn to track pitch across speakers; measured F0 hands it
     the quantity the captions describe.
 
@@ -123,8 +124,6 @@ class LogMelPreprocessor(AudioPreprocessor):
     def _prosody(self, wave: np.ndarray, frames: int) -> Tensor:
         """(frames, 2): log2(F0 / 200 Hz) and voicing, from the F0 frame nearest each STFT frame's centre."""
         import soxr
-
-        from pipeline.acoustics import PITCH_FLOOR_HZ, f0_track
 
         centres = (np.arange(frames) * self.hop + self.win / 2) / self.sample_rate
         if (

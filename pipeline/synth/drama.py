@@ -43,12 +43,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from fsclap.acoustics import measure, trim_bounds
 from fsclap.audio import write_audio
+from fsclap.caption_writer import CaptionWriter
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json, write_table, write_text
 from fsclap.log import get_logger, progress
-from pipeline.acoustics import measure, trim_bounds
-from pipeline.caption_writer import CaptionWriter
 from pipeline.synth.music import MusicStyle, make_music, make_noise
 from pipeline.synth.sentences import ADJECTIVES, NOUNS, PLACES, distinct_sentences, make_sentence
 from pipeline.synth.state import claim_folder

@@ -6,7 +6,7 @@ corpus of thousands of clips rarely repeats one. Sentences are short (roughly 6-
 of speech), the length of a captioned clip in the paper's corpus.
 
 The Japanese bank (for the Kokoro voices) is written in kana only: kanji have no fixed reading, and
-the generator's rate measure counts morae from the text (``pipeline.acoustics.count_morae``).
+the generator's rate measure counts morae from the text (``fsclap.acoustics.count_morae``).
 Lines run roughly 12-32 morae (1.5-5 s at Japanese speaking rates).
 """
 

@@ -28,9 +28,9 @@ from functools import cache
 
 import numpy as np
 
+from fsclap.acoustics import Acoustics, count_syllables, measure, semitones, trim_bounds
 from fsclap.audio import resample
 from fsclap.errors import FsclapError
-from pipeline.acoustics import Acoustics, count_syllables, measure, semitones, trim_bounds
 from pipeline.synth.sentences import distinct_sentences
 from pipeline.synth.voices import ENGINE_SAMPLE_RATE, Controls, Voice, sox_effects, synthesize
 
@@ -335,7 +335,7 @@ def _finish(
 
 def set_level(audio: np.ndarray, sr: int, target_dbfs: float) -> np.ndarray:
     """Scale to ``target_dbfs`` active RMS; peaks over ``PEAK_LIMIT`` are soft-limited (tanh knee)."""
-    from pipeline.acoustics import active_rms_dbfs
+    from fsclap.acoustics import active_rms_dbfs
 
     current = active_rms_dbfs(audio, sr)
     if math.isnan(current):

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fsclap.acoustics import measure
 from fsclap.audio import load_audio, write_audio
+from fsclap.caption_writer import CaptionWriter
 from fsclap.errors import FsclapError
 from fsclap.io import write_json, write_table, write_text
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
-from pipeline.acoustics import measure
-from pipeline.caption_writer import CaptionWriter
 from pipeline.synth.sentences import distinct_sentences
 from pipeline.synth.state import claim_folder
 from pipeline.synth.style import (
@@ -515,7 +515,7 @@ docs/design.md of fsclap.
   `f0_median_hz`, `f0_range_semitones`, `speech_rate` (syllables/s), `rms_dbfs` (active RMS).
 - `emotion` is **nominal** (`emotion_nominal = True`): it names the prosody recipe used (intonation
   range, level biases, tremolo for fear). Synthesis cannot act; a listener would not reliably hear it.
-- `caption` (English) and `caption_zh` (Chinese) come from `pipeline.caption_writer` and describe
+- `caption` (English) and `caption_zh` (Chinese) come from `fsclap.caption_writer` and describe
   the intended levels; `caption_no_emotion` leaves the nominal emotion out.
 
 Mean measured value per intended level:

@@ -24,7 +24,7 @@ def test_alt_captions_share_no_wording_with_the_project_writer():
     sys.path.insert(0, str(BENCHMARK.parent))
     from alt_captions import alt_caption
 
-    from pipeline.caption_writer import CaptionWriter
+    from fsclap.caption_writer import CaptionWriter
 
     levels = {
         "gender": "female",

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fsclap.acoustics import active_frames, active_rms_dbfs, f0_stats, frame_dbfs, trim_bounds
 from fsclap.audio import write_audio
 from fsclap.errors import FsclapError
 from fsclap.manifest import ClipManifest
@@ -11,7 +12,6 @@ from model.augment import AugmentConfig, VoiceAugment
 from model.backbones.offline import LogMelPreprocessor
 from model.data import ClipDataset, training_augment
 from model.train_config import load_train_config
-from pipeline.acoustics import active_frames, active_rms_dbfs, f0_stats, frame_dbfs, trim_bounds
 
 SR = 16000
 EVERYTHING = AugmentConfig(formant_p=1, eq_p=1, band_limit_p=1, reverb_p=1, noise_p=1)

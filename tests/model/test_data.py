@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 
 from fsclap.audio import write_audio
+from fsclap.caption_writer import write_caption
 from fsclap.manifest import ClipManifest
 from model.backbones.offline import LogMelPreprocessor
 from model.data import ClipDataset, Collator, levels_key, training_captioner
 from model.train_config import load_train_config
-from pipeline.caption_writer import write_caption
 
 SR = 16000
 

@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fsclap.caption_writer import EN, ZH
 from fsclap.cli import main
 from fsclap.config import load_settings
 from fsclap.manifest import ClipManifest
 from fsclap.testing.style_audio import write_voice_like
 from fsclap.testing.tiny_models import write_sensevoice_small_dir
 from pipeline.caption import caption_manifest, clean_transcript
-from pipeline.caption_writer import EN, ZH
 
 EMOTION_WORDS = {
     w

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from fsclap.acoustics import ACTIVE_REL_DB, frame_dbfs
 from fsclap.audio import ffprobe, load_audio
 from fsclap.cli import main
 from fsclap.errors import FsclapError
-from pipeline.acoustics import ACTIVE_REL_DB, frame_dbfs
 from pipeline.scoring import diarization_error, read_rttm, si_sdr
 from pipeline.synth import generate_dramas, load_truth, serving, write_served_sources
 from pipeline.synth.drama import SPEECH_TO_MUSIC_DB, plan_dramas

@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
+from fsclap.acoustics import semitones
 from fsclap.cli import main
 from fsclap.errors import FsclapError
-from pipeline.acoustics import semitones
 from pipeline.synth import drama as drama_module
 from pipeline.synth.drama import (
     DEFAULT_SPEAKERS,

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
+from fsclap.acoustics import count_morae, count_syllables
 from fsclap.errors import FsclapError
-from pipeline.acoustics import count_morae, count_syllables
 from pipeline.synth.sentences import distinct_sentences
 
 

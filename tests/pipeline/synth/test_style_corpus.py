@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from fsclap.acoustics import count_morae
 from fsclap.cli import main
 from fsclap.errors import FsclapError
 from fsclap.manifest import ATTRIBUTE_LEVELS, ClipManifest
-from pipeline.acoustics import count_morae
 from pipeline.synth import generate_style_corpus
 from pipeline.synth.style import (
     ENERGY_BANDS_DBFS,
@@ -118,7 +118,7 @@ def test_captions_describe_the_labels(corpus):
     assert frame["caption"].nunique() == N
     assert all(c.endswith(".") for c in frame["caption"])
     assert all(c.endswith("。") for c in frame["caption_zh"])
-    from pipeline.caption_writer import EN
+    from fsclap.caption_writer import EN
 
     emotion_words = {w for role in EN["emotion"].values() for words in role.values() for w in words}
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, emotion_words)) + r")\b", re.I)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from fsclap.acoustics import measure
 from fsclap.errors import FsclapError
-from pipeline.acoustics import measure
 from pipeline.synth import voices as voices_module
 from pipeline.synth.voices import (
     ENGINE_SAMPLE_RATE,

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from pipeline.caption_writer import (
+from fsclap.caption_writer import (
     EN_GENDER_VOICE,
     EN_SUBJECT_NOUNS,
     LEVELS,

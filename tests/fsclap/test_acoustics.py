@@ -4,7 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline.acoustics import (
+from fsclap.acoustics import (
     active_rms_dbfs,
     count_syllables,
     estimate_syllables,
@@ -142,13 +142,13 @@ def am_buzz(syllables_per_s, seconds=3.0, f0=150.0, sr=SR):
 
 @pytest.mark.parametrize("rate", [2.5, 4.0, 6.0, 8.0])
 def test_syllable_nuclei_count_the_bursts_of_an_amplitude_modulated_buzz(rate):
-    from pipeline.acoustics import syllable_nuclei
+    from fsclap.acoustics import syllable_nuclei
 
     assert syllable_nuclei(am_buzz(rate), SR) == pytest.approx(3.0 * rate, abs=1)
 
 
 def test_articulation_time_leaves_out_pauses_but_not_short_closures():
-    from pipeline.acoustics import articulation_seconds
+    from fsclap.acoustics import articulation_seconds
 
     burst = tone(200.0, 1.0)
     with_pause = np.concatenate([burst, np.zeros(int(0.5 * SR), dtype=np.float32), burst])
@@ -158,7 +158,7 @@ def test_articulation_time_leaves_out_pauses_but_not_short_closures():
 
 
 def test_rate_timebase_is_the_geometric_mean_and_nan_without_speech():
-    from pipeline.acoustics import rate_timebase
+    from fsclap.acoustics import rate_timebase
 
     assert rate_timebase(4.0, 1.0) == pytest.approx(2.0)
     assert math.isnan(rate_timebase(0.0, 1.0))
