@@ -8,6 +8,8 @@ Relative audio paths resolve against the manifest's folder.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,17 +68,71 @@ def normalise_caption(text: str) -> str:
     return " ".join(str(text).lower().split()).rstrip(" .!?。！？")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, keep_bad_bytes: bool = False) -> pd.DataFrame:
+    """A table from CSV/TSV (UTF-8, every cell a string) or Parquet, or a one-line ManifestError.
+
+    ``keep_bad_bytes``: undecodable bytes in a CSV stay as surrogates instead of failing the file
+    (a clip list to caption, where one bad transcript must not stop the rest)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
+    suffix = path.suffix.lower()
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        if suffix in (".csv", ".tsv") and keep_bad_bytes:
+            # the csv module keeps surrogates; pandas' string storage cannot hold them
+            text = path.read_bytes().decode("utf-8", "surrogateescape")
+            header, *rows = [
+                r
+                for r in csv.reader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+                if r
+            ]
+            return pd.DataFrame(
+                [r + [""] * (len(header) - len(r)) for r in rows], columns=header, dtype=object
+            )
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+                sep="\t" if suffix == ".tsv" else ",",
+            )
         return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow/pandas raise many types for malformed files
+    except Exception as exc:  # noqa: BLE001 - pyarrow/pandas raise many types for malformed files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ManifestError(f"cannot read manifest {path}: {first}") from None
+
+
+def clip_rows(
+    frame: pd.DataFrame,
+    base_dir: Path | None = None,
+    source: Path | None = None,
+    required: tuple[str, ...] = REQUIRED_COLUMNS,
+) -> pd.DataFrame:
+    """The rules every clip table shares: canonical column names, the required columns present, at
+    least one row, audio paths absolute (relative ones against ``base_dir``), unique ``clip_id``s
+    (numbered when absent), numeric ``start_s``/``end_s``."""
+    frame = frame.rename(columns=COLUMN_ALIASES).copy()
+    where = f" in {source}" if source else ""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ManifestError(
+            f"manifest{where} lacks column(s) {', '.join(missing)} (audio: audio_path or wav_fp; "
+            "caption: caption or style_prompt)"
+        )
+    if frame.empty:
+        raise ManifestError(f"manifest{where} has no rows")
+    frame["audio_path"] = [_resolve(p, base_dir) for p in frame["audio_path"]]
+    if "clip_id" not in frame.columns:
+        frame["clip_id"] = [f"clip{i:07d}" for i in range(len(frame))]
+    frame["clip_id"] = frame["clip_id"].astype(str)
+    dup = frame["clip_id"][frame["clip_id"].duplicated()].unique()
+    if len(dup):
+        raise ManifestError(f"manifest{where} repeats clip_id(s): {', '.join(map(str, dup[:5]))}")
+    for col in ("start_s", "end_s"):
+        if col in frame.columns:
+            frame[col] = pd.to_numeric(frame[col].replace("", None), errors="coerce")
+    return frame.reset_index(drop=True)
 
 
 class ClipManifest:
@@ -89,9 +145,8 @@ class ClipManifest:
     @classmethod
     def read(cls, path: str | Path, validate_levels: bool = True) -> ClipManifest:
         path = Path(path)
-        frame = read_table(path).rename(columns=COLUMN_ALIASES)
         return cls.from_frame(
-            frame, base_dir=path.parent, source=path, validate_levels=validate_levels
+            read_table(path), base_dir=path.parent, source=path, validate_levels=validate_levels
         )
 
     @classmethod
@@ -102,28 +157,9 @@ class ClipManifest:
         source: Path | None = None,
         validate_levels: bool = True,
     ) -> ClipManifest:
-        frame = frame.rename(columns=COLUMN_ALIASES).copy()
-        where = f" in {source}" if source else ""
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ManifestError(
-                f"manifest{where} lacks column(s) {', '.join(missing)} (need audio_path/wav_fp and caption/style_prompt)"
-            )
-        if frame.empty:
-            raise ManifestError(f"manifest{where} has no rows")
-        frame["audio_path"] = [_resolve(p, base_dir) for p in frame["audio_path"]]
+        frame = clip_rows(frame, base_dir, source)
         frame["caption"] = frame["caption"].fillna("").astype(str)
-        if "clip_id" not in frame.columns:
-            frame["clip_id"] = [f"clip{i:07d}" for i in range(len(frame))]
-        frame["clip_id"] = frame["clip_id"].astype(str)
-        dup = frame["clip_id"][frame["clip_id"].duplicated()].unique()
-        if len(dup):
-            raise ManifestError(
-                f"manifest{where} repeats clip_id(s): {', '.join(map(str, dup[:5]))}"
-            )
-        for col in ("start_s", "end_s"):
-            if col in frame.columns:
-                frame[col] = pd.to_numeric(frame[col].replace("", None), errors="coerce")
+        where = f" in {source}" if source else ""
         if validate_levels:
             for col, levels in ATTRIBUTE_LEVELS.items():
                 if col not in frame.columns:

@@ -50,7 +50,11 @@ from fsclap.errors import FsclapError
 from fsclap.io import write_parquet, write_table
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
-from fsclap.manifest import ATTRIBUTE_LEVELS, COLUMN_ALIASES, ManifestError
+from fsclap.manifest import (
+    ATTRIBUTE_LEVELS,
+    clip_rows,
+    read_table,
+)
 from pipeline.attributes import MEASURE_VERSION, BinningConfig, bin_attributes, measure_clip
 from pipeline.stage import Stage, StageConfig, StageContext, short_hash
 from pipeline.tables import Episode
@@ -145,47 +149,9 @@ def read_clip_table(path: str | Path) -> pd.DataFrame:
     """A clip list to caption: CSV (UTF-8; stray bytes kept as surrogates so one bad transcript
     cannot fail the file) or Parquet, with ``audio_path``/``wav_fp``; captions are optional."""
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"manifest not found: {path}")
-    try:
-        if path.suffix.lower() in (".csv", ".tsv"):
-            import csv
-            import io
-
-            # the csv module keeps undecodable bytes as surrogates; pandas' string storage cannot hold them
-            text = path.read_bytes().decode("utf-8", "surrogateescape")
-            reader = csv.reader(
-                io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
-            )
-            header, *rows = [r for r in reader if r]
-            frame = pd.DataFrame(
-                [r + [""] * (len(header) - len(r)) for r in rows], columns=header, dtype=object
-            )
-        else:
-            frame = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types for malformed files
-        raise ManifestError(
-            f"cannot read manifest {path}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
-        ) from None
-    frame = frame.rename(columns=COLUMN_ALIASES)
-    if "audio_path" not in frame.columns:
-        raise ManifestError(f"manifest {path} lacks column audio_path (or wav_fp)")
-    if frame.empty:
-        raise ManifestError(f"manifest {path} has no rows")
-    if "clip_id" not in frame.columns:
-        frame["clip_id"] = [f"clip{i:07d}" for i in range(len(frame))]
-    frame["clip_id"] = frame["clip_id"].astype(str)
-    dup = frame["clip_id"][frame["clip_id"].duplicated()].unique()
-    if len(dup):
-        raise ManifestError(f"manifest {path} repeats clip_id(s): {', '.join(map(str, dup[:5]))}")
-    base = path.parent
-    frame["audio_path"] = [
-        str(p) if Path(str(p)).is_absolute() else str(base / str(p)) for p in frame["audio_path"]
-    ]
-    for col in ("start_s", "end_s"):
-        if col in frame.columns:
-            frame[col] = pd.to_numeric(frame[col].replace("", None), errors="coerce")
-    return frame.reset_index(drop=True)
+    return clip_rows(
+        read_table(path, keep_bad_bytes=True), path.parent, path, required=("audio_path",)
+    )
 
 
 def transcript_column(frame: pd.DataFrame) -> str | None:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fsclap.manifest import ClipManifest, ManifestError, normalise_caption
+from fsclap.manifest import ClipManifest, ManifestError, normalise_caption, read_table
 
 
 def _write_wav(path: Path):
@@ -88,3 +88,21 @@ def test_unreadable_manifest(tmp_path):
 def test_normalise_caption():
     assert normalise_caption("  A Sad  woman speaks.") == normalise_caption("a sad woman speaks")
     assert normalise_caption("fast!") != normalise_caption("slow")
+
+
+def test_one_reader_for_training_manifests_and_clip_lists(tmp_path):
+    from pipeline.caption import read_clip_table
+
+    raw = "wav_fp,text\nclips/a.wav,caf\xe9\n".encode("latin-1")  # not UTF-8
+    (tmp_path / "list.csv").write_bytes(raw)
+    # a clip list to caption keeps the stray byte (one bad transcript must not fail the file) ...
+    clips = read_clip_table(tmp_path / "list.csv")
+    assert clips["audio_path"].tolist() == [str(tmp_path / "clips" / "a.wav")]
+    assert clips["clip_id"].tolist() == ["clip0000000"] and clips["text"][0].startswith("caf")
+    # ... under the same rules as a training manifest, which needs captions and UTF-8
+    with pytest.raises(ManifestError, match="cannot read manifest"):
+        read_table(tmp_path / "list.csv")
+    (tmp_path / "list.csv").write_text("wav_fp,text\nclips/a.wav,cafe\n")
+    with pytest.raises(ManifestError, match="lacks column.*caption"):
+        ClipManifest.read(tmp_path / "list.csv")
+    assert read_clip_table(tmp_path / "list.csv")["clip_id"].tolist() == ["clip0000000"]
