@@ -10,7 +10,6 @@ the per-epoch metrics table and the training curves.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -141,10 +140,9 @@ def report_training(outcome: TrainResult, config, train_manifest, val_manifest, 
     import pandas as pd
 
     run_dir = outcome.run_dir
+    run = RunDir(run_dir)
     m = outcome.best_metrics
-    schedule = json.loads(RunDir(run_dir).train_config.read_text()).get(
-        "schedule", {}
-    )  # the batch actually used
+    schedule = outcome.schedule  # the batch actually used (derived or given)
     lines = [
         "# train-fsclap",
         "",
@@ -153,20 +151,20 @@ def report_training(outcome: TrainResult, config, train_manifest, val_manifest, 
         "",
         f"- data: {f'dataset `{dataset}`' if dataset is not None else ''} train `{train_manifest}`, val `{val_manifest}`",
         f"- epochs: {outcome.epochs_done}/{outcome.epochs} ({'finished' if outcome.finished else 'stopped early; run again to resume'}),"
-        f" batch {schedule.get('batch_size')} x {schedule.get('grad_accum')} accumulation (preset {config.preset}), lr {config.lr_backbone:g} backbone / "
+        f" batch {getattr(schedule, 'batch_size', None)} x {getattr(schedule, 'grad_accum', None)} accumulation (preset {config.preset}), lr {config.lr_backbone:g} backbone / "
         f"{config.lr_fusion:g} fusion-separation",
         f"- best epoch: **{outcome.best_epoch}** on {m.get('n', '?')} validation clips "
-        f"(checkpoint `{RunDir(run_dir).best}`)",
+        f"(checkpoint `{run.best}`)",
         "",
         artifacts.markdown_table(metric_rows(m)),
         "",
-        f"Curves: `{RunDir(run_dir).curves}` (image artifact `train-fsclap-curves`); per-epoch "
-        f"metrics: `{RunDir(run_dir).metrics_csv}`.",
+        f"Curves: `{run.curves}` (image artifact `train-fsclap-curves`); per-epoch "
+        f"metrics: `{run.metrics_csv}`.",
     ]
     artifacts.markdown(
         "train-fsclap-summary", "\n".join(lines), "Training: best epoch and validation metrics"
     )
-    metrics_csv = RunDir(run_dir).metrics_csv
+    metrics_csv = run.metrics_csv
     if metrics_csv.is_file():
         rows = pd.read_csv(metrics_csv).to_dict("records")
         if rows:
@@ -175,4 +173,4 @@ def report_training(outcome: TrainResult, config, train_manifest, val_manifest, 
                 rows,
                 f"Per-epoch loss and validation metrics ({metrics_csv})",
             )
-    artifacts.images("train-fsclap", [RunDir(run_dir).curves], "Training curves")
+    artifacts.images("train-fsclap", [run.curves], "Training curves")

@@ -248,6 +248,7 @@ class Trainer:
     ):
         self.cfg = config
         self.run_dir = Path(run_dir)
+        self.layout = RunDir(self.run_dir)
         self.rank, self.local_rank, self.world = process_info()
         self.is_main = self.rank == 0
         if self.world > 1 and not torch.distributed.is_initialized():
@@ -417,11 +418,11 @@ class Trainer:
     # -- paths --------------------------------------------------------------------------------
     @property
     def last_dir(self) -> Path:
-        return RunDir(self.run_dir).last
+        return self.layout.last
 
     @property
     def best_dir(self) -> Path:
-        return RunDir(self.run_dir).best
+        return self.layout.best
 
     # -- main loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -429,7 +430,7 @@ class Trainer:
         resumed = self._maybe_resume()
         if self.is_main:
             write_json(
-                RunDir(self.run_dir).train_config,
+                self.layout.train_config,
                 {
                     "train": self.cfg.model_dump(mode="json"),
                     "model": self.model_config.model_dump(mode="json"),
@@ -827,7 +828,7 @@ class Trainer:
     def _write_skipped(self) -> None:
         if not self.is_main:
             return
-        with atomic_path(RunDir(self.run_dir).skipped_csv) as tmp:
+        with atomic_path(self.layout.skipped_csv) as tmp:
             with open(tmp, "w", newline="") as fh:
                 w = csv.writer(fh)
                 w.writerow(["split", "clip_id", "audio_path", "reason"])
@@ -978,13 +979,12 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except Exception:  # noqa: BLE001 - tensorboard is optional; CSV + PNG are always written
             return
-        self.tb = SummaryWriter(str(RunDir(self.run_dir).tensorboard))
+        self.tb = SummaryWriter(str(self.layout.tensorboard))
 
     def _write_tables(self) -> None:
-        layout = RunDir(self.run_dir)
         for path, rows in (
-            (layout.metrics_csv, self.epoch_rows),
-            (layout.train_log_csv, self.step_rows),
+            (self.layout.metrics_csv, self.epoch_rows),
+            (self.layout.train_log_csv, self.step_rows),
         ):
             if not rows:
                 continue
@@ -1030,7 +1030,7 @@ class Trainer:
             f"{self.model_config.name}: N={len(self.val_set)} val clips, best epoch {self.best_epoch}"
         )
         fig.tight_layout()
-        with atomic_path(RunDir(self.run_dir).curves) as tmp:
+        with atomic_path(self.layout.curves) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
 
