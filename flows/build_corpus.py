@@ -1,20 +1,21 @@
 """``build-corpus``: the corpus builder as a Prefect flow (a thin wrapper over ``pipeline/``).
 
-The flow does what :func:`pipeline.runner.run_build` does, with Prefect doing the running:
+The flow executes the plan of :class:`pipeline.engine.CorpusBuild`, as
+:func:`pipeline.runner.run_build` does, with Prefect doing the running (:class:`PrefectExecutor`):
 
 * parameters are a pydantic model (:class:`~flows.params.BuildCorpusParams`): a bad run is
   rejected by the flow's schema before any work; the settings, sources, stages and every model
   the stages load are checked next, still before any work (``stage.check()`` + the model
   verification the runner does);
 * discovery is a task; then, per stage, **one task per episode** (named ``<stage>/<episode>``)
-  for the episodes the runner's ``decide`` says must run, on a task runner chosen by config
+  for the episodes the engine says must run, on a task runner chosen by config
   (threads by default, an existing Dask cluster for scale-out; see :mod:`flows.runtime`);
   each stage's corpus-wide step (``finish``: consistency per drama, clip manifest, dataset
   publish) is a task of its own;
 * a failing episode fails its task, not the flow: the failure is recorded in
   ``failures.parquet`` and the flow completes; network failures (acquire) are retried with
   exponential backoff first;
-* each finished episode is journalled at once by the flow (the only writer of the tables), so
+* each finished episode is journalled at once by the engine in the flow (the only writer of the tables), so
   a worker killed mid-run leaves a state the next run resumes from;
 * task results are cached by ``(stage, episode, resume key)`` -- the resume key hashes the
   stage's version and config with the content of its input -- and persisted under the data
@@ -32,11 +33,11 @@ import threading
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
@@ -47,35 +48,14 @@ from flows.runtime import TaskRunners, ensure_library_logging, result_storage
 from fsclap.config import Settings
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
-from pipeline.acquire import Acquire, AcquireConfig, YtdlpClient
-from pipeline.runner import (
-    BuildSummary,
-    StageSummary,
-    advance_status,
-    build_stages,
-    decide,
-    mark_duplicate_content,
-    preflight,
-    record_discovery,
-    record_stage_failure,
-)
+from pipeline.engine import BuildSummary, CorpusBuild, Outcome
+from pipeline.runner import build_stages, preflight
 from pipeline.sources import Discovery, Sources, discover, load_sources
 from pipeline.stage import Stage, StageError, short_hash
-from pipeline.tables import CorpusTables, Episode, RunLock
+from pipeline.tables import Episode
 
 log = get_logger("flows.build_corpus")
 
-#: Fields discovery owns: a cached stage result takes them from the current listing.
-LISTING_FIELDS = (
-    "drama_id",
-    "source_url",
-    "source_key",
-    "source_kind",
-    "episode_index",
-    "drama_title",
-    "language",
-    "title",
-)
 #: Stages whose failures can be network trouble: retried by Prefect with backoff.
 NETWORK_STAGES = {"acquire"}
 
@@ -180,14 +160,43 @@ def finish_stage(stage: Stage) -> Any:
 # --- the flow ---------------------------------------------------------------------------------
 
 
-@dataclass
-class StageRun:
-    """What the flow saw of one stage beyond the runner's counts."""
+class PrefectExecutor:
+    """Runs each stage's episodes as Prefect tasks (one per episode, named ``<stage>/<episode>``)
+    on the task runner :class:`~flows.runtime.TaskRunners` hands out; reports each as it ends."""
 
-    summary: StageSummary
-    cached: int = 0
-    seconds: float = 0.0
-    errors: Counter = field(default_factory=Counter)
+    def __init__(self, params: BuildCorpusParams, settings: Settings, runners: TaskRunners):
+        self.params = params
+        self.settings = settings
+        self.runners = runners
+
+    def discover(self, sources: Sources, lister) -> Discovery:
+        return discover_episodes(sources, lister)
+
+    def run_stage(self, stage: Stage, episodes: list[Episode]) -> Iterator[Outcome]:
+        register_stage(self.settings, stage)
+        if self.runners.in_process:
+            stage.ensure_setup()  # a model that cannot load stops the run here, not as one failure per episode
+        work = stage_task(stage, self.params, self.settings)
+        with self.runners.for_stage(getattr(stage.config, "workers", 1)) as runner:
+            futures = {
+                runner.submit(work, _inputs(stage, episode, self.settings)): episode
+                for episode in episodes
+            }
+            for future in progress(
+                as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"
+            ):
+                episode = futures[future]
+                future.wait()  # takes the final state from the runner (the API's copy may lag behind)
+                state = future.state
+                if state.is_completed() and state.name == "Cached":
+                    state = _checked_cache_hit(stage, episode, state, work, runner, self.settings)
+                if state.is_completed():
+                    yield Outcome(episode, state.result(), cached=state.name == "Cached")
+                else:
+                    yield Outcome(episode, None, *_failure(state))
+
+    def finish(self, stage: Stage) -> Any:
+        return finish_stage(stage)
 
 
 @flow(
@@ -198,7 +207,6 @@ class StageRun:
 )
 def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummary:
     ensure_library_logging()
-    logger = get_run_logger()
     settings = params.settings()
     check_worker_paths(params, settings)
     data_root = Path(settings.data_root).expanduser()
@@ -206,111 +214,12 @@ def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummar
     stages = build_stages(settings, params.stages)
     runners = TaskRunners(settings)
     preflight(settings, stages)
-    summary = BuildSummary(data_root=data_root)
-    runs: list[StageRun] = []
-    published = None
+    build = CorpusBuild(settings, sources, stages, retry_failed=params.retry_failed)
     start = time.perf_counter()
-    with RunLock(data_root), CorpusTables(data_root) as tables, runners:
-        acquire = next((s for s in stages if isinstance(s, Acquire)), None)
-        client = (
-            acquire.client
-            if acquire
-            else YtdlpClient(AcquireConfig(**settings.stages.get("acquire", {})))
-        )
-        discovery = discover_episodes(sources, client.list_entries)
-        ids = record_discovery(tables, discovery)
-        summary.dramas, summary.episodes = len(discovery.dramas), len(ids)
-        summary.skipped_dramas = list(discovery.skipped_dramas)
-        logger.info(
-            "discovered %d episodes of %d dramas (%d skipped)",
-            len(ids),
-            len(discovery.dramas),
-            len(discovery.skipped_dramas),
-        )
-        for stage in stages:
-            register_stage(settings, stage)
-            run = run_stage(stage, ids, tables, stages, params, settings, runners)
-            runs.append(run)
-            summary.stages.append(run.summary)
-            if stage.has_finish:
-                result = finish_stage(stage)
-                if stage.name == "publish":
-                    published = result
-            if isinstance(stage, Acquire):
-                mark_duplicate_content(tables, ids, stage)
-        summary.count_finished(tables, ids, stages)
-        failures = sorted(
-            tables.failures.values(), key=lambda r: (str(r.get("stage")), str(r.get("item_id")))
-        )
-    logger.info(
-        "corpus build finished: %d/%d episodes through all stages, %d failures",
-        summary.finished,
-        summary.episodes,
-        summary.failures,
-    )
-    report_build(summary, runs, failures, published, params, settings, time.perf_counter() - start)
+    with runners:
+        summary = build.run(PrefectExecutor(params, settings, runners))
+    report_build(summary, params, settings, time.perf_counter() - start)
     return summary
-
-
-def run_stage(
-    stage: Stage,
-    ids: list[str],
-    tables: CorpusTables,
-    stages: list[Stage],
-    params: BuildCorpusParams,
-    settings: Settings,
-    runners: TaskRunners,
-) -> StageRun:
-    """Submit one task per episode that must run; journal each result as it arrives."""
-    order = {s.name: i for i, s in enumerate(stages)}
-    run = StageRun(StageSummary(stage.name, stage.describe()))
-    counts = run.summary.counts
-    todo: list[Episode] = []
-    for episode_id in ids:
-        episode = tables.episodes[episode_id]
-        decision = decide(stage, episode, order, params.retry_failed)
-        if decision == "run":
-            todo.append(episode)
-            continue
-        counts[decision] += 1
-        if decision == "done":
-            advance_status(tables, stage, episode, stages)
-    if not todo:
-        log.info("%s", run.summary.line())
-        return run
-    if runners.in_process:
-        stage.ensure_setup()  # a model that cannot load stops the run here, not as one failure per episode
-    start = time.perf_counter()
-    work = stage_task(stage, params, settings)
-    with runners.for_stage(getattr(stage.config, "workers", 1)) as runner:
-        futures = {
-            runner.submit(work, _inputs(stage, episode, settings)): episode for episode in todo
-        }
-        for future in progress(
-            as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"
-        ):
-            episode = futures[future]
-            future.wait()  # takes the final state from the runner (the API's copy may lag behind)
-            state = future.state
-            if state.is_completed() and state.name == "Cached":
-                state = _checked_cache_hit(stage, episode, state, work, runner, settings)
-            if state.is_completed():
-                result = _with_listing(state.result(), episode)
-                tables.save_episode(result)
-                tables.resolve_failure(stage.name, episode.episode_id)
-                if state.name == "Cached":
-                    counts["done"] += 1
-                    run.cached += 1
-                else:
-                    counts["run"] += 1
-                continue
-            error, message, retryable = _failure(state)
-            record_stage_failure(tables, stage, episode, error, message, retryable)
-            counts["failed"] += 1
-            run.errors[error] += 1
-    run.seconds = time.perf_counter() - start
-    log.info("%s%s", run.summary.line(), f"  (cached {run.cached})" if run.cached else "")
-    return run
 
 
 def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any]:
@@ -335,16 +244,6 @@ def _checked_cache_hit(stage: Stage, episode: Episode, state, work, runner, sett
     return again.state
 
 
-def _with_listing(result: Episode, current: Episode) -> Episode:
-    """A cached result was listed in an earlier run: take the listing fields of this one."""
-    if all(getattr(result, f) == getattr(current, f) for f in LISTING_FIELDS):
-        return result
-    result = result.copy()
-    for name in LISTING_FIELDS:
-        setattr(result, name, getattr(current, name))
-    return result
-
-
 def _failure(state) -> tuple[str, str, bool]:
     """(error type, message, retryable) of a failed or crashed task, as the runner records them."""
     exc = state.result(raise_on_failure=False)
@@ -360,16 +259,12 @@ def _failure(state) -> tuple[str, str, bool]:
 
 
 def report_build(
-    summary: BuildSummary,
-    runs: list[StageRun],
-    failures: list[dict],
-    published,
-    params: BuildCorpusParams,
-    settings: Settings,
-    seconds: float,
+    summary: BuildSummary, params: BuildCorpusParams, settings: Settings, seconds: float
 ) -> None:
     import pandas as pd
 
+    failures = summary.failure_rows
+    published = summary.finished_steps.get("publish")
     data_root = summary.data_root
     layout = DataRoot(data_root)
     segments_path = layout.segments_table
@@ -411,17 +306,17 @@ def report_build(
         )
     rows = [
         {
-            "stage": r.summary.name,
-            "ran": r.summary.counts["run"],
-            "failed": r.summary.counts["failed"],
-            "already done": r.summary.counts["done"],
-            "of which cached": r.cached,
-            "kept failed": r.summary.counts["known_failed"],
-            "blocked": r.summary.counts["blocked"],
-            "seconds": round(r.seconds, 1),
-            "identity": r.summary.identity,
+            "stage": s.name,
+            "ran": s.counts["run"],
+            "failed": s.counts["failed"],
+            "already done": s.counts["done"],
+            "of which cached": s.cached,
+            "kept failed": s.counts["known_failed"],
+            "blocked": s.counts["blocked"],
+            "seconds": round(s.seconds, 1),
+            "identity": s.identity,
         }
-        for r in runs
+        for s in summary.stages
     ]
     lines += ["", "## Stages", "", artifacts.markdown_table(rows)]
     by_error = Counter((f["stage"], f["error"]) for f in failures)
