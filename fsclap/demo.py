@@ -4,7 +4,9 @@ generate short dramas -> serve them on loopback HTTP -> the ``build-corpus`` flo
 separate, diarize, consistency, caption, publish) -> the ``train-fsclap`` flow on the published
 dataset -> the ``evaluate-fsclap`` flow on its test split (leak-free) -> index every clip -> example
 searches. The flows run in this process (Prefect's ephemeral mode). Each step prints what it did
-and its time. Re-running resumes: finished work is reused.
+and its time. Re-running resumes: finished work is reused. The ``flows.*`` modules that import
+Prefect are imported inside the steps: Prefect reads its settings at import, so after
+:func:`~flows.runtime.prepare_local_prefect`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fsclap.config import Settings
+import pandas as pd
+
+from flows.params import BuildCorpusParams, EvaluateParams, TrainParams
+from flows.runtime import prepare_local_prefect
+from fsclap.config import Settings, load_settings
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
+from fsclap.manifest import ClipManifest
+from model.retrieval import Searcher, build_index
+from pipeline.synth import generate_dramas, serve_directory, write_served_sources
 
 DEMO_DRAMAS = 6
 DEMO_EPISODES = 4
@@ -68,10 +77,6 @@ def check_system_tools() -> str:
 
 
 def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
-    from flows.runtime import prepare_local_prefect
-    from fsclap.config import load_settings
-    from pipeline.synth import generate_dramas, serve_directory, write_served_sources
-
     prepare_local_prefect()  # corpus build, training and evaluation run as the Prefect flows, in process
 
     out = Path(out).resolve()
@@ -125,8 +130,7 @@ def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
 
 
 def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
-    from flows.build_corpus import build_corpus
-    from flows.params import BuildCorpusParams
+    from flows.build_corpus import build_corpus  # imports Prefect (see the module docstring)
 
     summary = build_corpus(BuildCorpusParams.from_settings(settings, sources=sources))
     datasets = DataRoot(settings.data_root).datasets
@@ -135,8 +139,6 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
         raise FsclapError("the corpus build published no dataset (see the failures above)")
     state["version"] = version
     state["dataset"] = datasets.version(version)
-    import pandas as pd
-
     counts = {
         s: len(pd.read_parquet(state["dataset"] / f"{s}.parquet")) for s in ("train", "val", "test")
     }
@@ -148,8 +150,7 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
 
 
 def _train(settings: Settings, out: Path, state: dict) -> str:
-    from flows.params import TrainParams
-    from flows.train import train_fsclap
+    from flows.train import train_fsclap  # imports Prefect (see the module docstring)
 
     state["run"] = out / "runs" / f"fsclap-{state['version']}"  # one run per dataset version
     result = train_fsclap(
@@ -170,8 +171,7 @@ def _train(settings: Settings, out: Path, state: dict) -> str:
 
 
 def _evaluate(settings: Settings, out: Path, state: dict) -> str:
-    from flows.evaluate import evaluate_fsclap
-    from flows.params import EvaluateParams
+    from flows.evaluate import evaluate_fsclap  # imports Prefect (see the module docstring)
 
     result = evaluate_fsclap(
         EvaluateParams.from_settings(
@@ -186,8 +186,6 @@ def _evaluate(settings: Settings, out: Path, state: dict) -> str:
 
 
 def _index(settings: Settings, out: Path, state: dict) -> str:
-    from model.retrieval import build_index
-
     state["index"] = out / "index" / state["version"]
     index, added = build_index(
         state["run"], DataRoot(settings.data_root).clips_table, state["index"], settings
@@ -196,9 +194,6 @@ def _index(settings: Settings, out: Path, state: dict) -> str:
 
 
 def _searches(settings: Settings, out: Path, state: dict) -> str:
-    from fsclap.manifest import ClipManifest
-    from model.retrieval import Searcher
-
     searcher = Searcher(state["index"], device=settings.resolved_device())
     lines = []
     for query in DEMO_QUERIES:

@@ -39,12 +39,6 @@ def test_version_is_the_installed_distribution_version():
     assert proc.stdout.strip() == f"fsclap {importlib.metadata.version('fsclap')}"
 
 
-def test_config_shows_effective_settings(capsys, tmp_path):
-    assert main(["--set", "seed=7", "config", "--profile", "paper"]) == 0
-    out = capsys.readouterr().out
-    assert "seed: 7" in out and "profile: paper" in out
-
-
 def test_bad_setting_is_one_line_error(capsys):
     assert main(["--set", "profile=cloud", "config"]) == 2
     err = capsys.readouterr().err.strip()
