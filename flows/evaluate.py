@@ -19,6 +19,7 @@ from flows.params import EvaluateParams, check_worker_paths, manifests_or_splits
 from flows.runtime import ensure_library_logging
 from fsclap.errors import FsclapError
 from fsclap.layout import RunDir
+from model.evaluation import evaluate_checkpoint
 
 
 @task(name="evaluate", tags=["fsclap", "gpu"], cache_policy=NO_CACHE, persist_result=False)
@@ -26,7 +27,6 @@ def evaluate_model(
     params: EvaluateParams, checkpoint: Path, manifest: Path, out_dir: Path, settings
 ):
     ensure_library_logging()
-    from model.evaluation import evaluate_checkpoint
 
     return evaluate_checkpoint(
         checkpoint,

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fsclap.config import load_settings
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
 from pipeline.runner import stage_names
@@ -68,8 +69,6 @@ class SettingsParams(BaseModel):
         )
 
     def settings(self):
-        from fsclap.config import load_settings
-
         overrides = list(self.overrides)
         if self.data_root is not None:
             overrides.append(f"data_root={self.data_root}")

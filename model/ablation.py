@@ -16,6 +16,10 @@ from fsclap.io import write_json, write_text
 from fsclap.layout import RunDir
 from fsclap.log import get_logger
 from fsclap.manifest import ClipManifest
+from model.evaluation import checkpoint_fingerprint, evaluate_model
+from model.factory import load_checkpoint
+from model.train_config import load_train_config
+from model.training import train
 
 log = get_logger("ablation")
 
@@ -65,11 +69,6 @@ def run_ablation(
     rows: Sequence[AblationRow] = TABLE3_ROWS,
 ) -> str:
     """Train + evaluate every row; returns (and writes ``OUT/table3.md``) the Markdown table."""
-    from model.evaluation import checkpoint_fingerprint, evaluate_model
-    from model.factory import load_checkpoint
-    from model.train_config import load_train_config
-    from model.training import train
-
     out_dir = Path(out_dir)
     test = ClipManifest.read(test_manifest, validate_levels=False)
     results = {}

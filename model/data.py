@@ -27,7 +27,10 @@ from fsclap import caption_writer
 from fsclap.audio import load_audio
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest, normalise_caption
-from model.backbones.base import AudioPreprocessor, TextPreprocessor
+from model.augment import VoiceAugment
+from model.backbones.base import AudioPreprocessor, TextPreprocessor, TokenFeatures
+from model.fusion_separation import AUDIO, TEXT
+from model.sampler import OneAttributeSampler
 
 log = get_logger("model.data")
 # The Rust tokenizer's thread pool, once used in the main process, deadlocks in forked loader workers.
@@ -267,8 +270,6 @@ class EpochSampler(Sampler[int]):
 
 def training_augment(config) -> Callable | None:
     """The training set's augmentation for a ``TrainConfig`` (None when off)."""
-    from model.augment import VoiceAugment
-
     return VoiceAugment(config.augment_params) if config.augment else None
 
 
@@ -293,8 +294,6 @@ def training_captioner(config) -> Callable[[dict[str, str], str, str], str] | No
 def training_sampler(config, dataset: ClipDataset, rank: int = 0, world: int = 1) -> Sampler[int]:
     """The training order for a ``TrainConfig``: random, or hard-negative groups (``model.sampler``)."""
     if config.sampler == "attribute":
-        from model.sampler import OneAttributeSampler
-
         return OneAttributeSampler(
             [r.attributes for r in dataset.rows], config.seed, config.sampler_group, rank, world
         )
@@ -334,6 +333,23 @@ def _quiet_worker(_):
     )  # decoding/feature extraction per worker; keep the main process's cores free
 
 
+@dataclass
+class ManifestEmbeddings:
+    """Bi embeddings of a whole clip manifest, row-aligned with its usable clips.
+
+    ``audio``/``text``: (N, E) float32 L2-normalised. ``failures``: (clip_id, audio_path, reason) of
+    skipped rows. With ``keep_tokens`` the projected token features are kept (CPU, float16) for pair re-ranking.
+    """
+
+    audio: Tensor
+    text: Tensor
+    clip_ids: list[str]
+    captions: list[str]
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    audio_tokens: list[TokenFeatures] | None = None
+    text_tokens: list[TokenFeatures] | None = None
+
+
 def embed_manifest(
     model,
     manifest: ClipManifest,
@@ -343,9 +359,6 @@ def embed_manifest(
     show_progress: bool = True,
 ):
     """See ``FSCLAP.embed_manifest``."""
-    from model.fsclap import ManifestEmbeddings
-    from model.fusion_separation import AUDIO, TEXT
-
     dataset = ClipDataset(manifest, model.backbone.audio_preprocessor, random_crop=False)
     loader = make_loader(
         dataset,

@@ -24,11 +24,14 @@ from fsclap.errors import FsclapError
 from fsclap.io import write_json
 from fsclap.log import get_logger
 from fsclap.manifest import ClipManifest
+from model.analysis import attribute_breakdown, breakdown_markdown, plot_embedding_map
+from model.factory import WEIGHTS, load_checkpoint, resolve_checkpoint
 from model.metrics import (
     BidirectionalResult,
     RankingResult,
     caption_keys,
     embedding_scores,
+    evaluate_embeddings,
     rank_gallery,
 )
 
@@ -60,8 +63,6 @@ def check_manifest(manifest: ClipManifest, allow_skip: bool = False) -> ClipMani
 
 def checkpoint_fingerprint(checkpoint: str | Path) -> str:
     """SHA-256 of the checkpoint's weights file: what an index remembers about its model."""
-    from model.factory import WEIGHTS, resolve_checkpoint
-
     digest = hashlib.sha256()
     with open(resolve_checkpoint(checkpoint) / WEIGHTS, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -154,8 +155,6 @@ class EvalReport:
                     f"| {name} | {direction} | {m['R@1']:.1f} | {m['R@5']:.1f} | {m['R@10']:.1f} | {m['mAP@10']:.1f} |"
                 )
         if self.attributes:
-            from model.analysis import breakdown_markdown
-
             lines += [
                 "",
                 "Per attribute (share of top-1 results with the query's level):",
@@ -175,8 +174,6 @@ def evaluate_model(
     show_progress: bool = True,
 ) -> tuple[EvalReport, object]:
     """Evaluate a loaded model on a manifest; returns the report and the embeddings."""
-    from model.analysis import attribute_breakdown
-
     manifest = check_manifest(manifest, allow_skip)
     want_tokens = bool(rerank_k) and model.has_pair_scoring
     if rerank_k and not model.has_pair_scoring:
@@ -201,7 +198,6 @@ def evaluate_model(
         log.warning("left out %d undecodable clip(s): %s", len(emb.failures), listing)
     if len(emb.clip_ids) < 2:
         raise FsclapError(f"need at least 2 evaluable clips, got {len(emb.clip_ids)}")
-    from model.metrics import evaluate_embeddings
 
     bi = evaluate_embeddings(emb.audio, emb.text, emb.captions)
     report = EvalReport(n=len(emb.clip_ids), bi=bi)
@@ -230,8 +226,6 @@ def evaluate_checkpoint(
     batch_size: int = 32,
 ) -> EvalReport:
     """What ``fsclap eval`` runs: load, evaluate, write JSON (+ details and an embedding map)."""
-    from model.factory import load_checkpoint, resolve_checkpoint
-
     device = settings.resolved_device() if settings is not None else "cpu"
     workers = settings.workers if settings is not None else 0
     show = settings.show_progress() if settings is not None else False
@@ -260,8 +254,6 @@ def evaluate_checkpoint(
         write_json(json_out, report.contract_json())
         write_json(json_out.with_name(json_out.stem + ".details.json"), report.details_json())
     if plot is not None:
-        from model.analysis import plot_embedding_map
-
         frame = manifest.frame.set_index("clip_id").loc[emb.clip_ids]
         labels = None
         for column in (

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import torch
 
+from fsclap.config import load_settings
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json
 from fsclap.layout import RunDir
+from model.backbones.laion_clap import LaionClapBackbone
+from model.backbones.offline import OfflineBackbone
 from model.fsclap import FSCLAP
 from model.model_config import ModelConfig
 
@@ -29,16 +32,11 @@ CONFIG = "config.json"
 
 def build_backbone(config: ModelConfig, settings=None, assets: Path | None = None):
     if config.backbone == "offline":
-        from model.backbones.offline import OfflineBackbone
-
         return OfflineBackbone.build(config.audio, config.text_max_length, assets=assets)
-    from model.backbones.laion_clap import LaionClapBackbone
 
     if assets is not None:
         return LaionClapBackbone.build(text_max_length=config.text_max_length, assets=assets)
     if settings is None:
-        from fsclap.config import load_settings
-
         settings = load_settings()
     return LaionClapBackbone.build(settings.model_path("laion_clap"), config.text_max_length)
 

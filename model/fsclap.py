@@ -24,7 +24,6 @@ eval mode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,28 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.backbones.base import Backbone, TokenFeatures
+from model.data import ManifestEmbeddings, embed_manifest
 from model.fusion_separation import AUDIO, TEXT, Fusion, Separation
 from model.loss import PairLogits, init_log_scale
 from model.model_config import ModelConfig
 
 MAX_LOGIT_SCALE = 100.0
-
-
-@dataclass
-class ManifestEmbeddings:
-    """Bi embeddings of a whole clip manifest, row-aligned with its usable clips.
-
-    ``audio``/``text``: (N, E) float32 L2-normalised. ``failures``: (clip_id, audio_path, reason) of
-    skipped rows. With ``keep_tokens`` the projected token features are kept (CPU, float16) for pair re-ranking.
-    """
-
-    audio: Tensor
-    text: Tensor
-    clip_ids: list[str]
-    captions: list[str]
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
-    audio_tokens: list[TokenFeatures] | None = None
-    text_tokens: list[TokenFeatures] | None = None
 
 
 class FSCLAP(nn.Module):
@@ -332,8 +315,6 @@ class FSCLAP(nn.Module):
         Unreadable audio and empty captions are skipped and listed in ``failures``. Results do not depend
         on ``batch_size`` or ``workers``.
         """
-        from model.data import embed_manifest
-
         return embed_manifest(
             self,
             manifest,

@@ -37,6 +37,7 @@ import pandas as pd
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json, write_parquet
 from fsclap.log import get_logger
+from fsclap.manifest import normalise_caption
 
 FORMAT_VERSION = 1
 EXACT_MAX_ITEMS = 100_000  # above this, "auto" builds HNSW
@@ -433,8 +434,6 @@ class ClipIndex:
 
     def search_captions(self, query_vector, k: int) -> list[tuple[str, float, int]]:
         """Best-matching distinct captions for one query: ``(caption, score, row)``."""
-        from fsclap.manifest import normalise_caption
-
         fetch = min(len(self), 4 * k)
         while True:
             seen: set[str] = set()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fsclap.manifest import normalise_caption
+
 DEFAULT_KS = (1, 5, 10)
 
 
@@ -50,8 +52,6 @@ class RankingResult:
 
 def caption_keys(captions: Sequence[str]) -> np.ndarray:
     """Integer ids such that equal normalised captions share an id."""
-    from fsclap.manifest import normalise_caption
-
     ids: dict[str, int] = {}
     return np.array(
         [ids.setdefault(normalise_caption(c), len(ids)) for c in captions], dtype=np.int64

@@ -20,7 +20,9 @@ from fsclap.audio import SOUNDFILE_SUFFIXES, load_audio
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
 from fsclap.manifest import ATTRIBUTE_LEVELS, ClipManifest
+from model.data import crop_bounds
 from model.evaluation import check_manifest, checkpoint_fingerprint
+from model.factory import load_checkpoint, resolve_checkpoint
 from model.index import ClipIndex
 
 log = get_logger("retrieval")
@@ -59,8 +61,6 @@ def build_index(
 
     Returns the index and the number of clips added.
     """
-    from model.factory import load_checkpoint, resolve_checkpoint
-
     folder = resolve_checkpoint(checkpoint)
     fingerprint = checkpoint_fingerprint(folder)
     manifest = check_manifest(ClipManifest.read(manifest_path, validate_levels=False), allow_skip)
@@ -128,8 +128,6 @@ class Searcher:
     def __init__(
         self, index_dir, checkpoint=None, device: str = "cpu", ef_search: int | None = None
     ):
-        from model.factory import load_checkpoint, resolve_checkpoint
-
         self.index = ClipIndex.open(index_dir, ef_search=ef_search)
         checkpoint = checkpoint or self.index.meta.get("model", {}).get("checkpoint")
         if not checkpoint:
@@ -250,8 +248,6 @@ class Searcher:
 
     def _crop(self, wave: np.ndarray) -> np.ndarray:
         """The deterministic centre crop the index's embeddings were made with (``model.data``)."""
-        from model.data import crop_bounds
-
         pre = self.model.backbone.audio_preprocessor
         a, b = crop_bounds(len(wave), int(round(pre.max_seconds * pre.sample_rate)), None)
         return wave[a:b]

@@ -58,6 +58,7 @@ from model.factory import create_model, save_checkpoint
 from model.fsclap import FSCLAP
 from model.fusion_separation import AUDIO, TEXT
 from model.loss import ContrastiveObjective, same_caption_mask, same_code_mask
+from model.metrics import caption_keys, embedding_scores, evaluate_embeddings, rank_gallery
 from model.train_config import FEW_STEPS, Schedule, TrainConfig, resolve_schedule
 
 log = get_logger("model.training")
@@ -151,8 +152,6 @@ def validation_metrics(
     """Leak-free full-gallery metrics in percent: bi (``a2t_R@1`` ...) and, with token features and a fusion
     module, bi-shortlist + pair re-ranking (``rerank_a2t_R@1`` ...). The one place the trainer scores
     validation; it uses the project's evaluator (``model.metrics``)."""
-    from model.metrics import caption_keys, embedding_scores, evaluate_embeddings, rank_gallery
-
     result = evaluate_embeddings(audio_emb, text_emb, captions)
     out = {f"a2t_{k}": v for k, v in result.a2t.summary().items()}
     out.update({f"t2a_{k}": v for k, v in result.t2a.summary().items()})

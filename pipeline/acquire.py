@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from fsclap.audio import AudioError, ffprobe
 from fsclap.io import sha256_file
 from fsclap.log import get_logger
 from pipeline.sources import RemoteEntry, normalise_url
@@ -441,8 +442,6 @@ def register_local(source: Path, out_dir: Path, stem: str, mode: str) -> Path:
 
 def probe_media(path: Path) -> dict[str, Any]:
     """ffprobe facts about a media file; raises EmptyMedia / UnreadableMedia / NoAudioStream."""
-    from fsclap.audio import AudioError, ffprobe
-
     if path.stat().st_size == 0:
         raise EmptyMedia(f"{path.name} is empty (0 bytes)")
     try:

@@ -46,6 +46,7 @@ from pydantic import Field
 
 from fsclap.audio import AudioError, load_audio
 from fsclap.caption_writer import CaptionWriter
+from fsclap.config import Settings, format_validation_error
 from fsclap.errors import FsclapError
 from fsclap.io import write_parquet, write_table
 from fsclap.layout import DataRoot
@@ -56,6 +57,7 @@ from fsclap.manifest import (
     read_table,
 )
 from pipeline.attributes import MEASURE_VERSION, BinningConfig, bin_attributes, measure_clip
+from pipeline.emotion import SenseVoiceTagger
 from pipeline.stage import Stage, StageConfig, StageContext, short_hash
 from pipeline.tables import Episode
 
@@ -455,7 +457,6 @@ def make_tagger(config: CaptionConfig, settings, device: str = "cpu"):
         mode = "sensevoice" if settings.profile == "paper" else "none"
     if mode == "none":
         return None
-    from pipeline.emotion import SenseVoiceTagger
 
     return SenseVoiceTagger(
         settings.model_path("sensevoice"), device=device, batch_size=config.batch_size
@@ -501,8 +502,6 @@ def config_from_settings(settings, **overrides) -> CaptionConfig:
         return CaptionConfig(**values)
     except Exception as exc:  # pydantic ValidationError -> one line
         from pydantic import ValidationError
-
-        from fsclap.config import format_validation_error
 
         if isinstance(exc, ValidationError):
             raise FsclapError(f"stages.caption: {format_validation_error(exc)}") from None
@@ -638,8 +637,6 @@ class Caption(Stage):
         if not self._tagger_made:
             settings = self.settings
             if settings is None:
-                from fsclap.config import Settings
-
                 settings = Settings(profile=self.context.profile)
             self._tagger = make_tagger(self.config, settings, self.context.device)
             self._tagger_made = True

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fsclap.errors import FsclapError, MissingModelError
+from pipeline.diarize.funasr_backend import file_path_metas, quiet_funasr, verify_checkpoint
 
 SAMPLE_RATE = 16000
 MODEL_ID = "iic/SenseVoiceSmall"
@@ -133,8 +134,6 @@ def parse_rich_text(raw: str) -> RichTags:
 
 def sensevoice_files(model_dir: Path) -> dict[str, Path]:
     """The files FunASR reads from a SenseVoiceSmall dir (``configuration.json`` may rename them)."""
-    from pipeline.diarize.funasr_backend import file_path_metas
-
     metas = file_path_metas(model_dir)
     return {
         "config": model_dir / metas.get("config", "config.yaml"),
@@ -194,8 +193,6 @@ class SenseVoiceTagger:
             if self._model is None:
                 from funasr import AutoModel
 
-                from pipeline.diarize.funasr_backend import quiet_funasr, verify_checkpoint
-
                 with quiet_funasr():
                     model = AutoModel(
                         model=str(self.model_dir),
@@ -212,8 +209,6 @@ class SenseVoiceTagger:
     def tag(self, audios: list[np.ndarray]) -> list[RichTags]:
         """Tags of 16 kHz mono clips, in order. Clips too short for the model get a noted
         ``unknown`` instead of a model call."""
-        from pipeline.diarize.funasr_backend import quiet_funasr
-
         model = self.load()
         results: list[RichTags | None] = [None] * len(audios)
         todo = []

@@ -24,6 +24,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from fsclap.audio import audio_stats
+from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, sha256_file
 from pipeline.stage import Stage, StageConfig, StageError, clear_stale_temporaries
 from pipeline.tables import Episode
@@ -68,8 +69,6 @@ class Extract(Stage):
 
     def check(self) -> None:
         import shutil
-
-        from fsclap.errors import FsclapError
 
         if shutil.which("ffmpeg") is None:
             raise FsclapError("ffmpeg not found: install it (apt-get install ffmpeg)")

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from fsclap.acoustics import PITCH_CEILING_HZ, PITCH_FLOOR_HZ, _as_mono
+from pipeline.gender_params import GENDER_MODELS
 
 SPEED_OF_SOUND_CM_S = 35000.0  # warm humid air in the vocal tract
 FORMANT_ANALYSIS_RATE = 11025  # formants up to 5 kHz; Praat's Burg cost grows with the rate
@@ -109,7 +110,7 @@ def classify_gender(
     """``(gender, confidence, model)``: the more probable gender, its probability and which fitted
     model gave it (``f0+vtl`` or ``f0``). ``(None, nan, "")`` when F0 is not measurable."""
     if params is None:
-        from pipeline.gender_params import GENDER_MODELS as params
+        params = GENDER_MODELS
     st = f0_semitones(f0_hz)
     if not np.isfinite(st):
         return None, math.nan, ""

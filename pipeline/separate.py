@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 from pydantic import Field, model_validator
 
+from fsclap.audio import audio_stats
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.io import atomic_path, sha256_file
 from fsclap.log import get_logger, progress
@@ -470,8 +471,6 @@ class Separate(Stage):
         source = self.context.abs(episode.audio_path)
         mean, std = episode.mono_mean, episode.mono_std
         if mean is None or std is None:
-            from fsclap.audio import audio_stats
-
             stats = audio_stats(source)
             mean, std = stats["mono_mean"], stats["mono_std"]
         std = float(std) + 1e-8

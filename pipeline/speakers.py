@@ -24,6 +24,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from fsclap.offline_models import load_resemblyzer
+
 EMBEDDING_SAMPLE_RATE = 16000
 
 # Cosine threshold between speaker centroids for linking them across episodes, per embedding model.
@@ -54,8 +56,6 @@ class ResemblyzerEmbedder:
     dim = 256
 
     def __init__(self, device: str = "cpu"):
-        from fsclap.offline_models import load_resemblyzer
-
         self.encoder = load_resemblyzer("cpu" if str(device).startswith("cpu") else device)
 
     def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:

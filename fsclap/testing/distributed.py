@@ -9,6 +9,12 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from model.backbones.base import TokenFeatures
+from model.factory import create_model
+from model.loss import ContrastiveObjective, same_caption_mask
+from model.model_config import load_model_config
+from model.training import training_loss
+
 TINY_OFFLINE = {
     "d_model": 32,
     "embed_dim": 16,
@@ -37,16 +43,11 @@ CAPTION_KEYS = [
 
 
 def tiny_model():
-    from model.factory import create_model
-    from model.model_config import load_model_config
-
     return create_model(load_model_config("fsclap-offline", TINY_OFFLINE), seed=0).train()
 
 
 def token_batch(model, n: int, seed: int = 3):
     """Backbone-shaped token features (as cached for frozen encoders) with ragged masks."""
-    from model.backbones.base import TokenFeatures
-
     g = torch.Generator().manual_seed(seed)
     a_len = torch.randint(2, 9, (n,), generator=g)
     t_len = torch.randint(1, 6, (n,), generator=g)
@@ -63,9 +64,6 @@ def token_batch(model, n: int, seed: int = 3):
 
 def loss_and_grads(model, audio, text, keys, counts=None, wrapped=None):
     """(loss, {parameter: gradient}) of the trainer's objective for one forward of ``wrapped or model``."""
-    from model.loss import ContrastiveObjective, same_caption_mask
-    from model.training import training_loss
-
     exclude = same_caption_mask(keys)
     out = (wrapped or model)(audio, text, exclude, "none")
     loss = training_loss(ContrastiveObjective(), out, exclude, keys, counts)

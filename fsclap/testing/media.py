@@ -11,6 +11,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from pipeline.synth.serve import serving
+
 AudioKind = str  # "tone" | "silence" | "none"
 
 
@@ -106,8 +108,6 @@ class LoopbackServer:
         self.log: list[str] = []  # "GET /ep01.mp4 206" lines
 
     def __enter__(self) -> LoopbackServer:
-        from pipeline.synth.serve import serving
-
         self._context = serving(self.directory)
         self.base_url, self.log = self._context.__enter__()
         return self

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import torch
 
+from model.backbones.laion_clap import CLAP_FEATURE_EXTRACTOR
+from pipeline.emotion import DEFAULT_BPE, all_tags
+
 HTDEMUCS_SOURCES = ["drums", "bass", "other", "vocals"]
 
 
@@ -110,8 +113,6 @@ def tiny_clap_config(vocab_size: int = 320):
 def write_tiny_clap_folder(root: str | Path, seed: int = 0) -> Path:
     """A transformers-format LAION-CLAP folder (config, safetensors weights, tokenizer, preprocessor config)."""
     from transformers import ClapFeatureExtractor, ClapModel
-
-    from model.backbones.laion_clap import CLAP_FEATURE_EXTRACTOR
 
     root = Path(root)
     tok_dir = write_tiny_roberta_tokenizer(root)
@@ -677,8 +678,6 @@ def write_sensevoice_small_dir(
     out of the real inference code (front end, query embeddings, encoder, CTC, tokenizer).
     """
     import numpy as np
-
-    from pipeline.emotion import DEFAULT_BPE, all_tags
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,9 @@ from fsclap.web.models import (
     SimilarResponse,
     Version,
 )
+from fsclap.web.page import add_page
 from fsclap.web.service import ApiError, StyleSearch, finite
+from model.retrieval import Searcher
 
 STATIC = Path(__file__).parent / "static"
 ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 422)}
@@ -83,8 +85,6 @@ def create_app(
 
     ``token``: when set, every path but ``/health`` requires it (see :mod:`fsclap.web.auth`).
     """
-    from model.retrieval import Searcher
-
     if searcher is None:
         if index_dir is None:
             raise FsclapError("create_app needs an index directory or a searcher")
@@ -264,8 +264,6 @@ def create_app(
                 updated=meta.get("updated"),
             ),
         )
-
-    from fsclap.web.page import add_page
 
     add_page(app, svc)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

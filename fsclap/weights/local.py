@@ -7,9 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsclap.errors import FsclapError
+from fsclap.errors import FsclapError, MissingModelError
 from fsclap.weights.lock import model_files
 from fsclap.weights.registry import MODELS, demucs_model_name
+from model.backbones.laion_clap_layout import ORIGINAL_CHECKPOINT, TOKENIZER_DIRS
+from pipeline.diarize.funasr_backend import required_files as funasr_required
+from pipeline.emotion import sensevoice_files
+from pipeline.separate import demucs_weight_files
 
 FUNASR_IDS = ("paraformer", "fsmn_vad", "ct_punc", "campplus")
 
@@ -29,9 +33,6 @@ def required_files(model_id: str, path: Path, settings) -> dict[str, Path]:
     """role -> file the loader of ``model_id`` reads from ``path`` (raises FsclapError for a broken config)."""
     path = Path(path)
     if model_id == "demucs":
-        from fsclap.errors import MissingModelError
-        from pipeline.separate import demucs_weight_files
-
         name = demucs_model_name(settings)
         bag = path / f"{name}.yaml"
         if not bag.is_file():
@@ -42,12 +43,8 @@ def required_files(model_id: str, path: Path, settings) -> dict[str, Path]:
             return {"bag": bag, "weights": Path(exc.path)}
         return {"bag": bag, **{f"weights {w.name}": w for w in weights}}
     if model_id in FUNASR_IDS:
-        from pipeline.diarize.funasr_backend import required_files as funasr_required
-
         return funasr_required(path)
     if model_id == "sensevoice":
-        from pipeline.emotion import sensevoice_files
-
         return sensevoice_files(path)
     if model_id == "laion_clap":
         return clap_files(path)
@@ -57,8 +54,6 @@ def required_files(model_id: str, path: Path, settings) -> dict[str, Path]:
 def clap_files(path: Path) -> dict[str, Path]:
     """The files ``model.backbones.laion_clap.load_clap`` reads from ``path`` (same precedence:
     a transformers folder when it has ``config.json``, else the original checkpoint + tokenizer)."""
-    from model.backbones.laion_clap import ORIGINAL_CHECKPOINT, TOKENIZER_DIRS
-
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
         weights = [

@@ -37,6 +37,7 @@ from fsclap.weights.registry import (
     locate,
     models_root,
 )
+from fsclap.weights.verify import one_line
 
 log = get_logger("weights.pull")
 
@@ -242,8 +243,6 @@ def pull_models(
             try:
                 via = _download(spec, settings, target, revision, hubs, demucs_listing)
             except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
-                from fsclap.weights.verify import one_line
-
                 # e.g. a proxy that answers for the hub: what cannot be fetched here is copied by hand
                 report.manual[spec.id] = manual_files(
                     spec, settings, target, hubs.demucs_url, demucs_listing

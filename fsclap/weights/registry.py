@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote_plus
 
+from fsclap.errors import FsclapError
+
 Source = Literal["modelscope", "huggingface", "demucs", "wheel"]
 SOURCE_NAMES = {
     "modelscope": "ModelScope",
@@ -274,8 +276,6 @@ OFFLINE_MODELS = [m.id for m in MODELS.values() if "offline" in m.profiles]
 
 def model_ids(profile: str | None = None, only: list[str] | None = None) -> list[str]:
     """Registry ids of a profile (``None``: all), restricted to ``only`` (unknown ids are an error)."""
-    from fsclap.errors import FsclapError
-
     ids = [m.id for m in MODELS.values() if profile is None or profile in m.profiles]
     if only:
         unknown = [i for i in only if i not in MODELS]

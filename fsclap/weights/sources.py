@@ -22,7 +22,8 @@ from urllib.parse import urlparse
 
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, sha256_file
-from fsclap.log import get_logger
+from fsclap.log import get_logger, progress_enabled
+from fsclap.weights.lock import model_files
 from fsclap.weights.registry import DEMUCS_URL, HubFile, ModelSpec, hf_endpoint, modelscope_endpoint
 
 log = get_logger("weights")
@@ -138,8 +139,6 @@ def install_file(source: Path, target: Path) -> None:
 def copy_tree(snapshot: Path, target: Path, ignore: list[str]) -> list[str]:
     """Install every file of a cached snapshot into ``target`` (skipping ``ignore`` globs and hidden files)."""
     from fnmatch import fnmatch
-
-    from fsclap.weights.lock import model_files
 
     copied = []
     for rel in model_files(snapshot):
@@ -371,8 +370,6 @@ def http_download(
     """Download ``url`` to ``target`` through ``<target>.part``, resuming a previous partial
     download with a byte range; the finished file replaces ``target`` atomically."""
     import requests
-
-    from fsclap.log import progress_enabled
 
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)

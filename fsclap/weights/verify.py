@@ -21,11 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fsclap import offline_models
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
-from fsclap.weights.local import presence
+from fsclap.weights.local import presence, required_files
 from fsclap.weights.lock import ModelLock, check_files
 from fsclap.weights.registry import MODELS, locate, lock_path, model_ids
+from pipeline.diarize.funasr_backend import load_funasr_model, quiet_funasr
+from pipeline.emotion import SenseVoiceTagger
+from pipeline.separate import DemucsBackend, SeparateConfig
 
 log = get_logger("weights.verify")
 
@@ -171,8 +175,6 @@ def one_line(exc: BaseException, limit: int = 240) -> str:
 
 def weight_files(settings, model_id: str, path: Path, folder: Path) -> set[str]:
     """Names (relative to ``folder``) of the weight files the loader of ``model_id`` reads."""
-    from fsclap.weights.local import required_files
-
     try:
         files = required_files(model_id, path, settings)
     except Exception:  # noqa: BLE001 - only used to word a message
@@ -278,8 +280,6 @@ def _finite(value, what: str) -> None:
 def smoke_test(settings, model_id: str, path: Path, device: str) -> str:
     """Load ``model_id`` the way its stage does and run it once; returns what it produced."""
     if model_id == "demucs":
-        from pipeline.separate import DemucsBackend, SeparateConfig
-
         config = SeparateConfig(**{**(settings.stages.get("separate") or {}), "method": "demucs"})
         backend = DemucsBackend(config, Path(path), device, settings.seed)
         backend.load()
@@ -287,8 +287,6 @@ def smoke_test(settings, model_id: str, path: Path, device: str) -> str:
         _finite(out["vocals"], "Demucs vocals")
         return f"{config.model}: {len(backend.model.sources)} sources, 1 s separated"
     if model_id in ("paraformer", "fsmn_vad", "ct_punc", "campplus"):
-        from pipeline.diarize.funasr_backend import load_funasr_model, quiet_funasr
-
         model = load_funasr_model(model_id, Path(path), device)
         with quiet_funasr():
             if model_id == "ct_punc":
@@ -303,13 +301,13 @@ def smoke_test(settings, model_id: str, path: Path, device: str) -> str:
             return f"{len(result[0].get('value') or [])} speech region(s) on silence"
         return f"transcript on silence: {str(result[0].get('text', ''))[:24]!r}"
     if model_id == "sensevoice":
-        from pipeline.emotion import SenseVoiceTagger
-
         tags = SenseVoiceTagger(path, device=device).tag([near_silence(1.0, 16000)])[0]
         return f"emotion {tags.emotion}, events {tags.events_text or '-'}"
     if model_id == "laion_clap":
         import torch
 
+        # stays inside the function: the backbone is a torch module, and importing fsclap.weights
+        # (the runner's preflight, every `fsclap models` command) must not load torch
         from model.backbones.laion_clap import LaionClapBackbone
 
         backbone = LaionClapBackbone.build(path).to(device).eval()
@@ -329,8 +327,6 @@ def smoke_test(settings, model_id: str, path: Path, device: str) -> str:
 
 
 def wheel_smoke_test(model_id: str, device: str) -> str:
-    from fsclap import offline_models
-
     if model_id == "silero_vad":
         import torch
         from silero_vad import get_speech_timestamps

@@ -28,11 +28,10 @@ from torch import Tensor, nn
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.log import get_logger
 from model.backbones.base import AudioPreprocessor, Backbone, TextPreprocessor, TokenFeatures
+from model.backbones.laion_clap_layout import ORIGINAL_CHECKPOINT, TOKENIZER_DIRS
 
 log = get_logger("model.laion_clap")
 
-ORIGINAL_CHECKPOINT = "630k-audioset-best.pt"
-TOKENIZER_DIRS = ("roberta-base", "tokenizer")
 HINT = (
     "download 630k-audioset-best.pt from https://huggingface.co/lukewys/laion_clap plus the roberta-base "
     "tokenizer beside it, or a transformers snapshot of laion/clap-htsat-unfused; set model_paths.laion_clap "

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from fsclap.acoustics import PITCH_FLOOR_HZ, f0_track
 from fsclap.errors import FsclapError
+from fsclap.offline_models import minilm_path
 from model.backbones.base import (
     AudioPreprocessor,
     Backbone,
@@ -274,8 +275,6 @@ class OfflineBackbone(Backbone):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if assets is None:
-            from fsclap.offline_models import minilm_path
-
             path = minilm_path()
             with quiet_transformers():  # the unused pooler weights would print a load report
                 text = AutoModel.from_pretrained(str(path), add_pooling_layer=False)

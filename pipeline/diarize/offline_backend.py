@@ -69,6 +69,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fsclap.offline_models import load_silero_vad
 from pipeline.diarize import MODEL_SAMPLE_RATE
 from pipeline.segments import Segment, SegmentationConfig, quietest_point, shape_segments
 from pipeline.speakers import ResemblyzerEmbedder
@@ -201,8 +202,6 @@ class OfflineDiarizer:
     def speech_regions(self, audio: np.ndarray) -> list[tuple[float, float]]:
         import torch
         from silero_vad import get_speech_timestamps
-
-        from fsclap.offline_models import load_silero_vad
 
         c = self.config
         if len(audio) < 512:

@@ -28,11 +28,17 @@ import pandas as pd
 from pydantic import Field
 
 from fsclap.audio import AudioError, load_audio, resample
+from fsclap.config import Settings
 from fsclap.io import atomic_path, sha256_file, write_parquet
 from fsclap.log import get_logger
 from pipeline.diarize import MODEL_SAMPLE_RATE
-from pipeline.diarize.funasr_backend import FunasrDiarizerConfig
-from pipeline.diarize.offline_backend import OfflineDiarizerConfig
+from pipeline.diarize.funasr_backend import (
+    FUNASR_MODELS,
+    FunasrDiarizer,
+    FunasrDiarizerConfig,
+    required_files,
+)
+from pipeline.diarize.offline_backend import OfflineDiarizer, OfflineDiarizerConfig
 from pipeline.segments import EPISODE_COLUMNS, SegmentationConfig, cut_clip, segment_reasons, typed
 from pipeline.stage import Stage, StageConfig, StageError, short_hash
 from pipeline.tables import Episode
@@ -80,16 +86,11 @@ class Diarize(Stage):
     def make_diarizer(self):
         c = self.config
         if c.backend == "funasr":
-            from pipeline.diarize.funasr_backend import FunasrDiarizer
-
             if self.settings is None:
-                from fsclap.config import Settings
-
                 self.settings = Settings()
             return FunasrDiarizer(
                 self.settings, c.funasr, c.segmentation, device=self.context.device
             )
-        from pipeline.diarize.offline_backend import OfflineDiarizer
 
         return OfflineDiarizer(c.offline, c.segmentation, device=self.context.device)
 
@@ -106,8 +107,6 @@ class Diarize(Stage):
             )  # checks the four model dirs (MissingModelError names the missing file)
 
     def models(self) -> list[str]:
-        from pipeline.diarize.funasr_backend import FUNASR_MODELS
-
         return list(FUNASR_MODELS) if self.config.backend == "funasr" else []
 
     def setup(self) -> None:
@@ -120,8 +119,6 @@ class Diarize(Stage):
 
     def extra_identity(self) -> dict:
         if self.config.backend == "funasr":
-            from pipeline.diarize.funasr_backend import required_files
-
             files = {key: required_files(path) for key, path in self.diarizer.dirs.items()}
             return {
                 "models": {

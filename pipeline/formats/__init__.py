@@ -21,6 +21,11 @@ import pandas as pd
 
 from fsclap.errors import FsclapError
 from pipeline.formats.common import ImportResult
+from pipeline.formats.fsclap_csv import read_fsclap_csv, write_fsclap_csv
+from pipeline.formats.hf import read_hf_parquet, write_hf_parquet
+from pipeline.formats.lhotse_cuts import read_lhotse_cuts, write_lhotse_cuts
+from pipeline.formats.promptspeech import read_promptspeech
+from pipeline.formats.textrolspeech import read_textrolspeech, write_textrolspeech
 
 READ_FORMATS = ("textrolspeech", "promptspeech", "fsclap-csv", "hf-parquet", "lhotse")
 WRITE_FORMATS = ("textrolspeech", "fsclap-csv", "hf-parquet", "lhotse")
@@ -31,24 +36,14 @@ def import_manifest(
 ) -> ImportResult:
     """Read ``path`` in format ``fmt`` as a canonical clip-manifest frame."""
     if fmt == "textrolspeech":
-        from pipeline.formats.textrolspeech import read_textrolspeech
-
         return read_textrolspeech(path, audio_root)
     if fmt == "promptspeech":
-        from pipeline.formats.promptspeech import read_promptspeech
-
         return read_promptspeech(path, audio_root)
     if fmt == "fsclap-csv":
-        from pipeline.formats.fsclap_csv import read_fsclap_csv
-
         return read_fsclap_csv(path)
     if fmt == "hf-parquet":
-        from pipeline.formats.hf import read_hf_parquet
-
         return read_hf_parquet(path)
     if fmt == "lhotse":
-        from pipeline.formats.lhotse_cuts import read_lhotse_cuts
-
         return read_lhotse_cuts(path)
     raise FsclapError(f"unknown import format {fmt!r} (choose from {', '.join(READ_FORMATS)})")
 
@@ -56,20 +51,12 @@ def import_manifest(
 def export_manifest(frame: pd.DataFrame, out: str | Path, fmt: str, **options) -> Path:
     """Write a canonical clip-manifest frame (absolute ``audio_path``) in format ``fmt``."""
     if fmt == "textrolspeech":
-        from pipeline.formats.textrolspeech import write_textrolspeech
-
         return write_textrolspeech(frame, out)
     if fmt == "fsclap-csv":
-        from pipeline.formats.fsclap_csv import write_fsclap_csv
-
         return write_fsclap_csv(frame, out)
     if fmt == "hf-parquet":
-        from pipeline.formats.hf import write_hf_parquet
-
         return write_hf_parquet(frame, out, **options)
     if fmt == "lhotse":
-        from pipeline.formats.lhotse_cuts import write_lhotse_cuts
-
         return write_lhotse_cuts(frame, out)
     raise FsclapError(f"unknown export format {fmt!r} (choose from {', '.join(WRITE_FORMATS)})")
 

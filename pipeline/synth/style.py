@@ -28,7 +28,14 @@ from functools import cache
 
 import numpy as np
 
-from fsclap.acoustics import Acoustics, count_syllables, measure, semitones, trim_bounds
+from fsclap.acoustics import (
+    Acoustics,
+    active_rms_dbfs,
+    count_syllables,
+    measure,
+    semitones,
+    trim_bounds,
+)
 from fsclap.audio import resample
 from fsclap.errors import FsclapError
 from pipeline.synth.sentences import distinct_sentences
@@ -335,8 +342,6 @@ def _finish(
 
 def set_level(audio: np.ndarray, sr: int, target_dbfs: float) -> np.ndarray:
     """Scale to ``target_dbfs`` active RMS; peaks over ``PEAK_LIMIT`` are soft-limited (tanh knee)."""
-    from fsclap.acoustics import active_rms_dbfs
-
     current = active_rms_dbfs(audio, sr)
     if math.isnan(current):
         return audio.astype(np.float32)

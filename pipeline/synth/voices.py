@@ -31,6 +31,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import soundfile as sf
 
+from fsclap.audio import resample
 from fsclap.errors import FsclapError
 
 ENGINE_SAMPLE_RATE = 22050  # every engine's output is brought to 22.05 kHz
@@ -304,8 +305,6 @@ def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dic
         raise SynthesisError(f"piper produced no audio for {text!r}")
     audio = np.concatenate(chunks).astype(np.float32) * 0.5
     if engine.config.sample_rate != ENGINE_SAMPLE_RATE:
-        from fsclap.audio import resample
-
         audio = resample(audio, engine.config.sample_rate, ENGINE_SAMPLE_RATE)
     cents = int(round(controls.semitones * 100))
     if cents:
@@ -355,7 +354,6 @@ def _kokoro(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, di
         ) from exc
     if audio.size == 0:
         raise SynthesisError(f"kokoro produced no audio for {text!r}")
-    from fsclap.audio import resample
 
     audio = resample(np.asarray(audio, dtype=np.float32) * 0.5, sr, ENGINE_SAMPLE_RATE)
     cents = int(round(controls.semitones * 100))
