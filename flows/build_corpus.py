@@ -263,7 +263,7 @@ def report_build(
 ) -> None:
     import pandas as pd
 
-    failures = summary.failure_rows
+    failures = [f.to_row() for f in summary.failure_rows]
     published = summary.finished_steps.get("publish")
     data_root = summary.data_root
     layout = DataRoot(data_root)

@@ -741,13 +741,9 @@ class Caption(Stage):
         table = table.rename(columns={"clip_id": "segment_id"})
         write_parquet(self.output_path(episode), _storable(table))
         result = episode.copy()
-        result.extra.update(
-            {
-                "n_measured_clips": int(len(table)),
-                "n_unreadable_clips": int((table["read_error"].fillna("") != "").sum())
-                if len(table)
-                else 0,
-            }
+        result.n_measured_clips = int(len(table))
+        result.n_unreadable_clips = (
+            int((table["read_error"].fillna("") != "").sum()) if len(table) else 0
         )
         return result
 

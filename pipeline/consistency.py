@@ -246,13 +246,9 @@ class Consistency(Stage):
         table = self.score(episode.drama_id)
         mine = table[table["episode_id"] == episode.episode_id]
         result = episode.copy()
-        result.extra.update(
-            {
-                "n_kept_segments": int(mine["kept"].sum()),
-                "kept_s": round(float(mine.loc[mine["kept"], "duration_s"].sum()), 3),
-                "n_drama_speakers": int(mine["speaker_id"].nunique()),
-            }
-        )
+        result.n_kept_segments = int(mine["kept"].sum())
+        result.kept_s = round(float(mine.loc[mine["kept"], "duration_s"].sum()), 3)
+        result.n_drama_speakers = int(mine["speaker_id"].nunique())
         return result
 
     def score(self, drama_id: str) -> pd.DataFrame:

@@ -44,7 +44,7 @@ from fsclap.log import get_logger
 from pipeline.acquire import Acquire, AcquireConfig, DuplicateContent, YtdlpClient
 from pipeline.sources import Discovery, Sources
 from pipeline.stage import Stage
-from pipeline.tables import CorpusTables, Episode, RunLock
+from pipeline.tables import CorpusTables, Episode, Failure, RunLock
 
 log = get_logger("pipeline.engine")
 
@@ -125,7 +125,7 @@ class BuildSummary:
     finished: int = 0
     hours: float = 0.0
     failures: int = 0
-    failure_rows: list[dict] = field(default_factory=list)  # the current failures, sorted
+    failure_rows: list[Failure] = field(default_factory=list)  # the current failures, sorted
     finished_steps: dict[str, Any] = field(default_factory=dict)  # stage name -> what finish() gave
 
     def count_finished(self, tables: CorpusTables, ids: list[str], stages: list[Stage]) -> None:
@@ -134,9 +134,7 @@ class BuildSummary:
         finished = [tables.episodes[i] for i in ids if tables.episodes[i].status == last]
         self.finished = len(finished)
         self.hours = sum(e.duration_s or 0.0 for e in finished) / 3600.0
-        self.failure_rows = sorted(
-            tables.failures.values(), key=lambda r: (str(r.get("stage")), str(r.get("item_id")))
-        )
+        self.failure_rows = sorted(tables.failures.values(), key=lambda f: (f.stage, f.item_id))
         self.failures = len(self.failure_rows)
 
     @property
@@ -286,15 +284,15 @@ def record_discovery(tables: CorpusTables, discovery: Discovery) -> list[str]:
             tables.save_episode(with_listing(known, found))
     current = {(p.stage, p.item_id) for p in discovery.problems}
     dramas = set(discovery.dramas)
-    for row in tables.failures_of("discover"):
-        if row.get("drama_id") in dramas and (row["stage"], row["item_id"]) not in current:
-            tables.resolve_failure(row["stage"], row["item_id"])
+    for failure in tables.failures_of("discover"):
+        if failure.drama_id in dramas and (failure.stage, failure.item_id) not in current:
+            tables.resolve_failure(failure.stage, failure.item_id)
     for problem in discovery.problems:
         log.warning("%s: %s", problem.error, problem.message)
         known = tables.failures.get((problem.stage, problem.item_id))
         if (
             known
-            and (known["error"], known["message"]) == (problem.error, problem.message)
+            and (known.error, known.message) == (problem.error, problem.message)
             and not problem.retryable
         ):
             continue  # unchanged since the last run: nothing to write

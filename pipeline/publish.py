@@ -480,7 +480,7 @@ class Publish(Stage):
             else pd.DataFrame()
         )
         result = episode.copy()
-        result.extra["n_clips"] = int(len(mine))
+        result.n_clips = int(len(mine))
         return result
 
     def finish(self) -> PublishResult | None:

@@ -10,6 +10,7 @@ the table with ``reason = too_short`` (never cut as a clip).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,41 @@ from fsclap.audio import write_audio
 REASON_TOO_SHORT = "too_short"
 REASON_OVERLAP = "overlap"
 
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One row of the segments tables: ``DIR/segments/<drama>/<episode>.parquet`` (what diarize
+    writes: the fields up to ``diarizer``, later ones empty) and ``DIR/manifests/segments.parquet``
+    (every field, after the consistency stage). Field order is the tables' column order."""
+
+    segment_id: str  # <episode id>_<index>
+    drama_id: str
+    episode_id: str
+    episode_index: int | None
+    start_s: float  # on the episode's vocal track
+    end_s: float
+    duration_s: float
+    text: str | None  # the transcript, when the diarizer transcribes
+    episode_speaker: str  # the diarizer's label within the episode
+    embedding_model: str
+    embedding_path: str  # the episode's embeddings (.npy), relative to the data root
+    embedding_row: int
+    clip_path: str | None  # the cut clip; None for segments never cut (see ``reason``)
+    reason: str | None  # overlap | too_short | a consistency reason; None: a candidate clip
+    diarizer: str
+    # consistency
+    speaker_id: str | None = None  # drama-level speaker
+    consistency: float | None = None  # s-bar, eq. 4
+    cluster_size: int | None = None
+    kept: bool = False
+
+
+# What the per-episode diarize output holds (speaker_id / consistency / kept come later).
+EPISODE_COLUMNS = [
+    f.name
+    for f in dataclasses.fields(SegmentRow)
+    if f.name not in ("speaker_id", "consistency", "cluster_size", "kept")
+]
 # Column order of DIR/manifests/segments.parquet (the Data root contract plus provenance).
 SEGMENT_COLUMNS = [
     "segment_id",
@@ -46,24 +82,15 @@ SEGMENT_COLUMNS = [
     "reason",
     "diarizer",
 ]
-# What the per-episode diarize output holds (speaker_id / consistency / kept come later).
-EPISODE_COLUMNS = [
-    "segment_id",
-    "drama_id",
-    "episode_id",
-    "episode_index",
-    "start_s",
-    "end_s",
-    "duration_s",
-    "text",
-    "episode_speaker",
-    "embedding_model",
-    "embedding_path",
-    "embedding_row",
-    "clip_path",
-    "reason",
-    "diarizer",
-]
+
+
+def segment_frame(
+    rows: Iterable[SegmentRow], columns: Sequence[str] = EPISODE_COLUMNS
+) -> pd.DataFrame:
+    """A segments table of ``rows`` with ``columns`` in order and the tables' dtypes."""
+    return typed(
+        pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=SEGMENT_COLUMNS), columns
+    )
 
 
 @dataclass(frozen=True)

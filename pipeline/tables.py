@@ -1,8 +1,8 @@
 """The corpus builder's bookkeeping: ``DIR/manifests/episodes.parquet`` and ``failures.parquet``.
 
-* :class:`Episode` is one row of the episodes table (a small typed record). Columns written by
-  stages that are not fields here (later stages add their own) are kept in ``extra`` and
-  written back unchanged.
+* :class:`Episode` is one row of the episodes table (a small typed record): a field for every
+  column a stage writes. Columns that are not fields (written by a newer or an outside version)
+  are kept in ``extra`` and written back unchanged.
 * :class:`CorpusTables` holds both tables in memory for one runner process. Every change is
   first appended to a write-ahead journal (``manifests/.journal.jsonl``, fsync'd), and the
   Parquet files are rewritten atomically at most every ``flush_every_s`` seconds and at the end.
@@ -35,22 +35,67 @@ from fsclap.io import write_parquet
 from fsclap.layout import DataRoot
 
 STAMP_PARTS = ("key", "version", "config")
-FAILURE_COLUMNS = [
-    "stage",
-    "item_id",
-    "drama_id",
-    "error",
-    "message",
-    "time",
-    "first_time",
-    "attempts",
-    "retryable",
-    "key",
-]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One row of the failures table: the current failure of one item at one stage."""
+
+    stage: str  # discover | a stage name
+    item_id: str  # an episode id, or a drama id / URL for discovery problems
+    drama_id: str | None
+    error: str  # the error type, e.g. DownloadError, NoAudioSignal
+    message: str  # one line
+    time: str  # ISO 8601, UTC: the last time it failed
+    first_time: str  # the first time it failed
+    attempts: int  # runs that hit it
+    retryable: bool  # network trouble (tried again next run) or the content itself
+    key: str | None = None  # the resume key it failed under (a changed input is tried again)
+
+    def to_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Failure:
+        row = {k: _clean(v) for k, v in row.items() if k in FAILURE_COLUMNS}
+        return cls(
+            **{
+                "drama_id": None,  # tables from before the column was added
+                **row,
+                "time": _iso(row.get("time")),
+                "first_time": _iso(row.get("first_time")),
+                "attempts": int(row.get("attempts") or 1),
+                "retryable": bool(row.get("retryable")),
+            }
+        )
+
+
+FAILURE_COLUMNS = [f.name for f in dataclasses.fields(Failure)]
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+#: The integer fields of :class:`Episode` (Parquet stores an integer column with gaps as float).
+INT_FIELDS = (
+    "episode_index",
+    "media_bytes",
+    "source_mtime_ns",
+    "audio_stream",
+    "source_sample_rate",
+    "source_channels",
+    "sample_rate",
+    "channels",
+    "n_segments",
+    "n_candidate_segments",
+    "n_episode_speakers",
+    "n_kept_segments",
+    "n_drama_speakers",
+    "n_measured_clips",
+    "n_unreadable_clips",
+    "n_clips",
+)
 
 
 @dataclass
@@ -105,6 +150,23 @@ class Episode:
     accompaniment_path: str | None = None
     separation: str | None = None  # which method ran: htdemucs | repet | none
     separation_model: str | None = None
+    # diarize
+    segments_path: str | None = None  # the episode's segments table
+    segments_sha256: str | None = None
+    n_segments: int | None = None  # segments kept for the consistency stage
+    n_candidate_segments: int | None = None  # before the length/overlap rules
+    n_episode_speakers: int | None = None
+    speech_s: float | None = None
+    diarize_outcome: str | None = None  # ok | no_speech
+    # consistency
+    n_kept_segments: int | None = None
+    kept_s: float | None = None
+    n_drama_speakers: int | None = None
+    # caption
+    n_measured_clips: int | None = None
+    n_unreadable_clips: int | None = None
+    # publish
+    n_clips: int | None = None  # clips of this episode in the published dataset
     updated_at: str | None = None
     stamps: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -141,16 +203,7 @@ class Episode:
         stamps = {s: {p: row.pop(f"{s}_{p}") for p in STAMP_PARTS} for s in sorted(stages)}
         stamps = {s: v for s, v in stamps.items() if v.get("key")}
         known = {k: row.pop(k) for k in list(row) if k in names}
-        for name in (
-            "episode_index",
-            "media_bytes",
-            "source_mtime_ns",
-            "audio_stream",
-            "source_sample_rate",
-            "source_channels",
-            "sample_rate",
-            "channels",
-        ):
+        for name in INT_FIELDS:
             if known.get(name) is not None:
                 known[name] = int(known[name])
         return cls(**known, stamps=stamps, extra=row)
@@ -213,7 +266,7 @@ class CorpusTables:
         self._last_flush = time.monotonic()
         self._dirty = False
         self.episodes: dict[str, Episode] = {}
-        self.failures: dict[tuple[str, str], dict[str, Any]] = {}
+        self.failures: dict[tuple[str, str], Failure] = {}
         self._load()
 
     # --- loading ----------------------------------------------------------------------------
@@ -225,9 +278,8 @@ class CorpusTables:
                 self.episodes[episode.episode_id] = episode
         if self.failures_path.exists():
             for row in pd.read_parquet(self.failures_path).to_dict("records"):
-                row = {k: _clean(v) for k, v in row.items()}
-                row["time"], row["first_time"] = _iso(row.get("time")), _iso(row.get("first_time"))
-                self.failures[(row["stage"], row["item_id"])] = row
+                failure = Failure.from_row(row)
+                self.failures[(failure.stage, failure.item_id)] = failure
         replayed = self._replay_journal()
         if replayed and not self.read_only:
             self._dirty = True
@@ -247,7 +299,8 @@ class CorpusTables:
                 episode = Episode.from_row(entry["row"])
                 self.episodes[episode.episode_id] = episode
             elif kind == "failure":
-                self.failures[(entry["row"]["stage"], entry["row"]["item_id"])] = entry["row"]
+                failure = Failure.from_row(entry["row"])
+                self.failures[(failure.stage, failure.item_id)] = failure
             elif kind == "resolve":
                 self.failures.pop((entry["stage"], entry["item_id"]), None)
             count += 1
@@ -287,20 +340,20 @@ class CorpusTables:
         with self._lock:
             now = utc_now()
             previous = self.failures.get((stage, item_id))
-            row = {
-                "stage": stage,
-                "item_id": item_id,
-                "drama_id": drama_id,
-                "error": error,
-                "message": _one_line(message),
-                "time": now,
-                "first_time": previous["first_time"] if previous else now,
-                "attempts": int(previous["attempts"]) + 1 if previous else 1,
-                "retryable": bool(retryable),
-                "key": key,
-            }
-            self.failures[(stage, item_id)] = row
-            self._log({"kind": "failure", "row": row})
+            failure = Failure(
+                stage=stage,
+                item_id=item_id,
+                drama_id=drama_id,
+                error=error,
+                message=_one_line(message),
+                time=now,
+                first_time=previous.first_time if previous else now,
+                attempts=previous.attempts + 1 if previous else 1,
+                retryable=bool(retryable),
+                key=key,
+            )
+            self.failures[(stage, item_id)] = failure
+            self._log({"kind": "failure", "row": failure.to_row()})
             self.flush()
 
     def resolve_failure(self, stage: str, item_id: str) -> None:
@@ -309,9 +362,9 @@ class CorpusTables:
                 del self.failures[(stage, item_id)]
                 self._log({"kind": "resolve", "stage": stage, "item_id": item_id})
 
-    def failures_of(self, stage: str) -> list[dict[str, Any]]:
+    def failures_of(self, stage: str) -> list[Failure]:
         with self._lock:
-            return [row for (s, _), row in self.failures.items() if s == stage]
+            return [failure for (s, _), failure in self.failures.items() if s == stage]
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -347,16 +400,7 @@ class CorpusTables:
             if rows
             else pd.DataFrame(columns=list(Episode.__dataclass_fields__)[:-2])
         )
-        for name in (
-            "episode_index",
-            "media_bytes",
-            "source_mtime_ns",
-            "audio_stream",
-            "source_sample_rate",
-            "source_channels",
-            "sample_rate",
-            "channels",
-        ):
+        for name in INT_FIELDS:
             if name in frame:
                 frame[name] = frame[name].astype("Int64")
         if "retryable" in frame:
@@ -364,8 +408,8 @@ class CorpusTables:
         return frame
 
     def failures_frame(self) -> pd.DataFrame:
-        rows = sorted(self.failures.values(), key=lambda r: (r["time"], r["stage"], r["item_id"]))
-        frame = pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+        failures = sorted(self.failures.values(), key=lambda f: (f.time, f.stage, f.item_id))
+        frame = pd.DataFrame([f.to_row() for f in failures], columns=FAILURE_COLUMNS)
         for name in ("time", "first_time"):
             frame[name] = pd.to_datetime(frame[name], utc=True)
         frame["attempts"] = frame["attempts"].astype("int64")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from fsclap.audio import AudioError, load_audio, resample
@@ -39,7 +38,13 @@ from pipeline.diarize.funasr_backend import (
     required_files,
 )
 from pipeline.diarize.offline_backend import OfflineDiarizer, OfflineDiarizerConfig
-from pipeline.segments import EPISODE_COLUMNS, SegmentationConfig, cut_clip, segment_reasons, typed
+from pipeline.segments import (
+    SegmentationConfig,
+    SegmentRow,
+    cut_clip,
+    segment_frame,
+    segment_reasons,
+)
 from pipeline.stage import Stage, StageConfig, StageError, short_hash
 from pipeline.tables import Episode
 
@@ -190,43 +195,39 @@ class Diarize(Stage):
                 keep_clips.add(clip.name)
                 clip_path = self.context.rel(clip)
             rows.append(
-                {
-                    "segment_id": segment_id,
-                    "drama_id": episode.drama_id,
-                    "episode_id": episode.episode_id,
-                    "episode_index": episode.episode_index,
-                    "start_s": round(seg.start_s, 3),
-                    "end_s": round(seg.end_s, 3),
-                    "duration_s": round(seg.duration_s, 3),
-                    "text": seg.text,
-                    "episode_speaker": seg.speaker,
-                    "embedding_model": self._embedder.name,
-                    "embedding_path": self.context.rel(emb_path),
-                    "embedding_row": i,
-                    "clip_path": clip_path,
-                    "reason": reason,
-                    "diarizer": self.diarizer.name,
-                }
+                SegmentRow(
+                    segment_id=segment_id,
+                    drama_id=episode.drama_id,
+                    episode_id=episode.episode_id,
+                    episode_index=episode.episode_index,
+                    start_s=round(seg.start_s, 3),
+                    end_s=round(seg.end_s, 3),
+                    duration_s=round(seg.duration_s, 3),
+                    text=seg.text,
+                    episode_speaker=seg.speaker,
+                    embedding_model=self._embedder.name,
+                    embedding_path=self.context.rel(emb_path),
+                    embedding_row=i,
+                    clip_path=clip_path,
+                    reason=reason,
+                    diarizer=self.diarizer.name,
+                )
             )
         remove_stale_clips(clip_dir, keep_clips)
         with atomic_path(emb_path) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, embeddings)
-        write_parquet(table_path, typed(pd.DataFrame(rows), EPISODE_COLUMNS))
+        write_parquet(table_path, segment_frame(rows))
 
         result = episode.copy()
         speech_s = float(sum(s.duration_s for s in segments))
-        result.extra.update(
-            {
-                "segments_path": self.context.rel(table_path),
-                "segments_sha256": sha256_file(table_path),
-                "n_segments": len(segments),
-                "n_candidate_segments": len(candidates),
-                "n_episode_speakers": len({s.speaker for s in segments}),
-                "speech_s": round(speech_s, 3),
-                "diarize_outcome": "ok" if segments else "no_speech",
-            }
-        )
+        result.segments_path = self.context.rel(table_path)
+        result.segments_sha256 = sha256_file(table_path)
+        result.n_segments = len(segments)
+        result.n_candidate_segments = len(candidates)
+        result.n_episode_speakers = len({s.speaker for s in segments})
+        result.speech_s = round(speech_s, 3)
+        result.diarize_outcome = "ok" if segments else "no_speech"
         if not segments:
             log.info("%s: no speech found in %s", episode.episode_id, episode.vocals_path)
         return result

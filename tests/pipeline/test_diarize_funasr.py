@@ -218,8 +218,8 @@ def test_paper_profile_stages_on_tiny_models(tiny_funasr_models, tmp_path):
     diarize = Diarize({"backend": "funasr"}, context=context, settings=settings)
     diarize.check()
     done = diarize.run(episode)
-    assert done.extra["diarize_outcome"] == "ok"
-    rows = pd.read_parquet(tmp_path / done.extra["segments_path"])
+    assert done.diarize_outcome == "ok"
+    rows = pd.read_parquet(tmp_path / done.segments_path)
     assert set(rows["diarizer"]) == {"funasr-paraformer-campplus"} and set(
         rows["embedding_model"]
     ) == {"campplus"}

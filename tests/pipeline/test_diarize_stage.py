@@ -89,14 +89,14 @@ def test_diarize_outputs_per_episode(built):
     for truth in truths:
         episode = done[truth["episode_id"]]
         assert episode.status == "diarized" and diarize.is_done(episode)
-        assert episode.extra["diarize_outcome"] == "ok"
-        table = pd.read_parquet(root / episode.extra["segments_path"])
+        assert episode.diarize_outcome == "ok"
+        table = pd.read_parquet(root / episode.segments_path)
         assert list(table.columns) == EPISODE_COLUMNS
         embeddings = np.load(root / "segments" / DRAMA / f"{episode.episode_id}.npy")
         assert embeddings.shape == (len(table), 256)
-        assert episode.extra["n_segments"] == len(table) > 0
+        assert episode.n_segments == len(table) > 0
         candidates = table[table["reason"].isna()]
-        assert len(candidates) == episode.extra["n_candidate_segments"] > 0
+        assert len(candidates) == episode.n_candidate_segments > 0
         assert (
             np.linalg.norm(embeddings[candidates["embedding_row"].to_numpy()], axis=1) > 0
         ).all()
@@ -115,11 +115,11 @@ def test_bad_episodes_have_defined_outcomes(built, tmp_path):
     root, context, diarize, done, _ = built
     for name in ("silent", "music"):
         episode = done[f"{DRAMA}_{name}"]
-        assert episode.extra["diarize_outcome"] == "no_speech" and episode.extra["n_segments"] == 0
-        assert len(pd.read_parquet(root / episode.extra["segments_path"])) == 0
+        assert episode.diarize_outcome == "no_speech" and episode.n_segments == 0
+        assert len(pd.read_parquet(root / episode.segments_path)) == 0
     short = done[f"{DRAMA}_short"]
-    rows = pd.read_parquet(root / short.extra["segments_path"])
-    assert short.extra["n_candidate_segments"] == 0
+    rows = pd.read_parquet(root / short.segments_path)
+    assert short.n_candidate_segments == 0
     assert set(rows["reason"]) <= {"too_short"}
     # a corrupt vocal track fails this episode with a one-line reason
     bad = make_episode(root, f"{DRAMA}_corrupt", 13, audio=np.zeros(10, np.float32))
@@ -192,7 +192,7 @@ def test_consistency_links_speakers_across_episodes_and_filters(built):
     manifest = pd.read_parquet(stage.finish())
     assert manifest.equals(pd.read_parquet(build_segments_manifest(root)))
     assert list(manifest.columns) == SEGMENT_COLUMNS and len(manifest) == len(table)
-    assert scored[truths[0]["episode_id"]].extra["n_kept_segments"] == int(
+    assert scored[truths[0]["episode_id"]].n_kept_segments == int(
         manifest[(manifest["episode_id"] == truths[0]["episode_id"]) & manifest["kept"]].shape[0]
     )
 

@@ -148,7 +148,7 @@ def test_any_executor_gets_the_same_journal_and_summary(tmp_path, executor):
     ]
     assert summary.stages[0].errors == {"BadContent": 1}
     assert (summary.finished, summary.failures) == (3, 1)
-    assert [r["item_id"] for r in summary.failure_rows] == ["d-bad"]
+    assert [f.item_id for f in summary.failure_rows] == ["d-bad"]
     episodes = read_episodes(tmp_path).set_index("episode_id")
     assert episodes.loc["d-c", "status"] == "copied"
     assert (tmp_path / "copy" / "d-c.txt").read_text() == "C"

@@ -244,7 +244,7 @@ def test_caption_and_publish_stages_on_a_corpus(tmp_path):
     )
     done = [caption.run(e) for e in episodes]
     assert all(caption.is_done(e) for e in done) and caption.calls == 6
-    assert [e.extra["n_measured_clips"] for e in done] == [5] * 6
+    assert [e.n_measured_clips for e in done] == [5] * 6
     caption.finish()
     clips = ClipManifest.read(
         root / "manifests" / "clips.parquet"

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from pipeline.segments import (
+    EPISODE_COLUMNS,
     REASON_OVERLAP,
     REASON_TOO_SHORT,
+    SEGMENT_COLUMNS,
     Segment,
     SegmentationConfig,
+    SegmentRow,
     cut_clip,
     join_text,
     merge_short,
     overlapping,
     quietest_point,
+    segment_frame,
     segment_reasons,
     shape_segments,
     split_long,
@@ -95,3 +101,33 @@ def test_cut_clip_writes_exact_span(tmp_path):
     data, rate = sf.read(path, dtype="float32")
     assert rate == sr and len(data) == int(1.5 * sr)
     np.testing.assert_allclose(data, audio[sr : int(2.5 * sr)], atol=1 / 32768 * 1.01)
+
+
+def test_segment_rows_make_the_tables_columns_and_dtypes():
+    # the record is the schema: the manifest's contract order holds every field once
+    assert sorted(SEGMENT_COLUMNS) == sorted(f.name for f in dataclasses.fields(SegmentRow))
+    row = SegmentRow(
+        segment_id="e_0000",
+        drama_id="d",
+        episode_id="e",
+        episode_index=3,
+        start_s=1.0,
+        end_s=2.5,
+        duration_s=1.5,
+        text=None,
+        episode_speaker="S0",
+        embedding_model="resemblyzer",
+        embedding_path="segments/d/e.npy",
+        embedding_row=0,
+        clip_path="clips/d/e/e_0000.flac",
+        reason=None,
+        diarizer="offline",
+    )
+    frame = segment_frame([row])
+    assert list(frame.columns) == EPISODE_COLUMNS and "kept" not in frame
+    assert frame.loc[0, "episode_index"] == 3 and str(frame["episode_index"].dtype) == "Int64"
+    empty = segment_frame([])
+    assert list(empty.columns) == EPISODE_COLUMNS
+    assert dict(empty.dtypes) == dict(frame.dtypes)
+    full = segment_frame([row], SEGMENT_COLUMNS)
+    assert list(full.columns) == SEGMENT_COLUMNS and not full.loc[0, "kept"]

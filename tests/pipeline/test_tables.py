@@ -24,7 +24,7 @@ def make_episode(i: int, **kw) -> Episode:
 def test_episode_round_trip_keeps_stamps_and_foreign_columns(tmp_path):
     ep = make_episode(1, duration_s=3.5, sample_rate=44100, peak_dbfs=float("-inf"))
     ep.set_stamp("extract", key="k", version="1", config="c")
-    ep.extra["diarize_segments"] = 7  # a column a later stage adds
+    ep.extra["diarize_segments"] = 7  # a column this version does not know (a newer one wrote it)
     with CorpusTables(tmp_path) as tables:
         tables.save_episode(ep)
     frame = pd.read_parquet(tmp_path / "manifests" / "episodes.parquet")
