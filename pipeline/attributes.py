@@ -99,14 +99,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from fsclap.acoustics import count_syllables, measure, trim_bounds
+from fsclap.acoustics import Acoustics, count_syllables, measure, trim_bounds
 from pipeline.gender import classify_gender, vocal_tract_length
 
 MEASURE_VERSION = "2"
@@ -150,33 +150,19 @@ LEVEL_NAMES = {
 
 
 @dataclass(frozen=True)
-class ClipMeasurement:
-    """Everything measured on one clip. NaN = not measurable; ``measure_note`` says why."""
+class ClipMeasurement(Acoustics):
+    """Everything measured on one clip: the signal measures of :class:`~fsclap.acoustics.Acoustics`
+    and what the caption stage adds. NaN = not measurable; ``measure_note`` says why."""
 
-    duration_s: float
-    speech_s: float
-    f0_median_hz: float
-    f0_range_semitones: float
-    voiced_fraction: float
-    rms_dbfs: float
-    peak_dbfs: float
-    clipped_fraction: float
-    speech_rate: float
-    speech_rate_unit: str  # char/s | mora/s | syl/s | onset/s | ""
-    syllables: float
-    gender_f0: (
-        str | None
-    )  # clip-level gender from F0 alone (literature model; None when unmeasured)
-    gender_f0_confidence: float
-    measure_note: str
+    peak_dbfs: float = math.nan
+    clipped_fraction: float = 0.0
+    speech_rate_unit: str = ""  # char/s | mora/s | syl/s | onset/s | ""
+    gender_f0: str | None = None  # clip-level gender from F0 alone (literature model)
+    gender_f0_confidence: float = math.nan
+    measure_note: str = ""  # every note: the signal's (``reason``), the transcript's, clipping
     vtl_cm: float = math.nan  # apparent vocal-tract length (pipeline.gender)
-    nuclei: float = math.nan  # syllable nuclei in the signal
-    timebase_s: float = math.nan  # fsclap.acoustics.rate_timebase
     transcript_units: float = math.nan  # duration units counted from the transcript (NaN: none)
     articulation_rate: float = math.nan  # transcript units (else nuclei) per timebase second
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def transcript_kind(text: str | None) -> str | None:
@@ -252,23 +238,14 @@ def measure_clip(audio: np.ndarray, sr: int, text: str | None = None) -> ClipMea
         notes.append(f"clipped: {100 * clipped:.2f} % of samples at full scale")
     gender, confidence = gender_posterior(acoustics.f0_median_hz)
     return ClipMeasurement(
-        duration_s=acoustics.duration_s,
-        speech_s=acoustics.speech_s,
-        f0_median_hz=acoustics.f0_median_hz,
-        f0_range_semitones=acoustics.f0_range_semitones,
-        voiced_fraction=acoustics.voiced_fraction,
-        rms_dbfs=acoustics.rms_dbfs,
+        **acoustics.to_dict(),
         peak_dbfs=peak_dbfs,
         clipped_fraction=clipped,
-        speech_rate=acoustics.speech_rate,
         speech_rate_unit=unit,
-        syllables=acoustics.syllables,
         gender_f0=gender,
         gender_f0_confidence=confidence,
         measure_note="; ".join(notes),
         vtl_cm=vtl,
-        nuclei=acoustics.nuclei,
-        timebase_s=timebase,
         transcript_units=units,
         articulation_rate=articulation_rate,
     )
