@@ -225,20 +225,6 @@ def check_worker_paths(params: SettingsParams, settings) -> None:
 # --- resolving defaults against the data root ---------------------------------------------
 
 
-def latest_dataset(data_root: Path) -> Path:
-    """The published dataset folder named by ``<data_root>/datasets/LATEST``."""
-    datasets = DataRoot(data_root).datasets
-    version = datasets.latest()
-    if version is None:
-        raise FsclapError(
-            f"no published dataset under {datasets.path} (run build-corpus first, or give a dataset)"
-        )
-    folder = datasets.version(version)
-    if not folder.is_dir():
-        raise FsclapError(f"{datasets.latest_file} names {folder.name}, which does not exist")
-    return folder
-
-
 def dataset_split(dataset: Path, split: str) -> Path:
     path = Path(dataset) / f"{split}.parquet"
     if not path.is_file():
@@ -261,7 +247,7 @@ def manifests_or_splits(
             if not Path(path).is_file():
                 raise FsclapError(f"manifest not found: {path}")
         return [Path(p) for p in manifests], None
-    dataset = dataset if dataset is not None else latest_dataset(data_root)
+    dataset = dataset if dataset is not None else DataRoot(data_root).datasets.latest_folder()
     return [dataset_split(dataset, split) for split in splits], dataset
 
 

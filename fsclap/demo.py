@@ -133,12 +133,13 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
     from flows.build_corpus import build_corpus  # imports Prefect (see the module docstring)
 
     summary = build_corpus(BuildCorpusParams.from_settings(settings, sources=sources))
-    datasets = DataRoot(settings.data_root).datasets
-    version = datasets.latest()
-    if version is None:
-        raise FsclapError("the corpus build published no dataset (see the failures above)")
-    state["version"] = version
-    state["dataset"] = datasets.version(version)
+    try:
+        state["dataset"] = DataRoot(settings.data_root).datasets.latest_folder()
+    except FsclapError:
+        raise FsclapError(
+            "the corpus build published no dataset (see the failures above)"
+        ) from None
+    state["version"] = state["dataset"].name
     counts = {
         s: len(pd.read_parquet(state["dataset"] / f"{s}.parquet")) for s in ("train", "val", "test")
     }

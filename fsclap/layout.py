@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fsclap.errors import FsclapError
 from fsclap.io import write_text
 
 
@@ -60,6 +61,18 @@ class DatasetsDir:
         if not self.latest_file.is_file():
             return None
         return self.latest_file.read_text().strip() or None
+
+    def latest_folder(self) -> Path:
+        """The folder of the version ``LATEST`` names (a one-line error when there is none)."""
+        version = self.latest()
+        if version is None:
+            raise FsclapError(
+                f"no published dataset under {self.path} (run build-corpus first, or give a dataset)"
+            )
+        folder = self.version(version)
+        if not folder.is_dir():
+            raise FsclapError(f"{self.latest_file} names {folder.name}, which does not exist")
+        return folder
 
     def write_latest(self, version: str) -> Path:
         return write_text(self.latest_file, version + "\n")

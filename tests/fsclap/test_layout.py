@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+
+from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot, DatasetsDir, RunDir
 
 
@@ -61,6 +64,17 @@ def test_latest_reads_what_write_latest_wrote(tmp_path):
     assert datasets.latest_file.read_text() == "20261207-abc\n"  # what other tools read
     datasets.latest_file.write_text("  \n")
     assert datasets.latest() is None
+
+
+def test_latest_folder_names_what_is_missing(tmp_path):
+    datasets = DatasetsDir(tmp_path / "datasets")
+    with pytest.raises(FsclapError, match="no published dataset under"):
+        datasets.latest_folder()
+    datasets.write_latest("v-1")
+    with pytest.raises(FsclapError, match="names v-1, which does not exist"):
+        datasets.latest_folder()
+    datasets.version("v-1").mkdir(parents=True)
+    assert datasets.latest_folder() == tmp_path / "datasets" / "v-1"
 
 
 def test_run_dir_paths(tmp_path):
