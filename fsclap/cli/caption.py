@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fsclap.cli.common import ProfileOpt, command_settings
+from fsclap.cli.common import ProfileOpt, command_settings, finish
 from pipeline.caption import caption_manifest
 
 app = typer.Typer()
@@ -32,3 +32,4 @@ def caption(
     settings = command_settings(ctx, profile)
     result = caption_manifest(manifest, out, settings, language=language, seed=seed)
     typer.echo(result.summary())
+    finish(result.rejected, str(result.rejects_path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from fsclap.config import Settings, load_settings
+from fsclap.errors import EXIT_SOME_FAILED
 
 ProfileOpt = typer.Option(None, "--profile", help="offline (default) | paper")
 
@@ -26,3 +27,11 @@ def command_settings(
         if value is not None:
             overrides.append(f"{key}={value}")
     return load_settings(obj.get("config"), overrides)
+
+
+def finish(failed: int, what: str) -> None:
+    """End a command that finished its work: exit 3 when ``failed`` items failed (recorded in
+    ``what``, which the line names), so a script can tell a partial result from a full one."""
+    if failed:
+        typer.echo(f"finished with {failed} failed item(s): see {what}", err=True)
+        raise typer.Exit(EXIT_SOME_FAILED)

@@ -10,9 +10,10 @@ from pydantic import ValidationError
 
 from flows.params import BuildCorpusParams
 from flows.runtime import prepare_local_prefect
-from fsclap.cli.common import ProfileOpt, command_settings, global_options
+from fsclap.cli.common import ProfileOpt, command_settings, finish, global_options
 from fsclap.config import format_validation_error
 from fsclap.errors import FsclapError
+from fsclap.layout import DataRoot
 from pipeline.runner import build_stages
 from pipeline.sources import load_sources
 
@@ -74,3 +75,4 @@ def corpus_build(
 
     summary = build_corpus(params)
     typer.echo(summary.render())
+    finish(summary.failures, str(DataRoot(summary.data_root).failures_table))

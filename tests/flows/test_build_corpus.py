@@ -298,3 +298,27 @@ def test_cli_corpus_build_runs_the_flow(tmp_path, episode_urls, sources_file, ca
     assert len(runs) == before + 1
     assert main(["corpus", "build", "--sources", str(sources), "--stage", "separat"]) == 2
     assert "unknown stage(s): separat" in capsys.readouterr().err
+
+    # finished, but an episode failed (recorded): exit 3, and the line says where to look
+    (tmp_path / "notes.mp4").write_text("a text file renamed to .mp4\n")
+    with_bad = sources_file(
+        tmp_path / "s2.yaml", [*episode_urls(None)[:1], str(tmp_path / "notes.mp4")]
+    )
+    data = tmp_path / "data"
+    code = main(
+        [
+            "corpus",
+            "build",
+            "--sources",
+            str(with_bad),
+            "--data-root",
+            str(data),
+            "--stage",
+            "acquire",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert (
+        code == 3
+        and f"finished with 1 failed item(s): see {data / 'manifests' / 'failures.parquet'}" in err
+    )

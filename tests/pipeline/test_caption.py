@@ -79,11 +79,13 @@ def clip_folder(tmp_path_factory):
 
 def test_caption_cli_defined_outcomes_for_every_bad_input(clip_folder, tmp_path, capsys):
     out = tmp_path / "captioned.parquet"
+    # finished with some clips rejected (recorded in the rejects file): exit 3
     assert (
-        main(["caption", "--manifest", str(clip_folder / "manifest.csv"), "--out", str(out)]) == 0
+        main(["caption", "--manifest", str(clip_folder / "manifest.csv"), "--out", str(out)]) == 3
     )
-    printed = capsys.readouterr().out
-    assert "captioned 13 clips" in printed and "4 clip(s) without a caption" in printed
+    printed = capsys.readouterr()
+    assert "captioned 13 clips" in printed.out and "4 clip(s) without a caption" in printed.out
+    assert "finished with 4 failed item(s): see " in printed.err and "rejected.csv" in printed.err
     frame = pd.read_parquet(out).set_index("clip_id")
     rejects = pd.read_csv(tmp_path / "captioned.rejected.csv").set_index("clip_id")[
         "caption_status"
