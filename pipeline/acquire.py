@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -81,7 +82,13 @@ class ArchivedButMissing(StageError):
 
 
 class UnsupportedSource(StageError):
-    """yt-dlp found no video at the URL, or the URL is a playlist where an episode was expected."""
+    """yt-dlp found no video at the URL, the URL is a playlist where an episode was expected, or
+    the URL (or a redirect) leaves http(s): permanent, never retried."""
+
+
+#: The only remote schemes fsclap fetches; anything else (ftp, file, gopher, ...) is refused up
+#: front, and a redirect to one fails as UnsupportedSource (permanent).
+URL_SCHEMES = ("http", "https")
 
 
 class SourceNotFound(StageError):
@@ -270,8 +277,15 @@ class YtdlpClient:
     def _extract(self, url: str, params: dict[str, Any], download: bool) -> dict:
         """``extract_info`` with retries and backoff on transient errors; errors classified."""
         from yt_dlp import YoutubeDL
+        from yt_dlp.networking.exceptions import RequestError
         from yt_dlp.utils import DownloadError
 
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in URL_SCHEMES:
+            raise UnsupportedSource(
+                f"{url}: only http(s) URLs and local files are fetched"
+                + (f" (not {scheme}://)" if scheme else " (not a URL)")
+            )
         attempt = 0
         while True:
             try:
@@ -280,7 +294,7 @@ class YtdlpClient:
                 if info is None:
                     raise DownloadFailed(f"{url}: yt-dlp returned nothing")
                 return ydl.sanitize_info(info) if not download else info
-            except DownloadError as exc:
+            except (DownloadError, RequestError) as exc:
                 error = classify_download_error(exc, url)
             if not error.retryable or attempt >= self.config.retries:
                 raise error
@@ -361,10 +375,15 @@ def _source_key(info: dict, url: str) -> str:
 
 
 def classify_download_error(exc: Exception, url: str) -> StageError:
-    """yt-dlp's DownloadError as one of this stage's errors, with a one-line reason."""
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    """yt-dlp's DownloadError (or a networking RequestError it let through) as one of this stage's
+    errors, with a one-line reason. Transient (retried): unreachable hosts, timeouts, connection
+    resets, HTTP 429 and 5xx. Permanent: other 4xx, unsupported URLs and schemes, redirects out of
+    http(s)."""
+    from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
 
     cause = exc.exc_info[1] if getattr(exc, "exc_info", None) else None
+    if cause is None and isinstance(exc, RequestError):
+        cause = exc
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).removeprefix("ERROR: ").strip()
     if isinstance(cause, HTTPError):
         status = cause.status
@@ -375,7 +394,12 @@ def classify_download_error(exc: Exception, url: str) -> StageError:
     if isinstance(cause, TransportError):
         detail = str(cause).split(": ")[-1] or type(cause).__name__
         return Unreachable(f"cannot reach {url}: {detail}")
+    if isinstance(cause, RequestError):  # no handler for the scheme, e.g. a redirect to file://
+        detail = " ".join(str(cause).split())[:160]
+        return UnsupportedSource(f"{url}: cannot be fetched over http(s): {detail}")
     lowered = text.lower()
+    if "is not a valid url" in lowered:
+        return UnsupportedSource(f"{url} is not a valid URL")
     if "did not get any data blocks" in lowered or "downloaded file is empty" in lowered:
         return EmptyMedia(f"{url} returned an empty file (0 bytes)")
     if "unsupported url" in lowered:

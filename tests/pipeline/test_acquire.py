@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import re
+import socketserver
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,12 +14,14 @@ import pytest
 from fsclap.testing.media import LoopbackServer, closed_port, make_episode_mp4, truncate_file
 from pipeline.acquire import (
     Acquire,
+    AcquireConfig,
     EmptyMedia,
     NoAudioStream,
     NotFound,
     Unreachable,
     UnreadableMedia,
     UnsupportedSource,
+    YtdlpClient,
     archive_id,
     classify_download_error,
 )
@@ -241,3 +247,52 @@ def test_server_errors_are_retryable_and_client_errors_are_not():
     assert classify_download_error(error(429), "http://h/x").retryable
     assert not classify_download_error(error(403), "http://h/x").retryable
     assert isinstance(classify_download_error(error(410), "http://h/x"), NotFound)
+
+
+class Redirects(http.server.BaseHTTPRequestHandler):
+    """Redirects out of http(s), and plain HTTP errors."""
+
+    def do_GET(self):
+        target = {"/to-file": "file:///etc/passwd", "/to-ftp": "ftp://127.0.0.1/x.mp4"}.get(
+            self.path
+        )
+        if target:
+            self.send_response(302)
+            self.send_header("Location", target)
+        else:
+            self.send_response(int(self.path.strip("/")))
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def redirects():
+    with socketserver.TCPServer(("127.0.0.1", 0), Redirects) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+
+
+def test_permanent_url_errors_are_never_retried(redirects):
+    client = YtdlpClient(AcquireConfig(retries=3, backoff_s=30))  # a retry would hang the test
+    permanent = {
+        "ftp://127.0.0.1:1/x.mp4": "not ftp://",
+        "gopher://host/x": "not gopher://",
+        "file:///etc/passwd": "not file://",
+        "not a url": "not a URL",
+        f"{redirects}/to-file": "cannot be fetched over http(s)",
+        f"{redirects}/to-ftp": "cannot be fetched over http(s)",
+    }
+    for url, reason in permanent.items():
+        with pytest.raises(UnsupportedSource, match=re.escape(reason)) as caught:
+            client.list_entries(url)
+        assert not caught.value.retryable, url
+    with pytest.raises(StageError) as caught:
+        client.list_entries(f"{redirects}/403")
+    assert caught.value.error_type == "HTTPStatusError" and not caught.value.retryable
+    transient = YtdlpClient(AcquireConfig(retries=0))
+    with pytest.raises(StageError) as caught:
+        transient.list_entries(f"{redirects}/503")
+    assert caught.value.retryable
