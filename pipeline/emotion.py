@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fsclap.config import Settings
 from fsclap.errors import FsclapError, MissingModelError
+from fsclap.model_store.loaders import ModelLoader, declare_loader, near_silence
 from pipeline.diarize.funasr_backend import file_path_metas, quiet_funasr, verify_checkpoint
 
 SAMPLE_RATE = 16000
@@ -238,3 +240,16 @@ class SenseVoiceTagger:
             for (i, _), output in zip(batch, outputs):
                 results[i] = parse_rich_text(str(output.get("text", "")))
         return results  # type: ignore[return-value]
+
+
+def sensevoice_smoke_test(model_dir: Path, settings: Settings, device: str) -> str:
+    """Load SenseVoiceSmall as the caption stage does and tag 1 s of near-silence."""
+    tags = SenseVoiceTagger(model_dir, device=device).tag([near_silence(1.0, SAMPLE_RATE)])[0]
+    return f"emotion {tags.emotion}, events {tags.events_text or '-'}"
+
+
+def _sensevoice_files(model_dir: Path, settings: Settings) -> dict[str, Path]:
+    return sensevoice_files(model_dir)
+
+
+declare_loader(ModelLoader("sensevoice", files=_sensevoice_files, smoke_test=sensevoice_smoke_test))

@@ -20,6 +20,7 @@ from typing import Any
 from fsclap.config import Settings
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger, progress
+from fsclap.model_store.verify import verify_stage_models
 from pipeline.acquire import Acquire
 from pipeline.caption import caption_stage
 from pipeline.consistency import Consistency
@@ -187,6 +188,4 @@ def preflight(settings: Settings, stages: list[Stage]) -> None:
     (files, checksums, and each model loading and running once)."""
     for stage in stages:
         stage.check()
-    from fsclap.weights import verify_stage_models
-
-    verify_stage_models(settings, stages)
+    verify_stage_models(settings, stages)  # the stages' modules declared their models' loaders

@@ -33,9 +33,12 @@ import soundfile as sf
 from pydantic import Field, model_validator
 
 from fsclap.audio import audio_stats
+from fsclap.config import Settings
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.io import atomic_path, sha256_file
 from fsclap.log import get_logger, progress
+from fsclap.model_store.loaders import ModelLoader, check_finite, declare_loader, near_silence
+from fsclap.model_store.registry import demucs_model_name
 from pipeline.stage import Stage, StageConfig, StageError, clear_stale_temporaries, short_hash
 from pipeline.tables import Episode
 
@@ -326,6 +329,33 @@ class DemucsBackend:
             "vocals": (vocals * std + mean).cpu().numpy(),
             "accompaniment": (rest * std + mean).cpu().numpy(),
         }
+
+
+def demucs_files(repo: Path, settings: Settings) -> dict[str, Path]:
+    """role -> file the Demucs loader reads from a local repo: the bag of the configured model
+    (``stages.separate.model``), then its weights (up to the first one that is missing)."""
+    name = demucs_model_name(settings)
+    bag = repo / f"{name}.yaml"
+    if not bag.is_file():
+        return {"bag": bag}
+    try:
+        _, weights = demucs_weight_files(repo, name)
+    except MissingModelError as exc:  # the first weights file the bag names that is not there
+        return {"bag": bag, "weights": Path(exc.path)}
+    return {"bag": bag, **{f"weights {w.name}": w for w in weights}}
+
+
+def demucs_smoke_test(repo: Path, settings: Settings, device: str) -> str:
+    """Load Demucs as the stage does and separate 1 s of near-silence."""
+    config = SeparateConfig(**{**(settings.stages.get("separate") or {}), "method": "demucs"})
+    backend = DemucsBackend(config, Path(repo), device, settings.seed)
+    backend.load()
+    out = backend(near_silence(1.0, INPUT_FORMATS["demucs"][0], channels=2), 0.0, 1.0)
+    check_finite(out["vocals"], "Demucs vocals")
+    return f"{config.model}: {len(backend.model.sources)} sources, 1 s separated"
+
+
+declare_loader(ModelLoader("demucs", files=demucs_files, smoke_test=demucs_smoke_test))
 
 
 class RepetBackend:

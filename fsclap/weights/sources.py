@@ -23,8 +23,14 @@ from urllib.parse import urlparse
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, sha256_file
 from fsclap.log import get_logger, progress_enabled
-from fsclap.weights.lock import model_files
-from fsclap.weights.registry import DEMUCS_URL, HubFile, ModelSpec, hf_endpoint, modelscope_endpoint
+from fsclap.model_store.lock import model_files
+from fsclap.model_store.registry import (
+    DEMUCS_URL,
+    HubFile,
+    ModelSpec,
+    hf_endpoint,
+    modelscope_endpoint,
+)
 
 log = get_logger("weights")
 

@@ -25,10 +25,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fsclap.config import Settings
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.log import get_logger
+from fsclap.model_store.loaders import ModelLoader, check_finite, declare_loader, near_silence
 from model.backbones.base import AudioPreprocessor, Backbone, TextPreprocessor, TokenFeatures
-from model.backbones.laion_clap_layout import ORIGINAL_CHECKPOINT, TOKENIZER_DIRS
+from model.backbones.laion_clap_layout import (
+    CLAP_CONFIG,
+    ORIGINAL_CHECKPOINT,
+    TOKENIZER_DIRS,
+    clap_files,
+)
 
 log = get_logger("model.laion_clap")
 
@@ -179,12 +186,10 @@ def _load_original(path: Path):
         raise FsclapError(f"{path} holds no state_dict")
     sd = rename_original_state_dict(state)
     overrides = {}
-    if (
-        path.parent / "clap_config.json"
-    ).is_file():  # optional architecture overrides (e.g. text heads)
+    if (path.parent / CLAP_CONFIG).is_file():  # optional architecture overrides (e.g. text heads)
         import json
 
-        overrides = json.loads((path.parent / "clap_config.json").read_text())
+        overrides = json.loads((path.parent / CLAP_CONFIG).read_text())
     config = config_from_original(sd, overrides)
     model = ClapModel(config)
     expected = model.state_dict()
@@ -342,3 +347,33 @@ class LaionClapBackbone(Backbone):
             **super().describe(),
             "model": "LAION-CLAP HTSAT-tiny + RoBERTa (transformers ClapModel)",
         }
+
+
+def laion_clap_smoke_test(path: Path, settings: Settings, device: str) -> str:
+    """Build the backbone from ``path`` as training does; encode 1 s of near-silence and a caption."""
+    backbone = LaionClapBackbone.build(path).to(device).eval()
+    with torch.no_grad():
+        audio_in = backbone.audio_preprocessor.collate(
+            [backbone.audio_preprocessor(near_silence(1.0, backbone.sample_rate))]
+        )
+        audio = backbone.encode_audio({k: v.to(device) for k, v in audio_in.items()})
+        text_in = backbone.text_preprocessor(["a woman speaking slowly with a low voice"])
+        text = backbone.encode_text({k: v.to(device) for k, v in text_in.items()})
+    check_finite(audio.tokens, "CLAP audio features")
+    check_finite(text.tokens, "CLAP text features")
+    return f"audio {tuple(audio.tokens.shape[1:])} / text {tuple(text.tokens.shape[1:])} token features"
+
+
+def _clap_files(path: Path, settings: Settings) -> dict[str, Path]:
+    return clap_files(path)
+
+
+declare_loader(
+    ModelLoader(
+        "laion_clap",
+        files=_clap_files,
+        smoke_test=laion_clap_smoke_test,
+        # model_paths.laion_clap naming the checkpoint file: its tokenizer and overrides beside it
+        companions=(*TOKENIZER_DIRS, CLAP_CONFIG),
+    )
+)

@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fsclap.config import Settings
 from fsclap.errors import FsclapError, MissingModelError
+from fsclap.model_store.loaders import ModelLoader, check_finite, declare_loader, near_silence
 from pipeline.diarize import MODEL_SAMPLE_RATE
 from pipeline.segments import Segment, SegmentationConfig, merge_short
 from pipeline.speakers import CampplusEmbedder
@@ -187,6 +189,38 @@ def load_funasr_model(key: str, model_dir: Path, device: str = "cpu"):
         )
     verify_checkpoint(model.model, required_files(model_dir)["weights"], FUNASR_MODELS[key][0])
     return model
+
+
+def funasr_smoke_test(key: str, model_dir: Path, device: str = "cpu") -> str:
+    """Load one of the four models as :func:`load_funasr_model` does and run it once: 1 s of
+    near-silence (ct-punc, a text model, punctuates a short sentence)."""
+    model = load_funasr_model(key, Path(model_dir), device)
+    with quiet_funasr():
+        if key == "ct_punc":
+            result = model.generate(input="今天天气很好我们出去走走吧", disable_pbar=True)
+            return f"punctuated: {result[0].get('text', '')[:24]!r}"
+        result = model.generate(input=near_silence(1.0, MODEL_SAMPLE_RATE), disable_pbar=True)
+    if key == "campplus":
+        embedding = result[0]["spk_embedding"]
+        check_finite(embedding, "CAM++ embedding")
+        return f"{embedding.shape[-1]}-d speaker embedding"
+    if key == "fsmn_vad":
+        return f"{len(result[0].get('value') or [])} speech region(s) on silence"
+    return f"transcript on silence: {str(result[0].get('text', ''))[:24]!r}"
+
+
+def _funasr_loader(key: str) -> ModelLoader:
+    def files(model_dir: Path, settings: Settings) -> dict[str, Path]:
+        return required_files(model_dir)
+
+    def smoke_test(model_dir: Path, settings: Settings, device: str) -> str:
+        return funasr_smoke_test(key, model_dir, device)
+
+    return ModelLoader(key, files=files, smoke_test=smoke_test)
+
+
+for _key in FUNASR_MODELS:
+    declare_loader(_funasr_loader(_key))
 
 
 def load_automodel(settings, device: str = "cpu"):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from fsclap.weights.registry import CLAP_CHECKPOINT, CLAP_REPO, MODELS, ROBERTA_REPO
+from fsclap.model_store.registry import CLAP_CHECKPOINT, CLAP_REPO, MODELS, ROBERTA_REPO
+from fsclap.testing import tiny_models as tm
 
 COMMITS = {CLAP_REPO: "1f0c3e5a" * 5, ROBERTA_REPO: "e2da8e2f" * 5}
 
@@ -28,8 +29,6 @@ COMMITS = {CLAP_REPO: "1f0c3e5a" * 5, ROBERTA_REPO: "e2da8e2f" * 5}
 @pytest.fixture(scope="session")
 def tiny_release(tmp_path_factory) -> dict[str, Path]:
     """Tiny models written once per session, one folder per registry id (the release file sets)."""
-    from fsclap.testing import tiny_models as tm
-
     root = tmp_path_factory.mktemp("tiny_release")
     dirs = dict(tm.write_funasr_model_dirs(root))
     dirs["sensevoice"] = tm.write_sensevoice_small_dir(root / "sensevoice")

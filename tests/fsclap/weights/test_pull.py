@@ -13,9 +13,9 @@ import pytest
 from fsclap.cli import main
 from fsclap.config import load_settings
 from fsclap.io import sha256_file
+from fsclap.model_store.registry import LOCK_NAME, PAPER_MODELS
 from fsclap.weights import pull_models
 from fsclap.weights import sources as weight_sources
-from fsclap.weights.registry import LOCK_NAME, PAPER_MODELS
 from pipeline.synth.serve import serving
 
 NOT_DEMUCS = [m for m in PAPER_MODELS if m != "demucs"]

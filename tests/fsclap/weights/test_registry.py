@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from fsclap.config import load_settings
-from fsclap.errors import MissingModelError
-from fsclap.weights.local import clap_files, presence, required_files
-from fsclap.weights.pull import hub_files
-from fsclap.weights.registry import (
+from fsclap.errors import FsclapError, MissingModelError
+from fsclap.model_store import loaders
+from fsclap.model_store.loaders import ModelLoader, declare_loader, declared_loaders, model_loader
+from fsclap.model_store.presence import presence, required_files
+from fsclap.model_store.registry import (
     MODELS,
     OFFLINE_MODELS,
     PAPER_MODELS,
@@ -20,6 +21,15 @@ from fsclap.weights.registry import (
     locate,
     model_ids,
 )
+from fsclap.testing.tiny_models import write_tiny_clap_folder, write_tiny_clap_original
+from fsclap.weights import LOADER_MODULES
+from fsclap.weights.pull import hub_files
+from model.backbones.laion_clap import load_clap
+from model.backbones.laion_clap_layout import clap_files
+from pipeline.caption import Caption
+from pipeline.diarize.stage import Diarize
+from pipeline.runner import build_stages
+from pipeline.stage import StageContext
 
 
 def test_profiles():
@@ -92,9 +102,6 @@ def test_locate_follows_the_settings_the_stages_read(tmp_path, monkeypatch):
 
 
 def test_clap_layouts_match_load_clap(tmp_path):
-    from fsclap.testing.tiny_models import write_tiny_clap_folder, write_tiny_clap_original
-    from model.backbones.laion_clap import load_clap
-
     folder = write_tiny_clap_folder(tmp_path / "hf_format")
     assert presence("laion_clap", folder, load_settings()).ok
     assert set(clap_files(folder)) == {"config", "weights", "tokenizer"}
@@ -115,11 +122,6 @@ def test_clap_layouts_match_load_clap(tmp_path):
 
 
 def test_stages_declare_the_models_they_load(installed, tmp_path):
-    from pipeline.caption import Caption
-    from pipeline.diarize.stage import Diarize
-    from pipeline.runner import build_stages
-    from pipeline.stage import StageContext
-
     paper = load_settings(overrides={"profile": "paper", "data_root": str(tmp_path / "data")})
     declared = {s.name: s.models() for s in build_stages(paper)}
     assert declared["separate"] == ["demucs"] and declared["caption"] == ["sensevoice"]
@@ -139,3 +141,25 @@ def test_stages_declare_the_models_they_load(installed, tmp_path):
     assert Diarize({"backend": "offline"}, context=context, settings=paper).models() == []
     assert Caption({}, context=context, settings=paper).models() == ["sensevoice"]
     assert Caption({"emotion": "none"}, context=context, settings=paper).models() == []
+
+
+def test_every_model_has_a_loader_declared_where_the_registry_says():
+    """fsclap.weights imports every loading module; each declares the loaders of its models."""
+    declared = declared_loaders()
+    assert sorted(declared) == sorted(MODELS)
+    assert {m.__name__ for m in LOADER_MODULES} == {spec.declared_by for spec in MODELS.values()}
+    for model_id, loader in declared.items():
+        assert loader.module == MODELS[model_id].declared_by, model_id
+
+
+def test_a_model_without_a_declared_loader_is_a_one_line_error(monkeypatch):
+    monkeypatch.delitem(loaders._LOADERS, "sensevoice")
+    with pytest.raises(
+        FsclapError,
+        match=r"^no loader is declared for model 'sensevoice': import pipeline\.emotion ",
+    ):
+        model_loader("sensevoice")
+    with pytest.raises(FsclapError, match="unknown model id 'nope'"):
+        model_loader("nope")
+    with pytest.raises(FsclapError, match="not in the model registry"):
+        declare_loader(ModelLoader("nope", files=lambda p, s: {}, smoke_test=lambda p, s, d: ""))

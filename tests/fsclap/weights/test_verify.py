@@ -12,8 +12,8 @@ import pytest
 from fsclap.cli import main
 from fsclap.config import load_settings
 from fsclap.errors import FsclapError
+from fsclap.model_store.registry import LOCK_NAME, PAPER_MODELS
 from fsclap.weights import verify_models
-from fsclap.weights.registry import LOCK_NAME, PAPER_MODELS
 
 
 def test_verify_succeeds_for_every_paper_model(installed, capsys):

