@@ -273,11 +273,15 @@ class CorpusTables:
 
     def _load(self) -> None:
         if self.episodes_path.exists():
-            for row in pd.read_parquet(self.episodes_path).to_dict("records"):
+            for row in _read_parquet(self.episodes_path, "finished work is then redone").to_dict(
+                "records"
+            ):
                 episode = Episode.from_row(row)
                 self.episodes[episode.episode_id] = episode
         if self.failures_path.exists():
-            for row in pd.read_parquet(self.failures_path).to_dict("records"):
+            for row in _read_parquet(
+                self.failures_path, "failures are then recorded afresh"
+            ).to_dict("records"):
                 failure = Failure.from_row(row)
                 self.failures[(failure.stage, failure.item_id)] = failure
         replayed = self._replay_journal()
@@ -436,6 +440,25 @@ def _iso(value: Any) -> str | None:
 def _one_line(message: str) -> str:
     text = " ".join(str(message).split())
     return text[:500]
+
+
+class UnreadableTable(FsclapError):
+    """A table of the data root cannot be read (corrupt, truncated, not Parquet)."""
+
+
+def _read_parquet(path: Path, lost: str) -> pd.DataFrame:
+    """A table the builder wrote; a corrupt one is a one-line error, never a traceback (the tables
+    are replaced atomically, so this means damage from outside: a disk fault, a copy cut short).
+    ``lost``: what moving the table away costs."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        detail = " ".join(str(exc).split()).replace(f"'{path}'", "").replace(str(path), "")
+        detail = detail.replace("Could not open Parquet input source :", "").strip(" :")
+        raise UnreadableTable(
+            f"{path} is not a readable Parquet table ({detail[:120]}); restore it from a copy, "
+            f"or move it away to start the table again ({lost})"
+        ) from None
 
 
 def read_episodes(data_root: str | Path) -> pd.DataFrame:

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from fsclap.errors import FsclapError
-from pipeline.tables import CorpusTables, Episode, RunLock, read_episodes, read_failures
+from pipeline.tables import (
+    CorpusTables,
+    Episode,
+    RunLock,
+    UnreadableTable,
+    read_episodes,
+    read_failures,
+)
 
 
 def make_episode(i: int, **kw) -> Episode:
@@ -96,3 +103,20 @@ def test_run_lock_is_exclusive(tmp_path):
                 pass
     with RunLock(tmp_path):
         pass
+
+
+@pytest.mark.parametrize(
+    "name, content, lost",
+    [
+        ("episodes.parquet", b"not parquet at all\n", "finished work is then redone"),
+        ("failures.parquet", b"", "failures are then recorded afresh"),
+    ],
+)
+def test_a_damaged_table_is_one_line_naming_it(tmp_path, name, content, lost):
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / name).write_bytes(content)
+    with pytest.raises(UnreadableTable) as caught:
+        CorpusTables(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'manifests' / name} is not a readable Parquet table")
+    assert lost in message and "\n" not in message
