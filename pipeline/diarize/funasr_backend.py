@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,11 +137,28 @@ def funasr_model_dirs(settings) -> dict[str, Path]:
     }
 
 
-def verify_checkpoint(model, weights: Path, what: str) -> None:
-    """Fail when the weights file does not fill the model the config builds (FunASR only warns)."""
+def plain_weights(weights: Path, what: str) -> dict:
+    """The tensors of a weights file, read without unpickling code: a model file from elsewhere
+    must not run anything when read (checked before FunASR reads it)."""
     import torch
 
-    state = torch.load(str(weights), map_location="cpu", mmap=True, weights_only=False)
+    try:
+        return torch.load(str(weights), map_location="cpu", mmap=True, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
+        detail = " ".join(str(exc).split())
+        detail = (
+            detail[detail.find("WeightsUnpickler error:") :]
+            if "WeightsUnpickler" in detail
+            else detail
+        )
+        raise FsclapError(
+            f"{what}: {weights} is not a plain weights file (refused to unpickle it: {detail[:160]})"
+        ) from None
+
+
+def verify_checkpoint(model, weights: Path, what: str) -> None:
+    """Fail when the weights file does not fill the model the config builds (FunASR only warns)."""
+    state = plain_weights(weights, what)
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]
@@ -177,6 +195,7 @@ def load_funasr_model(key: str, model_dir: Path, device: str = "cpu"):
     from funasr import AutoModel
 
     model_dir = check_model_dir(key, Path(model_dir).expanduser().resolve())
+    plain_weights(required_files(model_dir)["weights"], FUNASR_MODELS[key][0])
     with quiet_funasr():
         model = AutoModel(
             model=str(model_dir),
@@ -229,6 +248,8 @@ def load_automodel(settings, device: str = "cpu"):
     from funasr import AutoModel
 
     dirs = funasr_model_dirs(settings)
+    for key, folder in dirs.items():
+        plain_weights(required_files(folder)["weights"], FUNASR_MODELS[key][0])
     with quiet_funasr():
         model = AutoModel(
             model=str(dirs["paraformer"]),

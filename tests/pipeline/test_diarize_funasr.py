@@ -96,6 +96,25 @@ def test_missing_dir_and_explicit_model_path(models_copy, tmp_path):
         funasr_model_dirs(settings)
 
 
+class Payload:
+    """Runs code when unpickled: what a hostile model.pt would carry."""
+
+    def __reduce__(self):
+        return (print, ("unpickled a payload",))
+
+
+def test_a_model_file_with_code_in_it_is_refused_before_it_runs(models_copy, capsys):
+    import torch
+
+    weights = models_copy / "campplus" / "campplus_cn_common.bin"
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    torch.save({"state_dict": state, "extra": Payload()}, weights)
+    settings = load_settings(overrides={"models_dir": str(models_copy)})
+    with pytest.raises(FsclapError, match="is not a plain weights file") as caught:
+        load_automodel(settings)
+    assert "\n" not in str(caught.value) and "unpickled a payload" not in capsys.readouterr().out
+
+
 def test_weights_that_do_not_fit_the_config_are_an_error(models_copy):
     config_path = models_copy / "campplus" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
