@@ -27,6 +27,11 @@ Defined outcomes instead of crashes (each recorded in ``caption_status`` / ``mea
 
 Offline profile: emotion is not measured — ``emotion = "unknown"``, ``emotion_source = "not
 measured (offline profile)"``, and the caption never mentions emotion.
+
+Levels given in the input manifest are kept in ``<attr>_given``; where the audio measured nothing
+for an attribute the given level fills ``<attr>`` and ``<attr>_from`` says ``given``. A caption
+states only levels the clip's own audio supports (``<attr>_from = measured``): a given label is
+never put into words, and a clip whose audio cannot be read is rejected whatever labels it carries.
 """
 
 from __future__ import annotations
@@ -373,25 +378,28 @@ def resolve_given(frame: pd.DataFrame, given: pd.DataFrame | None, policy: str) 
         for column in STYLE_COLUMNS:
             if column not in given.columns:
                 continue
-            final, given_col = [], []
+            final, given_col, origin = [], [], []
             for i, (measured, raw) in enumerate(zip(out[column], given[column])):
                 level, note = _given_level(column, raw)
                 given_col.append(level or "")
                 if note:
                     conflicts[i].append(note)
-                if level is None:
+                if level is None or measured == level:
                     final.append(measured)
+                    origin.append("measured" if measured != "unknown" else "")
                 elif measured == "unknown":
                     final.append(level)  # labelled by the source, not contradicted by a measurement
-                elif measured == level:
-                    final.append(level)
+                    origin.append("given")
                 else:
                     conflicts[i].append(
                         f"{column}: given {level}, measured {measured}; kept {policy}"
                     )
-                    final.append({"drop": "unknown", "measured": measured, "given": level}[policy])
+                    kept = {"drop": "unknown", "measured": measured, "given": level}[policy]
+                    final.append(kept)
+                    origin.append({"drop": "", "measured": "measured", "given": "given"}[policy])
             out[f"{column}_given"] = given_col
             out[column] = final
+            out[f"{column}_from"] = origin
     out["conflicts"] = [" | ".join(c) for c in conflicts]
     return out
 
@@ -402,10 +410,19 @@ def write_captions(frame: pd.DataFrame, language: str, seed: int) -> pd.DataFram
     writers = {lang: CaptionWriter(lang, seed) for lang in ("en", "zh")}
     captions = {"en": [], "zh": []}
     status = []
-    for row in out[["clip_id", *STYLE_COLUMNS]].itertuples(index=False):
-        attrs = {c: getattr(row, c) for c in STYLE_COLUMNS}
+    unreadable = out.get("read_error", pd.Series([""] * len(out))).fillna("") != ""
+    origin = {
+        c: out[f"{c}_from"] if f"{c}_from" in out.columns else pd.Series(["measured"] * len(out))
+        for c in STYLE_COLUMNS
+    }
+    for i, row in enumerate(out[["clip_id", *STYLE_COLUMNS]].itertuples(index=False)):
+        # only what the clip's own audio supports is put into words
+        attrs = {
+            c: getattr(row, c) if origin[c].iloc[i] == "measured" else "unknown"
+            for c in STYLE_COLUMNS
+        }
         known = [c for c, v in attrs.items() if v and v != "unknown"]
-        if not known:
+        if not known or unreadable.iloc[i]:
             for lang in captions:
                 captions[lang].append("")
             status.append("nothing measurable")
@@ -536,7 +553,7 @@ def caption_manifest(
         | set(EMOTION_COLUMNS)
         | set(STYLE_COLUMNS)
         | {"caption", "caption_en", "caption_zh", "caption_status", "conflicts", "caption_language"}
-        and not c.endswith(("_given", "_z", "_ref"))
+        and not c.endswith(("_given", "_from", "_z", "_ref"))
     ]
     base = frame[keep].merge(measured, on="clip_id", how="left")
     given = (

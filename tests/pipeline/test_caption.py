@@ -274,3 +274,32 @@ def test_an_ambiguous_gender_and_an_unmeasurable_speed_are_never_described():
         r"\b(wom[ae]n|m[ae]n|female|male|lady|gentleman|she|he|her|his)\b",
         out["caption_en"][0].lower(),
     )
+
+
+def test_given_labels_are_kept_with_their_source_but_never_put_into_words(clip_folder, tmp_path):
+    names = ["spk_a_0", "spk_b_2", "silent", "corrupt", "missing"]
+    files = {"spk_a_0": "spk_a_0.wav", "spk_b_2": "spk_b_2.wav", "silent": "silent.wav"}
+    files |= {"corrupt": "corrupt.wav", "missing": "missing.wav"}
+    manifest = tmp_path / "labelled.csv"
+    pd.DataFrame(
+        {
+            "clip_id": names,
+            "audio_path": [str(clip_folder / files[n]) for n in names],
+            "emotion": "angry",  # the offline profile measures no emotion
+            "speed": "fast",
+        }
+    ).to_csv(manifest, index=False)
+    result = caption_manifest(manifest, tmp_path / "out.parquet", load_settings())
+    rejects = pd.read_csv(result.rejects_path).set_index("clip_id")["caption_status"]
+    # labels do not make unreadable or silent audio captionable
+    assert set(rejects.index) == {"silent", "corrupt", "missing"}
+    assert rejects["missing"].startswith("unreadable: ")
+    frame = pd.read_parquet(result.out_path).set_index("clip_id")
+    assert (frame["emotion"] == "angry").all() and (frame["emotion_from"] == "given").all()
+    angry = set(sum((EN["emotion"][role]["angry"] for role in EN["emotion"]), []))
+    assert not any(word in caption for caption in frame["caption_en"] for word in angry)
+    # speed is measured: the measured level wins or, disagreeing with the label, neither is said
+    for clip, row in frame.iterrows():
+        assert row["speed_from"] == "measured" or (
+            pd.isna(row["speed"]) and "speed: given fast" in row["conflicts"]
+        ), clip
