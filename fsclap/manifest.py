@@ -146,7 +146,10 @@ class ClipManifest:
     def read(cls, path: str | Path, validate_levels: bool = True) -> ClipManifest:
         path = Path(path)
         return cls.from_frame(
-            read_table(path), base_dir=path.parent, source=path, validate_levels=validate_levels
+            read_table(path),
+            base_dir=path.absolute().parent,  # paths stay valid from any working directory
+            source=path,
+            validate_levels=validate_levels,
         )
 
     @classmethod

@@ -94,7 +94,7 @@ def build_index(
     info = {
         "checkpoint": str(folder.resolve()),
         "backbone": model.config.backbone,
-        "manifest": str(manifest_path),
+        "manifest": str(Path(manifest_path).absolute()),
     }
     index = ClipIndex.build(
         out_dir,

@@ -106,3 +106,13 @@ def test_one_reader_for_training_manifests_and_clip_lists(tmp_path):
     with pytest.raises(ManifestError, match="lacks column.*caption"):
         ClipManifest.read(tmp_path / "list.csv")
     assert read_clip_table(tmp_path / "list.csv")["clip_id"].tolist() == ["clip0000000"]
+
+
+def test_a_manifest_named_by_a_relative_path_gives_absolute_audio_paths(tmp_path, monkeypatch):
+    # an index or a run built from "m.csv" must still find its audio from another folder
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.wav").write_bytes(b"")
+    (tmp_path / "data" / "m.csv").write_text("audio_path,caption\na.wav,a calm voice\n")
+    monkeypatch.chdir(tmp_path)
+    frame = ClipManifest.read(Path("data") / "m.csv", validate_levels=False).frame
+    assert frame.loc[0, "audio_path"] == str(tmp_path / "data" / "a.wav")
