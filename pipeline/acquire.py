@@ -337,6 +337,7 @@ class YtdlpClient:
 
     def download(self, url: str, out_dir: Path, stem: str) -> Path:
         """Download ``url`` to ``out_dir/<stem>.<ext>``; an already finished file is reused."""
+        out_dir = Path(out_dir).absolute()  # yt-dlp joins a relative temp path onto its home
         existing = finished_file(out_dir, stem)
         if existing is not None:
             return existing
@@ -568,7 +569,7 @@ class Acquire(Stage):
         try:
             meta = probe_media(path)
         except StageError:
-            if path.parent == media_dir:  # our download or link, never the user's own file
+            if path.absolute().parent == media_dir.absolute():  # ours, never the user's own file
                 path.unlink(missing_ok=True)
             raise
         if episode.source_kind != "file":

@@ -117,7 +117,7 @@ def build_stages(settings: Settings, only: list[str] | None = None) -> list[Stag
     if bad:
         raise FsclapError(f"unknown stage(s): {', '.join(bad)} (stages: {', '.join(known)})")
     context = StageContext(
-        data_root=Path(settings.data_root).expanduser(),
+        data_root=Path(settings.data_root).expanduser().absolute(),  # one spelling for every tool
         device=settings.resolved_device(),
         seed=settings.seed,
         profile=settings.profile,

@@ -296,3 +296,25 @@ def test_permanent_url_errors_are_never_retried(redirects):
     with pytest.raises(StageError) as caught:
         transient.list_entries(f"{redirects}/503")
     assert caught.value.retryable
+
+
+def test_a_relative_data_root_keeps_media_flat_and_drops_failed_downloads(
+    tmp_path, server, monkeypatch
+):
+    from fsclap.config import load_settings
+    from pipeline.runner import run_build
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "min_episodes: 1\ndramas:\n  - {id: d1, title: t, language: en, urls: ["
+        + ", ".join(f"'{server.url(n)}'" for n in ("notes.mp4", "missing.mp4", "ep01.mp4"))
+        + "]}\n"
+    )
+    settings = load_settings(overrides={"data_root": "data", "stages": {"acquire": {"retries": 0}}})
+    summary = run_build(settings, "s.yaml", only=["acquire"])
+    assert (summary.finished, summary.failures) == (1, 2)
+    media = [
+        p.relative_to(tmp_path / "data" / "media") for p in (tmp_path / "data" / "media").rglob("*")
+    ]
+    # one folder for the drama, the good episode's file in it; no nested copy of the data root
+    assert len(media) == 2 and media[0].as_posix() == "d1" and media[1].suffix == ".mp4"
