@@ -101,6 +101,18 @@ def load_audio(
     return np.ascontiguousarray(audio, dtype=np.float32), sr
 
 
+def load_bounded(path: str | Path, sample_rate: int, max_s: float) -> np.ndarray:
+    """At most ``max_s`` seconds of ``path`` as mono float32 at ``sample_rate``, for input nobody
+    vetted (uploads): ffmpeg mixes down and resamples while it decodes, so memory is bounded by
+    ``max_s * sample_rate`` samples whatever the file's own rate, channels or length."""
+    path = Path(path)
+    _check_file(path)
+    audio, _ = _load_ffmpeg(path, None, float(max_s), int(sample_rate))
+    if audio.size == 0:
+        raise AudioError(f"no audio samples in {path.name}")
+    return np.ascontiguousarray(audio[0], dtype=np.float32)
+
+
 def _load_soundfile(path: Path, start_s, end_s) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(str(path)) as f:

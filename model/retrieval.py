@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fsclap.audio import SOUNDFILE_SUFFIXES, load_audio
+from fsclap.audio import SOUNDFILE_SUFFIXES, load_audio, load_bounded
 from fsclap.errors import FsclapError
 from fsclap.log import get_logger
 from fsclap.manifest import ATTRIBUTE_LEVELS, ClipManifest
@@ -200,12 +200,15 @@ class Searcher:
         path: str | Path,
         k: int = 10,
         filters: Mapping[str, str | Iterable[str]] | None = None,
+        max_seconds: float = 600.0,
     ) -> tuple[list[Result], list[tuple[str, float]]]:
         """Similar clips (audio->audio) and best-matching captions (audio->text) for an audio file.
 
         ``filters`` restrict the similar clips (the captions are searched over the whole index).
+        At most ``max_seconds`` of the file are decoded, at the model's rate (a query file is
+        input nobody vetted).
         """
-        wave, _ = load_audio(path, sample_rate=self.model.sample_rate)
+        wave = load_bounded(path, self.model.sample_rate, max_seconds)
         with self._model_lock:
             vector = self.model.encode_audio([self._crop(wave)]).cpu().numpy()
         similar = self._rows(

@@ -247,7 +247,10 @@ class StyleSearch:
                         f"{self.limits.max_upload_seconds:.0f} s",
                     )
                 similar, captions = self.searcher.search_audio(
-                    path, k, filters=self._by_column(filters)
+                    path,
+                    k,
+                    filters=self._by_column(filters),
+                    max_seconds=self.limits.max_upload_seconds,
                 )
             except AudioError as exc:
                 raise ApiError(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fsclap.audio import AudioError, audio_duration, load_audio, write_audio
+from fsclap.audio import AudioError, audio_duration, load_audio, load_bounded, write_audio
 
 
 def test_wav_segment_and_resample(tmp_path):
@@ -58,3 +58,18 @@ def test_write_is_atomic(tmp_path):
     target = tmp_path / "x.wav"
     write_audio(target, np.zeros(10, dtype=np.float32), 8000)
     assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+
+def test_untrusted_input_is_decoded_at_most_max_s_at_the_target_rate(tmp_path):
+    # a high-rate stereo file: what an upload costs is bounded by max_s x the model's rate
+    rate, seconds = 192000, 12.0
+    t = np.arange(int(rate * seconds)) / rate
+    stereo = np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
+    sf.write(tmp_path / "big.flac", stereo, rate)
+    short = load_bounded(tmp_path / "big.flac", 16000, max_s=5.0)
+    assert short.ndim == 1 and abs(len(short) - 5 * 16000) <= 16
+    whole = load_bounded(tmp_path / "big.flac", 16000, max_s=600.0)
+    assert abs(len(whole) - seconds * 16000) <= 16 and whole.dtype == np.float32
+    with pytest.raises(AudioError):
+        (tmp_path / "bad.flac").write_bytes(b"fLaC not really")
+        load_bounded(tmp_path / "bad.flac", 16000, max_s=5.0)
