@@ -16,8 +16,9 @@ import json
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
-from fsclap.config import load_settings
+from fsclap.config import format_validation_error, load_settings
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_json
 from fsclap.layout import RunDir
@@ -91,7 +92,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> FSC
     folder = resolve_checkpoint(path)
     if not (folder / CONFIG).is_file():
         raise FsclapError(f"checkpoint {folder} lacks {CONFIG}")
-    config = ModelConfig(**json.loads((folder / CONFIG).read_text()))
+    try:
+        config = ModelConfig(**json.loads((folder / CONFIG).read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+        detail = (
+            format_validation_error(exc)
+            if isinstance(exc, ValidationError)
+            else " ".join(str(exc).split())
+        )
+        raise FsclapError(
+            f"checkpoint {folder}: {CONFIG} is not a valid model config ({detail[:200]})"
+        ) from None
     if not (folder / "backbone").is_dir():
         raise FsclapError(f"checkpoint {folder} lacks its backbone/ assets")
     model = FSCLAP(config, build_backbone(config, assets=folder / "backbone"))

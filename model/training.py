@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import shutil
 import time
@@ -925,8 +926,15 @@ class Trainer:
             raise FsclapError(
                 f"{self.run_dir} already holds a run; use another --out (or resume=true to continue it)"
             )
-        state = json.loads(RunDir.state_file(self.last_dir).read_text())
-        saved = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
+        try:
+            state = json.loads(RunDir.state_file(self.last_dir).read_text(encoding="utf-8"))
+            saved = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise FsclapError(
+                f"cannot resume from {RunDir.state_file(self.last_dir)}: not a trainer state "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); start a new run with "
+                "another --out"
+            ) from None
         now = {k: v for k, v in self.cfg.model_dump(mode="json").items() if k not in RUNTIME_KEYS}
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         if diff:
@@ -945,9 +953,18 @@ class Trainer:
                 f"(clips, paths or captions changed); use a new --out"
             )
         load_model(self.model, str(self.last_dir / "model.safetensors"), strict=True)
-        trainer_state = torch.load(
-            self.last_dir / "trainer.pt", map_location="cpu", weights_only=True
-        )
+        try:  # tensors and plain values only: a state file must not run code when read
+            trainer_state = torch.load(
+                self.last_dir / "trainer.pt", map_location="cpu", weights_only=True
+            )
+        except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
+            detail = " ".join(str(exc).split())
+            if "WeightsUnpickler" in detail:
+                detail = detail[detail.find("WeightsUnpickler error:") :]
+            raise FsclapError(
+                f"cannot resume from {self.last_dir / 'trainer.pt'}: not a plain trainer state "
+                f"({detail[:160]}); start a new run with another --out"
+            ) from None
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         self.scaler.load_state_dict(trainer_state["scaler"])

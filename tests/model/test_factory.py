@@ -36,3 +36,8 @@ def test_bad_checkpoint_paths(tmp_path, small_offline_model):
     (folder / "model.safetensors").write_bytes(b"damaged")
     with pytest.raises(FsclapError, match="cannot load"):
         load_checkpoint(folder)
+    for broken in ("{not json", '{"backbone": 3}'):
+        (folder / "config.json").write_text(broken)
+        with pytest.raises(FsclapError, match="config.json is not a valid model config") as caught:
+            load_checkpoint(folder)
+        assert "\n" not in str(caught.value)

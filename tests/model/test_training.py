@@ -398,6 +398,34 @@ def test_resume_refuses_a_run_on_different_data(style_corpus, tmp_path):
         Trainer(train_run, ClipManifest.read(smaller), ClipManifest.read(val_m), run).fit()
 
 
+class Payload:
+    """Runs code when unpickled: what a tampered trainer.pt would carry."""
+
+    def __reduce__(self):
+        return (print, ("unpickled a payload",))
+
+
+def test_resume_refuses_damaged_or_tampered_state_in_one_line(style_corpus, tmp_path, capsys):
+    train_m, val_m = style_corpus
+    run = tmp_path / "run"
+    sets = [f"--set={s}" for s in TINY + ["epochs=1", "batch_size=16", "grad_accum=1"]]
+    args = ["train", "--train", str(train_m), "--val", str(val_m), "--out", str(run), *sets]
+    assert cli(args) == 0
+    last = run / "checkpoints" / "last"
+    trainer_pt = (last / "trainer.pt").read_bytes()
+    state_json = (last / "state.json").read_text()
+    torch.save({"optimizer": Payload()}, last / "trainer.pt")
+    capsys.readouterr()
+    assert cli([*args, "--set=resume=true"]) == 2
+    out = capsys.readouterr()
+    assert "not a plain trainer state" in out.err and "unpickled a payload" not in out.out
+    (last / "trainer.pt").write_bytes(trainer_pt)
+    (last / "state.json").write_text(state_json[: len(state_json) // 2])
+    assert cli([*args, "--set=resume=true"]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]  # after the model's load bars
+    assert last_line.startswith("error: cannot resume from") and "not a trainer state" in last_line
+
+
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_mixed_precision_trains_and_resumes(style_corpus, tmp_path, dtype):
     """The GPU precision paths, run on the CPU: autocast through the whole model (masks, fusion, pair
