@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fsclap.errors import FsclapError
@@ -132,7 +133,23 @@ def clip_rows(
     for col in ("start_s", "end_s"):
         if col in frame.columns:
             frame[col] = pd.to_numeric(frame[col].replace("", None), errors="coerce")
+    _check_times(frame, where)
     return frame.reset_index(drop=True)
+
+
+def _check_times(frame: pd.DataFrame, where: str) -> None:
+    """A clip's start and end, when given, are finite seconds with 0 <= start < end."""
+    start = frame["start_s"] if "start_s" in frame.columns else pd.Series(np.nan, frame.index)
+    end = frame["end_s"] if "end_s" in frame.columns else pd.Series(np.nan, frame.index)
+    problems = (
+        (start.notna() & (~np.isfinite(start.fillna(0.0)) | (start < 0)), "start_s not >= 0"),
+        (end.notna() & (~np.isfinite(end.fillna(1.0)) | (end <= 0)), "end_s not > 0"),
+        (start.notna() & end.notna() & (end <= start), "end_s not after start_s"),
+    )
+    for bad, rule in problems:
+        if bad.any():
+            rows = frame.loc[bad, "clip_id"].astype(str).head(3).tolist()
+            raise ManifestError(f"manifest{where}: {rule} for clip(s) {', '.join(rows)}")
 
 
 class ClipManifest:

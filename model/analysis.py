@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 
 from fsclap.io import atomic_path
+from fsclap.log import get_logger
 from fsclap.manifest import ATTRIBUTE_LEVELS
 from model.metrics import BidirectionalResult
+
+log = get_logger("model.analysis")
 
 
 def attribute_breakdown(result: BidirectionalResult, frame: pd.DataFrame) -> dict:
@@ -27,7 +30,18 @@ def attribute_breakdown(result: BidirectionalResult, frame: pd.DataFrame) -> dic
     for column in ATTRIBUTE_LEVELS:
         if column not in frame.columns:
             continue
-        values = frame[column].fillna("").astype(str).to_numpy()
+        values = frame[column].fillna("").astype(str).str.strip().str.lower().to_numpy()
+        vocabulary = [level for level in ATTRIBUTE_LEVELS[column] if level != "unknown"]
+        outside = sorted(set(values) - set(vocabulary) - {"", "unknown", "nan"})
+        if outside:  # a label from elsewhere ("robot") must not become a level of the table
+            log.warning(
+                "%s: %d clip(s) with values outside %s left out of the breakdown (e.g. %s)",
+                column,
+                int(np.isin(values, outside).sum()),
+                vocabulary,
+                ", ".join(map(repr, outside[:3])),
+            )
+        values = np.where(np.isin(values, vocabulary), values, "")
         known = values != ""
         if not known.any():
             continue

@@ -69,9 +69,27 @@ def test_problems_lists_missing_files_and_empty_captions(tmp_path):
             "repeats clip_id",
         ),
         (pd.DataFrame({"audio_path": ["a"], "caption": ["x"], "pitch": ["very high"]}), "outside"),
+        (pd.DataFrame({"audio_path": ["a"], "caption": ["x"], "start_s": [-5.0]}), "start_s not"),
+        (
+            pd.DataFrame({"audio_path": ["a"], "caption": ["x"], "end_s": [float("inf")]}),
+            "end_s not",
+        ),
+        (
+            pd.DataFrame({"audio_path": ["a"], "caption": ["x"], "start_s": [2.0], "end_s": [1.0]}),
+            "end_s not after start_s",
+        ),
+        (
+            pd.DataFrame(
+                {"audio_path": ["a"], "caption": ["x"], "start_s": ["nan?"], "end_s": [1]}
+            ),
+            None,
+        ),
     ],
 )
 def test_contract_violations(frame, fragment):
+    if fragment is None:  # an unparsable start reads as "no start": the clip starts at 0
+        assert pd.isna(ClipManifest.from_frame(frame).frame.loc[0, "start_s"])
+        return
     with pytest.raises(ManifestError, match=fragment):
         ClipManifest.from_frame(frame)
 

@@ -27,6 +27,18 @@ def test_breakdown_finds_the_attribute_the_model_confuses():
     assert "| gender | 100.0 | 100.0 |" in breakdown_markdown(out)
 
 
+def test_labels_outside_the_vocabulary_are_left_out_of_the_breakdown(caplog):
+    rng = np.random.default_rng(1)
+    n = 40
+    gender = np.array(["female", "male", "Robot", "unknown"])[np.arange(n) % 4]
+    audio = torch.tensor(rng.normal(size=(n, 4)), dtype=torch.float32)
+    res = evaluate_embeddings(audio, audio.clone(), [f"c{i}" for i in range(n)])
+    out = attribute_breakdown(res, pd.DataFrame({"gender": gender}))
+    assert set(out["gender"]["t2a"]["levels"]) == {"female", "male"}
+    assert sum(v["n"] for v in out["gender"]["t2a"]["levels"].values()) == n // 2
+    assert "values outside ['female', 'male'] left out" in caplog.text and "'robot'" in caplog.text
+
+
 def check_embedding_map(fig, png, labels: np.ndarray, clips: int, method: str) -> None:
     """One audio and one text scatter per label, ``clips`` points each, a clip's text point next to
     its audio point (text = audio + small noise); the PNG is that figure and not blank."""
