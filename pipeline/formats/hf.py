@@ -4,12 +4,17 @@ The README's YAML header declares the splits (``configs: data_files``) and the f
 ``datasets.load_dataset(folder)`` reads it as a ``DatasetDict``; the Parquet schema also carries
 the ``huggingface`` features metadata, so the ``audio`` column is an ``Audio`` feature
 (``{"bytes", "path"}``). Audio bytes are embedded by default (one self-contained folder, as on the
-Hub); ``embed_audio=False`` stores paths relative to the folder instead.
+Hub); ``embed_audio=False`` stores paths relative to the folder instead. Reading the audio through
+``datasets`` needs ``Audio(decode=False)`` on a CPU install (decoding needs torchcodec); the bytes
+are then what soundfile reads.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +23,8 @@ import pyarrow.parquet as pq
 
 from fsclap.errors import FsclapError
 from fsclap.io import atomic_path, write_text
-from fsclap.manifest import SPLITS, ManifestError
-from pipeline.formats.common import ImportResult, relative
+from fsclap.manifest import COLUMN_ALIASES, SPLITS, ManifestError
+from pipeline.formats.common import ImportResult, absolute, problems_frame, relative
 
 SHARD = "{split}-00000-of-00001.parquet"
 STRING_COLUMNS = (
@@ -37,6 +42,7 @@ STRING_COLUMNS = (
     "drama_id",
     "episode_id",
 )
+SOUNDFILE_SUFFIXES = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3"}
 FLOAT_COLUMNS = ("start_s", "end_s", "duration_s", "f0_median_hz", "speech_rate", "rms_dbfs")
 
 
@@ -72,7 +78,7 @@ def write_hf_parquet(
         part = frame[splits == split]
         audio = []
         for p in part["audio_path"]:
-            path = Path(p)
+            path = Path(absolute(p))
             if not path.is_file():
                 raise FsclapError(f"cannot export to hf-parquet: audio file not found: {path}")
             audio.append(
@@ -126,33 +132,80 @@ def _card(name: str, splits: list[tuple[str, int]], features: dict) -> str:
     )
 
 
+def _audio_column(table: pa.Table) -> str:
+    """The column the ``huggingface`` schema metadata declares ``Audio`` (``audio`` if none does)."""
+    meta = (table.schema.metadata or {}).get(b"huggingface")
+    features = json.loads(meta).get("info", {}).get("features", {}) if meta else {}
+    declared = [k for k, v in features.items() if isinstance(v, dict) and v.get("_type") == "Audio"]
+    return declared[0] if declared else "audio"
+
+
+def _suffix(item: dict) -> str | None:
+    """The embedded audio's file suffix: from its ``path``, else the format soundfile reads in the
+    bytes (no decoding through ``datasets``, which needs torchcodec); ``None`` when neither tells."""
+    import soundfile as sf
+
+    suffix = Path(item.get("path") or "").suffix
+    if suffix:
+        return suffix
+    try:
+        info = sf.info(io.BytesIO(item["bytes"]))
+    except (RuntimeError, TypeError, sf.LibsndfileError):
+        return None
+    return SOUNDFILE_SUFFIXES.get(info.format, f".{info.format.lower()}")
+
+
 def read_hf_parquet(folder: str | Path, audio_dir: str | Path | None = None) -> ImportResult:
-    """Read the layout back; embedded audio is written to ``audio_dir`` (default ``folder/audio``)."""
-    folder = Path(folder)
+    """Read the layout back. Embedded audio is written under ``audio_dir/<split>/`` (beside the
+    manifest being written, never into the dataset read), named as its ``path`` when unique;
+    path-only audio resolves against ``folder``. Unreadable or missing audio is a problem row."""
+    folder = Path(absolute(folder))
     shards = sorted((folder / "data").glob("*.parquet"))
     if not shards:
         raise ManifestError(f"no data/*.parquet under {folder}")
-    audio_dir = Path(audio_dir) if audio_dir else folder / "audio"
-    frames = []
+    if audio_dir is not None:
+        audio_dir = Path(absolute(audio_dir))
+        if audio_dir == folder or folder in audio_dir.parents:
+            raise FsclapError(f"will not write audio into the dataset being read: {audio_dir}")
+    frames, problems = [], []
     for shard in shards:
         split = shard.name.split("-")[0]
-        table = pq.read_table(shard).to_pandas()
-        paths = []
-        for i, item in enumerate(table["audio"]):
-            if item.get("bytes") is not None:
-                clip = str(table["clip_id"].iloc[i]) if "clip_id" in table else f"{split}{i:07d}"
-                target = (
-                    audio_dir / split / f"{clip}{Path(item.get('path') or '.wav').suffix or '.wav'}"
-                )
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists() or target.read_bytes() != item["bytes"]:
-                    with atomic_path(target) as tmp:
-                        tmp.write_bytes(item["bytes"])
-                paths.append(str(target))
-            else:
-                paths.append(str((folder / item["path"]).resolve()))
-        table = table.drop(columns=["audio"])
+        arrow = pq.read_table(shard)
+        column = _audio_column(arrow)
+        if column not in arrow.column_names:
+            raise ManifestError(f"{shard} has no audio column")
+        table = arrow.to_pandas()
+        names = [Path(a.get("path") or "").name for a in table[column]]
+        repeated = {n for n, k in Counter(names).items() if k > 1}
+        paths: list[str | None] = []
+        for i, item in enumerate(table[column]):
+            clip = str(table["clip_id"].iloc[i]) if "clip_id" in table else f"{split}{i:07d}"
+            clip = clip.replace("/", "_").replace(os.sep, "_")
+            if item.get("bytes") is None:
+                path = folder / str(item.get("path") or "")
+                ok = bool(item.get("path")) and path.is_file()
+                paths.append(absolute(path) if ok else None)
+                if not ok:
+                    problems.append((i, clip, f"audio {item.get('path')!r} not found in {folder}"))
+                continue
+            suffix = _suffix(item)
+            if suffix is None:
+                problems.append((i, clip, "embedded audio of unknown format (no file name)"))
+                paths.append(None)
+                continue
+            if audio_dir is None:
+                raise FsclapError(f"{folder} embeds audio: give a folder to write it to")
+            name = names[i] if names[i] and names[i] not in repeated else f"{clip}{suffix}"
+            target = audio_dir / split / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_bytes() != item["bytes"]:
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(item["bytes"])
+            paths.append(str(target))
+        table = table.drop(columns=[column]).rename(columns=COLUMN_ALIASES)
+        if "caption" not in table.columns:
+            raise ManifestError(f"{shard} has no caption column (caption or style_prompt)")
         table.insert(0, "audio_path", paths)
         table["split"] = split
-        frames.append(table)
-    return ImportResult(pd.concat(frames, ignore_index=True))
+        frames.append(table[[p is not None for p in paths]])
+    return ImportResult(pd.concat(frames, ignore_index=True), problems_frame(problems))
