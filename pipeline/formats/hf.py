@@ -170,7 +170,13 @@ def read_hf_parquet(folder: str | Path, audio_dir: str | Path | None = None) -> 
     frames, problems = [], []
     for shard in shards:
         split = shard.name.split("-")[0]
-        arrow = pq.read_table(shard)
+        try:
+            arrow = pq.read_table(shard)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            detail = " ".join(str(exc).split()).replace(f"'{shard}'", "").replace(str(shard), "")
+            raise ManifestError(
+                f"{shard} is not a readable Parquet shard ({detail[:140]})"
+            ) from None
         column = _audio_column(arrow)
         if column not in arrow.column_names:
             raise ManifestError(f"{shard} has no audio column")

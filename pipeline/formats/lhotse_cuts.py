@@ -55,7 +55,14 @@ def write_lhotse_cuts(frame: pd.DataFrame, out: str | Path) -> Path:
         path = absolute(row["audio_path"])
         rec_id = str(_value(row, "recording_id") or row["clip_id"])
         if (rec_id, path) not in recordings:
-            recordings[rec_id, path] = Recording.from_file(path, recording_id=rec_id)
+            try:  # lhotse reads the header: a missing or undecodable file is the clip's problem
+                recordings[rec_id, path] = Recording.from_file(path, recording_id=rec_id)
+            except Exception as exc:  # noqa: BLE001 - lhotse wraps every backend's error its own way
+                reason = "not found" if not Path(path).is_file() else type(exc).__name__
+                raise ManifestError(
+                    f"cannot export clip {row['clip_id']}: its audio {path} is {reason} "
+                    "(lhotse needs every recording's header; fix or drop the row)"
+                ) from None
         recording = recordings[rec_id, path]
         start = float(_value(row, "start_s") or 0.0)
         end = _value(row, "end_s")
@@ -119,8 +126,15 @@ def read_lhotse_cuts(path: str | Path, audio_root: str | Path | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"cuts file not found: {path}")
+    try:  # lhotse reads lazily; a cut short file fails half way, as EOFError or a JSON error
+        cuts = list(CutSet.from_file(path))
+    except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ManifestError(
+            f"cannot read cuts file {path}: {detail[:160]} (truncated or not a lhotse CutSet?)"
+        ) from None
     rows, problems = [], []
-    for i, cut in enumerate(CutSet.from_file(path)):
+    for i, cut in enumerate(cuts):
         if not cut.supervisions:
             problems.append((i, cut.id, "cut has no supervision (no caption)"))
             continue

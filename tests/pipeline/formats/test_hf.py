@@ -98,3 +98,22 @@ def test_a_parquet_written_by_datasets_imports(tmp_path):
     assert frame["caption"].tolist() == ["A low voice."]
     assert frame["audio_path"][0].endswith("train0000000.flac")
     assert sf.info(frame["audio_path"][0]).frames == 800
+
+
+def test_a_garbled_shard_is_one_line(tmp_path, capsys):
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    (tmp_path / "ds" / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1garbage")
+    code = main(
+        [
+            "dataset",
+            "import",
+            "--input",
+            str(tmp_path / "ds"),
+            "--format",
+            "hf-parquet",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is not a readable Parquet shard" in err and "\n" not in err

@@ -113,3 +113,52 @@ def test_export_of_import_reproduces_a_lhotse_cutset(tmp_path):
     assert frame["emotion"].tolist() == ["unknown", "happy", "sad"]
     out = export_manifest(frame, tmp_path / "out.jsonl.gz", "lhotse")
     assert [c.to_dict() for c in CutSet.from_file(out)] == [c.to_dict() for c in original]
+
+
+def test_bad_files_are_one_line_errors_not_tracebacks(captioned, tmp_path, capsys):
+    import gzip
+
+    # an export whose audio is gone
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("clip_id,audio_path,caption\na,/nonexistent/a.wav,a calm voice\n")
+    out = tmp_path / "cuts.jsonl.gz"
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                "--manifest",
+                str(manifest),
+                "--format",
+                "lhotse",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: cannot export clip a: its audio /nonexistent/a.wav is not found "
+        "(lhotse needs every recording's header; fix or drop the row)"
+    )
+    # a cuts file cut short (click would print only "Aborted." for the EOFError)
+    good = tmp_path / "good.jsonl.gz"
+    export_manifest(captioned, good, "lhotse")
+    data = good.read_bytes()
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    code = main(
+        [
+            "dataset",
+            "import",
+            "--input",
+            str(tmp_path / "cut.jsonl.gz"),
+            "--format",
+            "lhotse",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: cannot read cuts file") and "\n" not in err
+    assert gzip.decompress(data)  # the untouched file still reads
