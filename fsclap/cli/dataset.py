@@ -75,7 +75,8 @@ def dataset_import(
     result = import_manifest(source, fmt, audio_root, encoding, audio_dir)
     if result.frame.empty:
         raise FsclapError(f"nothing imported from {source}: {result.summary()}")
-    frame = result.frame.copy()
+    # what is written must read back: the clip manifest's rules (times, ids) checked here
+    frame = ClipManifest.from_frame(result.frame, validate_levels=False, source=source).frame
     # fsclap's rule: relative paths in a clip manifest are relative to the manifest's folder
     frame["audio_path"] = [relative(p, Path(absolute(out.parent))) for p in frame["audio_path"]]
     write_table(out, frame)
