@@ -256,6 +256,7 @@ class CorpusBuild:
                 log.info("%s", stage_summary.line())
                 summary.stages.append(stage_summary)
                 if stage.has_finish:
+                    tables.flush(force=True)  # the corpus-wide step reads what the tables hold
                     summary.finished_steps[stage.name] = executor.finish(stage)
                 if isinstance(stage, Acquire):
                     mark_duplicate_content(tables, ids, stage)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fsclap.config import load_settings
@@ -102,7 +103,7 @@ class SerialExecutor:
                 yield Outcome(episode, None, exc.error_type, str(exc), exc.retryable)
 
     def finish(self, stage: Stage):
-        return None
+        return stage.finish()
 
 
 class ThreadsWithDiscovery(ThreadExecutor):
@@ -187,3 +188,21 @@ def test_cached_outcomes_count_as_done_and_take_the_current_listing(tmp_path):
     first = summary.stages[0]
     assert (first.counts["done"], first.cached, first.counts["run"]) == (1, 1, 0)
     assert read_episodes(tmp_path).iloc[0]["title"] == "new"
+
+
+def test_a_finish_step_reads_every_result_of_this_run_from_the_tables(tmp_path):
+    seen = {}
+
+    class CopyAndCount(Copy):
+        def finish(self):  # e.g. the dataset's provenance, read from episodes.parquet itself
+            table = pd.read_parquet(self.context.layout.episodes_table)
+            seen.update(table.set_index("episode_id")["status"])
+
+    build = make_build(tmp_path)
+    build.stages[1] = CopyAndCount(context=build.stages[1].context)
+    build.run(SerialExecutor(listed(KEYS)))
+    assert {k: v for k, v in seen.items() if v == "copied"} == {
+        "d-a": "copied",
+        "d-b": "copied",
+        "d-c": "copied",
+    }
