@@ -83,7 +83,7 @@ class SettingsParams(BaseModel):
 
 class _BuildCorpusFields(BaseModel):
     sources: Path | None = Field(
-        None, description="Sources YAML/CSV (default: <data_root>/sources.yaml)."
+        None, description="Sources YAML/CSV (default: DATA_ROOT/sources.yaml)."
     )
     stages: list[StageName] | None = Field(
         None, min_length=1, description="Run only these stages (default: all)."
@@ -113,8 +113,8 @@ class BuildCorpusParams(SettingsParams, _BuildCorpusFields):
 class _TrainFields(BaseModel):
     dataset: Path | None = Field(
         None,
-        description="A published dataset folder <data_root>/datasets/<version> "
-        "(default: the one named by <data_root>/datasets/LATEST).",
+        description="A published dataset folder DATA_ROOT/datasets/VERSION "
+        "(default: the one named by DATA_ROOT/datasets/LATEST).",
     )
     train_manifest: Path | None = Field(
         None, description="Training clip manifest (instead of a dataset)."
@@ -124,7 +124,7 @@ class _TrainFields(BaseModel):
     )
     run_dir: Path | None = Field(
         None,
-        description="Run directory (default: <data_root>/runs/fsclap-<version>); "
+        description="Run directory (default: DATA_ROOT/runs/fsclap-VERSION); "
         "re-running the same run resumes it.",
     )
     train_config: Path | None = Field(
@@ -172,14 +172,14 @@ class _EvaluateFields(BaseModel):
         "train-fsclap makes for the dataset).",
     )
     dataset: Path | None = Field(
-        None, description="Published dataset folder (default: <data_root>/datasets/LATEST)."
+        None, description="Published dataset folder (default: DATA_ROOT/datasets/LATEST)."
     )
     split: SplitName = Field("test", description="Which split of the dataset to evaluate on.")
     manifest: Path | None = Field(
         None, description="A clip manifest to evaluate on (instead of a dataset split)."
     )
     out_dir: Path | None = Field(
-        None, description="Where metrics.json and the plot go (default: <run>/eval/<split>)."
+        None, description="Where metrics.json and the plot go (default: RUN/eval/SPLIT)."
     )
     rerank_k: int = Field(
         0, ge=0, description="Also re-rank each bi top-K shortlist with pair scores."

@@ -194,6 +194,29 @@ def test_deployment_parameters_are_parameters_the_flow_accepts():
             flow.validate_parameters({**given, **schedule.get("parameters", {})})
 
 
+def test_descriptions_the_ui_shows_read_the_same_as_html():
+    # the UI renders descriptions as Markdown/HTML: "<data_root>/sources.yaml" would show as
+    # "/sources.yaml" (an unknown tag is dropped)
+    tag = re.compile(r"<[A-Za-z_][^>]*>")
+    texts = []
+    for name, deployment, flow in deployments():
+        texts.append((name, deployment.get("description") or ""))
+
+        def walk(node, where):
+            if isinstance(node, dict):
+                if isinstance(node.get("description"), str):
+                    texts.append((where, node["description"]))
+                for key, value in node.items():
+                    walk(value, f"{where}.{key}")
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item, where)
+
+        walk(flow.parameters.model_dump(), name)
+    bad = [(where, text) for where, text in texts if tag.search(text)]
+    assert not bad, bad
+
+
 def test_documented_deployment_runs_pass_valid_parameters():
     """`prefect deployment run NAME --param params={...}` in the README and docs."""
     by_name = {name: flow for name, _, flow in deployments()}
