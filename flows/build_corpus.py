@@ -7,7 +7,7 @@ The flow executes the plan of :class:`pipeline.engine.CorpusBuild`, as
   rejected by the flow's schema before any work; the settings, sources, stages and every model
   the stages load are checked next, still before any work (``stage.check()`` + the model
   verification the runner does);
-* discovery is a task; then, per stage, **one task per episode** (named ``<stage>/<episode>``)
+* discovery is a task; then, per stage, **one task per episode** (named ``<stage>/<drama>/<episode index>``)
   for the episodes the engine says must run, on a task runner chosen by config
   (threads by default, an existing Dask cluster for scale-out; see :mod:`flows.runtime`);
   each stage's corpus-wide step (``finish``: consistency per drama, clip manifest, dataset
@@ -44,7 +44,7 @@ from prefect.tasks import exponential_backoff
 
 from flows import artifacts
 from flows.params import BuildCorpusParams, check_worker_paths
-from flows.runtime import TaskRunners, ensure_library_logging, result_storage
+from flows.runtime import TaskRunners, ensure_library_logging, result_storage, run_name
 from fsclap.config import Settings
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
@@ -118,7 +118,10 @@ def is_retryable(task, task_run, state) -> bool:
 def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
     tags = ["fsclap", f"stage:{stage.name}"] + (["gpu"] if stage.models() else [])
     options: dict[str, Any] = dict(
-        name=stage.name, task_run_name=f"{stage.name}/{{episode.episode_id}}", tags=tags
+        name=stage.name,
+        # readable in the UI: <stage>/<drama>/<episode index> (the id is a hash)
+        task_run_name=f"{stage.name}/{{episode.drama_id}}/{{episode.episode_index}}",
+        tags=tags,
     )
     if settings.orchestration.result_cache:
         options.update(
@@ -143,7 +146,7 @@ def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
 # --- corpus-wide tasks ------------------------------------------------------------------------
 
 
-@task(name="discover", cache_policy=NO_CACHE, persist_result=False)
+@task(name="discover", task_run_name="discover", cache_policy=NO_CACHE, persist_result=False)
 def discover_episodes(sources: Sources, lister) -> Discovery:
     """List every drama's URLs into episodes (problems are recorded, not raised)."""
     return discover(sources, lister=lister)
@@ -161,7 +164,7 @@ def finish_stage(stage: Stage) -> Any:
 
 
 class PrefectExecutor:
-    """Runs each stage's episodes as Prefect tasks (one per episode, named ``<stage>/<episode>``)
+    """Runs each stage's episodes as Prefect tasks (one per episode, named ``<stage>/<drama>/<episode index>``)
     on the task runner :class:`~flows.runtime.TaskRunners` hands out; reports each as it ends."""
 
     def __init__(self, params: BuildCorpusParams, settings: Settings, runners: TaskRunners):
@@ -201,6 +204,7 @@ class PrefectExecutor:
 
 @flow(
     name="build-corpus",
+    flow_run_name=run_name("build-corpus"),
     description="Short-drama sources -> clips with style captions -> a published dataset "
     "version (incremental: only new or changed episodes are processed).",
     persist_result=False,

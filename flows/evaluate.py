@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
 from flows.params import EvaluateParams, check_worker_paths, manifests_or_splits, run_dir_or_default
-from flows.runtime import ensure_library_logging
+from flows.runtime import ensure_library_logging, run_name
 from fsclap.errors import FsclapError
 from fsclap.layout import RunDir
 from model.evaluation import evaluate_checkpoint
@@ -42,6 +42,7 @@ def evaluate_model(
 
 @flow(
     name="evaluate-fsclap",
+    flow_run_name=run_name("evaluate-fsclap"),
     description="Leak-free full-gallery retrieval metrics (R@1/5/10, mAP@10, both "
     "directions) of a checkpoint on a dataset split or manifest.",
     persist_result=False,

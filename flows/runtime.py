@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,24 @@ def prepare_local_prefect(verbose: bool = False) -> None:
     if "prefect" in sys.modules and not verbose:
         # imported before (a test session, the demo): its loggers are configured already
         logging.getLogger("prefect").setLevel(logging.CRITICAL)
+
+
+def run_name(flow: str):
+    """A flow's run names: ``<flow> <data root folder> <UTC date and time>`` (Prefect's default is a
+    random pair of words), e.g. ``build-corpus data 2026-12-07 03:00``."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run  # imports Prefect: only inside a run
+
+        params = flow_run.parameters.get("params") or {}
+        data_root = (
+            params.get("data_root")
+            if isinstance(params, dict)
+            else getattr(params, "data_root", None)
+        ) or os.environ.get("FSCLAP_DATA_ROOT", "data")
+        return f"{flow} {Path(str(data_root)).name or data_root} {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
+
+    return name
 
 
 def ensure_library_logging() -> None:

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
 from flows.params import TrainParams, check_worker_paths, manifests_or_splits, run_dir_or_default
-from flows.runtime import ensure_library_logging
+from flows.runtime import ensure_library_logging, run_name
 from fsclap.errors import FsclapError
 from fsclap.layout import RunDir
 from fsclap.log import get_logger
@@ -92,6 +92,7 @@ def train_model(
 
 @flow(
     name="train-fsclap",
+    flow_run_name=run_name("train-fsclap"),
     description="Train FS-CLAP (or an ablation / the CLAP baseline) on a published dataset "
     "version; resumable.",
     persist_result=False,

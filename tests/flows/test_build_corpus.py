@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,14 +61,23 @@ def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_bu
         "caption-finish",
         "publish-finish",
     }
+    # task runs read <stage>/<drama>/<episode index>, discovery has no random suffix
     acquire = {r.name: r for r in runs if r.name.startswith("acquire/")}
+    assert "discover" in {r.name for r in runs}
+
+    def run_of(episode_id):
+        return acquire[f"acquire/drama01/{episodes.loc[episode_id, 'episode_index']}"]
+
     ids = episodes.index
     unreachable = next(i for i in ids if episodes.loc[i, "error"] == "Unreachable")
     unreadable = next(i for i in ids if episodes.loc[i, "error"] == "UnreadableMedia")
-    assert (
-        acquire[f"acquire/{unreachable}"].run_count == 2
-    )  # a network failure is retried once (acquire_retries=1)
-    assert acquire[f"acquire/{unreadable}"].run_count == 1  # bad content is not
+    assert run_of(unreachable).run_count == 2  # a network failure is retried once
+    assert run_of(unreadable).run_count == 1  # bad content is not
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(first_build["flow_run_id"])
+    assert re.fullmatch(r"build-corpus data \d{4}-\d\d-\d\d \d\d:\d\d", flow_run.name)
     assert all(
         {"fsclap", f"stage:{r.name.split('/')[0]}"} <= set(r.tags) for r in runs if "/" in r.name
     )
