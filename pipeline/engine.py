@@ -137,6 +137,13 @@ class BuildSummary:
         self.failure_rows = sorted(tables.failures.values(), key=lambda f: (f.stage, f.item_id))
         self.failures = len(self.failure_rows)
 
+    def outcome(self) -> str:
+        """One line: what finished and what failed (a Prefect run's state message)."""
+        return (
+            f"{self.finished} of {self.episodes} episodes through every stage; {self.failures} "
+            f"failure(s) recorded in {DataRoot(self.data_root).failures_table}"
+        )
+
     @property
     def work_done(self) -> int:
         """Episodes processed (successfully or not) by any stage in this run."""

@@ -35,6 +35,8 @@ def test_build_corpus_runs_each_stage_as_tasks_and_records_bad_episodes(first_bu
     )  # two failing episodes failed their tasks, not the flow
     summary = state.result()
     assert summary.episodes == 4 and summary.finished == 2 and summary.failures == 2
+    # Completed, and the run's state message says how many failed (UI, --watch, flow-run inspect)
+    assert state.message.startswith("2 of 4 episodes through every stage; 2 failure(s) recorded")
     assert [s.name for s in summary.stages] == STAGES
 
     episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet").set_index("episode_id")
