@@ -321,6 +321,7 @@ def report_build(
             "kept failed": s.counts["known_failed"],
             "blocked": s.counts["blocked"],
             "seconds": round(s.seconds, 1),
+            "audio h per h": round(s.audio_hours_per_hour, 1) if s.counts["run"] else "",
             "identity": s.identity,
         }
         for s in summary.stages

@@ -105,6 +105,12 @@ class StageSummary:
     cached: int = 0  # of the "done": results taken from the executor's cache
     seconds: float = 0.0  # spent on this stage's per-episode work
     errors: Counter = field(default_factory=Counter)  # failures by error type
+    audio_s: float = 0.0  # audio of the episodes this stage ran on in this run
+
+    @property
+    def audio_hours_per_hour(self) -> float:
+        """Hours of audio the stage got through per hour of wall time in this run (its speed)."""
+        return self.audio_s / self.seconds if self.seconds > 0 else float("nan")
 
     def line(self) -> str:
         c = self.counts
@@ -233,6 +239,7 @@ class CorpusBuild:
                 summary.cached += 1
             else:
                 summary.counts["run"] += 1
+                summary.audio_s += outcome.result.duration_s or 0.0
             return
         record_stage_failure(
             tables, stage, episode, outcome.error, outcome.message, outcome.retryable

@@ -95,6 +95,11 @@ def test_build_corpus_artifacts(first_build, api):
         "through all stages: **2**" in text and "failures: **2**" in text and "kept ratio" in text
     )
     assert "| acquire | 2 | 2 |" in text and "Unreachable" in text and "UnreadableMedia" in text
+    # each stage's speed: hours of audio through it per hour of its wall time
+    header = next(line for line in text.splitlines() if line.startswith("| stage |"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("audio h per h")
+    extract = next(line for line in text.splitlines() if line.startswith("| extract |"))
+    assert float(extract.strip("|").split("|")[column]) > 0
     table = found["build-corpus-failures"]
     assert table.type == "table" and {row["error"] for row in _table_rows(table)} == {
         "Unreachable",
