@@ -248,6 +248,8 @@ def evaluate_checkpoint(
         "device": str(device),
         "seconds": round(time.perf_counter() - start, 2),
         "backbone": model.config.backbone,
+        # rows --skip-missing left out (missing audio or caption, undecodable audio)
+        "left_out": sorted(set(manifest.frame["clip_id"]) - set(emb.clip_ids)),
     }
     if json_out is not None:
         json_out = Path(json_out)

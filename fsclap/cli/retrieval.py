@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-from fsclap.cli.common import command_settings
+from fsclap.cli.common import command_settings, finish
+from fsclap.io import write_table
+from fsclap.manifest import ClipManifest
 from model.retrieval import Searcher, build_index, looks_like_audio_file
 
 app = typer.Typer()
@@ -50,6 +52,15 @@ def index(
     typer.echo(
         f"index {out}: {len(ix)} clips ({added} added), {ix.meta['kind']} search, {ix.dim}-d"
     )
+    # rows --skip-missing left out (missing audio or caption, undecodable audio): recorded
+    frame = ClipManifest.read(manifest, validate_levels=False).frame
+    left_out = frame[~frame["clip_id"].isin(set(ix.clips["clip_id"].astype(str)))]
+    record = out / "left_out.csv"
+    if len(left_out):
+        write_table(record, left_out[["clip_id", "audio_path"]])
+    else:
+        record.unlink(missing_ok=True)
+    finish(len(left_out), str(record))
 
 
 @app.command("search")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fsclap.cli.common import command_settings
+from fsclap.cli.common import command_settings, finish
 from model.ablation import run_ablation
 from model.evaluation import evaluate_checkpoint
 from model.train_config import load_train_config
@@ -101,6 +101,13 @@ def evaluate(
         typer.echo(f"metrics: {json_out}")
     if plot:
         typer.echo(f"embedding map: {plot}")
+    left_out = report.info.get("left_out", [])
+    where = (
+        f"info.left_out in {json_out.with_name(json_out.stem + '.details.json')}"
+        if json_out
+        else "the warnings above"
+    )
+    finish(len(left_out), where)
 
 
 @app.command("ablation")

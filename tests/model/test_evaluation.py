@@ -152,9 +152,17 @@ def test_eval_refuses_missing_files_and_empty_captions(trained_run, style_corpus
                 str(tmp_path / "s.json"),
             ]
         )
-        == 0
+        == 3  # finished, but two rows were left out: recorded in the details
     )
     assert json.loads((tmp_path / "s.json").read_text())["n"] == 30
+    details = json.loads((tmp_path / "s.details.json").read_text())
+    assert len(details["info"]["left_out"]) == 2
+    assert "finished with 2 failed item(s): see info.left_out in" in capsys.readouterr().err
+    ix = tmp_path / "ix"
+    args = ["index", "--checkpoint", str(trained_run), "--manifest", str(bad), "--out", str(ix)]
+    assert cli([*args, "--skip-missing"]) == 3
+    assert len(pd.read_csv(ix / "left_out.csv")) == 2
+    assert f"see {ix / 'left_out.csv'}" in capsys.readouterr().err
 
 
 def test_index_and_search_on_generated_speech(trained_run, tmp_path, capsys):
