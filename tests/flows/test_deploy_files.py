@@ -555,3 +555,19 @@ def test_dockerfile_base_and_system_packages_fit_the_project():
     assert set(system) <= set(apt), "the image lacks system packages `make setup` installs"
     # compose runs `prefect ...` and `fsclap ...` as the command: the image has no entrypoint
     assert not any(k == "ENTRYPOINT" for k, _ in steps)
+
+
+def test_prefect_is_pinned_to_the_minor_version_the_deployments_name():
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (pin,) = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == "prefect"]
+    installed = md.version("prefect")
+    deployed = load("prefect.yaml")["prefect-version"]
+    assert installed in pin.specifier and deployed in pin.specifier
+    minor = ".".join(installed.split(".")[:2])
+    # a minor range: the next minor is outside it
+    assert f"{minor}.99" in pin.specifier
+    assert f"{minor.split('.')[0]}.{int(minor.split('.')[1]) + 1}.0" not in pin.specifier
