@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+class UnsafeFile(Exception):
+    """A file that :func:`load_tensors` refused: not tensors and plain values, or damaged. The
+    message is one line (callers put it into their own one-line error)."""
+
+
+def load_tensors(path: str | Path, mmap: bool = False) -> Any:
+    """``torch.load`` of tensors and plain values only (``weights_only``): a file from elsewhere
+    must not run code when it is read. Raises :class:`UnsafeFile` with the reason in one line."""
+    import torch  # only the callers that read such files pay for torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", mmap=mmap, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
+        detail = " ".join(str(exc).split())
+        if "WeightsUnpickler error:" in detail:  # torch's advice around it is not the reason
+            detail = detail[detail.find("WeightsUnpickler error:") :]
+        raise UnsafeFile(detail[:160]) from None
 
 
 def _fsync(path: Path) -> None:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import random
 import shutil
 import time
@@ -40,7 +39,7 @@ import torch
 from torch import nn
 
 from fsclap.errors import FsclapError
-from fsclap.io import atomic_path, write_json
+from fsclap.io import UnsafeFile, atomic_path, load_tensors, write_json
 from fsclap.layout import RunDir
 from fsclap.log import get_logger, progress
 from fsclap.manifest import ClipManifest
@@ -953,17 +952,12 @@ class Trainer:
                 f"(clips, paths or captions changed); use a new --out"
             )
         load_model(self.model, str(self.last_dir / "model.safetensors"), strict=True)
-        try:  # tensors and plain values only: a state file must not run code when read
-            trainer_state = torch.load(
-                self.last_dir / "trainer.pt", map_location="cpu", weights_only=True
-            )
-        except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
-            detail = " ".join(str(exc).split())
-            if "WeightsUnpickler" in detail:
-                detail = detail[detail.find("WeightsUnpickler error:") :]
+        try:
+            trainer_state = load_tensors(self.last_dir / "trainer.pt")
+        except UnsafeFile as exc:
             raise FsclapError(
                 f"cannot resume from {self.last_dir / 'trainer.pt'}: not a plain trainer state "
-                f"({detail[:160]}); start a new run with another --out"
+                f"({exc}); start a new run with another --out"
             ) from None
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])

@@ -30,7 +30,12 @@ import numpy as np
 from fsclap.config import Settings
 from fsclap.errors import FsclapError, MissingModelError
 from fsclap.model_store.loaders import ModelLoader, declare_loader, near_silence
-from pipeline.diarize.funasr_backend import file_path_metas, quiet_funasr, verify_checkpoint
+from pipeline.diarize.funasr_backend import (
+    file_path_metas,
+    plain_weights,
+    quiet_funasr,
+    verify_checkpoint,
+)
 
 SAMPLE_RATE = 16000
 MODEL_ID = "iic/SenseVoiceSmall"
@@ -195,6 +200,8 @@ class SenseVoiceTagger:
             if self._model is None:
                 from funasr import AutoModel
 
+                weights = self.files["weights"]
+                state = plain_weights(weights, "SenseVoiceSmall")  # before FunASR reads it
                 with quiet_funasr():
                     model = AutoModel(
                         model=str(self.model_dir),
@@ -204,7 +211,7 @@ class SenseVoiceTagger:
                         log_level="ERROR",
                         device=self.device,
                     )
-                verify_checkpoint(model.model, self.files["weights"], "SenseVoiceSmall")
+                verify_checkpoint(model.model, state, weights, "SenseVoiceSmall")
                 self._model = model
         return self._model
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fsclap.config import Settings
 from fsclap.errors import FsclapError, MissingModelError
+from fsclap.io import UnsafeFile, load_tensors
 from fsclap.model_store.loaders import ModelLoader, check_finite, declare_loader, near_silence
 from pipeline.diarize import MODEL_SAMPLE_RATE
 from pipeline.segments import Segment, SegmentationConfig, merge_short
@@ -140,25 +140,17 @@ def funasr_model_dirs(settings) -> dict[str, Path]:
 def plain_weights(weights: Path, what: str) -> dict:
     """The tensors of a weights file, read without unpickling code: a model file from elsewhere
     must not run anything when read (checked before FunASR reads it)."""
-    import torch
-
     try:
-        return torch.load(str(weights), map_location="cpu", mmap=True, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
-        detail = " ".join(str(exc).split())
-        detail = (
-            detail[detail.find("WeightsUnpickler error:") :]
-            if "WeightsUnpickler" in detail
-            else detail
-        )
+        return load_tensors(weights, mmap=True)
+    except UnsafeFile as exc:
         raise FsclapError(
-            f"{what}: {weights} is not a plain weights file (refused to unpickle it: {detail[:160]})"
+            f"{what}: {weights} is not a plain weights file (refused to unpickle it: {exc})"
         ) from None
 
 
-def verify_checkpoint(model, weights: Path, what: str) -> None:
-    """Fail when the weights file does not fill the model the config builds (FunASR only warns)."""
-    state = plain_weights(weights, what)
+def verify_checkpoint(model, state: dict, weights: Path, what: str) -> None:
+    """Fail when the weights (``state``, read from ``weights`` by :func:`plain_weights`) do not
+    fill the model the config builds (FunASR only warns)."""
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]
@@ -195,7 +187,8 @@ def load_funasr_model(key: str, model_dir: Path, device: str = "cpu"):
     from funasr import AutoModel
 
     model_dir = check_model_dir(key, Path(model_dir).expanduser().resolve())
-    plain_weights(required_files(model_dir)["weights"], FUNASR_MODELS[key][0])
+    weights, what = required_files(model_dir)["weights"], FUNASR_MODELS[key][0]
+    state = plain_weights(weights, what)  # before FunASR reads the file
     with quiet_funasr():
         model = AutoModel(
             model=str(model_dir),
@@ -206,7 +199,7 @@ def load_funasr_model(key: str, model_dir: Path, device: str = "cpu"):
             device=device,
             ncpu=torch.get_num_threads(),
         )
-    verify_checkpoint(model.model, required_files(model_dir)["weights"], FUNASR_MODELS[key][0])
+    verify_checkpoint(model.model, state, weights, what)
     return model
 
 
@@ -248,8 +241,9 @@ def load_automodel(settings, device: str = "cpu"):
     from funasr import AutoModel
 
     dirs = funasr_model_dirs(settings)
-    for key, folder in dirs.items():
-        plain_weights(required_files(folder)["weights"], FUNASR_MODELS[key][0])
+    weights = {key: required_files(folder)["weights"] for key, folder in dirs.items()}
+    # read before FunASR reads them, and once: the same tensors check the built models below
+    states = {key: plain_weights(path, FUNASR_MODELS[key][0]) for key, path in weights.items()}
     with quiet_funasr():
         model = AutoModel(
             model=str(dirs["paraformer"]),
@@ -269,7 +263,7 @@ def load_automodel(settings, device: str = "cpu"):
         ("ct_punc", model.punc_model),
         ("campplus", model.spk_model),
     ):
-        verify_checkpoint(sub, required_files(dirs[key])["weights"], FUNASR_MODELS[key][0])
+        verify_checkpoint(sub, states[key], weights[key], FUNASR_MODELS[key][0])
     return model
 
 
