@@ -58,6 +58,13 @@ def load_tensors(path: str | Path, mmap: bool = False) -> Any:
         raise UnsafeFile(detail[:160]) from None
 
 
+def parquet_problem(exc: BaseException, path: str | Path) -> str:
+    """Why pyarrow could not read the Parquet file ``path``: one line, without the path it repeats
+    (callers name the file themselves)."""
+    detail = " ".join(str(exc).split()).replace(f"'{path}'", "").replace(str(path), "")
+    return detail.replace("Could not open Parquet input source :", "").strip(" :")
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's (or a folder's entries') data to the disk."""
     try:

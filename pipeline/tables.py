@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from fsclap.errors import FsclapError
-from fsclap.io import write_parquet
+from fsclap.io import parquet_problem, write_parquet
 from fsclap.layout import DataRoot
 
 STAMP_PARTS = ("key", "version", "config")
@@ -453,10 +453,9 @@ def _read_parquet(path: Path, lost: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        detail = " ".join(str(exc).split()).replace(f"'{path}'", "").replace(str(path), "")
-        detail = detail.replace("Could not open Parquet input source :", "").strip(" :")
         raise UnreadableTable(
-            f"{path} is not a readable Parquet table ({detail[:120]}); restore it from a copy, "
+            f"{path} is not a readable Parquet table ({parquet_problem(exc, path)[:120]}); "
+            "restore it from a copy, "
             f"or move it away to start the table again ({lost})"
         ) from None
 

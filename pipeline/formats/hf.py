@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fsclap.errors import FsclapError
-from fsclap.io import atomic_path, write_text
+from fsclap.io import atomic_path, parquet_problem, write_text
 from fsclap.manifest import COLUMN_ALIASES, SPLITS, ManifestError
 from pipeline.formats.common import ImportResult, absolute, problems_frame, relative
 
@@ -173,9 +173,8 @@ def read_hf_parquet(folder: str | Path, audio_dir: str | Path | None = None) -> 
         try:
             arrow = pq.read_table(shard)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            detail = " ".join(str(exc).split()).replace(f"'{shard}'", "").replace(str(shard), "")
             raise ManifestError(
-                f"{shard} is not a readable Parquet shard ({detail[:140]})"
+                f"{shard} is not a readable Parquet shard ({parquet_problem(exc, shard)[:140]})"
             ) from None
         column = _audio_column(arrow)
         if column not in arrow.column_names:
