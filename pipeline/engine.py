@@ -130,7 +130,6 @@ class BuildSummary:
     stages: list[StageSummary] = field(default_factory=list)
     finished: int = 0
     hours: float = 0.0
-    failures: int = 0
     failure_rows: list[Failure] = field(default_factory=list)  # the current failures, sorted
     finished_steps: dict[str, Any] = field(default_factory=dict)  # stage name -> what finish() gave
 
@@ -141,7 +140,11 @@ class BuildSummary:
         self.finished = len(finished)
         self.hours = sum(e.duration_s or 0.0 for e in finished) / 3600.0
         self.failure_rows = sorted(tables.failures.values(), key=lambda f: (f.stage, f.item_id))
-        self.failures = len(self.failure_rows)
+
+    @property
+    def failures(self) -> int:
+        """The data root's current failures (what ``failures.parquet`` holds after the run)."""
+        return len(self.failure_rows)
 
     def outcome(self) -> str:
         """One line: what finished and what failed (a Prefect run's state message)."""
