@@ -188,7 +188,7 @@ def _evaluate(settings: Settings, out: Path, state: dict) -> str:
 
 def _index(settings: Settings, out: Path, state: dict) -> str:
     state["index"] = out / "index" / state["version"]
-    index, added = build_index(
+    index, added, _ = build_index(
         state["run"], DataRoot(settings.data_root).clips_table, state["index"], settings
     )
     return f"{len(index)} clips indexed ({added} added), {index.meta['kind']} search -> {state['index']}"

@@ -56,14 +56,36 @@ def build_index(
     allow_skip: bool = False,
     batch_size: int = 32,
     ef_search: int | None = None,
-) -> tuple[ClipIndex, int]:
+) -> tuple[ClipIndex, int, pd.DataFrame]:
     """Embed ``manifest_path`` with ``checkpoint`` into ``out_dir``; only clips not yet indexed are embedded.
 
-    Returns the index and the number of clips added.
+    Returns the index, the number of clips added, and the manifest's rows that are not in the
+    index (``clip_id``, ``audio_path``: what ``allow_skip`` left out).
     """
+    given = ClipManifest.read(manifest_path, validate_levels=False)
+    index, added = _embed_into(
+        checkpoint, given, manifest_path, out_dir, settings, kind, allow_skip, batch_size, ef_search
+    )
+    indexed = set(index.clips["clip_id"].astype(str))
+    left_out = given.frame.loc[~given.frame["clip_id"].isin(indexed), ["clip_id", "audio_path"]]
+    return index, added, left_out.reset_index(drop=True)
+
+
+def _embed_into(
+    checkpoint,
+    given: ClipManifest,
+    manifest_path,
+    out_dir,
+    settings,
+    kind: str,
+    allow_skip: bool,
+    batch_size: int,
+    ef_search: int | None,
+) -> tuple[ClipIndex, int]:
+    """:func:`build_index`'s work: the index (built or extended) and the number of clips added."""
     folder = resolve_checkpoint(checkpoint)
     fingerprint = checkpoint_fingerprint(folder)
-    manifest = check_manifest(ClipManifest.read(manifest_path, validate_levels=False), allow_skip)
+    manifest = check_manifest(given, allow_skip)
     out_dir = Path(out_dir)
     existing = ClipIndex.open(out_dir) if (out_dir / "index.json").is_file() else None
     if existing is not None:

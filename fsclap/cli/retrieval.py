@@ -9,7 +9,6 @@ import typer
 
 from fsclap.cli.common import command_settings, finish
 from fsclap.io import write_table
-from fsclap.manifest import ClipManifest
 from model.retrieval import Searcher, build_index, looks_like_audio_file
 
 app = typer.Typer()
@@ -39,7 +38,7 @@ def index(
     ),
 ) -> None:
     """Embed a manifest once and build a searchable index (incremental: only new clips are embedded)."""
-    ix, added = build_index(
+    ix, added, left_out = build_index(
         checkpoint,
         manifest,
         out,
@@ -53,11 +52,9 @@ def index(
         f"index {out}: {len(ix)} clips ({added} added), {ix.meta['kind']} search, {ix.dim}-d"
     )
     # rows --skip-missing left out (missing audio or caption, undecodable audio): recorded
-    frame = ClipManifest.read(manifest, validate_levels=False).frame
-    left_out = frame[~frame["clip_id"].isin(set(ix.clips["clip_id"].astype(str)))]
     record = out / "left_out.csv"
     if len(left_out):
-        write_table(record, left_out[["clip_id", "audio_path"]])
+        write_table(record, left_out)
     else:
         record.unlink(missing_ok=True)
     finish(len(left_out), str(record))
