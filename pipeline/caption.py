@@ -410,19 +410,16 @@ def write_captions(frame: pd.DataFrame, language: str, seed: int) -> pd.DataFram
     writers = {lang: CaptionWriter(lang, seed) for lang in ("en", "zh")}
     captions = {"en": [], "zh": []}
     status = []
-    unreadable = out.get("read_error", pd.Series([""] * len(out))).fillna("") != ""
-    origin = {
-        c: out[f"{c}_from"] if f"{c}_from" in out.columns else pd.Series(["measured"] * len(out))
-        for c in STYLE_COLUMNS
-    }
+    read_errors = out.get("read_error", pd.Series([""] * len(out))).fillna("").to_numpy()
+    # where levels were given (``<attr>_from``), only the measured ones are put into words
+    origin = {c: out[f"{c}_from"].to_numpy() for c in STYLE_COLUMNS if f"{c}_from" in out.columns}
     for i, row in enumerate(out[["clip_id", *STYLE_COLUMNS]].itertuples(index=False)):
-        # only what the clip's own audio supports is put into words
         attrs = {
-            c: getattr(row, c) if origin[c].iloc[i] == "measured" else "unknown"
+            c: getattr(row, c) if c not in origin or origin[c][i] == "measured" else "unknown"
             for c in STYLE_COLUMNS
         }
         known = [c for c, v in attrs.items() if v and v != "unknown"]
-        if not known or unreadable.iloc[i]:
+        if not known or read_errors[i]:
             for lang in captions:
                 captions[lang].append("")
             status.append("nothing measurable")
@@ -437,7 +434,7 @@ def write_captions(frame: pd.DataFrame, language: str, seed: int) -> pd.DataFram
     reasons = []
     for s, err, note in zip(
         status,
-        out.get("read_error", pd.Series([""] * len(out))).fillna(""),
+        read_errors,
         out.get("measure_note", pd.Series([""] * len(out))).fillna(""),
     ):
         if s == "ok":
