@@ -3,10 +3,11 @@
 The flow executes the plan of :class:`pipeline.engine.CorpusBuild`, as
 :func:`pipeline.runner.run_build` does, with Prefect doing the running (:class:`PrefectExecutor`):
 
-* parameters are a pydantic model (:class:`~flows.params.BuildCorpusParams`): a bad run is
-  rejected by the flow's schema before any work; the settings, sources, stages and every model
-  the stages load are checked next, still before any work (``stage.check()`` + the model
-  verification the runner does);
+* parameters are flat and typed (the CLI's names; Prefect's schema and the UI form come from the
+  signature and the docstring's ``Args:``); the flow validates them first as
+  :class:`~flows.params.BuildCorpusParams`, so a bad value fails the run with a one-line reason
+  before any work; the settings, sources, stages and every model the stages load are checked
+  next, still before any work (``stage.check()`` + the model verification the runner does);
 * discovery is a task; then, per stage, **one task per episode** (named ``<stage>/<drama>/<episode index>``)
   for the episodes the engine says must run, on a task runner chosen by config
   (threads by default, an existing Dask cluster for scale-out; see :mod:`flows.runtime`);
@@ -44,9 +45,9 @@ from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 
 from flows import artifacts
-from flows.params import BuildCorpusParams, check_worker_paths
+from flows.params import BuildCorpusParams, StageName, check_worker_paths, validated
 from flows.runtime import TaskRunners, ensure_library_logging, result_storage, run_name
-from fsclap.config import Settings
+from fsclap.config import Profile, Settings
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
 from pipeline.engine import BuildSummary, CorpusBuild, Outcome
@@ -210,16 +211,44 @@ class PrefectExecutor:
     "version (incremental: only new or changed episodes are processed).",
     persist_result=False,
 )
-def build_corpus(params: BuildCorpusParams = BuildCorpusParams()) -> BuildSummary | State:
+def build_corpus(
+    *,
+    sources: Path | None = None,
+    stages: list[StageName] | None = None,
+    retry_failed: bool = False,
+    acquire_retries: int = 2,
+    acquire_retry_delay_s: float = 30.0,
+    data_root: Path | None = None,
+    profile: Profile | None = None,
+    config_file: Path | None = None,
+    overrides: tuple[str, ...] = (),
+) -> BuildSummary | State:
+    """Build or update the corpus of the data root from its sources (incremental).
+
+    Args:
+        sources: Sources YAML/CSV on the worker (default: DATA_ROOT/sources.yaml).
+        stages: Run only these stages (default: all).
+        retry_failed: Retry episodes that failed for a content reason.
+        acquire_retries: Prefect retries (0-10) of a download that failed for a network reason,
+            on top of the downloader's own quick retries.
+        acquire_retry_delay_s: First retry delay in seconds (0-3600); doubles each retry.
+        data_root: Data root on the worker (default: the worker's FSCLAP_DATA_ROOT / settings).
+        profile: offline: models shipped in wheels; paper: the paper's models from
+            FSCLAP_MODELS (default: settings).
+        config_file: fsclap settings YAML on the worker (default: FSCLAP_CONFIG).
+        overrides: Settings overrides key=value, as `fsclap --set` (e.g. device=cuda,
+            stages.separate.method=repet).
+    """
+    params = validated(BuildCorpusParams, locals())  # first: only the arguments are local yet
     ensure_library_logging()
     settings = params.settings()
     check_worker_paths(params, settings)
-    data_root = Path(settings.data_root).expanduser()
-    sources = load_sources(params.sources_path(data_root))
-    stages = build_stages(settings, params.stages)
+    root = Path(settings.data_root).expanduser()
+    loaded = load_sources(params.sources_path(root))
+    built = build_stages(settings, params.stages)
     runners = TaskRunners(settings)
-    preflight(settings, stages)
-    build = CorpusBuild(settings, sources, stages, retry_failed=params.retry_failed)
+    preflight(settings, built)
+    build = CorpusBuild(settings, loaded, built, retry_failed=params.retry_failed)
     start = time.perf_counter()
     with runners:
         summary = build.run(PrefectExecutor(params, settings, runners))

@@ -1,5 +1,12 @@
-"""The flows' parameters: one pydantic model per flow (the form the Prefect UI shows, and the
-schema that rejects a bad run before any work).
+"""The flows' parameters, validated: one pydantic model per flow.
+
+Each flow takes flat keyword parameters (its signature: the form the Prefect UI shows, and the
+schema the server checks a deployment run against; its docstring's ``Args:`` are the form's
+descriptions) and builds its model from them first thing (:func:`validated`): a value Prefect's
+type check lets through but the model refuses (a negative retry count, a manifest without its
+pair) fails the run with a one-line reason before any work. The models here hold the constraints
+and checks, not the descriptions: those live once, in the flows' docstrings
+(``tests/flows/test_params.py`` keeps the signatures, docstrings and models in step).
 
 Every field left empty falls back to the worker's settings (``FSCLAP_*`` environment, the
 ``config_file``, ``overrides``), so a deployment can run with no parameters at all: the
@@ -9,14 +16,16 @@ latest published dataset, evaluation the run trained on it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fsclap.config import load_settings
+from fsclap.config import Profile, format_validation_error, load_settings
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
+from model.train_config import PRESETS
 from pipeline.runner import stage_names
 
 StageName = Literal[tuple(stage_names())]  # the pipeline's own list, in order
@@ -35,38 +44,15 @@ class SettingsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_root: Path | None = Field(
-        None, description="Data root (default: the worker's FSCLAP_DATA_ROOT / settings)."
-    )
-    profile: Literal["offline", "paper"] | None = Field(
-        None,
-        description="offline: models shipped in wheels; paper: "
-        "the paper's models from FSCLAP_MODELS (default: settings).",
-    )
-    config_file: Path | None = Field(
-        None, description="fsclap settings YAML on the worker (default: $FSCLAP_CONFIG)."
-    )
-    overrides: list[str] = Field(
-        default_factory=list,
-        description="Settings overrides key=value, as `fsclap --set` "
-        "(e.g. stages.separate.method=repet, orchestration.task_runner=dask).",
-    )
+    data_root: Path | None = None
+    profile: Profile | None = None
+    config_file: Path | None = None
+    overrides: list[str] = Field(default_factory=list)
 
     @field_validator("overrides")
     @classmethod
     def _overrides_are_pairs(cls, values: list[str]) -> list[str]:
         return _check_overrides(values)
-
-    @classmethod
-    def from_settings(cls, settings, **fields):
-        """Parameters that reproduce ``settings`` exactly in the flow (for in-process callers that
-        hold a Settings object, e.g. the demo): every field as an override (JSON is YAML)."""
-        import json
-
-        dumped = settings.model_dump(mode="json")
-        return cls(
-            overrides=[f"{key}={json.dumps(value)}" for key, value in dumped.items()], **fields
-        )
 
     def settings(self):
         overrides = list(self.overrides)
@@ -77,30 +63,36 @@ class SettingsParams(BaseModel):
         return load_settings(self.config_file, overrides)
 
 
-# Each flow's model lists its own fields first, then the settings fields (the UI form's order):
-# pydantic orders fields of ``class M(SettingsParams, Own)`` as Own's, then SettingsParams'.
+Params = TypeVar("Params", bound=SettingsParams)
+
+
+def validated(model: type[Params], arguments: dict[str, Any]) -> Params:
+    """A flow's arguments as its parameter model; a value the model refuses raises a one-line
+    :class:`FsclapError` (``invalid parameters: acquire_retries: Input should be ...``)."""
+    try:
+        return model(**arguments)
+    except ValidationError as exc:
+        raise FsclapError(f"invalid parameters: {format_validation_error(exc)}") from None
+
+
+def settings_overrides(settings) -> list[str]:
+    """``overrides`` that reproduce ``settings`` exactly in a flow (for in-process callers that
+    hold a Settings object, e.g. the demo): every field as ``key=value`` (JSON is YAML)."""
+    dumped = settings.model_dump(mode="json")
+    return [f"{key}={json.dumps(value)}" for key, value in dumped.items()]
+
+
+# Each flow's model lists its own fields first, then the settings fields (the flow's signature
+# has the same order): pydantic orders fields of ``class M(SettingsParams, Own)`` as Own's, then
+# SettingsParams'.
 
 
 class _BuildCorpusFields(BaseModel):
-    sources: Path | None = Field(
-        None, description="Sources YAML/CSV (default: DATA_ROOT/sources.yaml)."
-    )
-    stages: list[StageName] | None = Field(
-        None, min_length=1, description="Run only these stages (default: all)."
-    )
-    retry_failed: bool = Field(
-        False, description="Retry episodes that failed for a content reason."
-    )
-    acquire_retries: int = Field(
-        2,
-        ge=0,
-        le=10,
-        description="Prefect retries of a download that failed for a "
-        "network reason (on top of the downloader's own quick retries).",
-    )
-    acquire_retry_delay_s: float = Field(
-        30.0, ge=0, le=3600, description="First retry delay; doubles each retry."
-    )
+    sources: Path | None = None
+    stages: list[StageName] | None = Field(None, min_length=1)
+    retry_failed: bool = False
+    acquire_retries: int = Field(2, ge=0, le=10)
+    acquire_retry_delay_s: float = Field(30.0, ge=0, le=3600)
 
 
 class BuildCorpusParams(SettingsParams, _BuildCorpusFields):
@@ -111,39 +103,13 @@ class BuildCorpusParams(SettingsParams, _BuildCorpusFields):
 
 
 class _TrainFields(BaseModel):
-    dataset: Path | None = Field(
-        None,
-        description="A published dataset folder DATA_ROOT/datasets/VERSION "
-        "(default: the one named by DATA_ROOT/datasets/LATEST).",
-    )
-    train_manifest: Path | None = Field(
-        None, description="Training clip manifest (instead of a dataset)."
-    )
-    val_manifest: Path | None = Field(
-        None, description="Validation clip manifest (instead of a dataset)."
-    )
-    run_dir: Path | None = Field(
-        None,
-        description="Run directory (default: DATA_ROOT/runs/fsclap-VERSION); "
-        "re-running the same run resumes it.",
-    )
-    train_config: Path | None = Field(
-        None,
-        description="Training config JSON/YAML, or a preset name (paper); "
-        "default: a schedule derived from the corpus size.",
-    )
-    train_overrides: list[str] = Field(
-        default_factory=list,
-        description="Training overrides key=value, as "
-        "`fsclap train --set` (epochs, batch_size, backbone, fusion, ...).",
-    )
-    nproc_per_node: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="Processes (GPUs) for data-parallel training; "
-        ">1 launches torchrun on this worker.",
-    )
+    dataset: Path | None = None
+    train_manifest: Path | None = None
+    val_manifest: Path | None = None
+    run_dir: Path | None = None
+    train_config: Path | None = None
+    train_overrides: list[str] = Field(default_factory=list)
+    nproc_per_node: int = Field(1, ge=1, le=64)
 
     @field_validator("train_overrides")
     @classmethod
@@ -166,26 +132,14 @@ class TrainParams(SettingsParams, _TrainFields):
 
 
 class _EvaluateFields(BaseModel):
-    checkpoint: Path | None = Field(
-        None,
-        description="Run directory or checkpoint file (default: the run "
-        "train-fsclap makes for the dataset).",
-    )
-    dataset: Path | None = Field(
-        None, description="Published dataset folder (default: DATA_ROOT/datasets/LATEST)."
-    )
-    split: SplitName = Field("test", description="Which split of the dataset to evaluate on.")
-    manifest: Path | None = Field(
-        None, description="A clip manifest to evaluate on (instead of a dataset split)."
-    )
-    out_dir: Path | None = Field(
-        None, description="Where metrics.json and the plot go (default: RUN/eval/SPLIT)."
-    )
-    rerank_k: int = Field(
-        0, ge=0, description="Also re-rank each bi top-K shortlist with pair scores."
-    )
-    plot: bool = Field(True, description="Save a UMAP map of the audio and text embeddings.")
-    skip_missing: bool = Field(False, description="Leave out rows with missing audio or captions.")
+    checkpoint: Path | None = None
+    dataset: Path | None = None
+    split: SplitName = "test"
+    manifest: Path | None = None
+    out_dir: Path | None = None
+    rerank: int = Field(0, ge=0)
+    plot: bool = True
+    skip_missing: bool = False
     batch_size: int = Field(32, ge=1)
 
 
@@ -210,6 +164,8 @@ def check_worker_paths(params: SettingsParams, settings) -> None:
         **{name: getattr(params, name) for name in type(params).model_fields},
         "data_root": settings.data_root,
     }
+    if str(paths.get("train_config")) in PRESETS:  # a preset's name, not a file
+        del paths["train_config"]
     relative = sorted(
         name
         for name, value in paths.items()

@@ -52,12 +52,9 @@ def run_name(flow: str):
     def name() -> str:
         from prefect.runtime import flow_run  # imports Prefect: only inside a run
 
-        params = flow_run.parameters.get("params") or {}
-        data_root = (
-            params.get("data_root")
-            if isinstance(params, dict)
-            else getattr(params, "data_root", None)
-        ) or os.environ.get("FSCLAP_DATA_ROOT", "data")
+        data_root = flow_run.parameters.get("data_root") or os.environ.get(
+            "FSCLAP_DATA_ROOT", "data"
+        )
         return f"{flow} {Path(str(data_root)).name or data_root} {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
 
     return name

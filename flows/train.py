@@ -19,8 +19,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
-from flows.params import TrainParams, check_worker_paths, manifests_or_splits, run_dir_or_default
+from flows.params import (
+    TrainParams,
+    check_worker_paths,
+    manifests_or_splits,
+    run_dir_or_default,
+    validated,
+)
 from flows.runtime import ensure_library_logging, run_name
+from fsclap.config import Profile
 from fsclap.errors import FsclapError
 from fsclap.layout import RunDir
 from fsclap.log import get_logger
@@ -97,31 +104,65 @@ def train_model(
     "version; resumable.",
     persist_result=False,
 )
-def train_fsclap(params: TrainParams = TrainParams()) -> dict[str, Any]:
+def train_fsclap(
+    *,
+    dataset: Path | None = None,
+    train_manifest: Path | None = None,
+    val_manifest: Path | None = None,
+    run_dir: Path | None = None,
+    train_config: Path | None = None,
+    train_overrides: tuple[str, ...] = (),
+    nproc_per_node: int = 1,
+    data_root: Path | None = None,
+    profile: Profile | None = None,
+    config_file: Path | None = None,
+    overrides: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Train FS-CLAP on a published dataset version (or explicit manifests); resumable.
+
+    Args:
+        dataset: A published dataset folder DATA_ROOT/datasets/VERSION on the worker (default:
+            the one named by DATA_ROOT/datasets/LATEST).
+        train_manifest: Training clip manifest (instead of a dataset; needs val_manifest and
+            run_dir).
+        val_manifest: Validation clip manifest (instead of a dataset).
+        run_dir: Run directory (default: DATA_ROOT/runs/fsclap-VERSION); re-running the same
+            run resumes it.
+        train_config: Training config JSON/YAML, or a preset name (paper, auto); default: a
+            schedule derived from the corpus size.
+        train_overrides: Training overrides key=value, as `fsclap train --set` (epochs,
+            batch_size, backbone, fusion, ...).
+        nproc_per_node: Processes (GPUs) for data-parallel training (1-64); more than 1
+            launches torchrun on this worker.
+        data_root: Data root on the worker (default: the worker's FSCLAP_DATA_ROOT / settings).
+        profile: offline: models shipped in wheels; paper: the paper's models from
+            FSCLAP_MODELS (default: settings).
+        config_file: fsclap settings YAML on the worker (default: FSCLAP_CONFIG).
+        overrides: Settings overrides key=value, as `fsclap --set` (e.g. device=cuda,
+            stages.separate.method=repet).
+    """
+    params = validated(TrainParams, locals())  # first: only the arguments are local yet
     ensure_library_logging()
 
     settings = params.settings()
     check_worker_paths(params, settings)
-    data_root = Path(settings.data_root).expanduser()
+    root = Path(settings.data_root).expanduser()
     explicit = (
         None if params.train_manifest is None else [params.train_manifest, params.val_manifest]
     )
-    (train_manifest, val_manifest), dataset = manifests_or_splits(
-        explicit, params.dataset, data_root, ["train", "val"]
+    (train_path, val_path), used_dataset = manifests_or_splits(
+        explicit, params.dataset, root, ["train", "val"]
     )
-    run_dir = run_dir_or_default(
-        params.run_dir, dataset, data_root, "give run_dir when training on explicit manifests"
+    run = run_dir_or_default(
+        params.run_dir, used_dataset, root, "give run_dir when training on explicit manifests"
     )
-    config = load_train_config(
-        params.train_config, params.train_overrides
-    )  # bad keys fail before any work
+    # bad keys fail before any work
+    config = load_train_config(params.train_config, params.train_overrides)
     get_run_logger().info(
-        "training %s on %s (val %s) -> %s", config.backbone, train_manifest, val_manifest, run_dir
+        "training %s on %s (val %s) -> %s", config.backbone, train_path, val_path, run
     )
-    outcome = train_model(
-        params, Path(train_manifest), Path(val_manifest), Path(run_dir), config, settings
-    )
-    report_training(outcome, config, train_manifest, val_manifest, dataset)
+    outcome = train_model(params, Path(train_path), Path(val_path), Path(run), config, settings)
+    report_training(outcome, config, train_path, val_path, used_dataset)
     return outcome.to_json()
 
 

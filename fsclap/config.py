@@ -198,6 +198,8 @@ def format_validation_error(exc: ValidationError) -> str:
     """A pydantic error as one line: ``field: message; field: message``."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        # a check across fields (a model validator) has no location; its message says it all
+        message = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {message}" if loc else message)
     return "; ".join(parts)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.params import BuildCorpusParams, EvaluateParams, TrainParams
+from flows.params import settings_overrides
 from flows.runtime import prepare_local_prefect
 from fsclap.config import Settings, load_settings
 from fsclap.errors import FsclapError
@@ -132,7 +132,7 @@ def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
 def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
     from flows.build_corpus import build_corpus  # imports Prefect (see the module docstring)
 
-    summary = build_corpus(BuildCorpusParams.from_settings(settings, sources=sources))
+    summary = build_corpus(sources=sources, overrides=settings_overrides(settings))
     try:
         state["dataset"] = DataRoot(settings.data_root).datasets.latest_folder()
     except FsclapError:
@@ -155,12 +155,10 @@ def _train(settings: Settings, out: Path, state: dict) -> str:
 
     state["run"] = out / "runs" / f"fsclap-{state['version']}"  # one run per dataset version
     result = train_fsclap(
-        TrainParams.from_settings(
-            settings,
-            dataset=state["dataset"],
-            run_dir=state["run"],
-            train_overrides=DEMO_TRAIN + [f"seed={settings.seed}"],
-        )
+        dataset=state["dataset"],
+        run_dir=state["run"],
+        train_overrides=DEMO_TRAIN + [f"seed={settings.seed}"],
+        overrides=settings_overrides(settings),
     )
     m = result["best_metrics"]
     return (
@@ -175,13 +173,11 @@ def _evaluate(settings: Settings, out: Path, state: dict) -> str:
     from flows.evaluate import evaluate_fsclap  # imports Prefect (see the module docstring)
 
     result = evaluate_fsclap(
-        EvaluateParams.from_settings(
-            settings,
-            checkpoint=state["run"],
-            dataset=state["dataset"],
-            split="test",
-            out_dir=out / "eval",
-        )
+        checkpoint=state["run"],
+        dataset=state["dataset"],
+        split="test",
+        out_dir=out / "eval",
+        overrides=settings_overrides(settings),
     )
     return result["table"] + f"\nmetrics: {result['metrics']}  embedding map: {result['plot']}"
 

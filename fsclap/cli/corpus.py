@@ -6,13 +6,10 @@ import logging
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 
-from flows.params import BuildCorpusParams
+from flows.params import BuildCorpusParams, validated
 from flows.runtime import prepare_local_prefect
 from fsclap.cli.common import ProfileOpt, command_settings, finish, global_options
-from fsclap.config import format_validation_error
-from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
 from pipeline.runner import build_stages
 from pipeline.sources import load_sources
@@ -57,22 +54,20 @@ def corpus_build(
     build_stages(settings, only or None)
     obj = global_options(ctx)
     overrides = list(obj.get("set") or []) + [f"{key}={value}" for key, value in runner.items()]
-    try:
-        params = BuildCorpusParams(
-            sources=sources,
-            data_root=data_root,
-            profile=profile,
-            stages=only or None,
-            retry_failed=retry_failed,
-            config_file=obj.get("config"),
-            overrides=overrides,
-        )
-    except ValidationError as exc:
-        raise FsclapError(f"invalid options: {format_validation_error(exc)}") from None
+    arguments = dict(
+        sources=sources,
+        data_root=data_root,
+        profile=profile,
+        stages=only or None,
+        retry_failed=retry_failed,
+        config_file=obj.get("config"),
+        overrides=overrides,
+    )
+    validated(BuildCorpusParams, arguments)  # what the flow checks first, before Prefect starts
     prepare_local_prefect(verbose=logging.getLogger("fsclap").getEffectiveLevel() <= logging.DEBUG)
     # imports Prefect, which reads its settings once, at import: after prepare_local_prefect
     from flows.build_corpus import build_corpus
 
-    summary = build_corpus(params)
+    summary = build_corpus(**arguments)
     typer.echo(summary.render())
     finish(summary.failures, str(DataRoot(summary.data_root).failures_table))

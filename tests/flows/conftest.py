@@ -89,7 +89,7 @@ def first_build(tmp_path_factory, drama, served, episode_urls):
         "overrides": ["stages.acquire.retries=0"],
     }
     start = time.perf_counter()
-    state = build_corpus(params, return_state=True)
+    state = build_corpus(**params, return_state=True)
     return {
         "state": state,
         "flow_run_id": state.state_details.flow_run_id,

@@ -20,15 +20,13 @@ def test_build_corpus_on_a_dask_cluster(tmp_path, episode_urls, sources_file, ap
         n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
     ) as cluster:
         state = module.build_corpus(
-            {
-                "sources": str(sources),
-                "data_root": str(tmp_path / "data"),
-                "stages": stages,
-                "overrides": [
-                    "orchestration.task_runner=dask",
-                    f"orchestration.dask_address={cluster.scheduler_address}",
-                ],
-            },
+            sources=sources,
+            data_root=tmp_path / "data",
+            stages=stages,
+            overrides=[
+                "orchestration.task_runner=dask",
+                f"orchestration.dask_address={cluster.scheduler_address}",
+            ],
             return_state=True,
         )
         with distributed.Client(cluster.scheduler_address) as client:
@@ -57,10 +55,8 @@ def test_dask_without_an_address_is_refused(tmp_path, episode_urls, sources_file
     sources = sources_file(tmp_path / "sources.yaml", episode_urls(None)[:1])
     with pytest.raises(FsclapError, match="dask_address is not set"):
         build_corpus(
-            {
-                "sources": str(sources),
-                "data_root": str(tmp_path / "data"),
-                "overrides": ["orchestration.task_runner=dask"],
-            }
+            sources=sources,
+            data_root=tmp_path / "data",
+            overrides=["orchestration.task_runner=dask"],
         )
     assert not (tmp_path / "data").exists()

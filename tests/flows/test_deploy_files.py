@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import importlib.util
-import json
 import os
 import re
 import shlex
@@ -218,7 +217,10 @@ def test_descriptions_the_ui_shows_read_the_same_as_html():
 
 
 def test_documented_deployment_runs_pass_valid_parameters():
-    """`prefect deployment run NAME --param params={...}` in the README and docs."""
+    """`prefect deployment run NAME --param KEY=VALUE ...` in the README and docs: flat parameters
+    of the flow, read as Prefect's CLI reads them (JSON where it parses, else a string)."""
+    from prefect.cli._utilities import load_json_key_values
+
     by_name = {name: flow for name, _, flow in deployments()}
     commands = [
         line[line.index("prefect deployment run") :]
@@ -227,21 +229,17 @@ def test_documented_deployment_runs_pass_valid_parameters():
     ]
     checked = 0
     for command in commands:
-        try:
-            words = shlex.split(command.replace("$PWD", "/abs/checkout").rstrip("`"))
-        except ValueError:  # a command broken over prose lines (design.md's example)
-            continue
+        words = shlex.split(command.replace("$PWD", "/abs/checkout").split("`")[0])
         name = words[3]
         assert name in by_name, f"documented run of an unknown deployment: {command}"
-        params = {}
-        for i, word in enumerate(words):
-            if word == "--param":
-                key, _, value = words[i + 1].partition("=")
-                params[key] = json.loads(value)
-        assert params, command
+        given = [words[i + 1] for i, word in enumerate(words) if word == "--param"]
+        params = load_json_key_values(given, "parameter")
+        assert params and "params" not in params, command
+        assert set(params) <= set(by_name[name].parameters.properties), command
         by_name[name].validate_parameters(params)
         checked += 1
-    assert checked >= 8  # README 3, orchestration.md 4, prefect.yaml 1, docker-compose.yml 1
+    # README 3, orchestration.md 4, design.md 1, prefect.yaml 1, docker-compose.yml 1
+    assert checked >= 10
 
 
 def test_schedules_are_valid_and_scheduled_runs_do_not_overlap():

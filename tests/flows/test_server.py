@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -84,8 +85,11 @@ def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.Completed
 
 
 def run_deployment(env: dict, name: str, params: dict) -> subprocess.CompletedProcess:
+    """`prefect deployment run NAME --param KEY=VALUE ... --watch`, one flat parameter each (the
+    value as JSON, which a plain path also is to Prefect's CLI)."""
+    given = [f"{key}={json.dumps(value)}" for key, value in params.items()]
     return prefect(
-        env, "deployment", "run", name, "--watch", "--param", f"params={json.dumps(params)}"
+        env, "deployment", "run", name, *(w for g in given for w in ("--param", g)), "--watch"
     )
 
 
@@ -184,19 +188,34 @@ def test_deploy_and_run_every_flow_through_a_local_server(
             ).stdout
         )
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
-        assert nightly["parameter_openapi_schema"]["definitions"]["BuildCorpusParams"][
-            "properties"
-        ]["sources"]
+        # the form the UI shows: flat parameters, each described (the flow's docstring)
+        fields = nightly["parameter_openapi_schema"]["properties"]
+        assert "params" not in fields and fields["sources"]["description"].startswith("Sources")
         timings["pools + deploy"] = time.monotonic() - start - timings["server healthy"]
 
-        # a bad parameter is refused by the server against the flow's schema: no run is created
+        # a value of the wrong type is refused by the server against the flow's schema: no run
         refused = run_deployment(
-            env, "build-corpus/adhoc", {"sources": str(sources), "acquire_retries": -1}
+            env, "build-corpus/adhoc", {"sources": str(sources), "profile": "gpu"}
         )
-        assert refused.returncode == 1 and "acquire_retries" in refused.stdout + refused.stderr
+        assert refused.returncode == 1 and "profile" in refused.stdout + refused.stderr
 
         stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
         stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
+        # a value the flow's model refuses: the run fails first thing, with a one-line reason
+        never = tmp_path / "never"
+        failed = run_deployment(
+            env,
+            "build-corpus/adhoc",
+            {"sources": str(sources), "data_root": str(never), "acquire_retries": -1},
+        )
+        assert failed.returncode == 1 and "Failed" in failed.stdout, failed.stdout[-3000:]
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", failed.stdout).group(1)
+        state = json.loads(prefect(env, "flow-run", "inspect", run_id, "--output", "json").stdout)
+        assert state["state"]["message"] == (
+            "Flow run encountered an exception: FsclapError: invalid parameters: "
+            "acquire_retries: Input should be greater than or equal to 0"
+        ), state["state"]
+        assert not never.exists()
         for name, params in (
             ("build-corpus/adhoc", {"sources": str(sources), "data_root": str(data_root)}),
             ("train-fsclap/gpu", {"data_root": str(data_root), "train_overrides": TINY}),

@@ -36,7 +36,7 @@ def png_uri(path) -> str:
 @pytest.fixture(scope="module")
 def trained(first_build):
     data_root = first_build["data_root"]
-    state = train_fsclap({"data_root": str(data_root), "train_overrides": TINY}, return_state=True)
+    state = train_fsclap(data_root=data_root, train_overrides=TINY, return_state=True)
     return {"state": state, "data_root": data_root, "flow_run_id": state.state_details.flow_run_id}
 
 
@@ -66,14 +66,14 @@ def test_train_on_the_latest_dataset(trained, api):
     assert found["train-fsclap-curves"].data == png_uri(run_dir / "curves.png")
 
     # the same run again: the finished run is resumed, nothing is trained twice
-    again = train_fsclap({"data_root": str(data_root), "train_overrides": TINY})
+    again = train_fsclap(data_root=data_root, train_overrides=TINY)
     assert again["epochs_done"] == 2 and again["best_epoch"] == out["best_epoch"]
     assert again["best_metrics"] == out["best_metrics"]
 
 
 def test_evaluate_the_trained_run(trained, api):
     data_root = trained["data_root"]
-    state = evaluate_fsclap({"data_root": str(data_root), "split": "val"}, return_state=True)
+    state = evaluate_fsclap(data_root=data_root, split="val", return_state=True)
     assert state.is_completed(), state.message
     out = state.result()
     version = (data_root / "datasets" / "LATEST").read_text().strip()
@@ -96,32 +96,38 @@ def test_evaluate_the_trained_run(trained, api):
 
 
 def test_bad_parameters_fail_before_any_work(first_build, tmp_path):
-    from prefect.exceptions import ParameterTypeError
-
     data_root = str(first_build["data_root"])
-    for bad in (
-        {"train_manifest": str(tmp_path / "a.parquet")},  # without val_manifest
-        {"nproc_per_node": 0},
-        {"train_overrides": ["epochs"]},
+    # each flow validates its parameters first: the run fails with a one-line reason
+    for flow, bad, reason in (
+        (
+            train_fsclap,
+            {"train_manifest": str(tmp_path / "a.parquet")},  # without val_manifest
+            "give both train_manifest and val_manifest, or neither",
+        ),
+        (train_fsclap, {"nproc_per_node": 0}, "nproc_per_node: Input should be greater than"),
+        (train_fsclap, {"train_overrides": ["epochs"]}, "train_overrides: expected"),
+        (evaluate_fsclap, {"rerank": -1}, "rerank: Input should be greater than or equal to 0"),
+        (
+            evaluate_fsclap,
+            {"manifest": "m.parquet", "dataset": "d"},
+            "give a dataset (with split) or a manifest, not both",
+        ),
     ):
-        with pytest.raises(ParameterTypeError):
-            train_fsclap(bad)
+        state = flow(data_root=data_root, **bad, return_state=True)
+        assert state.is_failed() and "\n" not in state.message, state.message
+        assert state.message.startswith(
+            f"Flow run encountered an exception: FsclapError: invalid parameters: {reason}"
+        ), state.message
+    # ... after Prefect's type check against the signature
+    state = evaluate_fsclap(data_root=data_root, split="dev", return_state=True)
+    assert state.is_failed() and "split: Input should be 'train', 'val' or 'test'" in state.message
     with pytest.raises(FsclapError, match="invalid training config"):
-        train_fsclap(
-            {
-                "data_root": data_root,
-                "run_dir": str(tmp_path / "run"),
-                "train_overrides": ["epochz=3"],
-            }
-        )
+        train_fsclap(data_root=data_root, run_dir=tmp_path / "run", train_overrides=["epochz=3"])
     with pytest.raises(FsclapError, match="no published dataset"):
-        train_fsclap({"data_root": str(tmp_path / "empty")})
+        train_fsclap(data_root=tmp_path / "empty")
     assert not (tmp_path / "run").exists()
-    for bad in ({"rerank_k": -1}, {"split": "dev"}, {"manifest": "m.parquet", "dataset": "d"}):
-        with pytest.raises(ParameterTypeError):
-            evaluate_fsclap(bad)
     with pytest.raises(FsclapError, match="checkpoint not found"):
-        evaluate_fsclap({"data_root": data_root, "checkpoint": str(tmp_path / "nothing")})
+        evaluate_fsclap(data_root=data_root, checkpoint=tmp_path / "nothing")
 
 
 def test_training_fans_out_with_torchrun(first_build, tmp_path):
@@ -129,12 +135,10 @@ def test_training_fans_out_with_torchrun(first_build, tmp_path):
     (gloo on CPU here, NCCL on GPU workers) and the flow reads the outcome from the run."""
     run_dir = tmp_path / "ddp"
     out = train_fsclap(
-        {
-            "data_root": str(first_build["data_root"]),
-            "run_dir": str(run_dir),
-            "nproc_per_node": 2,
-            "train_overrides": [*TINY, "batch_size=2", "cpu_threads=1"],
-        }
+        data_root=first_build["data_root"],
+        run_dir=run_dir,
+        nproc_per_node=2,
+        train_overrides=[*TINY, "batch_size=2", "cpu_threads=1"],
     )
     assert out["world_size"] == 2 and out["finished"] and out["best_epoch"] in (1, 2)
     assert json.loads((run_dir / "train_config.json").read_text())["world_size"] == 2
