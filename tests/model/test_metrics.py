@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.metrics import caption_keys, evaluate_embeddings, rank_gallery
+from model.metrics import caption_keys, evaluate_embeddings, rank_both_ways, rank_gallery
 
 
 def rank(scores, qkeys, gkeys, **kw):
@@ -117,3 +117,50 @@ def test_matches_a_per_query_reference_on_tie_heavy_scores(seed):
     assert got.first_positive_rank.tolist() == ranks.tolist()
     assert np.allclose(got.ap_at, aps)
     assert got.top.tolist() == tops.tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("band_cap", [256, 1])
+def test_both_ways_from_one_pass_match_the_reference(seed, band_cap):
+    """rank_both_ways reads t2a from the columns of the a2t score chunks: on small-integer embeddings
+    (exact scores, ties everywhere) both directions follow the per-query reference; band_cap=1 sends
+    most text queries through the fallback that ranks a column on its own."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 70))
+    keys = rng.integers(0, int(rng.integers(1, 15)), n)
+    audio = torch.as_tensor(rng.integers(-1, 2, (n, 3)), dtype=torch.float32)
+    text = torch.as_tensor(rng.integers(-1, 2, (n, 3)), dtype=torch.float32)
+    a2t, t2a = rank_both_ways(
+        audio, text, keys, chunk_size=int(rng.integers(1, 9)), band_cap=band_cap
+    )
+    scores = (audio @ text.T).numpy()
+    for got, matrix in ((a2t, scores), (t2a, scores.T)):
+        ranks, aps, tops = _reference(matrix, keys, keys)
+        assert got.first_positive_rank.tolist() == ranks.tolist()
+        assert np.allclose(got.ap_at, aps)
+        assert got.top.tolist() == [t[: got.top.shape[1]] for t in tops.tolist()]
+        assert got.n_positives.tolist() == [int((keys == k).sum()) for k in keys]
+
+
+def test_both_ways_equal_two_separate_rankings_on_float_embeddings():
+    g = torch.Generator().manual_seed(3)
+    n = 500
+    audio = torch.nn.functional.normalize(torch.randn(n, 32, generator=g), dim=1)
+    text = torch.nn.functional.normalize(audio + torch.randn(n, 32, generator=g), dim=1)
+    keys = caption_keys([f"caption {i % 170}" for i in range(n)])
+    a2t, t2a = rank_both_ways(audio, text, keys, chunk_size=64)
+    # t2a ranked on its own rows (text @ audio.T): the same figures up to float rounding of the scores
+    alone = rank_gallery(lambda a, b: text[a:b].double() @ audio.T.double(), keys, keys)
+    assert t2a.summary() == alone.summary()
+    assert (t2a.first_positive_rank == alone.first_positive_rank).mean() > 0.99
+
+
+def test_both_ways_tie_across_the_top_cut():
+    # every score equal: each top list is the negatives by index, then the positives by index,
+    # although the running top lists only hold 11 of the 15 tied items
+    keys = np.array([0] * 12 + [1, 2, 3])
+    a2t, t2a = rank_both_ways(torch.ones(15, 2), torch.ones(15, 2), keys, chunk_size=4)
+    for result in (a2t, t2a):
+        assert result.top[0].tolist() == [12, 13, 14, 0, 1, 2, 3, 4, 5, 6]
+        assert result.top[12].tolist() == list(range(10))
+        assert result.first_positive_rank.tolist() == [4] * 12 + [15] * 3
