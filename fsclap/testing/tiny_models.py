@@ -230,7 +230,7 @@ def _write_kaldi_cmvn(path: Path, dim: int, shift: float = -8.0, scale: float = 
     )
 
 
-def _write_funasr_dir(
+def write_funasr_dir(
     root: Path, config: dict, file_path_metas: dict, hub_name: str, seed: int, tune=None
 ) -> Path:
     """Write configuration.json + config.yaml, build the model through FunASR and save model.pt."""
@@ -402,7 +402,7 @@ def write_funasr_paraformer_dir(root: str | Path, seed: int = 0, d_model: int = 
             model.predictor.cif_output.bias.fill_(0.0)
             model.predictor.cif_output2.bias.fill_(0.0)
 
-    return _write_funasr_dir(
+    return write_funasr_dir(
         root,
         config,
         {
@@ -513,7 +513,7 @@ def write_funasr_fsmn_vad_dir(root: str | Path, seed: int = 0) -> Path:
             enc.out_linear2.linear.bias.zero_()
             enc.out_linear2.linear.bias[0] = 8.0
 
-    return _write_funasr_dir(
+    return write_funasr_dir(
         root,
         config,
         {
@@ -572,7 +572,7 @@ def write_funasr_ct_punc_dir(root: str | Path, seed: int = 0, d_model: int = 32)
         "tokenizer_conf": {"unk_symbol": "<unk>"},
         "task": "punctuation",
     }
-    return _write_funasr_dir(
+    return write_funasr_dir(
         root,
         config,
         {
@@ -603,7 +603,7 @@ def write_funasr_campplus_dir(root: str | Path, seed: int = 0) -> Path:
         },
         "task": "speaker-verification",
     }
-    return _write_funasr_dir(
+    return write_funasr_dir(
         root,
         config,
         {"init_param": "campplus_cn_common.bin", "config": "config.yaml"},
@@ -752,7 +752,7 @@ def write_sensevoice_small_dir(
             loss.backward()
             optimiser.step()
 
-    return _write_funasr_dir(
+    return write_funasr_dir(
         root,
         config,
         {
