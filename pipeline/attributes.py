@@ -54,7 +54,9 @@ gain: other nucleus settings (band 200-4000 / 500-2500 Hz, 12-16 Hz envelope, 2-
 voiced peaks only), envelope modulation-spectrum centroid/peak, mean inter-nucleus interval, voiced-run
 length and MFCC spectral-flux rates (each alone spread 0.12-0.37), a least-squares blend of those with
 the nuclei rate (spread 0.09 → 0.08 but accuracy 82-88 % vs 85 %, and voice-dependent), an additive
-overhead in units (``units + k``: not language-neutral), a soft (EM) three-level mixture for the centre.
+overhead in units (``units + k``: not language-neutral), a soft (EM) three-level mixture for the centre,
+phone counts from pocketsphinx 5.1.1's bundled en-US model in all-phone mode (2-13 phones found in
+9-13-word espeak-ng sentences: no usable count).
 
 The reference is chosen per clip and attribute, first that applies (step 1 only with
 ``reference = "speaker"``; the default ``"gender"`` starts at step 2):
