@@ -12,10 +12,11 @@ import sys
 from datetime import timedelta
 
 ZOMBIE_AUTOMATION = "fsclap: crash flow runs that stopped sending heartbeats"
-#: Workers' flow runs send a heartbeat this often (PREFECT_FLOWS_HEARTBEAT_FREQUENCY in prefect.yaml).
-HEARTBEAT_S = 60
-#: Missing heartbeats for this long means the run's process is gone.
-SILENCE_S = 5 * HEARTBEAT_S
+#: Workers' flow runs send a heartbeat this often (PREFECT_FLOWS_HEARTBEAT_FREQUENCY in prefect.yaml;
+#: 30 s is the shortest Prefect accepts).
+HEARTBEAT_S = 30
+#: Three missed heartbeats in a row means the run's process is gone.
+SILENCE_S = 3 * HEARTBEAT_S
 
 
 def ensure_zombie_automation(silence_s: int = SILENCE_S) -> tuple[str, bool]:
@@ -57,6 +58,48 @@ def ensure_zombie_automation(silence_s: int = SILENCE_S) -> tuple[str, bool]:
                 message=f"no heartbeat for {silence_s} s: the worker process is gone",
             )
         ],
+    ).create()
+    return str(automation.id), True
+
+
+RECOVERY_AUTOMATION = "fsclap: recover after a crashed run"
+RECOVERY_DEPLOYMENT = "recover-crashed-runs/recovery"
+#: The flows whose crashes start the recovery flow (not the recovery flow itself: no loop).
+RECOVERED_FLOWS = ("build-corpus", "train-fsclap", "evaluate-fsclap")
+
+
+def ensure_recovery_automation() -> tuple[str, bool]:
+    """Create the automation that runs the ``recover-crashed-runs`` deployment (flows/recovery.py)
+    whenever a run of an fsclap flow crashes, unless one with its name exists; returns (id, created).
+    Needs that deployment (prefect.yaml)."""
+    from prefect import get_client
+    from prefect.automations import Automation
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    try:
+        existing = Automation.read(name=RECOVERY_AUTOMATION)
+    except ValueError:
+        existing = None
+    if existing is not None:
+        return str(existing.id), False
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(RECOVERY_DEPLOYMENT)
+    automation = Automation(
+        name=RECOVERY_AUTOMATION,
+        description="A run of build-corpus, train-fsclap or evaluate-fsclap crashed: mark the task runs "
+        "it left Running as Crashed and start a crashed build once more (flows/recovery.py).",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "flow", "prefect.resource.name": list(RECOVERED_FLOWS)}
+            ),
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[RunDeployment(source="selected", deployment_id=deployment.id, parameters={})],
     ).create()
     return str(automation.id), True
 
