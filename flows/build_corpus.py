@@ -45,7 +45,9 @@ from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 
 from flows import artifacts
+from flows.notifications import emit_build_events
 from flows.params import BuildCorpusParams, StageName, check_worker_paths, validated
+from flows.recovery import crash_orphaned_task_runs
 from flows.runtime import TaskRunners, ensure_library_logging, result_storage, run_name
 from fsclap.config import Profile, Settings
 from fsclap.layout import DataRoot
@@ -248,14 +250,27 @@ def build_corpus(
     built = build_stages(settings, params.stages)
     runners = TaskRunners(settings)
     preflight(settings, built)
+    close_orphaned_task_runs()
     build = CorpusBuild(settings, loaded, built, retry_failed=params.retry_failed)
     start = time.perf_counter()
     with runners:
         summary = build.run(PrefectExecutor(params, settings, runners))
     report_build(summary, params, settings, time.perf_counter() - start)
+    emit_build_events(summary)  # notifications (flows/notifications.py)
     if summary.failures:  # Completed, and the run says so (the CLI exits 3 on the same count)
         return Completed(message=summary.outcome(), data=summary)
     return summary
+
+
+def close_orphaned_task_runs() -> None:
+    """Before a build: task runs an earlier crashed run left Running are marked Crashed (the
+    recovery automation does it too, when it is installed: flows/recovery.py)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        closed = crash_orphaned_task_runs(client)
+    if closed:
+        log.info("marked %d task run(s) of earlier crashed runs Crashed", closed)
 
 
 def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any]:

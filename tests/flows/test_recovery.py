@@ -80,3 +80,19 @@ def test_a_crashed_build_is_started_again_once_with_its_parameters(client):
         client.read_flow_run(i).idempotency_key == f"rerun-of-{again.id}"
         for i in rerun_crashed_builds(client)
     )
+
+
+def test_a_build_closes_what_an_earlier_crash_left_open_before_it_starts(client):
+    from prefect import task
+    from prefect.states import Running
+
+    from flows.build_corpus import close_orphaned_task_runs
+
+    @task
+    def stage():
+        pass
+
+    dead = crashed_run(client, build_deployment(client, "recovery-preflight"), {})
+    left_running = client.create_task_run(stage, dead.id, dynamic_key="0", state=Running())
+    close_orphaned_task_runs()  # what build_corpus calls after its pre-flight checks
+    assert client.read_task_run(left_running.id).state.is_crashed()
