@@ -151,9 +151,30 @@ def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
 
 
 @task(name="discover", task_run_name="discover", cache_policy=NO_CACHE, persist_result=False)
-def discover_episodes(sources: Sources, lister) -> Discovery:
-    """List every drama's URLs into episodes (problems are recorded, not raised)."""
-    return discover(sources, lister=lister)
+def discover_episodes(
+    sources: Sources, lister, retries: int = 0, retry_delay_s: float = 0.0
+) -> Discovery:
+    """List every drama's URLs into episodes (problems are recorded, not raised). While a URL
+    could not be listed for a transient reason (network), the listing is tried again after
+    ``retry_delay_s`` (doubling), up to ``retries`` times; the last listing counts."""
+    found = discover(sources, lister=lister)
+    for attempt in range(retries):
+        transient = [p for p in found.problems if p.retryable]
+        if not transient:
+            break
+        delay = retry_delay_s * 2**attempt
+        log.warning(
+            "%d source URL(s) could not be listed (%s: %s); listing again in %.0f s (%d/%d)",
+            len(transient),
+            transient[0].error,
+            transient[0].message,
+            delay,
+            attempt + 1,
+            retries,
+        )
+        time.sleep(delay)
+        found = discover(sources, lister=lister)
+    return found
 
 
 @task(
@@ -177,7 +198,9 @@ class PrefectExecutor:
         self.runners = runners
 
     def discover(self, sources: Sources, lister) -> Discovery:
-        return discover_episodes(sources, lister)
+        return discover_episodes(
+            sources, lister, self.params.acquire_retries, self.params.acquire_retry_delay_s
+        )
 
     def run_stage(self, stage: Stage, episodes: list[Episode]) -> Iterator[Outcome]:
         register_stage(self.settings, stage)
@@ -231,8 +254,8 @@ def build_corpus(
         sources: Sources YAML/CSV on the worker (default: DATA_ROOT/sources.yaml).
         stages: Run only these stages (default: all).
         retry_failed: Retry episodes that failed for a content reason.
-        acquire_retries: Prefect retries (0-10) of a download that failed for a network reason,
-            on top of the downloader's own quick retries.
+        acquire_retries: Retries (0-10) of a download, or of listing a source URL, that failed
+            for a network reason, on top of the downloader's own quick retries.
         acquire_retry_delay_s: First retry delay in seconds (0-3600); doubles each retry.
         data_root: Data root on the worker (default: the worker's FSCLAP_DATA_ROOT / settings).
         profile: offline: models shipped in wheels; paper: the paper's models from

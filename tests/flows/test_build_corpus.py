@@ -339,3 +339,42 @@ def test_cli_corpus_build_runs_the_flow(tmp_path, episode_urls, sources_file, ca
         code == 3
         and f"finished with 1 failed item(s): see {data / 'manifests' / 'failures.parquet'}" in err
     )
+
+
+def test_discovery_lists_again_after_a_network_error():
+    """A playlist the lister cannot reach for a network reason is listed again (backoff), not
+    recorded as a failure at the first try; a content error is not retried."""
+    from flows.build_corpus import discover_episodes
+    from pipeline.sources import RemoteEntry, Sources
+
+    class Unreachable(FsclapError):
+        error_type, retryable = "Unreachable", True
+
+    calls = []
+
+    def lister(url):
+        calls.append(url)
+        if len(calls) < 3:
+            raise Unreachable(f"cannot reach {url}")
+        return [RemoteEntry(url=f"{url}/e{i}.mp4", source_key=f"{url}/e{i}") for i in (1, 2)]
+
+    sources = Sources(
+        min_episodes=1,
+        dramas=[{"id": "d1", "title": "D", "language": "en", "urls": ["https://example.org/list"]}],
+    )
+    found = discover_episodes.fn(sources, lister, retries=2, retry_delay_s=0.0)
+    assert len(calls) == 3 and len(found.episodes) == 2 and not found.problems
+    calls.clear()
+    found = discover_episodes.fn(sources, lister, retries=1, retry_delay_s=0.0)
+    assert len(calls) == 2 and "Unreachable" in [p.error for p in found.problems]
+
+    class NotAPlaylist(FsclapError):
+        error_type, retryable = "NotAPlaylist", False
+
+    def not_a_playlist(url):
+        calls.append(url)
+        raise NotAPlaylist(f"{url} is not a playlist")
+
+    calls.clear()
+    found = discover_episodes.fn(sources, not_a_playlist, retries=3, retry_delay_s=0.0)
+    assert len(calls) == 1 and "NotAPlaylist" in [p.error for p in found.problems]
