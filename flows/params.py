@@ -10,8 +10,9 @@ and checks, not the descriptions: those live once, in the flows' docstrings
 
 Every field left empty falls back to the worker's settings (``FSCLAP_*`` environment, the
 ``config_file``, ``overrides``), so a deployment can run with no parameters at all: the
-nightly refresh rebuilds ``$FSCLAP_DATA_ROOT`` from its ``sources.yaml``, training takes the
-latest published dataset, evaluation the run trained on it.
+nightly refresh rebuilds the data root (the deployment's ``data_root``, which ``fsclap prefect
+setup`` sets, else ``$FSCLAP_DATA_ROOT``) from its ``sources.yaml``, training takes the latest
+published dataset, evaluation the run trained on it.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def check_worker_paths(params: SettingsParams, settings) -> None:
     if relative:
         raise FsclapError(
             f"relative path(s) in a deployment run: {', '.join(relative)}; flow runs start in a temporary "
-            "folder on the worker: give absolute paths (data_root: set FSCLAP_DATA_ROOT on the worker)"
+            "folder on the worker: give absolute paths (data_root: fsclap prefect setup --data-root "
+            "/abs/path sets it on every deployment)"
         )
 
 

@@ -94,6 +94,12 @@ class RootGroup(LazyGroup):
             "Dataset versions and other datasets' layouts: publish, import, export.",
             group=True,
         ),
+        LazyCommand(
+            "prefect",
+            "fsclap.cli.prefect",
+            "Prefect server setup: work pools, limits and the deployments on a data root.",
+            group=True,
+        ),
     )
 
 

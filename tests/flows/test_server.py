@@ -1,7 +1,9 @@
-"""The deployment path for real: a local Prefect server (SQLite, API auth on) on a loopback port,
-the project's prefect.yaml deployed to process work pools, workers pulling the runs, and
-``prefect deployment run ... --watch`` for build-corpus, train-fsclap and evaluate-fsclap -- the
-commands the README gives. Everything started here is stopped by its process id."""
+"""The deployment path for real: a local Prefect server (SQLite, API auth on, run logs streamed to
+``--watch``) on a loopback port, ``fsclap prefect setup`` (work pools, gpu limit, the project's
+prefect.yaml deployed on a data root), workers started without any fsclap environment, and
+``prefect deployment run ... --watch`` for build-corpus, train-fsclap, evaluate-fsclap and the
+nightly refresh -- the commands the README gives. Everything started here is stopped by its
+process id."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
+FSCLAP = str(Path(sys.executable).with_name("fsclap"))
 AUTH = "fsclap:test-secret"
 TINY = [
     "model.d_model=32",
@@ -84,6 +87,16 @@ def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.Completed
     )
 
 
+def fsclap(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [FSCLAP, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def inspect_deployment(env: dict, name: str) -> dict:
+    return json.loads(prefect(env, "deployment", "inspect", name, "--output", "json").stdout)
+
+
 def run_deployment(env: dict, name: str, params: dict) -> subprocess.CompletedProcess:
     """`prefect deployment run NAME --param KEY=VALUE ... --watch`, one flat parameter each (the
     value as JSON, which a plain path also is to Prefect's CLI)."""
@@ -114,8 +127,9 @@ def test_deploy_and_run_every_flow_through_a_local_server(
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("FSCLAP_")},  # workers need none
         "CI": "1",
+        "COLUMNS": "250",  # --watch output unwrapped
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_API_URL": api,
         "PREFECT_API_AUTH_STRING": AUTH,
@@ -138,7 +152,12 @@ def test_deploy_and_run_every_flow_through_a_local_server(
             "127.0.0.1",
             "--port",
             str(port),
-            extra_env={"PREFECT_SERVER_API_AUTH_STRING": AUTH},
+            extra_env={
+                "PREFECT_SERVER_API_AUTH_STRING": AUTH,
+                # `deployment run --watch` shows the run's logs (a failure's reason) only with these
+                "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+                "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+            },
         )
         timings["server healthy"] = wait_healthy(f"{api}/health", server)
         # API auth is on: anything but the health probe needs the credentials
@@ -148,32 +167,26 @@ def test_deploy_and_run_every_flow_through_a_local_server(
             )
         assert denied.value.code == 401
 
-        for args in (
-            ["work-pool", "create", "cpu", "--type", "process"],
-            ["work-pool", "create", "gpu", "--type", "process"],
-            ["concurrency-limit", "create", "gpu", "1"],
-            ["--no-prompt", "deploy", "--all"],
-        ):
-            done = prefect(env, *args)
-            assert done.returncode == 0, (
-                f"prefect {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-            )
-        for expected in (
-            "created",
-            "exists",
-        ):  # the automation for runs of dead workers; idempotent
-            automation = subprocess.run(
-                [sys.executable, "-m", "flows.automations"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert automation.returncode == 0 and automation.stdout.startswith(expected), (
-                automation.stderr[-2000:]
-            )
-        listed = prefect(env, "deployment", "ls").stdout
+        # pools, gpu limit, automation, every deployment on the data root; no sources.yaml there
+        # yet: the nightly refresh is deployed with its schedule paused
+        setup = fsclap(env, "prefect", "setup", "--data-root", str(data_root))
+        assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
+        assert "cpu (process, created), gpu (process, created)" in setup.stdout, setup.stdout
+        assert "tag gpu, 1 slot(s), created" in setup.stdout
+        assert "schedule 0 3 * * * UTC PAUSED" in setup.stdout and "warning:" in setup.stdout
+        for pool in ("cpu", "gpu"):
+            assert prefect(env, "work-pool", "inspect", pool).returncode == 0
+        automation = subprocess.run(
+            [sys.executable, "-m", "flows.automations"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # setup created it; idempotent
+        assert automation.returncode == 0 and automation.stdout.startswith("exists"), (
+            automation.stderr[-2000:]
+        )
         for name in (
             "build-corpus/nightly-refresh",
             "build-corpus/adhoc",
@@ -181,17 +194,14 @@ def test_deploy_and_run_every_flow_through_a_local_server(
             "train-fsclap/gpu",
             "evaluate-fsclap/gpu",
         ):
-            assert name.split("/")[1] in listed and name.split("/")[0] in listed, listed
-        nightly = json.loads(
-            prefect(
-                env, "deployment", "inspect", "build-corpus/nightly-refresh", "--output", "json"
-            ).stdout
-        )
+            assert inspect_deployment(env, name)["parameters"]["data_root"] == str(data_root), name
+        nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
+        assert nightly["schedules"][0]["active"] is False
         # the form the UI shows: flat parameters, each described (the flow's docstring)
         fields = nightly["parameter_openapi_schema"]["properties"]
         assert "params" not in fields and fields["sources"]["description"].startswith("Sources")
-        timings["pools + deploy"] = time.monotonic() - start - timings["server healthy"]
+        timings["setup"] = time.monotonic() - start - timings["server healthy"]
 
         # a value of the wrong type is refused by the server against the flow's schema: no run
         refused = run_deployment(
@@ -202,24 +212,27 @@ def test_deploy_and_run_every_flow_through_a_local_server(
         stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
         stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
         # a value the flow's model refuses: the run fails first thing, with a one-line reason
+        # that --watch shows (the run's logs) and the run's state carries
         never = tmp_path / "never"
         failed = run_deployment(
             env,
             "build-corpus/adhoc",
             {"sources": str(sources), "data_root": str(never), "acquire_retries": -1},
         )
+        reason = "invalid parameters: acquire_retries: Input should be greater than or equal to 0"
         assert failed.returncode == 1 and "Failed" in failed.stdout, failed.stdout[-3000:]
+        assert f"FsclapError: {reason}" in failed.stdout, failed.stdout[-3000:]
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", failed.stdout).group(1)
         state = json.loads(prefect(env, "flow-run", "inspect", run_id, "--output", "json").stdout)
         assert state["state"]["message"] == (
-            "Flow run encountered an exception: FsclapError: invalid parameters: "
-            "acquire_retries: Input should be greater than or equal to 0"
+            f"Flow run encountered an exception: FsclapError: {reason}"
         ), state["state"]
         assert not never.exists()
+        # the deployments' data_root parameter: no data_root given, no FSCLAP_DATA_ROOT anywhere
         for name, params in (
-            ("build-corpus/adhoc", {"sources": str(sources), "data_root": str(data_root)}),
-            ("train-fsclap/gpu", {"data_root": str(data_root), "train_overrides": TINY}),
-            ("evaluate-fsclap/gpu", {"data_root": str(data_root), "split": "val", "plot": False}),
+            ("build-corpus/adhoc", {"sources": str(sources)}),
+            ("train-fsclap/gpu", {"train_overrides": TINY}),
+            ("evaluate-fsclap/gpu", {"split": "val", "plot": False}),
         ):
             began = time.monotonic()
             done = run_deployment(env, name, params)
@@ -240,11 +253,36 @@ def test_deploy_and_run_every_flow_through_a_local_server(
             latest = json.loads(shown.stdout)[0]
             if key == "build-corpus-summary":
                 assert "through all stages: **2**" in latest["data"]
+        check_trained_data_root(data_root)
+
+        # setup on a second data root with a sources file of local episodes: written to
+        # DATA_ROOT/sources.yaml, the schedule active; the nightly refresh (triggered now) builds it
+        began = time.monotonic()
+        nightly_root = tmp_path / "nightly"
+        local = sources_file(tmp_path / "local.yaml", episode_urls(None)[:1])
+        setup = fsclap(
+            env, "prefect", "setup", "--data-root", str(nightly_root), "--sources", str(local)
+        )
+        assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
+        assert "(process, exists)" in setup.stdout and "warning:" not in setup.stdout
+        nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
+        assert nightly["schedules"][0]["active"] is True
+        assert nightly["parameters"]["data_root"] == str(nightly_root)
+        refreshed = run_deployment(env, "build-corpus/nightly-refresh", {})
+        timings["setup + nightly-refresh"] = time.monotonic() - began
+        assert refreshed.returncode == 0 and "Completed" in refreshed.stdout, (
+            f"{refreshed.stdout[-3000:]}\ncpu worker:\n{stack.log('cpu-worker')}"
+        )
     finally:
         stack.stop()
     assert all(proc.poll() is not None for _, proc in stack.procs)
     print("\n".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
+    refreshed = pd.read_parquet(nightly_root / "manifests" / "episodes.parquet")
+    assert (refreshed["status"] == "published").sum() == 1
 
+
+def check_trained_data_root(data_root: Path) -> None:
+    """Two episodes built and published, a run trained on the dataset and evaluated."""
     episodes = pd.read_parquet(data_root / "manifests" / "episodes.parquet")
     assert (episodes["status"] == "published").sum() == 2
     clips = pd.read_parquet(data_root / "manifests" / "clips.parquet")
