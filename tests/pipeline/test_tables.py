@@ -69,6 +69,38 @@ def test_journal_replays_work_a_killed_run_did_not_flush(tmp_path):
     assert len(read_episodes(tmp_path)) == 2
 
 
+def test_journal_is_fsynced_in_groups_within_sync_every_s(tmp_path, monkeypatch):
+    import os
+    import time
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    tables = CorpusTables(tmp_path, flush_every_s=3600, sync_every_s=0.2)
+    for i in range(50):
+        tables.save_episode(make_episode(i))
+    assert len(synced) <= 5, "one fsync per group of changes, not one per change"
+    time.sleep(0.6)
+    assert len(synced) >= 1, "a change is fsync'd within sync_every_s even when no other follows"
+    every = CorpusTables(tmp_path / "strict", flush_every_s=3600, sync_every_s=0)
+    before = len(synced)
+    for i in range(5):
+        every.save_episode(make_episode(i))
+    assert len(synced) - before == 5
+
+
+def test_rewrites_of_a_large_table_are_spaced_by_their_cost(tmp_path):
+    tables = CorpusTables(tmp_path, flush_every_s=0)
+    tables.save_episode(make_episode(1))  # rewritten at once (flush_every_s=0)
+    path = tmp_path / "manifests" / "episodes.parquet"
+    assert len(pd.read_parquet(path)) == 1
+    tables._flush_cost = 1.0  # the last rewrite took a second: the next waits ~FLUSH_SHARE s
+    tables.save_episode(make_episode(2))
+    assert len(pd.read_parquet(path)) == 1 and len(read_episodes(tmp_path)) == 2
+    tables.close()
+    assert len(pd.read_parquet(path)) == 2
+
+
 def test_failures_count_attempts_and_leave_on_success(tmp_path):
     with CorpusTables(tmp_path) as tables:
         tables.record_failure(
