@@ -43,6 +43,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POOLS = ("cpu", "gpu")
 GPU_TAG = "gpu"
 BUILD_ENTRYPOINT = "flows.build_corpus.build_corpus"
+#: The flows that take a data root (the recovery flow does not).
+DATA_ROOT_ENTRYPOINTS = (
+    BUILD_ENTRYPOINT,
+    "flows.train.train_fsclap",
+    "flows.evaluate.evaluate_fsclap",
+)
 #: ``--demo-sources``: generated dramas under DATA_ROOT/demo-dramas, enough for a dataset split by
 #: drama (3 dramas: train, val, test) that builds and trains in minutes on a CPU.
 DEMO_FOLDER = "demo-dramas"
@@ -130,14 +136,26 @@ def builds_from_data_root_sources(deployment: dict) -> bool:
     )
 
 
-def deployment_document(doc: dict, data_root: Path, sources_ready: bool) -> dict:
-    """``doc`` (prefect.yaml, loaded) with ``data_root`` as every deployment's parameter (unless it
-    sets one) and the schedules of builds from DATA_ROOT/sources.yaml active only when
-    ``sources_ready``."""
+def deployment_document(
+    doc: dict, data_root: Path, sources_ready: bool, pool_types: dict[str, str] | None = None
+) -> dict:
+    """``doc`` (prefect.yaml, loaded) with ``data_root`` as the parameter of every deployment whose
+    flow takes one (unless it sets one) and the schedules of builds from DATA_ROOT/sources.yaml active only when
+    ``sources_ready``; a deployment on a pool of type docker (``pool_types``: pool name -> type)
+    also gets that pool's ``definitions.docker_job_variables`` (image, volumes, ...), which a
+    process pool does not know."""
     doc = copy.deepcopy(doc)
+    docker_jobs = (doc.get("definitions") or {}).get("docker_job_variables") or {}
     for deployment in doc["deployments"]:
+        pool = deployment.get("work_pool") or {}
+        if (pool_types or {}).get(pool.get("name")) == "docker":
+            pool["job_variables"] = {
+                **(pool.get("job_variables") or {}),
+                **docker_jobs.get(pool["name"], {}),
+            }
         parameters = deployment.get("parameters") or {}
-        parameters.setdefault("data_root", str(data_root))
+        if deployment.get("entrypoint") in DATA_ROOT_ENTRYPOINTS:
+            parameters.setdefault("data_root", str(data_root))
         deployment["parameters"] = parameters
         if builds_from_data_root_sources(deployment) and not sources_ready:
             for schedule in deployment.get("schedules") or []:
@@ -225,6 +243,11 @@ def api_url_or_default(api_url: str | None) -> str:
     return configured.rstrip("/")
 
 
+def pool_types(client) -> dict[str, str]:
+    """Type of each of the deployments' work pools (after :func:`ensure_pools_and_limit`)."""
+    return {name: client.read_work_pool(name).type for name in POOLS}
+
+
 def ensure_pools_and_limit(client, gpu_slots: int) -> list[str]:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
@@ -301,6 +324,36 @@ def deployed(client, doc: dict) -> list[dict]:
     return rows
 
 
+def ensure_automations(notify_url: str | None, notify_block: str | None) -> list[str]:
+    """The crash and recovery automations (flows/automations.py) and, with a webhook URL or a
+    saved notification block, the notification automations (flows/notifications.py)."""
+    from flows.automations import (
+        RECOVERY_AUTOMATION,
+        ZOMBIE_AUTOMATION,
+        ensure_recovery_automation,
+        ensure_zombie_automation,
+    )
+    from flows.notifications import (
+        NOTIFY_BLOCK,
+        ensure_notification_automations,
+        save_webhook_block,
+    )
+
+    made = [
+        (ZOMBIE_AUTOMATION, ensure_zombie_automation()[1]),
+        (RECOVERY_AUTOMATION, ensure_recovery_automation()[1]),
+    ]
+    if notify_url is not None:
+        save_webhook_block(notify_url)
+        notify_block = NOTIFY_BLOCK
+    if notify_block is not None:
+        made += ensure_notification_automations(notify_block)
+    lines = [f"automation: {name!r} ({'created' if new else 'exists'})" for name, new in made]
+    if notify_url is not None:
+        lines.append(f"notifications: webhook block {NOTIFY_BLOCK} -> {notify_url}")
+    return lines
+
+
 def run_setup(
     data_root: Path | None,
     sources: Path | None = None,
@@ -310,10 +363,16 @@ def run_setup(
     gpu_slots: int = 1,
     workers: int = 2,
     say=print,
+    notify_url: str | None = None,
+    notify_block: str | None = None,
 ) -> SetupReport:
     """Everything ``fsclap prefect setup`` does; the options are checked before anything changes."""
     if sources is not None and demo_sources:
         raise FsclapError("give --sources FILE or --demo-sources, not both")
+    if notify_url is not None and notify_block is not None:
+        raise FsclapError("give --notify-url URL or --notify-block SLUG/NAME, not both")
+    if notify_url is not None and not notify_url.startswith(("http://", "https://")):
+        raise FsclapError(f"--notify-url must be an http(s) URL (got {notify_url!r})")
     data_root = check_data_root(data_root)
     if sources is not None:
         rebased_sources(sources, data_root)  # a bad sources file stops setup before any change
@@ -333,21 +392,17 @@ def run_setup(
             except Exception as exc:
                 raise FsclapError(f"no answer from the Prefect API at {api_url}: {exc}") from None
             report.lines += ensure_pools_and_limit(client, gpu_slots)
+            types = pool_types(client)
         if demo_sources:
             say(
                 f"generating {DEMO_DRAMAS} dramas x {DEMO_EPISODES} episodes under {data_root / DEMO_FOLDER} ..."
             )
         report.sources = install_sources(sources, demo_sources, data_root, workers)
         ready = DataRoot(data_root).sources_file.is_file()
-        doc = deployment_document(spec, data_root, ready)
+        doc = deployment_document(spec, data_root, ready, types)
         say(f"deploying {len(doc['deployments'])} deployments of {path} ...")
         deploy(doc, path, api_url)
-        from flows.automations import ZOMBIE_AUTOMATION, ensure_zombie_automation
-
-        _, created = ensure_zombie_automation()
-        report.lines.append(
-            f"automation: {ZOMBIE_AUTOMATION!r} ({'created' if created else 'exists'})"
-        )
+        report.lines += ensure_automations(notify_url, notify_block)
         with get_client(sync_client=True) as client:
             report.deployments = deployed(client, doc)
     paused = [

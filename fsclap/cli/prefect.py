@@ -48,9 +48,22 @@ def prefect_setup(
     gpu_slots: int = typer.Option(
         1, "--gpu-slots", min=1, help="Concurrency limit of gpu-tagged tasks, when created."
     ),
+    notify_url: str | None = typer.Option(
+        None,
+        "--notify-url",
+        help="Webhook (http/https) that gets a JSON {subject, body} when a run fails or crashes, "
+        "a build has failed episodes, or a dataset is published.",
+    ),
+    notify_block: str | None = typer.Option(
+        None,
+        "--notify-block",
+        help="Send those notifications through a notification block saved in Prefect instead "
+        "(SLUG/NAME, e.g. slack-webhook/team).",
+    ),
 ) -> None:
-    """Create the cpu/gpu work pools, the gpu concurrency limit and the crash automation if
-    missing, and deploy every deployment of prefect.yaml with DATA_ROOT as its data_root.
+    """Create the cpu/gpu work pools, the gpu concurrency limit and the crash, recovery (and,
+    with --notify-url/--notify-block, notification) automations if missing, and deploy every
+    deployment of prefect.yaml with DATA_ROOT as its data_root.
 
     The nightly refresh builds DATA_ROOT/sources.yaml: its schedule is deployed paused while
     that file is missing (run setup again once it exists). Idempotent.
@@ -65,5 +78,7 @@ def prefect_setup(
         gpu_slots=gpu_slots,
         workers=max(settings.workers, 1),
         say=lambda line: typer.echo(line, err=True),
+        notify_url=notify_url,
+        notify_block=notify_block,
     )
     typer.echo(report.render())

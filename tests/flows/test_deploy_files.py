@@ -30,7 +30,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", "docs/design.md", "docs/orchestration.md")
-FLOW_NAMES = ("build-corpus", "train-fsclap", "evaluate-fsclap")
+FLOW_NAMES = ("build-corpus", "train-fsclap", "evaluate-fsclap", "recover-crashed-runs")
 
 
 def load(name: str) -> dict:
@@ -139,6 +139,17 @@ def pool_workers(compose: dict) -> dict[str, str]:
         if command[:3] == ["prefect", "worker", "start"]:
             served[command[command.index("--pool") + 1]] = name
     return served
+
+
+def docker_job(deployment: dict) -> dict:
+    """The job variables of ``deployment`` on a docker-type pool: what ``fsclap prefect setup``
+    deploys there (prefect.yaml's process-pool variables plus its ``docker_job_variables``)."""
+    from flows.deploy import deployment_document
+
+    doc = {**load("prefect.yaml"), "deployments": [deployment]}
+    pool = deployment["work_pool"]["name"]
+    placed = deployment_document(doc, Path("/data"), True, {pool: "docker"})["deployments"][0]
+    return placed["work_pool"]["job_variables"]
 
 
 def requests_gpu(job_variables: dict) -> bool:
@@ -286,16 +297,19 @@ def test_gpu_deployments_get_a_gpu_and_the_others_do_not():
     for name, deployment, _ in deployments():
         pool = deployment["work_pool"]
         job = pool.get("job_variables", {})
+        docker = docker_job(deployment)
         worker = compose["services"][served[pool["name"]]]
         reserved = (
             worker.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
         )
         if "gpu" in deployment.get("tags", []):
-            assert requests_gpu(job), f"{name}: a GPU deployment whose container gets no GPU"
+            assert requests_gpu(docker), f"{name}: a GPU deployment whose container gets no GPU"
             assert "CUDA_VISIBLE_DEVICES" in job.get("env", {}), name
             assert reserved and "gpu" in str(reserved), f"{name}: its worker reserves no GPU"
         else:
-            assert not requests_gpu(job), f"{name}: a CPU deployment holds a GPU"
+            assert not requests_gpu(docker), f"{name}: a CPU deployment holds a GPU"
+        # a process pool gets only what a process worker knows: the environment
+        assert set(job) == {"env"}, f"{name}: process-pool job variables {sorted(job)}"
 
 
 def test_docker_job_variables_match_the_compose_stack_and_the_image():
@@ -310,7 +324,8 @@ def test_docker_job_variables_match_the_compose_stack_and_the_image():
         for kv in rest.split()
     )
     for name, deployment, _ in deployments():
-        job = deployment["work_pool"]["job_variables"]
+        job = docker_job(deployment)
+        assert job["env"] == deployment["work_pool"]["job_variables"]["env"], name
         assert job["image"] in built, f"{name}: image {job['image']} is built by no service"
         assert job.get("image_pull_policy") == "Never", f"{name}: a local image cannot be pulled"
         for network in job.get("networks", []):

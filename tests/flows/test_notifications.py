@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,24 +11,10 @@ import pytest
 
 @pytest.fixture()
 def receiver():
-    """A loopback HTTP server that keeps every JSON body posted to it."""
-    received: list[dict] = []
+    from fsclap.testing.webhook import webhook_receiver
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
-            length = int(self.headers.get("Content-Length", 0))
-            received.append(json.loads(self.rfile.read(length) or b"{}"))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
+    with webhook_receiver() as (url, received):
+        yield url, received
 
 
 def test_the_webhook_block_posts_subject_and_body(receiver):

@@ -22,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fsclap.testing.webhook import webhook_receiver
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 FSCLAP = str(Path(sys.executable).with_name("fsclap"))
@@ -139,6 +141,8 @@ def test_deploy_and_run_every_flow_through_a_local_server(
         "PREFECT_LOGGING_LEVEL": "INFO",
     }
     stack = Stack(env, tmp_path)
+    webhook = webhook_receiver()  # the notifications of the second setup go here
+    hook_url, posted = webhook.__enter__()
     data_root = tmp_path / "data"
     sources = sources_file(tmp_path / "sources.yaml", episode_urls(served)[:2])
     timings = {}
@@ -261,10 +265,22 @@ def test_deploy_and_run_every_flow_through_a_local_server(
         nightly_root = tmp_path / "nightly"
         local = sources_file(tmp_path / "local.yaml", episode_urls(None)[:1])
         setup = fsclap(
-            env, "prefect", "setup", "--data-root", str(nightly_root), "--sources", str(local)
-        )
+            env, "prefect", "setup", "--data-root", str(nightly_root), "--sources", str(local),
+            "--notify-url", hook_url,
+        )  # fmt: skip
         assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
         assert "(process, exists)" in setup.stdout and "warning:" not in setup.stdout
+        assert "'fsclap: recover after a crashed run' (exists)" in setup.stdout
+        assert "'fsclap: notify on new datasets' (created)" in setup.stdout
+        # (read through the API: `prefect deployment inspect -o json` of a deployment that an
+        # automation runs fails in Prefect 3.9 — its JSON dump meets the trigger's timedelta)
+        recovery = subprocess.run(
+            [sys.executable, "-c", "from prefect import get_client\n"
+             "with get_client(sync_client=True) as c:\n"
+             "    print(c.read_deployment_by_name('recover-crashed-runs/recovery').parameters)"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert recovery.returncode == 0 and recovery.stdout.strip() == "{}", recovery.stderr[-2000:]
         nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
         assert nightly["schedules"][0]["active"] is True
         assert nightly["parameters"]["data_root"] == str(nightly_root)
@@ -273,8 +289,14 @@ def test_deploy_and_run_every_flow_through_a_local_server(
         assert refreshed.returncode == 0 and "Completed" in refreshed.stdout, (
             f"{refreshed.stdout[-3000:]}\ncpu worker:\n{stack.log('cpu-worker')}"
         )
+        # the refresh published a dataset: the notification automation posted it to the webhook
+        deadline = time.monotonic() + 60
+        while not any("published" in p.get("subject", "") for p in posted):
+            assert time.monotonic() < deadline, f"no dataset notification: {posted}"
+            time.sleep(1)
     finally:
         stack.stop()
+        webhook.__exit__(None, None, None)
     assert all(proc.poll() is not None for _, proc in stack.procs)
     print("\n".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
     refreshed = pd.read_parquet(nightly_root / "manifests" / "episodes.parquet")

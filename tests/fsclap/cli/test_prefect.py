@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from flows.deploy import (
+    DATA_ROOT_ENTRYPOINTS,
     PROJECT_ROOT,
     deployment_document,
     install_sources,
@@ -80,9 +81,13 @@ def test_no_api_url_configured(tmp_path, monkeypatch):
             run_setup(tmp_path)
 
 
-def test_every_deployment_gets_the_data_root(tmp_path):
+def test_every_deployment_whose_flow_takes_one_gets_the_data_root(tmp_path):
     doc = deployment_document(SPEC, tmp_path, sources_ready=True)
-    assert {d["parameters"]["data_root"] for d in doc["deployments"]} == {str(tmp_path)}
+    takes = [d for d in doc["deployments"] if d["entrypoint"] in DATA_ROOT_ENTRYPOINTS]
+    assert {d["parameters"]["data_root"] for d in takes} == {str(tmp_path)} and len(takes) == 5
+    recovery = [d for d in doc["deployments"] if d not in takes]
+    assert [d["name"] for d in recovery] == ["recovery"]  # its flow takes no data root
+    assert "data_root" not in recovery[0]["parameters"]
     assert "data_root" not in (SPEC["deployments"][0]["parameters"] or {})  # a copy
 
 
@@ -123,3 +128,23 @@ def test_sources_inside_the_data_root_stay_relative(tmp_path):
     install_sources(given, False, data_root)
     written = yaml.safe_load((data_root / "sources.yaml").read_text())
     assert written["dramas"][0]["urls"] == ["media/ep1.mp4"]
+
+
+def test_notification_options_are_checked_before_any_change(tmp_path):
+    with pytest.raises(FsclapError, match="not both"):
+        run_setup(tmp_path, notify_url="http://x/hook", notify_block="slack-webhook/team")
+    with pytest.raises(FsclapError, match="http"):
+        run_setup(tmp_path, notify_url="ftp://x/hook")
+
+
+def test_docker_pools_get_the_docker_job_variables_and_process_pools_only_env(tmp_path):
+    process = deployment_document(SPEC, tmp_path, True, {"cpu": "process", "gpu": "process"})
+    docker = deployment_document(SPEC, tmp_path, True, {"cpu": "process", "gpu": "docker"})
+    for plain, placed in zip(process["deployments"], docker["deployments"]):
+        job = placed["work_pool"]["job_variables"]
+        assert set(plain["work_pool"]["job_variables"]) == {"env"}
+        if placed["work_pool"]["name"] == "gpu":
+            assert job["image"] == "fsclap-gpu:latest" and "container_create_kwargs" in job
+            assert job["env"] == plain["work_pool"]["job_variables"]["env"]
+        else:
+            assert set(job) == {"env"}
