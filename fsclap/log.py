@@ -67,15 +67,46 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+#: Without a bar (a worker, CI, a pipe), a long loop logs a progress line this often, and one line
+#: when it ends if it ran at least this long: a Prefect run's log (the UI, ``--watch``) shows it.
+PROGRESS_LOG_EVERY_S = 30.0
+
+
 def progress(
     iterable: Iterable[T], desc: str = "", total: int | None = None, unit: str = "it"
 ) -> Iterator[T]:
-    """A tqdm bar for long loops; disabled in CI and when stderr is not a terminal."""
-    return iter(
-        tqdm(
-            iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(), leave=False
-        )
-    )
+    """A tqdm bar for long loops in a terminal; elsewhere (CI, workers, pipes) progress lines on the
+    ``fsclap.progress`` logger every :data:`PROGRESS_LOG_EVERY_S` seconds."""
+    if progress_enabled():
+        return iter(tqdm(iterable, desc=desc, total=total, unit=unit, leave=False))
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    return _logged_progress(iterable, desc, total, unit)
+
+
+def _logged_progress(
+    iterable: Iterable[T], desc: str, total: int | None, unit: str, clock=time.monotonic
+) -> Iterator[T]:
+    logger = logging.getLogger("fsclap.progress")
+    start = last = clock()
+    done = 0
+
+    def line(now: float) -> str:
+        of = f"/{total}" if total else ""
+        rate = done / (now - start) if now > start else float("nan")
+        units = unit + ("es" if unit.endswith(("ch", "s")) else "s")
+        return f"{desc or 'progress'}: {done}{of} {units} in {now - start:.0f} s ({rate:.2f}/s)"
+
+    for item in iterable:
+        yield item
+        done += 1
+        now = clock()
+        if now - last >= PROGRESS_LOG_EVERY_S:
+            logger.info(line(now))
+            last = now
+    now = clock()
+    if now - start >= PROGRESS_LOG_EVERY_S and last != now:
+        logger.info(line(now) + ", done")
 
 
 @contextmanager

@@ -575,11 +575,11 @@ def generate_dramas(
     start = time.perf_counter()
     jobs = [(d, e, seed, duration_s, str(out_dir)) for d in plans for e in range(episodes)]
     if workers <= 1:
-        rows = [_build(j) for j in progress(jobs, desc="episodes", total=len(jobs), unit="ep")]
+        rows = [_build(j) for j in progress(jobs, desc="episodes", total=len(jobs), unit="episode")]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             rows = list(
-                progress(pool.map(_build, jobs), desc="episodes", total=len(jobs), unit="ep")
+                progress(pool.map(_build, jobs), desc="episodes", total=len(jobs), unit="episode")
             )
     failed = [r for r in rows if r.get("failed")]
     done = [r for r in rows if not r.get("failed")]
