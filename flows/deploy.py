@@ -34,8 +34,18 @@ from pathlib import Path
 
 import yaml
 
+from flows.automations import (
+    RECOVERY_AUTOMATION,
+    ZOMBIE_AUTOMATION,
+    ensure_recovery_automation,
+    ensure_zombie_automation,
+)
+from flows.notifications import NOTIFY_BLOCK, ensure_notification_automations, save_webhook_block
 from fsclap.errors import FsclapError
+from fsclap.io import write_text
 from fsclap.layout import DataRoot
+from pipeline.sources import is_local, load_sources, local_path
+from pipeline.synth import generate_dramas
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Work pools the deployments of prefect.yaml name (process type: a worker runs each flow run as a
@@ -174,7 +184,6 @@ def flow_name(entrypoint: str) -> str:
 def rebased_sources(source: Path, dest_dir: Path) -> str:
     """``source`` (a validated sources file, YAML or CSV) as YAML to be written into ``dest_dir``:
     local paths inside ``dest_dir`` relative to it, other local paths absolute, URLs as they are."""
-    from pipeline.sources import is_local, load_sources, local_path
 
     loaded = load_sources(source)
     root = dest_dir.resolve()
@@ -204,8 +213,6 @@ def install_sources(source: Path | None, demo: bool, data_root: Path, workers: i
     what the summary says about it."""
     target = DataRoot(data_root).sources_file
     if demo:
-        from pipeline.synth import generate_dramas
-
         generated = generate_dramas(
             data_root / DEMO_FOLDER,
             dramas=DEMO_DRAMAS,
@@ -219,7 +226,6 @@ def install_sources(source: Path | None, demo: bool, data_root: Path, workers: i
     text = rebased_sources(source, data_root)  # validates first: nothing is written for a bad file
     if target.is_file():
         return f"exists (kept; not replaced by {source})"
-    from fsclap.io import write_text
 
     write_text(target, text)
     return f"written from {source}"
@@ -327,18 +333,6 @@ def deployed(client, doc: dict) -> list[dict]:
 def ensure_automations(notify_url: str | None, notify_block: str | None) -> list[str]:
     """The crash and recovery automations (flows/automations.py) and, with a webhook URL or a
     saved notification block, the notification automations (flows/notifications.py)."""
-    from flows.automations import (
-        RECOVERY_AUTOMATION,
-        ZOMBIE_AUTOMATION,
-        ensure_recovery_automation,
-        ensure_zombie_automation,
-    )
-    from flows.notifications import (
-        NOTIFY_BLOCK,
-        ensure_notification_automations,
-        save_webhook_block,
-    )
-
     made = [
         (ZOMBIE_AUTOMATION, ensure_zombie_automation()[1]),
         (RECOVERY_AUTOMATION, ensure_recovery_automation()[1]),
