@@ -32,12 +32,18 @@ PREFECT_DEFAULTS = {
 }
 
 
+def apply_prefect_defaults() -> None:
+    """:data:`PREFECT_DEFAULTS` into the environment where it does not set them (``flows`` does this
+    on import, before any flow module imports Prefect)."""
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
 def prepare_local_prefect(verbose: bool = False) -> None:
     """Prefect settings for running a flow inside a command: quiet unless ``verbose`` (the command
     prints its own summary and the library logs failures itself; Prefect would add a traceback
-    per failed episode)."""
-    for key, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    per failed episode). Prefect may be imported already: its loggers are then set directly."""
+    apply_prefect_defaults()
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     if "prefect" in sys.modules and not verbose:

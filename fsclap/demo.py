@@ -3,10 +3,9 @@
 generate short dramas -> serve them on loopback HTTP -> the ``build-corpus`` flow (acquire, extract,
 separate, diarize, consistency, caption, publish) -> the ``train-fsclap`` flow on the published
 dataset -> the ``evaluate-fsclap`` flow on its test split (leak-free) -> index every clip -> example
-searches. The flows run in this process (Prefect's ephemeral mode). Each step prints what it did
-and its time. Re-running resumes: finished work is reused. The ``flows.*`` modules that import
-Prefect are imported inside the steps: Prefect reads its settings at import, so after
-:func:`~flows.runtime.prepare_local_prefect`.
+searches. The flows run in this process (Prefect's ephemeral mode, quiet:
+:func:`~flows.runtime.prepare_local_prefect`). Each step prints what it did and its time.
+Re-running resumes: finished work is reused.
 """
 
 from __future__ import annotations
@@ -18,8 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.build_corpus import build_corpus
+from flows.evaluate import evaluate_fsclap
 from flows.params import settings_overrides
 from flows.runtime import prepare_local_prefect
+from flows.train import train_fsclap
 from fsclap.config import Settings, load_settings
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
@@ -130,7 +132,6 @@ def run_demo(settings: Settings, out: Path, seed: int = 0) -> None:
 
 
 def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
-    from flows.build_corpus import build_corpus  # imports Prefect (see the module docstring)
 
     summary = build_corpus(sources=sources, overrides=settings_overrides(settings))
     try:
@@ -151,7 +152,6 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
 
 
 def _train(settings: Settings, out: Path, state: dict) -> str:
-    from flows.train import train_fsclap  # imports Prefect (see the module docstring)
 
     state["run"] = out / "runs" / f"fsclap-{state['version']}"  # one run per dataset version
     result = train_fsclap(
@@ -170,7 +170,6 @@ def _train(settings: Settings, out: Path, state: dict) -> str:
 
 
 def _evaluate(settings: Settings, out: Path, state: dict) -> str:
-    from flows.evaluate import evaluate_fsclap  # imports Prefect (see the module docstring)
 
     result = evaluate_fsclap(
         checkpoint=state["run"],

@@ -95,14 +95,7 @@ def test_the_rule_catches_upward_and_sideways_imports():
 
 # First-party imports inside functions, each with its reason; everything else imports at module
 # level so the import graph is what the file's head says. The test fails when one disappears.
-LAZY_ALLOWED = {
-    # these flow modules import Prefect, which reads its settings once, at import: the CLI and
-    # the demo import them only after flows.runtime.prepare_local_prefect has set those settings
-    ("fsclap.cli.corpus", "flows.build_corpus"),
-    ("fsclap.demo", "flows.build_corpus"),
-    ("fsclap.demo", "flows.train"),
-    ("fsclap.demo", "flows.evaluate"),
-}
+LAZY_ALLOWED: set[tuple[str, str]] = set()  # none left: keep it that way
 
 
 def imports_inside_functions() -> set[tuple[str, str]]:

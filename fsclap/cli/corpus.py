@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from flows.build_corpus import build_corpus
 from flows.params import BuildCorpusParams, validated
 from flows.runtime import prepare_local_prefect
 from fsclap.cli.common import ProfileOpt, command_settings, finish, global_options
@@ -65,9 +66,6 @@ def corpus_build(
     )
     validated(BuildCorpusParams, arguments)  # what the flow checks first, before Prefect starts
     prepare_local_prefect(verbose=logging.getLogger("fsclap").getEffectiveLevel() <= logging.DEBUG)
-    # imports Prefect, which reads its settings once, at import: after prepare_local_prefect
-    from flows.build_corpus import build_corpus
-
     summary = build_corpus(**arguments)
     typer.echo(summary.render())
     finish(summary.failures, str(DataRoot(summary.data_root).failures_table))

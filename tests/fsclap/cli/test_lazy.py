@@ -3,6 +3,7 @@ imports its own module only, and the help lines the root lists are the commands'
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 
@@ -65,19 +66,29 @@ def test_a_command_imports_its_own_module_only():
     assert not any(m.split(".")[0] in ("model", "flows", "torch") for m in loaded)
 
 
-def test_no_command_module_imports_prefect():
-    """Prefect reads its settings once, at import; `corpus build` and the demo set them first
-    (flows.runtime.prepare_local_prefect), so only the command body may import a Prefect flow."""
+def test_command_modules_import_prefect_with_fsclaps_defaults():
+    """Prefect reads its settings once, at import. The command modules that run a flow here
+    (corpus build, the demo) import it through ``flows``, whose import sets fsclap's defaults
+    first (no analytics, the library's loggers in the run logs, an ephemeral local server)."""
     check = (
         "import importlib, json, sys\n"
         "for m in json.loads(sys.argv[1]): importlib.import_module(m)\n"
-        "print('prefect' in sys.modules)"
+        "from prefect.settings import get_current_settings\n"
+        "s = get_current_settings()\n"
+        "print(json.dumps(['prefect' in sys.modules, s.server.analytics_enabled,\n"
+        "                  s.logging.extra_loggers, s.server.ephemeral.enabled]))"
     )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     proc = subprocess.run(
-        [sys.executable, "-c", check, json.dumps(COMMAND_MODULES)], capture_output=True, text=True
+        [sys.executable, "-c", check, json.dumps(COMMAND_MODULES)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "False"
+    imported, analytics, extra_loggers, ephemeral = json.loads(proc.stdout)
+    assert imported and analytics is False and ephemeral is True
+    assert "fsclap" in str(extra_loggers)
 
 
 def test_unknown_command_suggests_a_lazy_one(capsys):
