@@ -55,7 +55,7 @@ class ModelHubs(BaseModel):
 
 
 class Orchestration(BaseModel):
-    """How the Prefect flows (``flows/``) run their per-episode tasks."""
+    """How the Prefect flows (``flows/``) and ``fsclap corpus build`` run their per-episode work."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +71,17 @@ class Orchestration(BaseModel):
         True,
         description="Persist each stage task's result under <data_root>/.prefect-results "
         "(keyed by the stage's resume key) so finished work the journal missed is reused.",
+    )
+    streaming: bool = Field(
+        False,
+        description="In-process builds (pipeline.runner.run_build): stream episodes through the "
+        "stages (each moves to its next stage as soon as it finished one; all stages run at once) "
+        "instead of stage by stage. The Prefect flow runs stage by stage.",
+    )
+    stream_queue: int = Field(
+        4,
+        ge=0,
+        description="Streaming: episodes that may wait at a stage beyond its workers (backpressure).",
     )
 
 

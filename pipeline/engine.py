@@ -25,15 +25,19 @@ What :meth:`CorpusBuild.run` does, under the data root's :class:`~pipeline.table
    acquire, give byte-identical media to one episode (:func:`mark_duplicate_content`);
 5. **summarise** (:class:`BuildSummary`).
 
-:meth:`CorpusBuild.next_stage` answers the same question per episode (which stage it needs next),
-the unit a streaming executor schedules.
+:meth:`CorpusBuild.next_stage` answers the same question per episode (which stage it needs next).
+:meth:`CorpusBuild.run_streaming` runs the same plan per episode (:class:`Stream`): every stage at
+once, an episode handed to its next stage as soon as its outcome is journalled, with the same
+decisions, journal, finish steps and summary (a :class:`StreamingExecutor` runs the episodes).
 """
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +46,8 @@ from fsclap.config import Settings
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger
 from pipeline.acquire import Acquire, AcquireConfig, DuplicateContent, YtdlpClient
+from pipeline.consistency import Consistency
+from pipeline.publish import Publish
 from pipeline.sources import Discovery, Sources
 from pipeline.stage import Stage
 from pipeline.tables import CorpusTables, Episode, Failure, RunLock
@@ -92,6 +98,45 @@ class Executor(Protocol):
     def run_stage(self, stage: Stage, episodes: list[Episode]) -> Iterable[Outcome]: ...
 
     def finish(self, stage: Stage) -> Any: ...
+
+
+class StreamingExecutor(Protocol):
+    """Runs what the engine plans one episode at a time (:meth:`CorpusBuild.run_streaming`):
+    ``submit`` starts ``stage`` on one episode and returns a future of its :class:`Outcome`.
+    A future that raises instead (a model that cannot load, a kill) stops the build. It never
+    writes the tables; ``close`` stops its workers (also when the build stops early)."""
+
+    def discover(self, sources: Sources, lister: Callable) -> Discovery: ...
+
+    def submit(self, stage: Stage, episode: Episode) -> Future[Outcome]: ...
+
+    def finish(self, stage: Stage) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def stage_workers(stage: Stage) -> int:
+    """Episodes a stage works on at once when streaming: ``stages.<name>.workers``, but one for a
+    stage that loads models (GPU/ML: one loaded model, fed one episode after another)."""
+    if stage.models():
+        return 1
+    return max(int(getattr(stage.config, "workers", 1)), 1)
+
+
+def is_drama_wide(stage: Stage) -> bool:
+    """A stage whose per-episode input is its whole drama's output of the stage before (consistency
+    links speakers over every episode's diarization): streaming starts it on a drama once every
+    episode of that drama has passed the earlier stages. A stage may say so with ``drama_wide``."""
+    flag = getattr(stage, "drama_wide", None)
+    return bool(flag) if flag is not None else isinstance(stage, Consistency)
+
+
+def is_corpus_wide(stage: Stage) -> bool:
+    """A stage whose per-episode input is an earlier stage's corpus-wide finish (publish reads the
+    clip manifest caption's finish writes): streaming starts it once every episode has passed the
+    earlier stages and their finish steps ran. A stage may say so with ``corpus_wide``."""
+    flag = getattr(stage, "corpus_wide", None)
+    return bool(flag) if flag is not None else isinstance(stage, Publish)
 
 
 # --- summaries --------------------------------------------------------------------------------
@@ -250,19 +295,26 @@ class CorpusBuild:
         summary.counts["failed"] += 1
         summary.errors[outcome.error] += 1
 
+    def discover(
+        self, executor: Executor | StreamingExecutor, tables: CorpusTables, summary: BuildSummary
+    ) -> tuple[list[str], Discovery]:
+        discovery = executor.discover(self.sources, self.lister())
+        ids = record_discovery(tables, discovery)
+        summary.dramas, summary.episodes = len(discovery.dramas), len(ids)
+        summary.skipped_dramas = list(discovery.skipped_dramas)
+        log.info(
+            "discovered %d episodes of %d dramas (%d skipped)",
+            len(ids),
+            len(discovery.dramas),
+            len(discovery.skipped_dramas),
+        )
+        return ids, discovery
+
     def run(self, executor: Executor) -> BuildSummary:
+        """Stage by stage: every episode through one stage (and its finish) before the next."""
         summary = BuildSummary(data_root=self.data_root)
         with RunLock(self.data_root), CorpusTables(self.data_root) as tables:
-            discovery = executor.discover(self.sources, self.lister())
-            ids = record_discovery(tables, discovery)
-            summary.dramas, summary.episodes = len(discovery.dramas), len(ids)
-            summary.skipped_dramas = list(discovery.skipped_dramas)
-            log.info(
-                "discovered %d episodes of %d dramas (%d skipped)",
-                len(ids),
-                len(discovery.dramas),
-                len(discovery.skipped_dramas),
-            )
+            ids, _ = self.discover(executor, tables, summary)
             for stage in self.stages:
                 todo, stage_summary = self.plan_stage(stage, ids, tables)
                 if todo:
@@ -278,13 +330,261 @@ class CorpusBuild:
                 if isinstance(stage, Acquire):
                     mark_duplicate_content(tables, ids, stage)
             summary.count_finished(tables, ids, self.stages)
+        self.log_finished(summary)
+        return summary
+
+    def run_streaming(self, executor: StreamingExecutor, queue: int = 4) -> BuildSummary:
+        """Streaming: an episode goes to its next stage as soon as its outcome is journalled.
+
+        The same plan as :meth:`run` (decide, journal, finish, summary), scheduled per episode
+        (see :class:`Stream`); at most ``workers + queue`` episodes wait or run at a stage."""
+        summary = BuildSummary(data_root=self.data_root)
+        with RunLock(self.data_root), CorpusTables(self.data_root) as tables:
+            ids, _ = self.discover(executor, tables, summary)
+            try:
+                Stream(self, executor, tables, ids, summary, queue).run()
+            finally:
+                executor.close()
+            summary.count_finished(tables, ids, self.stages)
+        self.log_finished(summary)
+        return summary
+
+    @staticmethod
+    def log_finished(summary: BuildSummary) -> None:
         log.info(
             "corpus build finished: %d/%d episodes through all stages, %d failures",
             summary.finished,
             summary.episodes,
             summary.failures,
         )
-        return summary
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+class Stream:
+    """One streaming pass of a :class:`CorpusBuild` (the engine's thread does all planning and
+    journalling; the executor only runs episodes).
+
+    Every episode walks the stages in order: at each stage it is decided (:func:`decide`) when it
+    arrives there; ``done``, ``known_failed`` and ``blocked`` are counted and it walks on, ``run``
+    hands it to the stage, and its journalled outcome sends it on to the next stage at once. So the
+    decisions, the journal and the summary are those of the stage-by-stage :meth:`CorpusBuild.run`;
+    what differs is only when each episode's turn comes. Three gates keep the results identical:
+
+    * after **acquire**, an episode waits until every episode before it in sources order has passed
+      acquire, and byte-identical media is resolved (:func:`mark_duplicate_content`, the same
+      owner rule) before it goes on;
+    * a **drama-wide** stage (consistency) takes a drama once every episode of the drama has passed
+      the stages before it (its input is the whole drama's diarization);
+    * a **corpus-wide** stage (publish) starts once every episode has passed the stages before it
+      and their finish steps ran (it reads the clip manifest).
+
+    A stage's finish step (and acquire's duplicate check) runs once every episode has passed the
+    stage, in stage order, after flushing the tables, as in :meth:`CorpusBuild.run`.
+
+    Backpressure: at most ``capacity = workers + queue`` episodes are handed to a stage and not
+    back yet, and a stage takes a new episode only while what it holds fits into the next stage's
+    capacity; episodes enter the build (sources order) only while no routed episode waits for room.
+    """
+
+    def __init__(
+        self,
+        build: CorpusBuild,
+        executor: StreamingExecutor,
+        tables: CorpusTables,
+        ids: list[str],
+        summary: BuildSummary,
+        queue: int,
+    ):
+        self.build, self.executor, self.tables, self.ids = build, executor, tables, ids
+        self.summary = summary
+        self.stages = build.stages
+        n = self.n = len(self.stages)
+        self.summaries = [StageSummary(s.name, s.describe()) for s in self.stages]
+        self.capacity = [stage_workers(s) + max(queue, 0) for s in self.stages]
+        self.drama_wide = [is_drama_wide(s) for s in self.stages]
+        self.corpus_wide = [is_corpus_wide(s) for s in self.stages]
+        self.index = {episode_id: i for i, episode_id in enumerate(ids)}
+        self.drama = {episode_id: tables.episodes[episode_id].drama_id for episode_id in ids}
+        # where each episode is: the index of the stage it has not passed yet (n: through)
+        self.pos = dict.fromkeys(ids, 0)
+        self.at = [0] * (n + 1)
+        self.at[0] = len(ids)
+        self.drama_at: dict[str, list[int]] = defaultdict(lambda: [0] * (n + 1))
+        for episode_id in ids:
+            self.drama_at[self.drama[episode_id]][0] += 1
+        self.backlog = deque(ids)
+        self.entry: list[deque[str]] = [deque() for _ in self.stages]  # waiting for room
+        self.held: list[dict[tuple, list[str]]] = [{} for _ in self.stages]  # at a gate
+        self.inflight = [0] * n
+        self.futures: dict[Future, tuple[int, Episode]] = {}
+        self.passed = [False] * n  # every episode past the stage, its finish step done
+        self.started: list[float | None] = [None] * n
+        self.ended: list[float | None] = [None] * n
+        self.acquire = next((i for i, s in enumerate(self.stages) if isinstance(s, Acquire)), None)
+        self.prefix = 0  # ids[:prefix] have all passed acquire
+        self.prefix_held: list[tuple[int, str]] = []  # heap, by sources order
+        self.shas = Counter(e.media_sha256 for e in tables.episodes.values() if e.media_sha256)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            self.pump()
+            if not self.futures:
+                break
+            done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: self.index[self.futures[f][1].episode_id]):
+                k, episode = self.futures.pop(future)
+                outcome = future.result()  # an exception here stops the build, as in run()
+                self.inflight[k] -= 1
+                self.ended[k] = time.perf_counter()
+                self.record(k, outcome)
+                self.route(episode.episode_id, k + 1)
+        left = len(self.backlog) + sum(map(len, self.entry)) + len(self.prefix_held)
+        left += sum(len(v) for held in self.held for v in held.values())
+        if left or not all(self.passed):
+            raise RuntimeError(f"streaming build stalled with {left} episode(s) waiting")
+        for k, stage_summary in enumerate(self.summaries):
+            if self.started[k] is not None:
+                stage_summary.seconds = (self.ended[k] or self.started[k]) - self.started[k]
+        self.summary.stages.extend(self.summaries)
+
+    def pump(self) -> None:
+        """Move everything that can move: new episodes in, gates open, work handed out, finishes."""
+        moved = True
+        while moved:
+            moved = False
+            while self.backlog and not any(self.entry):
+                self.route(self.backlog.popleft(), 0)
+                moved = True
+            moved |= self.release()
+            for k in range(self.n):
+                while self.entry[k] and self.has_room(k):
+                    self.submit(k, self.entry[k].popleft())
+                    moved = True
+            moved |= self.finish_passed()
+
+    def has_room(self, k: int) -> bool:
+        if self.inflight[k] >= self.capacity[k]:
+            return False
+        if k + 1 < self.n:  # what this stage holds must fit into the next one
+            waiting = self.inflight[k] + self.inflight[k + 1] + len(self.entry[k + 1])
+            return waiting < self.capacity[k + 1]
+        return True
+
+    def submit(self, k: int, episode_id: str) -> None:
+        episode = self.tables.episodes[episode_id]
+        future = self.executor.submit(self.stages[k], episode)
+        self.futures[future] = (k, episode)
+        self.inflight[k] += 1
+        if self.started[k] is None:
+            self.started[k] = time.perf_counter()
+
+    def record(self, k: int, outcome: Outcome) -> None:
+        episode_id = outcome.episode.episode_id
+        before = self.tables.episodes[episode_id].media_sha256
+        self.build.record(self.tables, self.stages[k], outcome, self.summaries[k])
+        after = self.tables.episodes[episode_id].media_sha256
+        if before != after:
+            if before:
+                self.shas[before] -= 1
+            if after:
+                self.shas[after] += 1
+
+    # --- walking the stages -------------------------------------------------------------------
+
+    def move(self, episode_id: str, k: int) -> None:
+        old = self.pos[episode_id]
+        if old != k:
+            counts = self.drama_at[self.drama[episode_id]]
+            self.at[old] -= 1
+            counts[old] -= 1
+            self.at[k] += 1
+            counts[k] += 1
+            self.pos[episode_id] = k
+
+    def route(self, episode_id: str, k: int) -> None:
+        """Walk ``episode_id`` on from stage ``k`` to where it must run, wait, or the end."""
+        while k < self.n:
+            self.move(episode_id, k)
+            gate = self.gate(k, episode_id)
+            if gate == ("prefix",):
+                heapq.heappush(self.prefix_held, (self.index[episode_id], episode_id))
+                return
+            if gate is not None:
+                self.held[k].setdefault(gate, []).append(episode_id)
+                return
+            if self.acquire is not None and k == self.acquire + 1:
+                self.check_duplicates(episode_id)
+            stage = self.stages[k]
+            episode = self.tables.episodes[episode_id]
+            decision = self.build.decide(stage, episode)
+            if decision == "run":
+                self.entry[k].append(episode_id)
+                return
+            self.summaries[k].counts[decision] += 1
+            if decision == "done":
+                advance_status(self.tables, stage, episode, self.stages)
+            k += 1
+        self.move(episode_id, self.n)
+
+    def gate(self, k: int, episode_id: str) -> tuple | None:
+        """Why ``episode_id`` cannot be decided at stage ``k`` yet (None: it can)."""
+        if self.acquire is not None and k == self.acquire + 1:
+            while self.prefix < len(self.ids) and self.pos[self.ids[self.prefix]] > self.acquire:
+                self.prefix += 1
+            if self.index[episode_id] >= self.prefix:
+                return ("prefix",)
+        if self.corpus_wide[k] and (sum(self.at[:k]) or not all(self.passed[:k])):
+            return ("corpus",)
+        drama = self.drama[episode_id]
+        if self.drama_wide[k] and sum(self.drama_at[drama][:k]):
+            return ("drama", drama)
+        return None
+
+    def release(self) -> bool:
+        moved = False
+        if self.prefix_held:
+            k = self.acquire + 1
+            self.gate(k, self.prefix_held[0][1])  # advances the prefix
+            while self.prefix_held and self.prefix_held[0][0] < self.prefix:
+                _, episode_id = heapq.heappop(self.prefix_held)
+                self.route(episode_id, k)
+                moved = True
+        for k, held in enumerate(self.held):
+            for gate in list(held):
+                if self.gate(k, held[gate][0]) is None:
+                    for episode_id in held.pop(gate):
+                        self.route(episode_id, k)
+                    moved = True
+        return moved
+
+    def check_duplicates(self, episode_id: str) -> None:
+        """Resolve byte-identical media before an acquired episode goes on (only when its content
+        is not unique or it was marked before: the check reads the whole table)."""
+        episode = self.tables.episodes[episode_id]
+        marked = episode.status == "failed" and episode.error == DuplicateContent.__name__
+        if marked or (episode.media_sha256 and self.shas[episode.media_sha256] > 1):
+            mark_duplicate_content(self.tables, self.ids, self.stages[self.acquire])
+
+    def finish_passed(self) -> bool:
+        """Run, in stage order, the steps of every stage all episodes have passed."""
+        moved = False
+        for k, stage in enumerate(self.stages):
+            if self.passed[k]:
+                continue
+            if sum(self.at[: k + 1]) or self.inflight[k]:
+                break
+            log.info("%s", self.summaries[k].line())
+            if stage.has_finish:
+                self.tables.flush(force=True)  # the corpus-wide step reads what the tables hold
+                self.summary.finished_steps[stage.name] = self.executor.finish(stage)
+            if isinstance(stage, Acquire):
+                mark_duplicate_content(self.tables, self.ids, stage)
+            self.passed[k] = moved = True
+        return moved
 
 
 # --- the steps, one function each -------------------------------------------------------------
@@ -350,7 +650,7 @@ def decide(stage: Stage, episode: Episode, order: dict[str, int], retry_failed: 
         if retry_failed or episode.retryable or episode.failed_key != key:
             return "run"
         return "known_failed"
-    return "done" if stage.is_done(episode) else "run"
+    return "done" if stage.is_done(episode, key) else "run"
 
 
 def advance_status(

@@ -3,7 +3,9 @@
 Stages run in the order of :data:`PIPELINE` (one entry per stage: its name and a factory that
 builds it from the settings); a later stage is added by appending its entry. What runs when is
 planned by :class:`pipeline.engine.CorpusBuild`; :class:`ThreadExecutor` runs each stage's
-episodes on a thread pool of ``stages.<name>.workers`` in this process (the Prefect flow,
+episodes on a thread pool of ``stages.<name>.workers`` in this process, stage by stage or, with
+``orchestration.streaming``, all stages at once, each episode moving on as soon as it finished a
+stage (:meth:`pipeline.engine.CorpusBuild.run_streaming`; the Prefect flow,
 :mod:`flows.build_corpus`, is the other executor of the same plan). A stage's resources and the
 models it loads are checked before any stage runs (:func:`preflight`) and loaded once before its
 first episode.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from pipeline.acquire import Acquire
 from pipeline.caption import caption_stage
 from pipeline.consistency import Consistency
 from pipeline.diarize.stage import Diarize
-from pipeline.engine import BuildSummary, CorpusBuild, Outcome
+from pipeline.engine import BuildSummary, CorpusBuild, Outcome, stage_workers
 from pipeline.extract import Extract
 from pipeline.publish import publish_stage
 from pipeline.separate import INPUT_FORMATS, Separate
@@ -130,7 +132,11 @@ def build_stages(settings: Settings, only: list[str] | None = None) -> list[Stag
 
 class ThreadExecutor:
     """Runs each stage's episodes on a thread pool of ``stages.<name>.workers`` in this process
-    (the stages share their loaded models across threads)."""
+    (the stages share their loaded models across threads): a stage at a time
+    (:meth:`run_stage`), or streaming (:meth:`submit`: one pool per stage, all stages at once)."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, ThreadPoolExecutor] = {}
 
     def discover(self, sources: Sources, lister) -> Discovery:
         return discover(sources, lister=lister)
@@ -140,30 +146,46 @@ class ThreadExecutor:
         workers = max(int(getattr(stage.config, "workers", 1)), 1)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fsclap-{stage.name}")
         try:
-            futures = {pool.submit(stage.run, episode): episode for episode in episodes}
+            futures = {pool.submit(attempt, stage, episode) for episode in episodes}
             for future in progress(
                 as_completed(futures), desc=stage.name, total=len(futures), unit="episode"
             ):
-                episode = futures[future]
-                try:
-                    result = future.result()
-                except StageError as exc:
-                    yield Outcome(episode, None, exc.error_type, str(exc), exc.retryable)
-                except Exception as exc:  # noqa: BLE001 - a bug or an unexpected library error fails one episode
-                    log.debug(
-                        "%s failed on %s:\n%s",
-                        stage.name,
-                        episode.episode_id,
-                        traceback.format_exc(),
-                    )
-                    yield Outcome(episode, None, type(exc).__name__, str(exc) or repr(exc), True)
-                else:
-                    yield Outcome(episode, result)
+                yield future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def submit(self, stage: Stage, episode: Episode) -> Future[Outcome]:
+        pool = self.pools.get(stage.name)
+        if pool is None:
+            pool = self.pools[stage.name] = ThreadPoolExecutor(
+                max_workers=stage_workers(stage), thread_name_prefix=f"fsclap-{stage.name}"
+            )
+        return pool.submit(setup_and_attempt, stage, episode)
+
     def finish(self, stage: Stage) -> Any:
         return stage.finish()
+
+    def close(self) -> None:
+        pools, self.pools = self.pools, {}
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def attempt(stage: Stage, episode: Episode) -> Outcome:
+    """Run ``stage`` on ``episode``: the updated episode, or why it failed (never raises for an
+    episode's own failure)."""
+    try:
+        return Outcome(episode, stage.run(episode))
+    except StageError as exc:
+        return Outcome(episode, None, exc.error_type, str(exc), exc.retryable)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unexpected library error fails one episode
+        log.debug("%s failed on %s:\n%s", stage.name, episode.episode_id, traceback.format_exc())
+        return Outcome(episode, None, type(exc).__name__, str(exc) or repr(exc), True)
+
+
+def setup_and_attempt(stage: Stage, episode: Episode) -> Outcome:
+    stage.ensure_setup()  # outside attempt(): a model that cannot load stops the build
+    return attempt(stage, episode)
 
 
 def run_build(
@@ -180,6 +202,8 @@ def run_build(
     stages = stages if stages is not None else build_stages(settings, only)
     preflight(settings, stages)
     build = CorpusBuild(settings, sources, stages, retry_failed=retry_failed)
+    if settings.orchestration.streaming:
+        return build.run_streaming(ThreadExecutor(), queue=settings.orchestration.stream_queue)
     return build.run(ThreadExecutor())
 
 

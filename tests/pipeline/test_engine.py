@@ -1,10 +1,13 @@
 """The planning engine with toy stages and toy executors: the plan per episode and per stage, and
-that any executor (thread pool, serial, one that dies, one that answers from a cache) gets the
-same journal, resume and summary."""
+that any executor (thread pool, serial, one that dies, one that answers from a cache, streaming)
+gets the same journal, resume and summary."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +15,10 @@ import pytest
 
 from fsclap.config import load_settings
 from pipeline.engine import CorpusBuild, Outcome
-from pipeline.runner import ThreadExecutor
+from pipeline.runner import ThreadExecutor, attempt
 from pipeline.sources import Discovery, Sources
 from pipeline.stage import Stage, StageContext, StageError, short_hash
-from pipeline.tables import Episode, read_episodes, read_failures
+from pipeline.tables import CorpusTables, Episode, read_episodes, read_failures
 
 
 class BadContent(StageError):
@@ -108,6 +111,7 @@ class SerialExecutor:
 
 class ThreadsWithDiscovery(ThreadExecutor):
     def __init__(self, discovery: Discovery):
+        super().__init__()
         self.discovery = discovery
 
     def discover(self, sources, lister) -> Discovery:
@@ -139,10 +143,39 @@ def test_plan_per_episode(tmp_path):
     assert (stage.name, decision) == ("write", "known_failed")
 
 
-@pytest.mark.parametrize("executor", [SerialExecutor, ThreadsWithDiscovery])
+class StreamingThreads(ThreadsWithDiscovery):
+    """The in-process executor, streaming (every stage at once)."""
+
+
+class SerialStream(SerialExecutor):
+    """Streaming, one episode at a time in the engine's thread (deterministic); ``die_after``
+    kills it like :class:`SerialExecutor`."""
+
+    def submit(self, stage: Stage, episode: Episode) -> Future:
+        if self.die_after is not None and len(self.ran) >= self.die_after:
+            raise KeyboardInterrupt("killed")
+        self.ran.append((stage.name, episode.episode_id))
+        future = Future()
+        future.set_result(attempt(stage, episode))
+        return future
+
+    def close(self) -> None:
+        pass
+
+
+def run(build: CorpusBuild, executor, queue: int = 1):
+    """Stage by stage, or streaming for the streaming executors."""
+    if hasattr(executor, "submit"):
+        return build.run_streaming(executor, queue=queue)
+    return build.run(executor)
+
+
+@pytest.mark.parametrize(
+    "executor", [SerialExecutor, ThreadsWithDiscovery, StreamingThreads, SerialStream]
+)
 def test_any_executor_gets_the_same_journal_and_summary(tmp_path, executor):
     build = make_build(tmp_path)
-    summary = build.run(executor(listed(KEYS)))
+    summary = run(build, executor(listed(KEYS)))
     assert [(s.name, dict(s.counts)) for s in summary.stages] == [
         ("write", {"run": 3, "failed": 1}),
         ("copy", {"run": 3, "blocked": 1}),
@@ -155,7 +188,7 @@ def test_any_executor_gets_the_same_journal_and_summary(tmp_path, executor):
     assert (tmp_path / "copy" / "d-c.txt").read_text() == "C"
     assert read_failures(tmp_path)["error"].tolist() == ["BadContent"]
 
-    again = make_build(tmp_path).run(executor(listed(KEYS)))
+    again = run(make_build(tmp_path), executor(listed(KEYS)))
     assert again.work_done == 0
     assert [dict(s.counts) for s in again.stages] == [
         {"done": 3, "known_failed": 1},
@@ -163,13 +196,14 @@ def test_any_executor_gets_the_same_journal_and_summary(tmp_path, executor):
     ]
 
 
-def test_a_killed_executor_loses_no_finished_episode(tmp_path):
+@pytest.mark.parametrize("executor", [SerialExecutor, SerialStream])
+def test_a_killed_executor_loses_no_finished_episode(tmp_path, executor):
     with pytest.raises(KeyboardInterrupt):
-        make_build(tmp_path).run(SerialExecutor(listed(KEYS), die_after=2))
-    resumed = SerialExecutor(listed(KEYS))
-    summary = make_build(tmp_path).run(resumed)
+        run(make_build(tmp_path), SerialExecutor(listed(KEYS), die_after=2))
+    resumed = executor(listed(KEYS))
+    summary = run(make_build(tmp_path), resumed)
     # the kill came after "c" was written and "bad" failed: neither is tried again
-    assert [e for name, e in resumed.ran if name == "write"] == ["d-b", "d-a"]
+    assert sorted(e for name, e in resumed.ran if name == "write") == ["d-a", "d-b"]
     assert dict(summary.stages[0].counts) == {"run": 2, "done": 1, "known_failed": 1}
     assert summary.finished == 3
 
@@ -206,3 +240,198 @@ def test_a_finish_step_reads_every_result_of_this_run_from_the_tables(tmp_path):
         "d-b": "copied",
         "d-c": "copied",
     }
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+
+class Events:
+    """What the stand-in stages did, and when (shared by the threads of a streaming run)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.log: list[tuple[float, str, str, str]] = []  # (time, start|end, stage, episode)
+
+    def add(self, what: str, stage: str, episode_id: str) -> None:
+        with self.lock:
+            self.log.append((time.monotonic(), what, stage, episode_id))
+
+    def times(self, what: str, stage: str, episode_id: str | None = None) -> list[float]:
+        return [t for t, w, s, e in self.log if (w, s) == (what, stage) and episode_id in (None, e)]
+
+
+def timed(cls, events: Events, pause: float):
+    """``cls`` recording start and end of each episode (``pause`` seconds; a "slow" key x4)."""
+
+    class Timed(cls):
+        def process(self, episode: Episode) -> Episode:
+            events.add("start", self.name, episode.episode_id)
+            time.sleep(pause * (4 if "slow" in episode.source_key else 1))
+            try:
+                return super().process(episode)
+            finally:
+                events.add("end", self.name, episode.episode_id)
+
+    return Timed
+
+
+class Gather(Stage):
+    """A drama-wide stand-in (like consistency): its input is every copy of the drama, so it may
+    only run once the whole drama is through :class:`Copy`; writes one file per drama."""
+
+    name, version, done_status = "gather", "1", "gathered"
+    drama_wide = True
+
+    def inputs(self, drama_id: str) -> list[Path]:
+        return sorted((self.context.data_root / "copy").glob(f"{drama_id}-*.txt"))
+
+    def input_hash(self, episode: Episode) -> str | None:
+        mine = self.context.data_root / "copy" / f"{episode.episode_id}.txt"
+        if not mine.exists():
+            return None
+        return short_hash([(p.name, p.read_text()) for p in self.inputs(episode.drama_id)])
+
+    def outputs(self, episode: Episode) -> list[Path]:
+        return [self.context.data_root / "gather" / f"{episode.drama_id}.txt"]
+
+    def process(self, episode: Episode) -> Episode:
+        (path,) = self.outputs(episode)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(p.read_text() for p in self.inputs(episode.drama_id)))
+        return episode.copy()
+
+
+def dramas(**keys: list[str]) -> Discovery:
+    episodes = [
+        Episode(
+            episode_id=f"{drama}-{key}",
+            drama_id=drama,
+            source_url=f"file:{drama}-{key}",
+            source_key=f"{drama}-{key}",
+            title="t",
+            episode_index=i,
+        )
+        for drama, names in keys.items()
+        for i, key in enumerate(names)
+    ]
+    return Discovery(episodes=episodes, dramas=list(keys))
+
+
+def streaming_build(
+    data_root: Path, events: Events, pause: float = 0.0, workers: int = 1
+) -> CorpusBuild:
+    settings = load_settings(overrides={"data_root": str(data_root)})
+    context = StageContext(data_root=data_root)
+    config = {"workers": workers}
+    stages = [
+        timed(Write, events, pause)(config, context=context),
+        timed(Copy, events, pause)(config, context=context),
+        timed(Gather, events, pause)(context=context),
+    ]
+    return CorpusBuild(settings, Sources(min_episodes=1, dramas=[]), stages)
+
+
+def test_streaming_starts_a_later_stage_before_an_earlier_one_finished_every_episode(tmp_path):
+    events = Events()
+    build = streaming_build(tmp_path, events, pause=0.03)
+    summary = build.run_streaming(StreamingThreads(dramas(d=list("abcdef"))), queue=1)
+    assert summary.finished == 6
+    first_copy = min(events.times("start", "copy"))
+    last_write = max(events.times("end", "write"))
+    assert first_copy < last_write  # copy started while write still had episodes to do
+    assert [s.counts["run"] for s in summary.stages] == [6, 6, 6]
+
+
+def test_streaming_never_hands_a_stage_more_than_workers_plus_queue(tmp_path):
+    class Counting(StreamingThreads):
+        def __init__(self, discovery):
+            super().__init__(discovery)
+            self.lock = threading.Lock()
+            self.now: dict[str, int] = {}
+            self.peak: dict[str, int] = {}
+
+        def submit(self, stage, episode):
+            with self.lock:
+                self.now[stage.name] = self.now.get(stage.name, 0) + 1
+                self.peak[stage.name] = max(self.peak.get(stage.name, 0), self.now[stage.name])
+            future = super().submit(stage, episode)
+
+            def done(_):
+                with self.lock:
+                    self.now[stage.name] -= 1
+
+            future.add_done_callback(done)
+            return future
+
+    events = Events()
+    executor = Counting(dramas(d=[f"e{i}" for i in range(12)]))
+    summary = streaming_build(tmp_path, events, pause=0.01, workers=2).run_streaming(
+        executor, queue=1
+    )
+    assert summary.finished == 12
+    assert max(executor.peak.values()) <= 3  # workers 2 + queue 1
+    # and the stages overlapped all the same
+    assert min(events.times("start", "copy")) < max(events.times("end", "write"))
+
+
+def test_a_drama_wide_stage_takes_a_drama_once_all_its_episodes_are_ready(tmp_path):
+    events = Events()
+    build = streaming_build(tmp_path, events, pause=0.03, workers=2)
+    # drama "d" is quick; drama "e" has slow episodes and one that fails at write
+    discovery = dramas(d=["a", "b"], e=["slow1", "bad", "slow2", "slow3"])
+    summary = build.run_streaming(StreamingThreads(discovery), queue=1)
+    for members in (["d-a", "d-b"], ["e-slow1", "e-slow2", "e-slow3"]):
+        gather = min(t for m in members for t in events.times("start", "gather", m))
+        ready = max(t for m in members for t in events.times("end", "copy", m))
+        assert gather > ready  # after the whole drama was copied
+    # ... but drama "d" did not wait for drama "e"
+    assert min(events.times("start", "gather", "d-a")) < max(events.times("end", "copy"))
+    assert [dict(s.counts) for s in summary.stages] == [
+        {"run": 5, "failed": 1},
+        {"run": 5, "blocked": 1},
+        {"run": 5, "blocked": 1},
+    ]
+    assert (tmp_path / "gather" / "e.txt").read_text() == "E-SLOW1E-SLOW2E-SLOW3"
+
+
+def tables_and_files(data_root: Path) -> tuple[list[dict], list[dict], dict[str, str]]:
+    episodes = read_episodes(data_root).drop(columns=["updated_at"])
+    failures = read_failures(data_root).drop(columns=["time", "first_time"])
+    files = {
+        p.relative_to(data_root).as_posix(): p.read_text() for p in sorted(data_root.rglob("*.txt"))
+    }
+    return episodes.to_dict("records"), failures.to_dict("records"), files
+
+
+def test_streaming_builds_the_same_corpus_as_stage_by_stage(tmp_path):
+    corpus = {"d": ["a", "bad", "b"], "e": ["c", "d"], "f": ["bad"]}
+    grown = {**corpus, "e": ["c", "d", "new"]}  # a new episode re-gathers its drama
+    results = []
+    for name, executor in (("stages", ThreadsWithDiscovery), ("stream", StreamingThreads)):
+        root = tmp_path / name
+        counts = []
+        for listing in (corpus, corpus, grown):
+            build = streaming_build(root, Events(), workers=2)
+            summary = run(build, executor(dramas(**listing)), queue=0)
+            counts.append([dict(s.counts) for s in summary.stages])
+        results.append((counts, tables_and_files(root)))
+    (stage_counts, stage_tables), (stream_counts, stream_tables) = results
+    assert stream_counts == stage_counts
+    assert stream_tables == stage_tables
+    assert stage_counts[2][2] == {"run": 3, "done": 2, "blocked": 2}  # drama "e" gathered again
+    assert stage_tables[2]["gather/e.txt"] == "E-CE-DE-NEW"
+
+
+def test_a_killed_stream_resumes_without_redoing_finished_work(tmp_path):
+    events = Events()
+    killed = SerialStream(dramas(d=["a", "bad", "b"], e=["c"]), die_after=5)
+    with pytest.raises(KeyboardInterrupt):
+        streaming_build(tmp_path, events).run_streaming(killed, queue=1)
+    with CorpusTables(tmp_path) as tables:  # what the killed run journalled
+        finished = {(s, e.episode_id) for e in tables.episodes.values() for s in e.stamps}
+    assert {stage for stage, _ in finished} == {"write", "copy"}  # killed mid-stream
+    resumed = SerialStream(dramas(d=["a", "bad", "b"], e=["c"]))
+    summary = streaming_build(tmp_path, Events()).run_streaming(resumed, queue=1)
+    assert not finished & set(resumed.ran)
+    assert summary.finished == 3
+    assert summary.stages[0].counts["known_failed"] + summary.stages[0].counts["failed"] == 1

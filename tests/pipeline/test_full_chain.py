@@ -88,3 +88,44 @@ def test_a_new_episode_joining_a_drama_leaves_every_episode_finished(tmp_path):
     assert summary.finished == 3, summary.render()
     episodes = pd.read_parquet(tmp_path / "data" / "manifests" / "episodes.parquet")
     assert (episodes["status"] == "published").all()
+
+
+@pytest.mark.slow
+def test_streaming_builds_the_same_corpus_as_stage_by_stage(tmp_path):
+    """Every real stage (offline profile), once stage by stage and once streaming: the same
+    episodes table, segments, clips and dataset version."""
+    from fsclap.config import load_settings
+    from pipeline.runner import run_build
+    from pipeline.synth import generate_dramas
+
+    dramas = generate_dramas(
+        tmp_path / "dramas", dramas=2, episodes=2, seed=5, duration_s=20, workers=2
+    )
+    built = {}
+    for mode in ("stages", "stream"):
+        data = tmp_path / mode
+        settings = load_settings(
+            overrides={
+                "data_root": str(data),
+                "orchestration": {"streaming": mode == "stream", "stream_queue": 1},
+            }
+        )
+        summary = run_build(settings, dramas.sources_path)
+        assert summary.finished == 4, summary.render()
+        manifests = data / "manifests"
+        built[mode] = (
+            [dict(s.counts) for s in summary.stages],
+            # caption's key hashes its clips' mtimes, which differ between the two data roots
+            pd.read_parquet(manifests / "episodes.parquet").drop(
+                columns=["updated_at", "caption_key", "publish_key"]
+            ),
+            pd.read_parquet(manifests / "segments.parquet"),
+            pd.read_parquet(manifests / "clips.parquet"),
+            sorted(p.name for p in (data / "datasets").iterdir() if p.is_dir()),
+        )
+    stages, stream = built["stages"], built["stream"]
+    assert stream[0] == stages[0]
+    pd.testing.assert_frame_equal(stream[1], stages[1])
+    pd.testing.assert_frame_equal(stream[2], stages[2])
+    pd.testing.assert_frame_equal(stream[3], stages[3])
+    assert stream[4] == stages[4] and len(stages[4]) == 1
