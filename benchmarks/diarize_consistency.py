@@ -37,6 +37,7 @@ import pandas as pd
 
 from fsclap.audio import load_audio, write_audio
 from fsclap.io import sha256_file
+from fsclap.layout import DataRoot
 from pipeline.consistency import Consistency, mean_similarity, mean_similarity_loop
 from pipeline.diarize.offline_backend import OfflineDiarizer
 from pipeline.diarize.stage import Diarize
@@ -141,7 +142,7 @@ def run_stages(truths: list[dict], root: Path) -> tuple[pd.DataFrame, dict]:
     for e in episodes:
         consistency.run(e)
     timing["consistency"] = time.perf_counter() - start
-    table = pd.read_parquet(root / "manifests" / "segments.parquet")
+    table = pd.read_parquet(DataRoot(root).segments_table)
     return table, timing
 
 

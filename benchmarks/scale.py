@@ -352,6 +352,7 @@ def measure_size(args, total: int, work: Path) -> dict[str, Any]:
     """Every measure of one size (runs in its own process)."""
     import pandas as pd
 
+    from fsclap.layout import DataRoot
     from pipeline.runner import PIPELINE
     from pipeline.tables import CorpusTables
 
@@ -372,9 +373,9 @@ def measure_size(args, total: int, work: Path) -> dict[str, Any]:
         "episodes counted": grown["episodes"] == total + new,
     }
 
-    manifests = data_root / "manifests"
+    layout = DataRoot(data_root)
     start = time.perf_counter()
-    table = pd.read_parquet(manifests / "episodes.parquet")
+    table = pd.read_parquet(layout.episodes_table)
     one = table[table["drama_id"] == drama_id(len(sizes) // 2)]
     query_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -399,8 +400,8 @@ def measure_size(args, total: int, work: Path) -> dict[str, Any]:
         "new1_s": grown["s"],
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "base_mb": base_mb,
-        "episodes_mb": size_of(manifests / "episodes.parquet") / 2**20,
-        "failures_kb": size_of(manifests / "failures.parquet") / 1024,
+        "episodes_mb": size_of(layout.episodes_table) / 2**20,
+        "failures_kb": size_of(layout.failures_table) / 1024,
         "dataset_mb": size_of(data_root / "sim" / "dataset.parquet") / 2**20,
         "load_s": load_s,
         "query_s": query_s,

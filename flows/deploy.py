@@ -59,9 +59,8 @@ DATA_ROOT_ENTRYPOINTS = (
     "flows.train.train_fsclap",
     "flows.evaluate.evaluate_fsclap",
 )
-#: ``--demo-sources``: generated dramas under DATA_ROOT/demo-dramas, enough for a dataset split by
+#: ``--demo-sources``: generated dramas under DATA_ROOT/demo-dramas (DataRoot.demo_dramas), enough for a dataset split by
 #: drama (3 dramas: train, val, test) that builds and trains in minutes on a CPU.
-DEMO_FOLDER = "demo-dramas"
 DEMO_DRAMAS, DEMO_EPISODES, DEMO_EPISODE_SECONDS = 3, 3, 40.0
 
 
@@ -214,7 +213,7 @@ def install_sources(source: Path | None, demo: bool, data_root: Path, workers: i
     target = DataRoot(data_root).sources_file
     if demo:
         generated = generate_dramas(
-            data_root / DEMO_FOLDER,
+            DataRoot(data_root).demo_dramas,
             dramas=DEMO_DRAMAS,
             episodes=DEMO_EPISODES,
             duration_s=DEMO_EPISODE_SECONDS,
@@ -389,7 +388,7 @@ def run_setup(
             types = pool_types(client)
         if demo_sources:
             say(
-                f"generating {DEMO_DRAMAS} dramas x {DEMO_EPISODES} episodes under {data_root / DEMO_FOLDER} ..."
+                f"generating {DEMO_DRAMAS} dramas x {DEMO_EPISODES} episodes under {DataRoot(data_root).demo_dramas} ..."
             )
         report.sources = install_sources(sources, demo_sources, data_root, workers)
         ready = DataRoot(data_root).sources_file.is_file()

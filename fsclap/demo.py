@@ -153,7 +153,9 @@ def _corpus_build(settings: Settings, sources: Path, state: dict) -> str:
 
 def _train(settings: Settings, out: Path, state: dict) -> str:
 
-    state["run"] = out / "runs" / f"fsclap-{state['version']}"  # one run per dataset version
+    state["run"] = DataRoot(out).run_dir(
+        f"fsclap-{state['version']}"
+    )  # one run per dataset version
     result = train_fsclap(
         dataset=state["dataset"],
         run_dir=state["run"],

@@ -167,6 +167,11 @@ class DataRoot:
         return sorted((self.root / "captions").glob("*/*.parquet"))
 
     @property
+    def demo_dramas(self) -> Path:
+        """Generated dramas ``fsclap prefect setup --demo-sources`` builds from (sources.yaml names them)."""
+        return self.root / "demo-dramas"
+
+    @property
     def prefect_results(self) -> Path:
         """Per-episode Prefect task results, beside the data every worker mounts."""
         return self.root / ".prefect-results"
