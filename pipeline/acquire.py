@@ -549,8 +549,8 @@ class Acquire(Stage):
             [self.context.abs(episode.media_path)] if episode.media_path else [Path("/nonexistent")]
         )
 
-    def is_done(self, episode: Episode) -> bool:
-        if not super().is_done(episode):
+    def is_done(self, episode: Episode, key: str | None = None) -> bool:
+        if not super().is_done(episode, key):
             return False
         return self.context.abs(episode.media_path).stat().st_size == episode.media_bytes
 

@@ -63,7 +63,15 @@ from fsclap.manifest import (
 )
 from pipeline.attributes import MEASURE_VERSION, BinningConfig, bin_attributes, measure_clip
 from pipeline.emotion import SenseVoiceTagger
-from pipeline.stage import Stage, StageConfig, StageContext, short_hash
+from pipeline.stage import (
+    Stage,
+    StageConfig,
+    StageContext,
+    file_states,
+    is_up_to_date,
+    short_hash,
+    write_stamp,
+)
 from pipeline.tables import Episode
 
 log = get_logger("pipeline.caption")
@@ -642,7 +650,7 @@ class Caption(Stage):
         self._tagger = None
         self._tagger_made = False
         self._lock = threading.Lock()
-        self._tables: dict[Path, tuple[int, int, pd.DataFrame]] = {}
+        self._tables: dict[Path, tuple[int, int, pd.DataFrame, dict[str, list[list]]]] = {}
 
     # --- identity / resources -----------------------------------------------------------------
 
@@ -683,16 +691,25 @@ class Caption(Stage):
         return self.context.layout.drama_segments(drama_id)
 
     def _read_drama(self, drama_id: str) -> pd.DataFrame | None:
+        drama = self._drama(drama_id)
+        return None if drama is None else drama[0]
+
+    def _drama(self, drama_id: str) -> tuple[pd.DataFrame, dict[str, list[list]]] | None:
+        """The drama's segments table and, per episode, what its resume key hashes of its kept
+        segments (:func:`kept_items`); read again only when the table's (mtime, size) changed, so
+        a refresh indexes each drama once instead of filtering the table for every episode."""
         path = self.drama_table(drama_id)
-        if not path.exists():
+        try:
+            stat = path.stat()
+        except OSError:
             return None
-        stat = path.stat()
         with self._lock:
             cached = self._tables.get(path)
             if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
-                cached = (stat.st_mtime_ns, stat.st_size, pd.read_parquet(path))
+                table = pd.read_parquet(path)
+                cached = (stat.st_mtime_ns, stat.st_size, table, kept_items(table))
                 self._tables[path] = cached
-            return cached[2]
+            return cached[2], cached[3]
 
     def kept_rows(self, episode: Episode) -> pd.DataFrame | None:
         table = self._read_drama(episode.drama_id)
@@ -704,23 +721,17 @@ class Caption(Stage):
         return rows.sort_values("segment_id").reset_index(drop=True)
 
     def input_hash(self, episode: Episode) -> str | None:
-        rows = self.kept_rows(episode)
-        if rows is None:
+        drama = self._drama(episode.drama_id)
+        if drama is None:
             return None
         items = []
-        for r in rows.itertuples(index=False):
-            path = self.context.abs(r.clip_path) if r.clip_path else None
-            stat = path.stat() if path is not None and path.exists() else None
-            items.append(
-                [
-                    r.segment_id,
-                    r.clip_path,
-                    r.start_s,
-                    r.end_s,
-                    r.text,
-                    [stat.st_size, stat.st_mtime_ns] if stat else None,
-                ]
-            )
+        for item in drama[1].get(episode.episode_id, []):
+            clip_path = item[1]
+            try:
+                stat = os.stat(self.context.abs(clip_path)) if clip_path else None
+            except OSError:
+                stat = None
+            items.append([*item, [stat.st_size, stat.st_mtime_ns] if stat else None])
         return short_hash(items, 24)
 
     def output_path(self, episode: Episode) -> Path:
@@ -770,6 +781,22 @@ class Caption(Stage):
         )
 
 
+def kept_items(table: pd.DataFrame) -> dict[str, list[list]]:
+    """Per episode of a drama's segments table, its kept segments as the caption stage's resume key
+    hashes them: ``[segment_id, clip_path, start_s, end_s, text]`` in ``segment_id`` order."""
+    kept = table[table["kept"].fillna(False).astype(bool)].sort_values("segment_id")
+    columns = ["episode_id", "segment_id", "clip_path", "start_s", "end_s", "text"]
+    items: dict[str, list[list]] = {}
+    for episode_id, *item in kept[columns].itertuples(index=False, name=None):
+        items.setdefault(episode_id, []).append(item)
+    return items
+
+
+#: Beside the clip manifest: what it was built from, so a refresh with nothing new skips reading
+#: every episode's measurements (:func:`pipeline.stage.is_up_to_date`).
+CLIP_MANIFEST_STAMP = ".clips.inputs.json"
+
+
 def build_clip_manifest(
     data_root: Path, config: CaptionConfig, identity: dict | None = None
 ) -> Path | None:
@@ -780,9 +807,21 @@ def build_clip_manifest(
     segments_path = layout.segments_table
     if not segments_path.exists():
         return None
+    captions = layout.all_episode_captions()
+    inputs = {
+        "files": file_states([segments_path, *captions]),
+        "config": config.model_dump(mode="json"),
+        "identity": identity or {},
+        "version": CAPTION_VERSION,
+    }
+    stamp = layout.manifests / CLIP_MANIFEST_STAMP
+    outputs = [layout.clips_table, layout.rejected_clips_table]
+    if is_up_to_date(stamp, inputs, outputs):
+        log.info("clip manifest: inputs unchanged -> %s", layout.clips_table)
+        return layout.clips_table
     segments = pd.read_parquet(segments_path)
     segments = segments[segments["kept"].fillna(False).astype(bool)]
-    tables = [pd.read_parquet(p) for p in layout.all_episode_captions()]
+    tables = [pd.read_parquet(p) for p in captions]
     tables = [t for t in tables if len(t)]
     if segments.empty or not tables:
         return None
@@ -817,6 +856,7 @@ def build_clip_manifest(
         _storable(described.loc[~ok, ["clip_id", "audio_path", "caption_status"]]),
     )
     out = write_parquet(layout.clips_table, _storable(described[ok].reset_index(drop=True)))
+    write_stamp(stamp, inputs, outputs)
     log.info(
         "clip manifest: %d clips (%d without a caption) -> %s", int(ok.sum()), int((~ok).sum()), out
     )

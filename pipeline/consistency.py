@@ -24,6 +24,7 @@ Defined outcomes besides kept / dropped, each with a ``reason``:
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,15 @@ from fsclap.layout import DataRoot
 from fsclap.log import get_logger
 from pipeline.segments import SEGMENT_COLUMNS, empty_frame, typed
 from pipeline.speakers import LINK_THRESHOLDS, centroids_from, link_speakers
-from pipeline.stage import Stage, StageConfig, StageError, short_hash
+from pipeline.stage import (
+    Stage,
+    StageConfig,
+    StageError,
+    file_states,
+    is_up_to_date,
+    short_hash,
+    write_stamp,
+)
 from pipeline.tables import Episode
 
 log = get_logger("pipeline.consistency")
@@ -211,7 +220,7 @@ class Consistency(Stage):
         super().__init__(config, context=context)
         self._lock = threading.Lock()
         self._memo: dict[str, tuple[str, pd.DataFrame]] = {}  # drama -> (input hash, table)
-        self._hashes: dict[Path, tuple[int, int, str]] = {}
+        self._hashes: dict[str, tuple[int, int, str]] = {}  # path -> (mtime_ns, size, sha256)
 
     def episode_table(self, episode: Episode) -> Path:
         return self.context.layout.episode_segments(episode.drama_id, episode.episode_id)
@@ -219,25 +228,37 @@ class Consistency(Stage):
     def drama_table(self, drama_id: str) -> Path:
         return self.context.layout.drama_segments(drama_id)
 
-    def _file_hash(self, path: Path) -> str:
-        stat = path.stat()
-        known = self._hashes.get(path)
+    def _file_hash(self, path: str | Path, stat: os.stat_result | None = None) -> str:
+        """SHA-256 of ``path``, hashed again only when its (mtime_ns, size) changed."""
+        stat = stat or os.stat(path)
+        key = str(path)
+        known = self._hashes.get(key)
         if known is None or known[:2] != (stat.st_mtime_ns, stat.st_size):
             known = (stat.st_mtime_ns, stat.st_size, sha256_file(path))
-            self._hashes[path] = known
+            self._hashes[key] = known
         return known[2]
 
-    def drama_inputs(self, drama_id: str) -> list[Path]:
+    def drama_state(self, drama_id: str) -> tuple[str, list[str]]:
+        """The hash of the drama's inputs (every episode's segments table: name and content) and
+        their paths (``*.parquet`` of the drama's segments folder, by name): the resume key and
+        :meth:`score`'s memo. One directory scan and a stat per file, the content hashes cached
+        by (path, mtime_ns, size): a refresh computes it for every episode."""
         folder = self.context.layout.drama_segments_dir(drama_id)
-        return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(
+                    (e for e in scan if e.name.endswith(".parquet")), key=lambda e: e.name
+                )
+        except OSError:
+            entries = []
+        with self._lock:
+            parts = [(e.name, self._file_hash(e.path, e.stat())) for e in entries]
+        return short_hash(parts, 24), [e.path for e in entries]
 
     def input_hash(self, episode: Episode) -> str | None:
         if not self.episode_table(episode).exists():
             return None
-        with self._lock:
-            return short_hash(
-                [(p.name, self._file_hash(p)) for p in self.drama_inputs(episode.drama_id)], 24
-            )
+        return self.drama_state(episode.drama_id)[0]
 
     def outputs(self, episode: Episode) -> list[Path]:
         return [self.drama_table(episode.drama_id)]
@@ -253,9 +274,8 @@ class Consistency(Stage):
 
     def score(self, drama_id: str) -> pd.DataFrame:
         """The drama's scored table (computed once per input, written atomically)."""
-        inputs = self.drama_inputs(drama_id)
+        digest, inputs = self.drama_state(drama_id)
         with self._lock:
-            digest = short_hash([(p.name, self._file_hash(p)) for p in inputs], 24)
             cached = self._memo.get(drama_id)
             if cached is not None and cached[0] == digest:
                 return cached[1]
@@ -294,17 +314,30 @@ def update_segments_manifest(data_root: Path, drama_id: str, table: pd.DataFrame
 
 
 def build_segments_manifest(data_root: Path) -> Path:
-    """DIR/manifests/segments.parquet from every DIR/segments/<drama>.parquet."""
+    """DIR/manifests/segments.parquet from every DIR/segments/<drama>.parquet (not rewritten
+    while neither those tables nor it changed since the last rebuild: a refresh's finish step)."""
     data_root = Path(data_root)
+    out = segments_manifest_path(data_root)
+    stamp = out.with_name(SEGMENTS_MANIFEST_STAMP)
     with _MANIFEST_LOCK:
-        tables = [pd.read_parquet(p) for p in DataRoot(data_root).all_drama_segments()]
+        paths = DataRoot(data_root).all_drama_segments()
+        inputs = {"files": file_states(paths), "columns": SEGMENT_COLUMNS}
+        if is_up_to_date(stamp, inputs, [out]):
+            return out
+        tables = [pd.read_parquet(p) for p in paths]
         tables = [t for t in tables if len(t)]
         frame = (
             typed(pd.concat(tables, ignore_index=True), SEGMENT_COLUMNS)
             if tables
             else empty_frame(SEGMENT_COLUMNS)
         )
-        return write_parquet(segments_manifest_path(data_root), frame)
+        write_parquet(out, frame)
+        write_stamp(stamp, inputs, [out])
+        return out
+
+
+#: Beside segments.parquet: what its last rebuild read (:func:`pipeline.stage.is_up_to_date`).
+SEGMENTS_MANIFEST_STAMP = ".segments.inputs.json"
 
 
 _MANIFEST_LOCK = threading.RLock()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fsclap.config import format_validation_error
 from fsclap.errors import FsclapError
+from fsclap.io import write_json
 from fsclap.layout import DataRoot
 from pipeline.tables import Episode
 
@@ -104,6 +106,38 @@ def short_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def file_states(paths: list[Path]) -> list[list]:
+    """``[path, size, mtime_ns]`` per file (``[path, None]`` when missing): its state, not its content."""
+    states: list[list] = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            states.append([str(path), None])
+        else:
+            states.append([str(path), stat.st_size, stat.st_mtime_ns])
+    return states
+
+
+def is_up_to_date(stamp: Path, inputs: Any, outputs: list[Path]) -> bool:
+    """Whether ``stamp`` (written by :func:`write_stamp`) says ``outputs`` were made from ``inputs``
+    (any JSON-able description, e.g. :func:`file_states` of the input files plus the config) and
+    are unchanged since: a corpus-wide step then skips rebuilding them. Files are compared by
+    (path, size, mtime_ns), so any rewrite of an input or an output (atomic or in place) counts
+    as a change."""
+    try:
+        recorded = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return recorded == {"inputs": short_hash(inputs, 32), "outputs": file_states(outputs)}
+
+
+def write_stamp(stamp: Path, inputs: Any, outputs: list[Path]) -> None:
+    """Record that ``outputs`` were just made from ``inputs`` (see :func:`is_up_to_date`)."""
+
+    write_json(stamp, {"inputs": short_hash(inputs, 32), "outputs": file_states(outputs)})
+
+
 class Stage(ABC):
     """One corpus-builder stage. Subclasses set ``name``, ``version``, ``Config``, ``done_status``
     and implement :meth:`input_hash`, :meth:`outputs` and :meth:`process`."""
@@ -123,6 +157,7 @@ class Stage(ABC):
         self.context = context
         self._setup_lock = threading.Lock()
         self._is_set_up = False
+        self._config_hash: str | None = None
         self.calls = 0  # episodes actually processed by this instance (resume tests, summaries)
 
     # --- identity ---------------------------------------------------------------------------
@@ -145,7 +180,13 @@ class Stage(ABC):
 
     @property
     def config_hash(self) -> str:
-        return short_hash(self.identity())
+        """The hash of :meth:`identity`, computed once per instance: the config is frozen and the
+        extra identity names the models this instance loads (some read model files or package
+        metadata to say so, too slow to repeat for every episode's key). A changed config or model
+        therefore takes a new stage instance, as every run builds (:func:`pipeline.runner.build_stages`)."""
+        if getattr(self, "_config_hash", None) is None:
+            self._config_hash = short_hash(self.identity())
+        return self._config_hash
 
     def key(self, episode: Episode) -> str | None:
         """The resume key of ``episode`` at this stage, or None when its input is not there yet."""
@@ -191,8 +232,9 @@ class Stage(ABC):
 
     # --- driving ----------------------------------------------------------------------------
 
-    def is_done(self, episode: Episode) -> bool:
-        key = self.key(episode)
+    def is_done(self, episode: Episode, key: str | None = None) -> bool:
+        """Whether ``episode`` is finished here (``key``: its resume key when the caller has it)."""
+        key = key or self.key(episode)
         if key is None or episode.stamp(self.name).get("key") != key:
             return False
         return all(path.exists() for path in self.outputs(episode))

@@ -303,3 +303,55 @@ def test_given_labels_are_kept_with_their_source_but_never_put_into_words(clip_f
         assert row["speed_from"] == "measured" or (
             pd.isna(row["speed"]) and "speed: given fast" in row["conflicts"]
         ), clip
+
+
+def test_the_resume_key_follows_the_kept_segments_and_their_clips(tmp_path):
+    import os
+
+    import pandas as pd
+
+    from fsclap.config import Settings
+    from pipeline.caption import Caption
+    from pipeline.stage import StageContext, short_hash
+    from pipeline.tables import Episode
+
+    stage = Caption(context=StageContext(data_root=tmp_path), settings=Settings(profile="offline"))
+    clip = tmp_path / "clips" / "a.wav"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"x")
+    rows = {
+        "episode_id": ["d-1", "d-1", "d-2"],
+        "segment_id": ["d-1-002", "d-1-001", "d-2-001"],
+        "clip_path": ["clips/a.wav", "", "clips/b.wav"],
+        "start_s": [2.0, 0.0, 0.0],
+        "end_s": [3.0, 1.0, 1.0],
+        "text": ["hi", None, "yo"],
+        "kept": [True, True, False],
+    }
+    table = stage.drama_table("d")
+    table.parent.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(table)
+    ep = Episode(episode_id="d-1", drama_id="d", source_url="u", source_key="u")
+    stat = clip.stat()
+    expected = short_hash(
+        [
+            ["d-1-001", "", 0.0, 1.0, float("nan"), None],  # a missing text reads as NaN
+            ["d-1-002", "clips/a.wav", 2.0, 3.0, "hi", [stat.st_size, stat.st_mtime_ns]],
+        ],
+        24,
+    )
+    assert stage.input_hash(ep) == expected  # the format keys had before the per-drama index
+    assert stage.input_hash(
+        Episode(episode_id="d-2", drama_id="d", source_url="u", source_key="u")
+    ) == short_hash([], 24)
+    clip.write_bytes(b"xy")  # a clip written again
+    assert stage.input_hash(ep) != expected
+    now = stage.input_hash(ep)
+    rows["end_s"][0] = 3.5  # the drama table rewritten: read and indexed again
+    pd.DataFrame(rows).to_parquet(table)
+    os.utime(table, ns=(1, 1))
+    assert stage.input_hash(ep) not in (expected, now)
+    assert (
+        stage.input_hash(Episode(episode_id="x-1", drama_id="x", source_url="u", source_key="u"))
+        is None
+    )

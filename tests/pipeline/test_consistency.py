@@ -125,3 +125,39 @@ def test_default_thresholds_documented_per_model():
     assert set(DEFAULT_THRESHOLDS) >= {"campplus", "resemblyzer"}
     with pytest.raises(ValueError, match="no default consistency threshold"):
         default_threshold("xvector")
+
+
+def test_the_drama_hash_follows_every_input_file_and_keeps_its_format(tmp_path):
+    import os
+
+    import pandas as pd
+
+    from fsclap.io import sha256_file
+    from pipeline.consistency import Consistency, build_segments_manifest
+    from pipeline.segments import SEGMENT_COLUMNS, empty_frame
+    from pipeline.stage import StageContext, short_hash
+
+    stage = Consistency(context=StageContext(data_root=tmp_path))
+    folder = stage.context.layout.drama_segments_dir("d")
+    folder.mkdir(parents=True)
+    first = folder / "d-0001.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(first)
+    before, paths = stage.drama_state("d")
+    assert paths == [str(first)]
+    assert before == short_hash([(first.name, sha256_file(first))], 24)  # as keys were made before
+    assert stage.drama_state("d")[0] == before
+    pd.DataFrame({"a": [2]}).to_parquet(first)
+    os.utime(first, ns=(1, 1))  # a rewrite is seen by its new mtime
+    changed = stage.drama_state("d")[0]
+    assert changed != before
+    pd.DataFrame({"a": [1]}).to_parquet(folder / "d-0002.parquet")
+    assert stage.drama_state("d")[0] not in (before, changed)
+
+    table = tmp_path / "segments" / "d.parquet"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    empty_frame(SEGMENT_COLUMNS).to_parquet(table)
+    out = build_segments_manifest(tmp_path)
+    written = out.stat().st_mtime_ns
+    assert build_segments_manifest(tmp_path).stat().st_mtime_ns == written  # nothing new: kept
+    os.utime(table, ns=(2, 2))
+    assert build_segments_manifest(tmp_path).stat().st_mtime_ns != written  # rebuilt

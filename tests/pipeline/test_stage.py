@@ -117,3 +117,44 @@ def test_context_paths_are_relative_inside_the_data_root(tmp_path):
 def test_short_hash_is_order_independent():
     assert short_hash({"a": 1, "b": [1, 2]}) == short_hash({"b": [1, 2], "a": 1})
     assert short_hash({"a": 1}) != short_hash({"a": 2})
+
+
+def test_the_config_hash_is_computed_once_per_instance(context):
+    calls = []
+
+    class Counted(Echo):
+        def extra_identity(self):
+            calls.append(1)  # e.g. reads model files: too slow to repeat for every key
+            return {"model": "m"}
+
+    stage = Counted({}, context=context)
+    keys = {stage.key(episode(episode_id=f"d-{i:04d}")) for i in range(20)}
+    assert len(keys) == 1 and len(calls) == 1
+    assert Counted({"gain": 2.0}, context=context).config_hash != stage.config_hash
+
+
+def test_is_done_uses_the_key_it_is_given(context):
+    stage = Echo({}, context=context)
+    done = stage.run(episode())
+    assert stage.is_done(done) and stage.is_done(done, stage.key(done))
+    assert not stage.is_done(done, "another-key")
+
+
+def test_stamps_see_a_changed_input_or_output(tmp_path):
+    from pipeline.stage import file_states, is_up_to_date, write_stamp
+
+    source, out, stamp = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / ".stamp.json"
+    source.write_text("a")
+    out.write_text("made from a")
+    inputs = {"files": file_states([source]), "config": {"x": 1}}
+    assert not is_up_to_date(stamp, inputs, [out])  # no stamp yet
+    write_stamp(stamp, inputs, [out])
+    assert is_up_to_date(stamp, {"files": file_states([source]), "config": {"x": 1}}, [out])
+    assert not is_up_to_date(stamp, {"files": file_states([source]), "config": {"x": 2}}, [out])
+    source.write_text("bb")
+    assert not is_up_to_date(stamp, {"files": file_states([source]), "config": {"x": 1}}, [out])
+    write_stamp(stamp, {"files": file_states([source]), "config": {"x": 1}}, [out])
+    out.write_text("edited by hand")
+    assert not is_up_to_date(stamp, {"files": file_states([source]), "config": {"x": 1}}, [out])
+    out.unlink()
+    assert not is_up_to_date(stamp, {"files": file_states([source]), "config": {"x": 1}}, [out])
