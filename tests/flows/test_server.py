@@ -2,8 +2,9 @@
 ``--watch``) on a loopback port, ``fsclap prefect setup`` (work pools, gpu limit, the project's
 prefect.yaml deployed on a data root), workers started without any fsclap environment, and
 ``prefect deployment run ... --watch`` for build-corpus, train-fsclap, evaluate-fsclap and the
-nightly refresh -- the commands the README gives. Everything started here is stopped by its
-process id."""
+nightly refresh -- the commands the README gives; then the Prefect UI of that server in headless
+Chromium. The tests share one server fixture. Everything started here is stopped by its process
+id."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from fsclap.testing.browser import CHROMIUM, headless_chromium, prefect_ui_login, prefect_ui_tab
 from fsclap.testing.webhook import webhook_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +57,7 @@ class Stack:
 
     def __init__(self, env: dict, logs: Path):
         self.env, self.logs, self.procs = env, logs, []
+        self.timings: dict[str, float] = {}
 
     def start(self, name: str, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
@@ -99,6 +103,12 @@ def inspect_deployment(env: dict, name: str) -> dict:
     return json.loads(prefect(env, "deployment", "inspect", name, "--output", "json").stdout)
 
 
+def flow_run(env: dict, run: subprocess.CompletedProcess) -> dict:
+    """The flow run that `prefect deployment run` made (its output names the run's UUID)."""
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
+    return json.loads(prefect(env, "flow-run", "inspect", run_id, "--output", "json").stdout)
+
+
 def run_deployment(env: dict, name: str, params: dict) -> subprocess.CompletedProcess:
     """`prefect deployment run NAME --param KEY=VALUE ... --watch`, one flat parameter each (the
     value as JSON, which a plain path also is to Prefect's CLI)."""
@@ -122,17 +132,20 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> flo
     raise TimeoutError(f"no answer from {url} within {timeout} s")
 
 
-@pytest.mark.server
-def test_deploy_and_run_every_flow_through_a_local_server(
-    tmp_path, served, episode_urls, sources_file
-):
+@pytest.fixture(scope="module")
+def prefect_stack(tmp_path_factory, served, episode_urls, sources_file) -> Iterator[Stack]:
+    """The server (API auth on), `fsclap prefect setup` on a data root, a worker for each pool and
+    one build-corpus/adhoc run of two served episodes: what the tests of this module share (the
+    server start and the first build are the slow part). Their output is kept on the stack for
+    the tests to check; everything is stopped by process id at the end of the module."""
+    tmp = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FSCLAP_")},  # workers need none
         "CI": "1",
         "COLUMNS": "250",  # --watch output unwrapped
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_HOME": str(tmp / "prefect-home"),
         "PREFECT_API_URL": api,
         "PREFECT_API_AUTH_STRING": AUTH,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -140,167 +153,238 @@ def test_deploy_and_run_every_flow_through_a_local_server(
         "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap",
         "PREFECT_LOGGING_LEVEL": "INFO",
     }
-    stack = Stack(env, tmp_path)
-    webhook = webhook_receiver()  # the notifications of the second setup go here
-    hook_url, posted = webhook.__enter__()
-    data_root = tmp_path / "data"
-    sources = sources_file(tmp_path / "sources.yaml", episode_urls(served)[:2])
-    timings = {}
-    try:
-        start = time.monotonic()
-        server = stack.start(
-            "server",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            extra_env={
-                "PREFECT_SERVER_API_AUTH_STRING": AUTH,
-                # `deployment run --watch` shows the run's logs (a failure's reason) only with these
-                "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
-                "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
-            },
-        )
-        timings["server healthy"] = wait_healthy(f"{api}/health", server)
-        # API auth is on: anything but the health probe needs the credentials
-        with pytest.raises(urllib.error.HTTPError) as denied:
-            urllib.request.urlopen(
-                urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST"), timeout=5
+    stack = Stack(env, tmp)
+    stack.api, stack.ui, stack.tmp = api, api.removesuffix("/api"), tmp
+    stack.data_root = tmp / "data"
+    stack.sources = sources_file(tmp / "sources.yaml", episode_urls(served)[:2])
+    with webhook_receiver() as (stack.hook_url, stack.posted):  # the second setup notifies here
+        try:
+            start = time.monotonic()
+            server = stack.start(
+                "server",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                extra_env={
+                    "PREFECT_SERVER_API_AUTH_STRING": AUTH,
+                    # `deployment run --watch` shows the run's logs (a failure's reason) only so
+                    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+                    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+                },
             )
-        assert denied.value.code == 401
-
-        # pools, gpu limit, automation, every deployment on the data root; no sources.yaml there
-        # yet: the nightly refresh is deployed with its schedule paused
-        setup = fsclap(env, "prefect", "setup", "--data-root", str(data_root))
-        assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
-        assert "cpu (process, created), gpu (process, created)" in setup.stdout, setup.stdout
-        assert "tag gpu, 1 slot(s), created" in setup.stdout
-        assert "schedule 0 3 * * * UTC PAUSED" in setup.stdout and "warning:" in setup.stdout
-        for pool in ("cpu", "gpu"):
-            assert prefect(env, "work-pool", "inspect", pool).returncode == 0
-        automation = subprocess.run(
-            [sys.executable, "-m", "flows.automations"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )  # setup created it; idempotent
-        assert automation.returncode == 0 and automation.stdout.startswith("exists"), (
-            automation.stderr[-2000:]
-        )
-        for name in (
-            "build-corpus/nightly-refresh",
-            "build-corpus/adhoc",
-            "build-corpus/paper-gpu",
-            "train-fsclap/gpu",
-            "evaluate-fsclap/gpu",
-        ):
-            assert inspect_deployment(env, name)["parameters"]["data_root"] == str(data_root), name
-        nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
-        assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
-        assert nightly["schedules"][0]["active"] is False
-        # the form the UI shows: flat parameters, each described (the flow's docstring)
-        fields = nightly["parameter_openapi_schema"]["properties"]
-        assert "params" not in fields and fields["sources"]["description"].startswith("Sources")
-        timings["setup"] = time.monotonic() - start - timings["server healthy"]
-
-        # a value of the wrong type is refused by the server against the flow's schema: no run
-        refused = run_deployment(
-            env, "build-corpus/adhoc", {"sources": str(sources), "profile": "gpu"}
-        )
-        assert refused.returncode == 1 and "profile" in refused.stdout + refused.stderr
-
-        stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
-        stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
-        # a value the flow's model refuses: the run fails first thing, with a one-line reason
-        # that --watch shows (the run's logs) and the run's state carries
-        never = tmp_path / "never"
-        failed = run_deployment(
-            env,
-            "build-corpus/adhoc",
-            {"sources": str(sources), "data_root": str(never), "acquire_retries": -1},
-        )
-        reason = "invalid parameters: acquire_retries: Input should be greater than or equal to 0"
-        assert failed.returncode == 1 and "Failed" in failed.stdout, failed.stdout[-3000:]
-        assert f"FsclapError: {reason}" in failed.stdout, failed.stdout[-3000:]
-        run_id = re.search(r"UUID: ([0-9a-f-]{36})", failed.stdout).group(1)
-        state = json.loads(prefect(env, "flow-run", "inspect", run_id, "--output", "json").stdout)
-        assert state["state"]["message"] == (
-            f"Flow run encountered an exception: FsclapError: {reason}"
-        ), state["state"]
-        assert not never.exists()
-        # the deployments' data_root parameter: no data_root given, no FSCLAP_DATA_ROOT anywhere
-        for name, params in (
-            ("build-corpus/adhoc", {"sources": str(sources)}),
-            ("train-fsclap/gpu", {"train_overrides": TINY}),
-            ("evaluate-fsclap/gpu", {"split": "val", "plot": False}),
-        ):
+            stack.timings["server healthy"] = wait_healthy(f"{api}/health", server)
+            # pools, gpu limit, automation, every deployment on the data root; no sources.yaml
+            # there yet: the nightly refresh is deployed with its schedule paused
+            stack.setup = fsclap(env, "prefect", "setup", "--data-root", str(stack.data_root))
+            stack.timings["setup"] = time.monotonic() - start - stack.timings["server healthy"]
+            stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
+            stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
+            # no data_root given (the deployment's parameter), no FSCLAP_DATA_ROOT anywhere
             began = time.monotonic()
-            done = run_deployment(env, name, params)
-            timings[name] = time.monotonic() - began
-            assert done.returncode == 0 and "Completed" in done.stdout, (
-                f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}\n"
-                f"cpu worker:\n{stack.log('cpu-worker')}\ngpu worker:\n{stack.log('gpu-worker')}"
-            )
-
-        for key in (
-            "build-corpus-summary",
-            "train-fsclap-summary",
-            "train-fsclap-curves",
-            "evaluate-fsclap-report",
-        ):
-            shown = prefect(env, "artifact", "inspect", key, "--output", "json")
-            assert shown.returncode == 0, f"{key}: {shown.stderr[-2000:]}"
-            latest = json.loads(shown.stdout)[0]
-            if key == "build-corpus-summary":
-                assert "through all stages: **2**" in latest["data"]
-        check_trained_data_root(data_root)
-
-        # setup on a second data root with a sources file of local episodes: written to
-        # DATA_ROOT/sources.yaml, the schedule active; the nightly refresh (triggered now) builds it
-        began = time.monotonic()
-        nightly_root = tmp_path / "nightly"
-        local = sources_file(tmp_path / "local.yaml", episode_urls(None)[:1])
-        setup = fsclap(
-            env, "prefect", "setup", "--data-root", str(nightly_root), "--sources", str(local),
-            "--notify-url", hook_url,
-        )  # fmt: skip
-        assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
-        assert "(process, exists)" in setup.stdout and "warning:" not in setup.stdout
-        assert "'fsclap: recover after a crashed run' (exists)" in setup.stdout
-        assert "'fsclap: notify on new datasets' (created)" in setup.stdout
-        # (read through the API: `prefect deployment inspect -o json` of a deployment that an
-        # automation runs fails in Prefect 3.9 — its JSON dump meets the trigger's timedelta)
-        recovery = subprocess.run(
-            [sys.executable, "-c", "from prefect import get_client\n"
-             "with get_client(sync_client=True) as c:\n"
-             "    print(c.read_deployment_by_name('recover-crashed-runs/recovery').parameters)"],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert recovery.returncode == 0 and recovery.stdout.strip() == "{}", recovery.stderr[-2000:]
-        nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
-        assert nightly["schedules"][0]["active"] is True
-        assert nightly["parameters"]["data_root"] == str(nightly_root)
-        refreshed = run_deployment(env, "build-corpus/nightly-refresh", {})
-        timings["setup + nightly-refresh"] = time.monotonic() - began
-        assert refreshed.returncode == 0 and "Completed" in refreshed.stdout, (
-            f"{refreshed.stdout[-3000:]}\ncpu worker:\n{stack.log('cpu-worker')}"
-        )
-        # the refresh published a dataset: the notification automation posted it to the webhook
-        deadline = time.monotonic() + 60
-        while not any("published" in p.get("subject", "") for p in posted):
-            assert time.monotonic() < deadline, f"no dataset notification: {posted}"
-            time.sleep(1)
-    finally:
-        stack.stop()
-        webhook.__exit__(None, None, None)
+            stack.adhoc = run_deployment(env, "build-corpus/adhoc", {"sources": str(stack.sources)})
+            stack.timings["build-corpus/adhoc"] = time.monotonic() - began
+            yield stack
+        finally:
+            stack.stop()
     assert all(proc.poll() is not None for _, proc in stack.procs)
-    print("\n".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
+    print("\n".join(f"{k}: {v:.1f} s" for k, v in stack.timings.items()))
+
+
+def check_completed(stack: Stack, name: str, done: subprocess.CompletedProcess) -> None:
+    assert done.returncode == 0 and "Completed" in done.stdout, (
+        f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}\n"
+        f"cpu worker:\n{stack.log('cpu-worker')}\ngpu worker:\n{stack.log('gpu-worker')}"
+    )
+
+
+@pytest.mark.server
+def test_deploy_and_run_every_flow_through_a_local_server(
+    prefect_stack, episode_urls, sources_file
+):
+    stack = prefect_stack
+    env, data_root, sources, tmp_path = stack.env, stack.data_root, stack.sources, stack.tmp
+    timings = stack.timings
+    # API auth is on: anything but the health probe needs the credentials
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(
+            urllib.request.Request(f"{stack.api}/flows/filter", data=b"{}", method="POST"),
+            timeout=5,
+        )
+    assert denied.value.code == 401
+
+    setup = stack.setup
+    assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
+    assert "cpu (process, created), gpu (process, created)" in setup.stdout, setup.stdout
+    assert "tag gpu, 1 slot(s), created" in setup.stdout
+    assert "schedule 0 3 * * * UTC PAUSED" in setup.stdout and "warning:" in setup.stdout
+    for pool in ("cpu", "gpu"):
+        assert prefect(env, "work-pool", "inspect", pool).returncode == 0
+    automation = subprocess.run(
+        [sys.executable, "-m", "flows.automations"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # setup created it; idempotent
+    assert automation.returncode == 0, automation.stderr[-2000:]
+    assert automation.stdout.startswith("exists"), automation.stdout
+    for name in (
+        "build-corpus/nightly-refresh",
+        "build-corpus/adhoc",
+        "build-corpus/paper-gpu",
+        "train-fsclap/gpu",
+        "evaluate-fsclap/gpu",
+    ):
+        assert inspect_deployment(env, name)["parameters"]["data_root"] == str(data_root), name
+    nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
+    assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
+    assert nightly["schedules"][0]["active"] is False
+    # the form the UI shows: flat parameters, each described (the flow's docstring)
+    fields = nightly["parameter_openapi_schema"]["properties"]
+    assert "params" not in fields and fields["sources"]["description"].startswith("Sources")
+
+    # a value of the wrong type is refused by the server against the flow's schema: no run
+    refused = run_deployment(env, "build-corpus/adhoc", {"sources": str(sources), "profile": "gpu"})
+    assert refused.returncode == 1 and "profile" in refused.stdout + refused.stderr
+
+    # a value the flow's model refuses: the run fails first thing, with a one-line reason
+    # that --watch shows (the run's logs) and the run's state carries
+    never = tmp_path / "never"
+    failed = run_deployment(
+        env,
+        "build-corpus/adhoc",
+        {"sources": str(sources), "data_root": str(never), "acquire_retries": -1},
+    )
+    reason = "invalid parameters: acquire_retries: Input should be greater than or equal to 0"
+    assert failed.returncode == 1 and "Failed" in failed.stdout, failed.stdout[-3000:]
+    assert f"FsclapError: {reason}" in failed.stdout, failed.stdout[-3000:]
+    state = flow_run(env, failed)
+    assert state["state"]["message"] == (
+        f"Flow run encountered an exception: FsclapError: {reason}"
+    ), state["state"]
+    assert not never.exists()
+    # the deployments' data_root parameter: no data_root given, no FSCLAP_DATA_ROOT anywhere
+    # (build-corpus/adhoc ran in the fixture)
+    check_completed(stack, "build-corpus/adhoc", stack.adhoc)
+    for name, params in (
+        ("train-fsclap/gpu", {"train_overrides": TINY}),
+        ("evaluate-fsclap/gpu", {"split": "val", "plot": False}),
+    ):
+        began = time.monotonic()
+        done = run_deployment(env, name, params)
+        timings[name] = time.monotonic() - began
+        check_completed(stack, name, done)
+
+    for key in (
+        "build-corpus-summary",
+        "train-fsclap-summary",
+        "train-fsclap-curves",
+        "evaluate-fsclap-report",
+    ):
+        shown = prefect(env, "artifact", "inspect", key, "--output", "json")
+        assert shown.returncode == 0, f"{key}: {shown.stderr[-2000:]}"
+        latest = json.loads(shown.stdout)[0]
+        if key == "build-corpus-summary":
+            assert "through all stages: **2**" in latest["data"]
+    check_trained_data_root(data_root)
+
+    # setup on a second data root with a sources file of local episodes: written to
+    # DATA_ROOT/sources.yaml, the schedule active; the nightly refresh (triggered now) builds it
+    began = time.monotonic()
+    nightly_root = tmp_path / "nightly"
+    local = sources_file(tmp_path / "local.yaml", episode_urls(None)[:1])
+    setup = fsclap(
+        env, "prefect", "setup", "--data-root", str(nightly_root), "--sources", str(local),
+        "--notify-url", stack.hook_url,
+    )  # fmt: skip
+    assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
+    assert "(process, exists)" in setup.stdout and "warning:" not in setup.stdout
+    assert "'fsclap: recover after a crashed run' (exists)" in setup.stdout
+    assert "'fsclap: notify on new datasets' (created)" in setup.stdout
+    # (read through the API: `prefect deployment inspect -o json` of a deployment that an
+    # automation runs fails in Prefect 3.9 — its JSON dump meets the trigger's timedelta)
+    recovery = subprocess.run(
+        [sys.executable, "-c", "from prefect import get_client\n"
+         "with get_client(sync_client=True) as c:\n"
+         "    print(c.read_deployment_by_name('recover-crashed-runs/recovery').parameters)"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert recovery.returncode == 0 and recovery.stdout.strip() == "{}", recovery.stderr[-2000:]
+    nightly = inspect_deployment(env, "build-corpus/nightly-refresh")
+    assert nightly["schedules"][0]["active"] is True
+    assert nightly["parameters"]["data_root"] == str(nightly_root)
+    refreshed = run_deployment(env, "build-corpus/nightly-refresh", {})
+    timings["setup + nightly-refresh"] = time.monotonic() - began
+    assert refreshed.returncode == 0 and "Completed" in refreshed.stdout, (
+        f"{refreshed.stdout[-3000:]}\ncpu worker:\n{stack.log('cpu-worker')}"
+    )
+    # the refresh published a dataset: the notification automation posted it to the webhook
+    deadline = time.monotonic() + 60
+    while not any("published" in p.get("subject", "") for p in stack.posted):
+        assert time.monotonic() < deadline, f"no dataset notification: {stack.posted}"
+        time.sleep(1)
     refreshed = pd.read_parquet(nightly_root / "manifests" / "episodes.parquet")
     assert (refreshed["status"] == "published").sum() == 1
+
+
+@pytest.mark.server
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)")
+def test_the_prefect_ui_shows_the_build_its_summary_and_the_run_form(prefect_stack, artifacts_dir):
+    """The Prefect UI as its users see it, in headless Chromium: log in with the auth string, the
+    build-corpus run's page (name, state, task runs), its summary artifact, and the deployment's
+    custom run form (the flow's flat parameters, each with its docstring's description)."""
+    stack = prefect_stack
+    check_completed(stack, "build-corpus/adhoc", stack.adhoc)
+    run = flow_run(stack.env, stack.adhoc)
+    assert re.fullmatch(
+        rf"build-corpus {stack.data_root.name} \d{{4}}-\d\d-\d\d \d\d:\d\d", run["name"]
+    )
+    deployment = inspect_deployment(stack.env, "build-corpus/adhoc")
+    fields = deployment["parameter_openapi_schema"]["properties"]
+    began = time.monotonic()
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)  # a single-page app on 2 busy cores
+        prefect_ui_login(page, stack.ui, AUTH)
+
+        # the run's page: its name, its state, its task runs named stage/drama/episode
+        page.goto(f"{stack.ui}/runs/flow-run/{run['id']}")
+        heading = page.locator(".page-heading")
+        heading.get_by_text(run["name"], exact=True).wait_for()
+        heading.get_by_text("Completed", exact=True).wait_for()
+        prefect_ui_tab(page, "Task Runs")
+        for episode in (1, 2):
+            for stage in ("acquire", "diarize", "caption"):
+                page.get_by_text(f"{stage}/drama01/{episode}", exact=True).first.wait_for()
+        page.screenshot(path=str(artifacts_dir / "prefect_flow_run.png"), full_page=True)
+
+        # its artifacts: the build summary, rendered from its markdown
+        prefect_ui_tab(page, "Artifacts")
+        page.get_by_text("build-corpus-failures", exact=True).wait_for()
+        page.get_by_text("build-corpus-summary", exact=True).click()
+        page.get_by_text("through all stages: 2").wait_for()
+        assert "/artifacts/artifact/" in page.url
+        page.screenshot(path=str(artifacts_dir / "prefect_artifacts.png"), full_page=True)
+
+        # the deployment's custom run form: the flow's flat parameters, each described
+        page.goto(f"{stack.ui}/deployments/deployment/{deployment['id']}/run")
+        page.get_by_text("Parameters", exact=True).wait_for()
+        assert "params" not in fields and {"sources", "data_root", "stages"} <= set(fields)
+        for name, field in fields.items():
+            page.get_by_text(re.compile(rf"^{name}( \(Optional\))?$")).wait_for()
+            shown = field["description"].replace("`", "")  # markdown: `code` shows as code
+            described = page.locator(".p-label__description", has_text=shown)
+            assert described.count() == 1, (name, field["description"])
+        assert page.get_by_text(re.compile(r"^params( \(Optional\))?$")).count() == 0
+        # the page scrolls inside its own frame: a viewport tall enough for every field
+        page.set_viewport_size({"width": 1400, "height": 1900})
+        page.screenshot(path=str(artifacts_dir / "prefect_run_form.png"), full_page=True)
+    stack.timings["browser"] = time.monotonic() - began
 
 
 def check_trained_data_root(data_root: Path) -> None:

@@ -5,22 +5,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+from fsclap.testing.browser import CHROMIUM, headless_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -82,14 +71,8 @@ def server(web_index, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with headless_chromium("--autoplay-policy=no-user-gesture-required") as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_search_listen_filter_and_more_like_this(server, browser, web_index, artifacts_dir):
