@@ -29,6 +29,8 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",  # no API URL configured: start a local ephemeral server
     "PREFECT_LOGGING_EXTRA_LOGGERS": "fsclap",  # the library's own log lines reach the run's logs in the UI
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # the ephemeral server can take longer than Prefect's 20 s to start on a loaded small machine
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 
