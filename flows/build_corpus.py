@@ -30,11 +30,14 @@ The flow executes the plan of :class:`pipeline.engine.CorpusBuild`, as
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +55,7 @@ from flows.runtime import TaskRunners, ensure_library_logging, result_storage, r
 from fsclap.config import Profile, Settings
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
-from pipeline.engine import BuildSummary, CorpusBuild, Outcome
+from pipeline.engine import BuildSummary, CorpusBuild, Outcome, stage_workers
 from pipeline.runner import build_stages, preflight
 from pipeline.sources import Discovery, Sources, discover, load_sources
 from pipeline.stage import Stage, StageError, short_hash
@@ -190,23 +193,44 @@ def finish_stage(stage: Stage) -> Any:
 
 class PrefectExecutor:
     """Runs each stage's episodes as Prefect tasks (one per episode, named ``<stage>/<drama>/<episode index>``)
-    on the task runner :class:`~flows.runtime.TaskRunners` hands out; reports each as it ends."""
+    on the task runner :class:`~flows.runtime.TaskRunners` hands out; reports each as it ends.
+
+    Stage by stage (:meth:`run_stage`, the engine's ``run``) or streaming (:meth:`submit`, the
+    engine's ``run_streaming`` with ``orchestration.streaming``): then every stage keeps its task
+    runner open for the whole build, and a small thread pool turns each task's final state into
+    the :class:`Outcome` the engine waits for (in the flow run's context, so a re-run of a stale
+    cache hit is a task of this flow run too)."""
 
     def __init__(self, params: BuildCorpusParams, settings: Settings, runners: TaskRunners):
         self.params = params
         self.settings = settings
         self.runners = runners
+        self._open: dict[str, tuple[Any, Any]] = {}  # streaming: stage -> (task, runner)
+        self._stack = ExitStack()
+        self._collector: ThreadPoolExecutor | None = None
 
     def discover(self, sources: Sources, lister) -> Discovery:
         return discover_episodes(
             sources, lister, self.params.acquire_retries, self.params.acquire_retry_delay_s
         )
 
-    def run_stage(self, stage: Stage, episodes: list[Episode]) -> Iterator[Outcome]:
+    def _prepare(self, stage: Stage):
         register_stage(self.settings, stage)
         if self.runners.in_process:
             stage.ensure_setup()  # a model that cannot load stops the run here, not as one failure per episode
-        work = stage_task(stage, self.params, self.settings)
+        return stage_task(stage, self.params, self.settings)
+
+    def _outcome(self, stage: Stage, episode: Episode, future, work, runner) -> Outcome:
+        future.wait()  # takes the final state from the runner (the API's copy may lag behind)
+        state = future.state
+        if state.is_completed() and state.name == "Cached":
+            state = _checked_cache_hit(stage, episode, state, work, runner, self.settings)
+        if state.is_completed():
+            return Outcome(episode, state.result(), cached=state.name == "Cached")
+        return Outcome(episode, None, *_failure(state))
+
+    def run_stage(self, stage: Stage, episodes: list[Episode]) -> Iterator[Outcome]:
+        work = self._prepare(stage)
         with self.runners.for_stage(getattr(stage.config, "workers", 1)) as runner:
             futures = {
                 runner.submit(work, _inputs(stage, episode, self.settings)): episode
@@ -215,18 +239,31 @@ class PrefectExecutor:
             for future in progress(
                 as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"
             ):
-                episode = futures[future]
-                future.wait()  # takes the final state from the runner (the API's copy may lag behind)
-                state = future.state
-                if state.is_completed() and state.name == "Cached":
-                    state = _checked_cache_hit(stage, episode, state, work, runner, self.settings)
-                if state.is_completed():
-                    yield Outcome(episode, state.result(), cached=state.name == "Cached")
-                else:
-                    yield Outcome(episode, None, *_failure(state))
+                yield self._outcome(stage, futures[future], future, work, runner)
+
+    def submit(self, stage: Stage, episode: Episode) -> Future:
+        if stage.name not in self._open:
+            work = self._prepare(stage)
+            runner = self._stack.enter_context(self.runners.for_stage(stage_workers(stage)))
+            self._open[stage.name] = (work, runner)
+        if self._collector is None:
+            self._collector = ThreadPoolExecutor(thread_name_prefix="fsclap-outcomes")
+        work, runner = self._open[stage.name]
+        future = runner.submit(work, _inputs(stage, episode, self.settings))
+        context = contextvars.copy_context()  # this flow run's, for a re-run of a stale cache hit
+        return self._collector.submit(
+            context.run, self._outcome, stage, episode, future, work, runner
+        )
 
     def finish(self, stage: Stage) -> Any:
         return finish_stage(stage)
+
+    def close(self) -> None:
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            collector.shutdown(wait=True, cancel_futures=True)
+        self._open.clear()
+        self._stack.close()
 
 
 @flow(
@@ -277,7 +314,11 @@ def build_corpus(
     build = CorpusBuild(settings, loaded, built, retry_failed=params.retry_failed)
     start = time.perf_counter()
     with runners:
-        summary = build.run(PrefectExecutor(params, settings, runners))
+        executor = PrefectExecutor(params, settings, runners)
+        if settings.orchestration.streaming:
+            summary = build.run_streaming(executor, settings.orchestration.stream_queue)
+        else:
+            summary = build.run(executor)
     report_build(summary, params, settings, time.perf_counter() - start)
     emit_build_events(summary)  # notifications (flows/notifications.py)
     if summary.failures:  # Completed, and the run says so (the CLI exits 3 on the same count)
