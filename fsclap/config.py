@@ -114,7 +114,9 @@ class Settings(BaseSettings):
         2, ge=0, description="Parallel workers for data loading and per-episode work."
     )
     progress: bool | None = Field(
-        None, description="Progress bars; default: on for a terminal, off in CI."
+        None,
+        description="Progress bars; default: on for a terminal, off in CI and on workers, where "
+        "long loops log a progress line every 30 s instead.",
     )
     orchestration: Orchestration = Field(default_factory=Orchestration)
     stages: dict[str, dict[str, Any]] = Field(
@@ -145,14 +147,10 @@ class Settings(BaseSettings):
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def show_progress(self) -> bool:
-        if self.progress is not None:
-            return self.progress
-        return not in_ci() and os.isatty(2)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+    def report_progress(self) -> bool:
+        """Whether evaluation and indexing report progress at all (a bar in a terminal, else log
+        lines every 30 s: :func:`fsclap.log.progress`); ``progress: false`` turns it off."""
+        return self.progress is not False
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:

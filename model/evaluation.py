@@ -228,7 +228,7 @@ def evaluate_checkpoint(
     """What ``fsclap eval`` runs: load, evaluate, write JSON (+ details and an embedding map)."""
     device = settings.resolved_device() if settings is not None else "cpu"
     workers = settings.workers if settings is not None else 0
-    show = settings.show_progress() if settings is not None else False
+    show = settings.report_progress() if settings is not None else False
     folder = resolve_checkpoint(checkpoint)
     manifest = ClipManifest.read(manifest_path, validate_levels=False)
     start = time.perf_counter()

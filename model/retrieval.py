@@ -101,7 +101,7 @@ def _embed_into(
         manifest,
         batch_size=batch_size,
         workers=settings.workers if settings else 0,
-        show_progress=settings.show_progress() if settings else False,
+        show_progress=settings.report_progress() if settings else False,
     )
     if emb.failures:
         listing = "; ".join(f"{cid}: {reason}" for cid, _, reason in emb.failures[:5])
