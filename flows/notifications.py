@@ -16,11 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 from uuid import UUID
 
+from flows.automations import ensure_automation, fsclap_flow_run_trigger
+
 NOTIFY_BLOCK_NAME = "fsclap-notify"
 NOTIFY_BLOCK = f"custom-webhook/{NOTIFY_BLOCK_NAME}"  # <block type slug>/<name>
 PUBLISHED_EVENT = "fsclap.dataset.published"
 FAILED_EPISODES_EVENT = "fsclap.build.episodes-failed"
-NOTIFIED_FLOWS = ("build-corpus", "train-fsclap", "evaluate-fsclap")
 
 
 def data_root_resource(data_root: Path) -> dict[str, str]:
@@ -80,53 +81,36 @@ def notification_automations(block_id: UUID) -> list:
     from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
-    def reactive(events: set[str], match: dict, related: dict | None = None) -> EventTrigger:
+    def notify(name: str, trigger: EventTrigger, subject: str, body: str) -> Automation:
+        action = SendNotification(block_document_id=block_id, subject=subject, body=body)
+        return Automation(name=name, trigger=trigger, actions=[action])
+
+    def on_data_root_event(event: str) -> EventTrigger:
         return EventTrigger(
-            expect=events,
-            match=ResourceSpecification(match),
-            match_related=ResourceSpecification(related or {}),
+            expect={event},
+            match=ResourceSpecification({"prefect.resource.id": ["fsclap.data-root.*"]}),
             posture=Posture.Reactive,
             threshold=1,
         )
 
-    data_roots = {"prefect.resource.id": ["fsclap.data-root.*"]}
     return [
-        Automation(
-            name="fsclap: notify on failed or crashed runs",
-            trigger=reactive(
-                {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                {"prefect.resource.id": ["prefect.flow-run.*"]},
-                {"prefect.resource.role": "flow", "prefect.resource.name": list(NOTIFIED_FLOWS)},
-            ),
-            actions=[
-                SendNotification(
-                    block_document_id=block_id,
-                    subject="fsclap: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
-                    body="{{ flow_run.state.message }}",
-                )
-            ],
+        notify(
+            "fsclap: notify on failed or crashed runs",
+            fsclap_flow_run_trigger({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}),
+            subject="fsclap: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
+            body="{{ flow_run.state.message }}",
         ),
-        Automation(
-            name="fsclap: notify on builds with failed episodes",
-            trigger=reactive({FAILED_EPISODES_EVENT}, data_roots),
-            actions=[
-                SendNotification(
-                    block_document_id=block_id,
-                    subject="fsclap: corpus build with failed episodes",
-                    body="{{ event.resource.name }}: {{ event.payload.message }}",
-                )
-            ],
+        notify(
+            "fsclap: notify on builds with failed episodes",
+            on_data_root_event(FAILED_EPISODES_EVENT),
+            subject="fsclap: corpus build with failed episodes",
+            body="{{ event.resource.name }}: {{ event.payload.message }}",
         ),
-        Automation(
-            name="fsclap: notify on new datasets",
-            trigger=reactive({PUBLISHED_EVENT}, data_roots),
-            actions=[
-                SendNotification(
-                    block_document_id=block_id,
-                    subject="fsclap: dataset {{ event.payload.version }} published",
-                    body="{{ event.payload.path }} ({{ event.payload.counts }})",
-                )
-            ],
+        notify(
+            "fsclap: notify on new datasets",
+            on_data_root_event(PUBLISHED_EVENT),
+            subject="fsclap: dataset {{ event.payload.version }} published",
+            body="{{ event.payload.path }} ({{ event.payload.counts }})",
         ),
     ]
 
@@ -135,16 +119,10 @@ def ensure_notification_automations(block: str = NOTIFY_BLOCK) -> list[tuple[str
     """Create the notification automations that do not exist yet (by name), sending through the
     saved notification block ``block`` (``<block type slug>/<name>``); returns ``(name, created)``
     for each."""
-    from prefect.automations import Automation
     from prefect.blocks.core import Block
 
     block_id = Block.load(block)._block_document_id
-    out = []
-    for automation in notification_automations(block_id):
-        try:
-            Automation.read(name=automation.name)
-            out.append((automation.name, False))
-        except ValueError:  # Prefect raises ValueError for a name it does not know
-            automation.create()
-            out.append((automation.name, True))
-    return out
+    return [
+        (automation.name, ensure_automation(automation.name, lambda a=automation: a)[1])
+        for automation in notification_automations(block_id)
+    ]

@@ -32,7 +32,7 @@ def test_recovery_automation_runs_the_recovery_deployment_on_crashes():
     from prefect.automations import Automation
 
     from flows.automations import (
-        RECOVERED_FLOWS,
+        FSCLAP_FLOWS,
         RECOVERY_AUTOMATION,
         RECOVERY_DEPLOYMENT,
         ensure_recovery_automation,
@@ -51,7 +51,7 @@ def test_recovery_automation_runs_the_recovery_deployment_on_crashes():
     assert automation.trigger.posture == "Reactive"
     related = automation.trigger.match_related
     related = related[0] if isinstance(related, list) else related
-    assert set(related["prefect.resource.name"]) == set(RECOVERED_FLOWS)
-    assert flow_name not in RECOVERED_FLOWS  # its own crash does not start it again
+    assert set(related["prefect.resource.name"]) == set(FSCLAP_FLOWS)
+    assert flow_name not in FSCLAP_FLOWS  # its own crash does not start it again
     action = automation.actions[0]
     assert action.type == "run-deployment" and action.deployment_id == deployment_id
