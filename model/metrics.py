@@ -178,16 +178,19 @@ class _KeyGroups:
             gallery_keys[self.order], return_index=True, return_counts=True
         )
 
-    def counts_of(self, query_keys: np.ndarray) -> np.ndarray:
-        """How many gallery items share each query's key."""
+    def _slots(self, query_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's key group and how many gallery items it holds (0: the key is not there)."""
         slot = np.clip(np.searchsorted(self.keys, query_keys), 0, max(len(self.keys) - 1, 0))
         found = self.keys[slot] == query_keys if len(self.keys) else np.zeros(len(query_keys), bool)
-        return np.where(found, self.counts[slot], 0)
+        return slot, np.where(found, self.counts[slot], 0)
+
+    def counts_of(self, query_keys: np.ndarray) -> np.ndarray:
+        """How many gallery items share each query's key."""
+        return self._slots(query_keys)[1]
 
     def positives(self, query_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query row, gallery index) of every positive pair of these queries."""
-        slot = np.clip(np.searchsorted(self.keys, query_keys), 0, max(len(self.keys) - 1, 0))
-        count = self.counts_of(query_keys)
+        slot, count = self._slots(query_keys)
         rows = np.repeat(np.arange(len(query_keys)), count)
         within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
         return rows, self.order[np.repeat(self.starts[slot], count) + within]
@@ -244,8 +247,10 @@ def _rank_rows(
     order, tied = _order_candidates(values, indices, keys, gallery_keys, depth)
     for i in np.flatnonzero(tied):  # a tie across the cut: every item that may enter the top
         cand = np.flatnonzero(chunk[i] >= values[i, depth - 1])
-        positive = gallery_keys[cand] == keys[i]
-        order[i] = cand[np.lexsort((cand, positive, -chunk[i, cand]))[:depth]]
+        ordered, _ = _order_candidates(
+            chunk[i, cand][None], cand[None], keys[i : i + 1], gallery_keys, len(cand)
+        )
+        order[i] = ordered[0, :depth]
     queries = np.arange(start, start + len(keys))
     result.first_positive_rank[queries] = 1 + at_least - tied_positives.numpy()
     _fill_from_order(result, queries, order, keys, gallery_keys, npos)
