@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ from fsclap.manifest import (
 from pipeline.attributes import MEASURE_VERSION, BinningConfig, bin_attributes, measure_clip
 from pipeline.emotion import SenseVoiceTagger
 from pipeline.stage import (
+    FileStateCache,
     Stage,
     StageConfig,
     StageContext,
@@ -649,8 +649,7 @@ class Caption(Stage):
         self.settings = settings
         self._tagger = None
         self._tagger_made = False
-        self._lock = threading.Lock()
-        self._tables: dict[Path, tuple[int, int, pd.DataFrame, dict[str, list[list]]]] = {}
+        self._dramas = FileStateCache(_indexed_drama)  # segments table -> (table, kept items)
 
     # --- identity / resources -----------------------------------------------------------------
 
@@ -698,18 +697,10 @@ class Caption(Stage):
         """The drama's segments table and, per episode, what its resume key hashes of its kept
         segments (:func:`kept_items`); read again only when the table's (mtime, size) changed, so
         a refresh indexes each drama once instead of filtering the table for every episode."""
-        path = self.drama_table(drama_id)
         try:
-            stat = path.stat()
+            return self._dramas.get(self.drama_table(drama_id))
         except OSError:
             return None
-        with self._lock:
-            cached = self._tables.get(path)
-            if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
-                table = pd.read_parquet(path)
-                cached = (stat.st_mtime_ns, stat.st_size, table, kept_items(table))
-                self._tables[path] = cached
-            return cached[2], cached[3]
 
     def kept_rows(self, episode: Episode) -> pd.DataFrame | None:
         table = self._read_drama(episode.drama_id)
@@ -790,6 +781,11 @@ def kept_items(table: pd.DataFrame) -> dict[str, list[list]]:
     for episode_id, *item in kept[columns].itertuples(index=False, name=None):
         items.setdefault(episode_id, []).append(item)
     return items
+
+
+def _indexed_drama(path: Path) -> tuple[pd.DataFrame, dict[str, list[list]]]:
+    table = pd.read_parquet(path)
+    return table, kept_items(table)
 
 
 #: Beside the clip manifest: what it was built from, so a refresh with nothing new skips reading

@@ -40,6 +40,7 @@ from fsclap.log import get_logger
 from pipeline.segments import SEGMENT_COLUMNS, empty_frame, typed
 from pipeline.speakers import LINK_THRESHOLDS, centroids_from, link_speakers
 from pipeline.stage import (
+    FileStateCache,
     Stage,
     StageConfig,
     StageError,
@@ -220,23 +221,13 @@ class Consistency(Stage):
         super().__init__(config, context=context)
         self._lock = threading.Lock()
         self._memo: dict[str, tuple[str, pd.DataFrame]] = {}  # drama -> (input hash, table)
-        self._hashes: dict[str, tuple[int, int, str]] = {}  # path -> (mtime_ns, size, sha256)
+        self._hashes = FileStateCache(sha256_file)  # the drama's input tables' contents
 
     def episode_table(self, episode: Episode) -> Path:
         return self.context.layout.episode_segments(episode.drama_id, episode.episode_id)
 
     def drama_table(self, drama_id: str) -> Path:
         return self.context.layout.drama_segments(drama_id)
-
-    def _file_hash(self, path: str | Path, stat: os.stat_result | None = None) -> str:
-        """SHA-256 of ``path``, hashed again only when its (mtime_ns, size) changed."""
-        stat = stat or os.stat(path)
-        key = str(path)
-        known = self._hashes.get(key)
-        if known is None or known[:2] != (stat.st_mtime_ns, stat.st_size):
-            known = (stat.st_mtime_ns, stat.st_size, sha256_file(path))
-            self._hashes[key] = known
-        return known[2]
 
     def drama_state(self, drama_id: str) -> tuple[str, list[str]]:
         """The hash of the drama's inputs (every episode's segments table: name and content) and
@@ -251,8 +242,7 @@ class Consistency(Stage):
                 )
         except OSError:
             entries = []
-        with self._lock:
-            parts = [(e.name, self._file_hash(e.path, e.stat())) for e in entries]
+        parts = [(e.name, self._hashes.get(e.path, e.stat())) for e in entries]
         return short_hash(parts, 24), [e.path for e in entries]
 
     def input_hash(self, episode: Episode) -> str | None:

@@ -20,6 +20,7 @@ import json
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -119,6 +120,31 @@ def file_states(paths: list[Path]) -> list[list]:
     return states
 
 
+class FileStateCache:
+    """Values computed from files (a table's index, a content hash), computed again only when a
+    file's (mtime_ns, size) changed: a refresh asks for them for every episode. Thread-safe."""
+
+    def __init__(self, compute: Callable[[Path], Any]):
+        self.compute = compute
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[tuple[int, int], Any]] = {}
+
+    def get(self, path: str | Path, stat: os.stat_result | None = None) -> Any:
+        """The value for ``path`` (``stat``: its stat when the caller has it); OSError when it
+        cannot be stat'ed."""
+        stat = stat or os.stat(path)
+        state = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            known = self._known.get(str(path))
+            if known is None or known[0] != state:
+                known = self._known[str(path)] = (state, self.compute(Path(path)))
+            return known[1]
+
+
+def _stamp_record(inputs: Any, outputs: list[Path]) -> dict:
+    return {"inputs": short_hash(inputs, 32), "outputs": file_states(outputs)}
+
+
 def is_up_to_date(stamp: Path, inputs: Any, outputs: list[Path]) -> bool:
     """Whether ``stamp`` (written by :func:`write_stamp`) says ``outputs`` were made from ``inputs``
     (any JSON-able description, e.g. :func:`file_states` of the input files plus the config) and
@@ -129,13 +155,12 @@ def is_up_to_date(stamp: Path, inputs: Any, outputs: list[Path]) -> bool:
         recorded = json.loads(stamp.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return recorded == {"inputs": short_hash(inputs, 32), "outputs": file_states(outputs)}
+    return recorded == _stamp_record(inputs, outputs)
 
 
 def write_stamp(stamp: Path, inputs: Any, outputs: list[Path]) -> None:
     """Record that ``outputs`` were just made from ``inputs`` (see :func:`is_up_to_date`)."""
-
-    write_json(stamp, {"inputs": short_hash(inputs, 32), "outputs": file_states(outputs)})
+    write_json(stamp, _stamp_record(inputs, outputs))
 
 
 class Stage(ABC):
