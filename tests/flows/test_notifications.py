@@ -1,4 +1,6 @@
-"""Notifications through a webhook block, against a loopback receiver and the session's Prefect API."""
+"""Notifications through a webhook block, against a loopback receiver and the session's Prefect API.
+(From a real server's automations, for a Failed run, a Crashed run and a published dataset:
+tests/flows/test_server.py.)"""
 
 from __future__ import annotations
 

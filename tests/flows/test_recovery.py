@@ -1,5 +1,7 @@
 """Recovery after a crash, against the session's Prefect API: task runs a crashed flow run left
-open are closed, and a crashed corpus build is started again once with its parameters."""
+open are closed, and a crashed corpus build is started again once with its parameters. (End to
+end, a worker killed under a real server, its automations and a replacement worker:
+tests/flows/test_server.py.)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
 """The deployment path for real: a local Prefect server (SQLite, API auth on, run logs streamed to
 ``--watch``) on a loopback port, ``fsclap prefect setup`` (work pools, gpu limit, the project's
-prefect.yaml deployed on a data root), workers started without any fsclap environment, and
-``prefect deployment run ... --watch`` for build-corpus, train-fsclap, evaluate-fsclap and the
-nightly refresh -- the commands the README gives; then the Prefect UI of that server in headless
-Chromium. The tests share one server fixture. Everything started here is stopped by its process
-id."""
+prefect.yaml deployed on a data root, the automations, notifications to a loopback webhook),
+workers started without any fsclap environment, and ``prefect deployment run ... --watch`` for
+build-corpus, train-fsclap, evaluate-fsclap and the nightly refresh -- the commands the README
+gives; then the Prefect UI of that server in headless Chromium; then a worker killed mid-build
+(``kill -9``): the server marks its run Crashed, the automations close its task runs, start the
+build again and notify. The tests share one server fixture. Everything started here is stopped
+by its process id."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +76,13 @@ class Stack:
         return proc
 
     def stop(self) -> None:
+        # a worker starts each flow run in a session of its own: its group is stopped too
+        runs = {
+            group
+            for _, proc in self.procs
+            if proc.poll() is None
+            for group in process_groups(descendants(proc.pid))
+        }
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -82,9 +92,46 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+        for group in runs - {proc.pid for _, proc in self.procs}:
+            try:
+                os.killpg(group, signal.SIGKILL)  # a flow run its worker left behind
+            except ProcessLookupError:
+                pass
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+def parent_pid(pid: int) -> int:
+    # /proc/PID/stat is "PID (COMM) STATE PPID ...", and COMM may hold spaces
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process under ``pid`` (children, theirs, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(parent_pid(int(entry.name)), []).append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass  # gone meanwhile
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def process_groups(pids: list[int]) -> set[int]:
+    groups = set()
+    for pid in pids:
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    return groups
 
 
 def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -109,13 +156,48 @@ def flow_run(env: dict, run: subprocess.CompletedProcess) -> dict:
     return json.loads(prefect(env, "flow-run", "inspect", run_id, "--output", "json").stdout)
 
 
-def run_deployment(env: dict, name: str, params: dict) -> subprocess.CompletedProcess:
+def run_deployment(
+    env: dict, name: str, params: dict, watch: bool = True
+) -> subprocess.CompletedProcess:
     """`prefect deployment run NAME --param KEY=VALUE ... --watch`, one flat parameter each (the
-    value as JSON, which a plain path also is to Prefect's CLI)."""
+    value as JSON, which a plain path also is to Prefect's CLI); without ``watch`` it returns
+    once the run is created."""
     given = [f"{key}={json.dumps(value)}" for key, value in params.items()]
     return prefect(
-        env, "deployment", "run", name, *(w for g in given for w in ("--param", g)), "--watch"
+        env,
+        "deployment",
+        "run",
+        name,
+        *(w for g in given for w in ("--param", g)),
+        *(["--watch"] if watch else []),
     )
+
+
+def api(stack: Stack, path: str, body: dict | None = None):
+    """The server's REST API with the auth string (what the Prefect client sends): POST ``body``
+    to ``path``, or GET it; the JSON answer. Cheap enough to poll, unlike the CLI."""
+    token = base64.b64encode(AUTH.encode()).decode()
+    request = urllib.request.Request(
+        f"{stack.api}/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_for(what: str | Callable[[], str], check, timeout: float, every: float = 1.0):
+    """Poll ``check()`` until it returns something true, and return that; fail after ``timeout``
+    seconds naming ``what`` (a callable: what it says then)."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"not within {timeout:.0f} s: {what() if callable(what) else what}"
+            )
+        time.sleep(every)
+    return found
 
 
 def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> float:
@@ -134,8 +216,9 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> flo
 
 @pytest.fixture(scope="module")
 def prefect_stack(tmp_path_factory, served, episode_urls, sources_file) -> Iterator[Stack]:
-    """The server (API auth on), `fsclap prefect setup` on a data root, a worker for each pool and
-    one build-corpus/adhoc run of two served episodes: what the tests of this module share (the
+    """The server (API auth on), `fsclap prefect setup` on a data root with notifications to a
+    loopback webhook (``stack.posted`` collects them), a worker for each pool and one
+    build-corpus/adhoc run of two served episodes: what the tests of this module share (the
     server start and the first build are the slow part). Their output is kept on the stack for
     the tests to check; everything is stopped by process id at the end of the module."""
     tmp = tmp_path_factory.mktemp("prefect-server")
@@ -157,7 +240,7 @@ def prefect_stack(tmp_path_factory, served, episode_urls, sources_file) -> Itera
     stack.api, stack.ui, stack.tmp = api, api.removesuffix("/api"), tmp
     stack.data_root = tmp / "data"
     stack.sources = sources_file(tmp / "sources.yaml", episode_urls(served)[:2])
-    with webhook_receiver() as (stack.hook_url, stack.posted):  # the second setup notifies here
+    with webhook_receiver() as (stack.hook_url, stack.posted):
         try:
             start = time.monotonic()
             server = stack.start(
@@ -176,9 +259,12 @@ def prefect_stack(tmp_path_factory, served, episode_urls, sources_file) -> Itera
                 },
             )
             stack.timings["server healthy"] = wait_healthy(f"{api}/health", server)
-            # pools, gpu limit, automation, every deployment on the data root; no sources.yaml
+            # pools, gpu limit, automations, every deployment on the data root; no sources.yaml
             # there yet: the nightly refresh is deployed with its schedule paused
-            stack.setup = fsclap(env, "prefect", "setup", "--data-root", str(stack.data_root))
+            stack.setup = fsclap(
+                env, "prefect", "setup", "--data-root", str(stack.data_root),
+                "--notify-url", stack.hook_url,
+            )  # fmt: skip
             stack.timings["setup"] = time.monotonic() - start - stack.timings["server healthy"]
             stack.start("cpu-worker", "worker", "start", "--pool", "cpu")
             stack.start("gpu-worker", "worker", "start", "--pool", "gpu")
@@ -220,6 +306,7 @@ def test_deploy_and_run_every_flow_through_a_local_server(
     assert "cpu (process, created), gpu (process, created)" in setup.stdout, setup.stdout
     assert "tag gpu, 1 slot(s), created" in setup.stdout
     assert "schedule 0 3 * * * UTC PAUSED" in setup.stdout and "warning:" in setup.stdout
+    assert "'fsclap: notify on failed or crashed runs' (created)" in setup.stdout
     for pool in ("cpu", "gpu"):
         assert prefect(env, "work-pool", "inspect", pool).returncode == 0
     automation = subprocess.run(
@@ -304,7 +391,7 @@ def test_deploy_and_run_every_flow_through_a_local_server(
     assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}"
     assert "(process, exists)" in setup.stdout and "warning:" not in setup.stdout
     assert "'fsclap: recover after a crashed run' (exists)" in setup.stdout
-    assert "'fsclap: notify on new datasets' (created)" in setup.stdout
+    assert "'fsclap: notify on new datasets' (exists)" in setup.stdout
     # (read through the API: `prefect deployment inspect -o json` of a deployment that an
     # automation runs fails in Prefect 3.9 — its JSON dump meets the trigger's timedelta)
     recovery = subprocess.run(
@@ -323,12 +410,36 @@ def test_deploy_and_run_every_flow_through_a_local_server(
         f"{refreshed.stdout[-3000:]}\ncpu worker:\n{stack.log('cpu-worker')}"
     )
     # the refresh published a dataset: the notification automation posted it to the webhook
-    deadline = time.monotonic() + 60
-    while not any("published" in p.get("subject", "") for p in stack.posted):
-        assert time.monotonic() < deadline, f"no dataset notification: {stack.posted}"
-        time.sleep(1)
+    wait_for(
+        lambda: f"a notification of the dataset published in {nightly_root}: {stack.posted}",
+        lambda: [
+            p for p in stack.posted
+            if "published" in p.get("subject", "") and str(nightly_root) in p.get("body", "")
+        ],
+        timeout=60,
+    )  # fmt: skip
     refreshed = pd.read_parquet(nightly_root / "manifests" / "episodes.parquet")
     assert (refreshed["status"] == "published").sum() == 1
+
+    # the failed run (long over): notified with its reason, and its log holds the traceback
+    # once (Prefect's engine logs it twice; flows/run_logs.py keeps the second line without it)
+    subject = f"fsclap: build-corpus run {state['name']} Failed"
+    wait_for(
+        lambda: f"{subject!r} posted: {stack.posted}",
+        lambda: [p for p in stack.posted if p.get("subject") == subject and reason in p["body"]],
+        timeout=60,
+    )
+    logs = wait_for(
+        "the failed run's last log line",
+        lambda: (
+            shown.stdout
+            if "traceback above" in (shown := prefect(env, "flow-run", "logs", state["id"])).stdout
+            else None
+        ),
+        timeout=60,
+    )
+    assert logs.count("Traceback (most recent call last)") == 1, logs
+    assert f"fsclap.errors.FsclapError: {reason}" in logs, logs
 
 
 @pytest.mark.server
@@ -398,3 +509,107 @@ def check_trained_data_root(data_root: Path) -> None:
     assert (run_dir / "checkpoints" / "best" / "model.safetensors").is_file()
     metrics = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())
     assert metrics["n"] == len(pd.read_parquet(data_root / "datasets" / version / "val.parquet"))
+
+
+def flow_runs(stack: Stack, **filters) -> list[dict]:
+    """Flow runs through the API's filter (``flow_runs={...}``, ``flows={...}``)."""
+    return api(stack, "flow_runs/filter", filters)
+
+
+def task_runs_of(stack: Stack, flow_run_id: str) -> list[dict]:
+    return api(stack, "task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+
+
+@pytest.mark.server
+def test_a_killed_worker_s_build_is_crashed_closed_started_again_and_notified(
+    prefect_stack, served, episode_urls, sources_file
+):
+    """A worker is lost mid-build (``kill -9`` of the worker and of its flow-run process: nothing
+    is left to report anything) and a replacement worker comes up, as a supervisor would start
+    one. Without heartbeats the server marks the run Crashed (flows/automations.py: 90 s of
+    silence), its automations run the recovery flow on the replacement worker, which closes the
+    task run left Running and starts the build again once with its parameters, and notify the
+    crash to the webhook."""
+    stack, env = prefect_stack, prefect_stack.env
+    began = time.monotonic()
+    # a download over a slow link (the acquire stage's rate limit): one episode takes about a
+    # minute, so the build is caught with its acquire task running
+    params = {
+        "sources": str(sources_file(stack.tmp / "slow.yaml", episode_urls(served)[2:3])),
+        "data_root": str(stack.tmp / "killed"),
+        "overrides": ["stages.acquire.rate_limit=20K"],
+    }
+    started = run_deployment(env, "build-corpus/adhoc", params, watch=False)
+    assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
+
+    def running_task():
+        return [t for t in task_runs_of(stack, run_id) if t["state_type"] == "RUNNING"]
+
+    running = wait_for(
+        lambda: f"a running task of the build\n{stack.log('cpu-worker')}", running_task, 180
+    )
+    assert running[0]["name"].startswith("acquire/"), running
+    run = flow_runs(stack, flow_runs={"id": {"any_": [run_id]}})[0]
+    flow_pid = int(str(run["infrastructure_pid"]).rsplit(":", 1)[-1])
+    # the stack's worker whose process tree holds the flow run
+    worker = next(proc for _, proc in stack.procs if flow_pid in descendants(proc.pid))
+    # the worker first (alive, it would report its flow run's death), then the flow run, which
+    # runs in a session of its own
+    os.killpg(worker.pid, signal.SIGKILL)
+    os.killpg(os.getpgid(flow_pid), signal.SIGKILL)
+    worker.wait(timeout=10)
+    killed = time.monotonic()
+    stack.start("cpu-worker-replacement", "worker", "start", "--pool", "cpu")
+
+    def crashed_and_closed():
+        run = flow_runs(stack, flow_runs={"id": {"any_": [run_id]}})[0]
+        tasks = task_runs_of(stack, run_id)
+        closed = all(t["state_type"] not in ("RUNNING", "PENDING") for t in tasks)
+        return (run, tasks) if run["state_type"] == "CRASHED" and closed else None
+
+    run, tasks = wait_for("the killed run Crashed, its task runs closed", crashed_and_closed, 300)
+    stack.timings["kill -> run Crashed, task runs closed"] = time.monotonic() - killed
+    assert "no heartbeat" in run["state"]["message"], run["state"]
+    left = next(t for t in tasks if t["id"] == running[0]["id"])
+    assert left["state"]["name"] == "Crashed", left["state"]
+    assert "process running it is gone" in left["state"]["message"], left["state"]
+
+    # the recovery flow ran (once: nothing else crashed on this server) and started the build
+    # again with the same parameters, once
+    recovery = wait_for(
+        "the recovery flow's run Completed",
+        lambda: [
+            r
+            for r in flow_runs(stack, flows={"name": {"any_": ["recover-crashed-runs"]}})
+            if r["state_type"] == "COMPLETED"
+        ],
+        120,
+    )
+    assert len(recovery) == 1, recovery
+    again = flow_runs(stack, flow_runs={"idempotency_key": {"any_": [f"rerun-of-{run_id}"]}})
+    assert len(again) == 1, again
+    assert again[0]["parameters"] == run["parameters"] == params
+    assert again[0]["deployment_id"] == run["deployment_id"] and "fsclap-rerun" in again[0]["tags"]
+    stack.timings["kill -> build started again"] = time.monotonic() - killed
+
+    # the crash was notified, with its reason
+    subject = f"fsclap: build-corpus run {run['name']} Crashed"
+    wait_for(
+        lambda: f"{subject!r} posted: {stack.posted}",
+        lambda: [p for p in stack.posted if p.get("subject") == subject and "no heartbeat" in p["body"]],
+        timeout=60,
+    )  # fmt: skip
+
+    # the re-run would download for another minute: cancelled, as its user could
+    cancel = prefect(env, "flow-run", "cancel", again[0]["id"])
+    assert cancel.returncode == 0, cancel.stdout[-2000:] + cancel.stderr[-2000:]
+    wait_for(
+        "the re-run Cancelled",
+        lambda: (
+            flow_runs(stack, flow_runs={"id": {"any_": [again[0]["id"]]}})[0]["state_type"]
+            == "CANCELLED"
+        ),
+        60,
+    )
+    stack.timings["kill test"] = time.monotonic() - began
