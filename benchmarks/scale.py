@@ -23,12 +23,30 @@ Per size (each in a fresh child process, so peak memory is that size's own) it m
 It prints one table, a linear fit ``time = a + b*N`` per measure with its R^2 and the log-log slope
 (1 = linear), and with ``--json`` writes everything (phase breakdowns included).
 
+``--executor`` names what runs the plan: ``threads`` (:class:`pipeline.runner.ThreadExecutor`
+in-process, what ``run_build`` uses) or ``prefect``: the real ``build-corpus`` flow
+(:mod:`flows.build_corpus`, its :class:`~flows.build_corpus.PrefectExecutor` on threads) against a
+real local Prefect server (:class:`flows.server_load.LocalServer`: ``prefect server start`` over
+SQLite, one for all sizes of the run, in the order given). The flow is given the stand-ins, a
+sources file of the simulated dramas and the simulated listing; everything else is the flow's own
+(settings, pre-flight, task runners, result cache, artifacts, events). For the prefect executor it
+also measures the server's load, per build (the first build's in the table):
+
+* ``task_runs``     task runs the server recorded for the flow run (every task, discover and
+                    finish steps included), and ``settle_s``: how long after the flow returned the
+                    server took to record them all (it records task runs from events);
+* ``api_calls``     what the flow's process sent the API: HTTP requests + events
+                    (:class:`flows.server_load.ApiCalls`; split by route and event in the JSON);
+* ``server_cpu_s``  CPU seconds the server's processes used during the build and the wait;
+* ``server_mb``     the sum of the server processes' peak RSS, at the end of the size.
+
+``--task-batch`` sets ``orchestration.task_batch`` (0: auto; 1: one episode per task).
+
     .venv/bin/python benchmarks/scale.py                       # 1000, 5000, 16650 (333 x 50)
     .venv/bin/python benchmarks/scale.py --sizes 16650 --sleep-ms 5 --workers 4
     .venv/bin/python benchmarks/scale.py --quick               # small sizes, < 60 s (the test)
-
-``--executor`` names what runs the plan; only ``threads`` (:class:`pipeline.runner.ThreadExecutor`)
-exists so far; the Prefect flow against a local server is the next increment.
+    .venv/bin/python benchmarks/scale.py --executor prefect    # 1000, 2000, 3000
+    .venv/bin/python benchmarks/scale.py --executor prefect --sizes 1000 --task-batch 1
 """
 
 from __future__ import annotations
@@ -45,7 +63,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +72,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_SIZES = [1000, 5000, 16650]
+DEFAULT_SIZES = {"threads": [1000, 5000, 16650], "prefect": [1000, 2000, 3000]}
 QUICK = {"sizes": [150, 300, 600], "episodes": 30}
+#: The prefect executor's quick mode: small sizes with batches of a few episodes (what the test runs).
+QUICK_PREFECT = {"sizes": [40, 80], "episodes": 20, "task_batch": 4}
 #: The measures of one size: (key, column header, format).
 MEASURES = [
     ("plan_s", "plan s", ".2f"),
@@ -69,6 +90,17 @@ MEASURES = [
     ("load_s", "load tables s", ".2f"),
     ("query_s", "query s", ".3f"),
 ]
+#: The prefect executor's measures of the server's load (first build), besides :data:`MEASURES`.
+PREFECT_MEASURES = [
+    ("task_runs", "task runs", ".0f"),
+    ("api_calls", "API calls", ".0f"),
+    ("api_calls_per_ep", "calls/ep", ".1f"),
+    ("settle_s", "settle s", ".1f"),
+    ("server_cpu_s", "server CPU s", ".1f"),
+    ("server_mb", "server MB", ".0f"),
+    ("refresh_api_calls", "refresh calls", ".0f"),
+]
+PREFECT_FITTED = ["task_runs", "api_calls", "server_cpu_s", "refresh_api_calls"]
 #: Measures fitted against N (times and sizes; per-episode ratios are not).
 FITTED = [
     "plan_s",
@@ -171,6 +203,7 @@ def make_stages(data_root: Path, sleep_s: float, fail_rate: float, workers: int)
 
     from fsclap.io import write_parquet
     from pipeline.acquire import Acquire
+    from pipeline.publish import PublishResult
     from pipeline.runner import stage_names
     from pipeline.stage import Stage, StageContext, StageError
 
@@ -244,8 +277,20 @@ def make_stages(data_root: Path, sleep_s: float, fail_rate: float, workers: int)
             table = pd.read_parquet(self.context.layout.episodes_table)
             published = table[table["status"] == self.done_status]
             path = self.context.data_root / "sim" / "dataset.parquet"
+            version = hashlib.sha256(" ".join(sorted(published["episode_id"])).encode())
+            reused = path.with_suffix(".version").is_file() and (
+                path.with_suffix(".version").read_text() == version.hexdigest()[:12]
+            )
             write_parquet(path, published[["episode_id", "drama_id", "n_clips"]])
-            return path
+            path.with_suffix(".version").write_text(version.hexdigest()[:12])
+            # what the real publish step reports (the flow's summary artifact and event read it)
+            return PublishResult(
+                version=version.hexdigest()[:12],
+                path=path.parent,
+                counts={"train": len(published)},
+                split_rule="simulated",
+                reused=reused,
+            )
 
     names = stage_names()
     dones = ["acquired", "extracted", "separated", "diarized", "scored", "captioned", "published"]
@@ -295,18 +340,81 @@ class Phases:
         return {k: {"s": round(v, 4), "calls": self.calls[k]} for k, v in self.seconds.items()}
 
 
-def threads_executor():
+@contextmanager
+def patched(owner: Any, **replacements: Any) -> Iterator[None]:
+    """``owner``'s attributes replaced while inside (restored on exit)."""
+    saved = {name: getattr(owner, name) for name in replacements}
+    for name, value in replacements.items():
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(owner, name, value)
+
+
+def run_threads(args, build, data_root: Path) -> tuple[Any, dict[str, Any]]:
+    """The plan on :class:`pipeline.runner.ThreadExecutor` (what ``run_build`` does)."""
     from pipeline.runner import ThreadExecutor
 
-    return ThreadExecutor()
+    return build.run(ThreadExecutor()), {}
 
 
-#: What can run the plan (``--executor``); the Prefect flow is the next increment.
-EXECUTORS: dict[str, Callable] = {"threads": threads_executor}
+def run_prefect(args, build, data_root: Path) -> tuple[Any, dict[str, Any]]:
+    """The real ``build-corpus`` flow against the server of ``PREFECT_API_URL``: the flow builds
+    its settings, reads its sources file and plans as always; only its stages (the stand-ins) and
+    the listing (``build``'s class) are the simulation's. Returns the summary and the server's load."""
+    import yaml
+
+    import flows.build_corpus as flow_module
+    from flows.server_load import ApiCalls, process_group_usage, recorded_task_runs
+
+    sources = data_root.parent / f"{data_root.name}.sources.yaml"
+    sources.write_text(yaml.safe_dump(build.sources.model_dump(mode="json", exclude_none=True)))
+    before = process_group_usage(args.server_pid)
+    with (
+        patched(
+            flow_module,
+            build_stages=lambda settings, names=None: build.stages,
+            CorpusBuild=type(build),
+        ),
+        ApiCalls() as calls,
+    ):
+        state = flow_module.build_corpus(
+            sources=sources,
+            data_root=data_root,
+            overrides=(f"orchestration.task_batch={args.task_batch}",),
+            return_state=True,
+        )
+        sent = calls.snapshot()  # before the wait below: its requests are not the flow's
+    if not state.is_completed():
+        raise RuntimeError(f"build-corpus ended {state.name}: {state.message}")
+    recorded, settle_s = recorded_task_runs(
+        state.state_details.flow_run_id, sent["task_runs_reported"]
+    )
+    after = process_group_usage(args.server_pid)
+    load = {
+        **sent,
+        "api_calls": sent["http_requests"] + sent["events"],
+        "task_runs": recorded,
+        "settle_s": settle_s,
+        "server_cpu_s": after["cpu_s"] - before["cpu_s"],
+        "server_mb": after["peak_mb"],
+    }
+    return state.result(), load
+
+
+#: What runs the plan (``--executor``), and the executor class whose steps are timed.
+EXECUTORS: dict[str, tuple[Callable, str]] = {
+    "threads": (run_threads, "pipeline.runner:ThreadExecutor"),
+    "prefect": (run_prefect, "flows.build_corpus:PrefectExecutor"),
+}
 
 
 def one_build(args, data_root: Path, sizes: list[int]) -> dict[str, Any]:
     """One ``corpus build`` over the simulated listing ``sizes``: its time, phases and counts."""
+    import importlib
+
     import pipeline.engine as engine
     from fsclap.config import load_settings
     from pipeline.tables import CorpusTables
@@ -319,23 +427,26 @@ def one_build(args, data_root: Path, sizes: list[int]) -> dict[str, Any]:
     stages, sim = make_stages(data_root, args.sleep_ms / 1000.0, args.fail_rate, args.workers)
     settings = load_settings(overrides={"data_root": str(data_root)})
     build = SimulatedBuild(settings, simulated_sources(sizes), stages)
-    executor = EXECUTORS[args.executor]()
+    run, executor_name = EXECUTORS[args.executor]
+    module, _, name = executor_name.partition(":")
+    executor_class = getattr(importlib.import_module(module), name)
     work_before = sim.work_s
     targets = [
-        (type(executor), "discover"),
+        (executor_class, "discover"),
         (engine, "record_discovery"),
         (SimulatedBuild, "plan_stage"),
         (engine, "mark_duplicate_content"),
-        (type(executor), "finish"),
+        (executor_class, "finish"),
         (CorpusTables, "_load"),
         (CorpusTables, "_log"),
         (CorpusTables, "flush"),
     ]
     with Phases(targets) as phases:
-        summary = build.run(executor)
-    seconds = time.perf_counter() - start
+        summary, load = run(args, build, data_root)
+    seconds = time.perf_counter() - start - load.get("settle_s", 0.0)
     s = phases.seconds
     return {
+        **load,
         "s": seconds,
         "plan_s": s["discover"] + s["record_discovery"] + s["plan_stage"],
         "work_s": sim.work_s - work_before,
@@ -408,6 +519,16 @@ def measure_size(args, total: int, work: Path) -> dict[str, Any]:
         "runs": {"first": first, "refresh": again, "new1": grown},
         "checks": checks,
     }
+    if args.executor == "prefect":
+        result.update(
+            {key: first[key] for key in ("task_runs", "api_calls", "settle_s", "server_cpu_s")}
+        )
+        result["api_calls_per_ep"] = first["api_calls"] / total
+        result["server_mb"] = grown["server_mb"]
+        result["refresh_api_calls"] = again["api_calls"]
+        checks["server recorded every task run"] = all(
+            run["task_runs"] == run["task_runs_reported"] for run in (first, again, grown)
+        )
     if not args.keep:
         shutil.rmtree(data_root, ignore_errors=True)
     return result
@@ -435,10 +556,19 @@ def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float]:
     return {"a": a, "b": b, "r2": r2, "loglog_slope": slope}
 
 
-def render(rows: list[dict], fits: dict[str, dict]) -> str:
-    header = ["N", "dramas", *(label for _, label, _ in MEASURES)]
+def measures_of(executor: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(the table's measures, the fitted ones) of ``executor``."""
+    if executor == "prefect":
+        return MEASURES + PREFECT_MEASURES, FITTED + PREFECT_FITTED
+    return MEASURES, FITTED
+
+
+def render(
+    rows: list[dict], fits: dict[str, dict], measures: list[tuple[str, str, str]] = MEASURES
+) -> str:
+    header = ["N", "dramas", *(label for _, label, _ in measures)]
     body = [
-        [str(r["n"]), str(r["dramas"]), *(format(r[key], fmt) for key, _, fmt in MEASURES)]
+        [str(r["n"]), str(r["dramas"]), *(format(r[key], fmt) for key, _, fmt in measures)]
         for r in rows
     ]
     widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(header)]
@@ -475,6 +605,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="threads")
     parser.add_argument(
+        "--task-batch",
+        type=int,
+        help="prefect: orchestration.task_batch (episodes per task; 0 auto, the default; 1 none)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small sizes (< 60 s): what the test runs"
     )
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -483,13 +618,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the data roots")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child: measure one size
+    parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)  # a child: the server
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes = args.sizes or QUICK["sizes"]
-        args.episodes = QUICK["episodes"] if args.episodes == 50 else args.episodes
+        quick = QUICK_PREFECT if args.executor == "prefect" else QUICK
+        args.sizes = args.sizes or quick["sizes"]
+        args.episodes = quick["episodes"] if args.episodes == 50 else args.episodes
+        if args.task_batch is None:
+            args.task_batch = quick.get("task_batch")
     if args.dramas:
         args.sizes = [args.dramas * args.episodes]
-    args.sizes = args.sizes or DEFAULT_SIZES
+    args.sizes = args.sizes or DEFAULT_SIZES[args.executor]
+    args.task_batch = args.task_batch or 0
     return args
 
 
@@ -498,6 +638,8 @@ def child_command(args: argparse.Namespace, total: int, work: Path, out: Path) -
     command += ["--episodes", str(args.episodes), "--sleep-ms", str(args.sleep_ms)]
     command += ["--workers", str(args.workers), "--fail-rate", str(args.fail_rate)]
     command += ["--executor", args.executor, "--work", str(work), "--json", str(out)]
+    if args.executor == "prefect":
+        command += ["--task-batch", str(args.task_batch), "--server-pid", str(args.server_pid)]
     return command + (["--keep"] if args.keep else [])
 
 
@@ -507,32 +649,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         figures = measure_size(args, args.one, args.work)
         args.json.write_text(json.dumps(figures, indent=1))
         return figures
+    from flows.server_load import LocalServer
+
     work = args.work or Path(tempfile.mkdtemp(prefix="fsclap-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CI": "1"}  # no progress bars
     rows = []
+    server = LocalServer(work / "prefect") if args.executor == "prefect" else nullcontext()
     try:
-        for total in args.sizes:
-            out = work / f"n{total}.json"
-            done = subprocess.run(
-                child_command(args, total, work, out), env=env, capture_output=True, text=True
-            )
-            if done.returncode != 0:
-                sys.stderr.write(done.stdout + done.stderr)
-                raise SystemExit(f"size {total} failed (exit {done.returncode})")
-            rows.append(json.loads(out.read_text()))
-            print(
-                f"N={total}: build {rows[-1]['build_s']:.1f} s, refresh {rows[-1]['refresh_s']:.2f} s",
-                flush=True,
-            )
+        with server:
+            if args.executor == "prefect":
+                args.server_pid = server.process.pid
+                # the flow's process talks to that server, and logs as `fsclap corpus build` does
+                env.update(server.env(), PREFECT_LOGGING_LEVEL="CRITICAL")
+                print(f"prefect server at {server.api_url} ({server.startup_s:.1f} s)", flush=True)
+            measure_sizes(args, work, env, rows)
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    measures, fitted = measures_of(args.executor)
     ns = [float(r["n"]) for r in rows]
-    fits = {key: linear_fit(ns, [r[key] for r in rows]) for key in FITTED} if len(rows) > 1 else {}
-    print(render(rows, fits))
+    fits = {key: linear_fit(ns, [r[key] for r in rows]) for key in fitted} if len(rows) > 1 else {}
+    print(render(rows, fits, measures))
     results = {
         "executor": args.executor,
+        "task_batch": args.task_batch if args.executor == "prefect" else None,
         "episodes_per_drama": args.episodes,
         "sleep_ms": args.sleep_ms,
         "workers": args.workers,
@@ -544,6 +685,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
     return results
+
+
+def measure_sizes(args: argparse.Namespace, work: Path, env: dict, rows: list[dict]) -> None:
+    """Each size in a child process of its own; its figures appended to ``rows``."""
+    for total in args.sizes:
+        out = work / f"n{total}.json"
+        done = subprocess.run(
+            child_command(args, total, work, out), env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            raise SystemExit(f"size {total} failed (exit {done.returncode})")
+        rows.append(json.loads(out.read_text()))
+        print(
+            f"N={total}: build {rows[-1]['build_s']:.1f} s, refresh {rows[-1]['refresh_s']:.2f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

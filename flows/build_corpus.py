@@ -11,17 +11,21 @@ The flow executes the plan of :class:`pipeline.engine.CorpusBuild`, as
 * discovery is a task; then, per stage, **one task per episode** (named ``<stage>/<drama>/<episode index>``)
   for the episodes the engine says must run, on a task runner chosen by config
   (threads by default, an existing Dask cluster for scale-out; see :mod:`flows.runtime`);
-  each stage's corpus-wide step (``finish``: consistency per drama, clip manifest, dataset
-  publish) is a task of its own;
-* a failing episode fails its task, not the flow: the failure is recorded in
-  ``failures.parquet`` and the flow completes; network failures (acquire) are retried with
-  exponential backoff first;
+  a stage with many episodes to run batches them instead (``orchestration.task_batch``, auto
+  from 200 episodes): one task per run of consecutive episodes of a drama, named
+  ``<stage>/<drama>/<first>-<last>``, each episode still succeeding or failing alone (acquire
+  keeps one episode per task; streaming builds batch only the stages that load a model); each stage's corpus-wide step (``finish``:
+  consistency per drama, clip manifest, dataset publish) is a task of its own;
+* a failing episode fails its task (in a batch: its own outcome), not the flow: the failure is
+  recorded in ``failures.parquet`` and the flow completes; network failures (acquire) are
+  retried with exponential backoff first;
 * each finished episode is journalled at once by the engine in the flow (the only writer of the tables), so
   a worker killed mid-run leaves a state the next run resumes from;
 * task results are cached by ``(stage, episode, resume key)`` -- the resume key hashes the
-  stage's version and config with the content of its input -- and persisted under the data
-  root: finished work the journal did not record (the flow died between a task's end and its
-  journal entry, or on another machine) is taken from the cache instead of being redone;
+  stage's version and config with the content of its input -- (a batch: by its episodes and
+  their keys) and persisted under the data root: finished work the journal did not record (the
+  flow died between a task's end and its journal entry, or on another machine) is taken from
+  the cache instead of being redone;
 * tasks of stages that load a paper model carry the tag ``gpu`` (a Prefect tag concurrency
   limit keeps them within the GPUs), every task ``stage:<name>``;
 * artifacts: a Markdown summary (counts per stage, hours, failures, kept ratio, dataset), the
@@ -31,6 +35,7 @@ The flow executes the plan of :class:`pipeline.engine.CorpusBuild`, as
 from __future__ import annotations
 
 import contextvars
+import math
 import threading
 import time
 import traceback
@@ -38,6 +43,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,7 @@ from fsclap.config import Profile, Settings
 from fsclap.layout import DataRoot
 from fsclap.log import get_logger, progress
 from pipeline.engine import BuildSummary, CorpusBuild, Outcome, stage_workers
+from pipeline.runner import attempt as attempt_episode
 from pipeline.runner import build_stages, preflight
 from pipeline.sources import Discovery, Sources, discover, load_sources
 from pipeline.stage import Stage, StageError, short_hash
@@ -96,11 +103,18 @@ def stage_for(settings: Settings, name: str) -> Stage:
 
 class StageKeyPolicy(CachePolicy):
     """Cache key of a stage task: the stage, the episode and its resume key (stage version +
-    config hash + content hash of the input), so a changed input or config misses the cache."""
+    config hash + content hash of the input), so a changed input or config misses the cache.
+    A batch's key covers every episode of the batch with its resume key."""
 
     def compute_key(
         self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs
     ) -> str | None:
+        if "episodes" in inputs:  # a batch: every episode with its resume key
+            episodes, keys = inputs["episodes"], inputs.get("keys") or []
+            if not episodes or len(keys) != len(episodes) or not all(keys):
+                return None
+            pairs = [[e.episode_id, k] for e, k in zip(episodes, keys)]
+            return "fsclap-batch-" + short_hash([inputs["stage_name"], pairs], 32)
         episode = inputs.get("episode")
         key = inputs.get("key")
         if episode is None or not key:
@@ -116,20 +130,60 @@ def run_stage_on_episode(
     return stage_for(settings, stage_name).run(episode)
 
 
+@dataclass(frozen=True)
+class EpisodeFailure:
+    """How one episode of a batch failed (what a failed one-episode task's state says)."""
+
+    error: str
+    message: str
+    retryable: bool
+
+
+def run_stage_on_batch(
+    stage_name: str, episodes: list[Episode], keys: list[str], settings: Settings
+) -> list[Episode | EpisodeFailure]:
+    """One stage on consecutive episodes of one drama, one after another (``keys``: their resume
+    keys, the task's cache key). Each episode succeeds or fails alone: a failure is returned in
+    its place, as :func:`pipeline.runner.attempt` records it, and the next episode runs."""
+    ensure_library_logging()
+    stage = stage_for(settings, stage_name)
+    results: list[Episode | EpisodeFailure] = []
+    for episode in episodes:
+        outcome = attempt_episode(stage, episode)
+        results.append(
+            outcome.result
+            if outcome.ok
+            else EpisodeFailure(outcome.error, outcome.message, outcome.retryable)
+        )
+    return results
+
+
+def batch_run_name(stage_name: str):
+    """``<stage>/<drama>/<first>-<last>``: the batch's drama and its first and last episode index
+    (``<stage>/<drama>/<index>`` for a batch of one, as a one-episode task is named)."""
+
+    def name(parameters: dict[str, Any]) -> str:
+        first, last = parameters["episodes"][0], parameters["episodes"][-1]
+        span = (
+            f"{first.episode_index}"
+            if first is last
+            else f"{first.episode_index}-{last.episode_index}"
+        )
+        return f"{stage_name}/{first.drama_id}/{span}"
+
+    return name
+
+
 def is_retryable(task, task_run, state) -> bool:
     """Retry network trouble, not bad content (a StageError says which it is)."""
     exc = state.result(raise_on_failure=False)
     return exc.retryable if isinstance(exc, StageError) else isinstance(exc, Exception)
 
 
-def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
+def _stage_task_options(stage: Stage, settings: Settings, run_name) -> dict[str, Any]:
+    """What every task of ``stage`` shares: its name, tags and result cache."""
     tags = ["fsclap", f"stage:{stage.name}"] + (["gpu"] if stage.models() else [])
-    options: dict[str, Any] = dict(
-        name=stage.name,
-        # readable in the UI: <stage>/<drama>/<episode index> (the id is a hash)
-        task_run_name=f"{stage.name}/{{episode.drama_id}}/{{episode.episode_index}}",
-        tags=tags,
-    )
+    options: dict[str, Any] = dict(name=stage.name, task_run_name=run_name, tags=tags)
     if settings.orchestration.result_cache:
         options.update(
             cache_policy=StageKeyPolicy(),
@@ -138,6 +192,13 @@ def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
         )
     else:
         options.update(cache_policy=NO_CACHE, persist_result=False)
+    return options
+
+
+def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
+    # readable in the UI: <stage>/<drama>/<episode index> (the id is a hash)
+    run_name = f"{stage.name}/{{episode.drama_id}}/{{episode.episode_index}}"
+    options = _stage_task_options(stage, settings, run_name)
     if stage.name in NETWORK_STAGES and params.acquire_retries:
         options.update(
             retries=params.acquire_retries,
@@ -148,6 +209,77 @@ def stage_task(stage: Stage, params: BuildCorpusParams, settings: Settings):
             retry_condition_fn=is_retryable,
         )
     return task(run_stage_on_episode).with_options(**options)
+
+
+def batch_task(stage: Stage, settings: Settings):
+    """The task of a batch of episodes (:func:`run_stage_on_batch`): the stage's tags and result
+    cache, no retries (only network stages retry, and they are never batched)."""
+    options = _stage_task_options(stage, settings, batch_run_name(stage.name))
+    return task(run_stage_on_batch).with_options(**options)
+
+
+#: Auto batching (``orchestration.task_batch: 0``): a stage running at least this many episodes
+#: batches them, so that it makes about this many tasks (a drama boundary ends a batch early).
+AUTO_BATCH_FROM = 200
+AUTO_TASKS_PER_STAGE = 200
+
+
+def batch_size(stage: Stage, episodes: int, setting: int) -> int:
+    """Episodes per task for ``episodes`` to run at ``stage``. Network stages keep one: their
+    retries with backoff are per episode, and a download outlasts a task's overhead anyway."""
+    if stage.name in NETWORK_STAGES:
+        return 1
+    if setting:
+        return setting
+    if episodes < AUTO_BATCH_FROM:
+        return 1
+    return math.ceil(episodes / AUTO_TASKS_PER_STAGE)
+
+
+#: Streaming with ``orchestration.task_batch: 0``: a stage that loads a model (a GPU stage) is
+#: handed this many episodes per task; the others one (an episode moves on as soon as it ends).
+STREAM_MODEL_BATCH = 4
+
+
+def stream_batch_size(stage: Stage, setting: int) -> int:
+    """Episodes per task for ``stage`` in a streaming build. Network stages keep one."""
+    if stage.name in NETWORK_STAGES:
+        return 1
+    if setting:
+        return setting
+    return STREAM_MODEL_BATCH if stage.models() else 1
+
+
+def batches(episodes: list[Episode], size: int) -> list[list[Episode]]:
+    """``episodes`` in batches of at most ``size``, each a run of consecutive episode indices of one
+    drama (in the order given by drama, then index), so a batch's name says what it holds."""
+    if size <= 1:
+        return [[e] for e in episodes]
+    by_drama: dict[str, list[Episode]] = {}
+    for episode in episodes:
+        by_drama.setdefault(episode.drama_id, []).append(episode)
+    out: list[list[Episode]] = []
+    for members in by_drama.values():
+        current: list[Episode] = []
+        for episode in sorted(members, key=_index_order):
+            follows = (
+                current
+                and episode.episode_index is not None
+                and current[-1].episode_index is not None
+                and episode.episode_index == current[-1].episode_index + 1
+            )
+            if current and (not follows or len(current) >= size):
+                out.append(current)
+                current = []
+            current.append(episode)
+        if current:
+            out.append(current)
+    return out
+
+
+def _index_order(episode: Episode) -> tuple[bool, int]:
+    index = episode.episode_index
+    return (index is None, index if index is not None else 0)
 
 
 # --- corpus-wide tasks ------------------------------------------------------------------------
@@ -195,8 +327,11 @@ class PrefectExecutor:
     """Runs each stage's episodes as Prefect tasks (one per episode, named ``<stage>/<drama>/<episode index>``)
     on the task runner :class:`~flows.runtime.TaskRunners` hands out; reports each as it ends.
 
-    Stage by stage (:meth:`run_stage`, the engine's ``run``) or streaming (:meth:`submit`, the
-    engine's ``run_streaming`` with ``orchestration.streaming``): then every stage keeps its task
+    Stage by stage (:meth:`run_stage`, the engine's ``run``; episodes batched per task as
+    :func:`batch_size` says) or streaming (:meth:`submit`, the engine's ``run_streaming`` with
+    ``orchestration.streaming``; one episode per task, as each episode moves on as soon as it
+    ends, except the batches :meth:`submit_batch` takes for stages that load a model): then every
+    stage keeps its task
     runner open for the whole build, and a small thread pool turns each task's final state into
     the :class:`Outcome` the engine waits for (in the flow run's context, so a re-run of a stale
     cache hit is a task of this flow run too)."""
@@ -205,7 +340,7 @@ class PrefectExecutor:
         self.params = params
         self.settings = settings
         self.runners = runners
-        self._open: dict[str, tuple[Any, Any]] = {}  # streaming: stage -> (task, runner)
+        self._open: dict[str, tuple[Any, Any, Any]] = {}  # streaming: stage -> tasks, runner
         self._stack = ExitStack()
         self._collector: ThreadPoolExecutor | None = None
 
@@ -224,36 +359,110 @@ class PrefectExecutor:
         future.wait()  # takes the final state from the runner (the API's copy may lag behind)
         state = future.state
         if state.is_completed() and state.name == "Cached":
-            state = _checked_cache_hit(stage, episode, state, work, runner, self.settings)
+            with self.runners.placement(stage):
+                state = _checked_cache_hit(stage, episode, state, work, runner, self.settings)
         if state.is_completed():
             return Outcome(episode, state.result(), cached=state.name == "Cached")
         return Outcome(episode, None, *_failure(state))
 
     def run_stage(self, stage: Stage, episodes: list[Episode]) -> Iterator[Outcome]:
         work = self._prepare(stage)
+        size = batch_size(stage, len(episodes), self.settings.orchestration.task_batch)
+        groups = batches(episodes, size)
+        batched = batch_task(stage, self.settings)
         with self.runners.for_stage(getattr(stage.config, "workers", 1)) as runner:
-            futures = {
-                runner.submit(work, _inputs(stage, episode, self.settings)): episode
-                for episode in episodes
-            }
+            with self.runners.placement(stage):
+                futures = {
+                    (
+                        runner.submit(work, _inputs(stage, group[0], self.settings))
+                        if len(group) == 1
+                        else runner.submit(batched, _batch_inputs(stage, group, self.settings))
+                    ): group
+                    for group in groups
+                }
             for future in progress(
-                as_completed(list(futures)), desc=stage.name, total=len(futures), unit="episode"
+                as_completed(list(futures)),
+                desc=stage.name,
+                total=len(futures),
+                unit="task" if size > 1 else "episode",
             ):
-                yield self._outcome(stage, futures[future], future, work, runner)
+                group = futures[future]
+                if len(group) == 1:
+                    yield self._outcome(stage, group[0], future, work, runner)
+                else:
+                    yield from self._batch_outcomes(stage, group, future, batched, runner)
 
-    def submit(self, stage: Stage, episode: Episode) -> Future:
+    def _batch_outcomes(self, stage: Stage, group: list[Episode], future, batched, runner):
+        """One outcome per episode of a batch task. A cached batch counts per episode only where
+        that episode succeeded and its files exist; the others run again (as uncached
+        one-episode tasks would: a failure is never a cache hit)."""
+        future.wait()
+        state = future.state
+        cached = state.is_completed() and state.name == "Cached"
+        outcomes = _batch_state_outcomes(group, state, cached)
+        if not cached:
+            return outcomes
+        stale = [
+            o.episode
+            for o in outcomes
+            if not o.ok or not all(path.exists() for path in stage.outputs(o.result))
+        ]
+        if not stale:
+            return outcomes
+        log.info(
+            "%s: %d episode(s) of a cached batch failed or lost their outputs; running again",
+            stage.name,
+            len(stale),
+        )
+        with self.runners.placement(stage):
+            again = runner.submit(
+                batched.with_options(refresh_cache=True),
+                _batch_inputs(stage, stale, self.settings),
+            )
+        again.wait()
+        redone = {o.episode.episode_id: o for o in _batch_state_outcomes(stale, again.state, False)}
+        return [redone.get(o.episode.episode_id, o) for o in outcomes]
+
+    def _streaming(self, stage: Stage) -> tuple[Any, Any, Any]:
+        """The stage's one-episode task, batch task and task runner, open for the whole build."""
         if stage.name not in self._open:
             work = self._prepare(stage)
             runner = self._stack.enter_context(self.runners.for_stage(stage_workers(stage)))
-            self._open[stage.name] = (work, runner)
+            self._open[stage.name] = (work, batch_task(stage, self.settings), runner)
         if self._collector is None:
             self._collector = ThreadPoolExecutor(thread_name_prefix="fsclap-outcomes")
-        work, runner = self._open[stage.name]
-        future = runner.submit(work, _inputs(stage, episode, self.settings))
+        return self._open[stage.name]
+
+    def submit(self, stage: Stage, episode: Episode) -> Future:
+        work, _, runner = self._streaming(stage)
+        with self.runners.placement(stage):
+            future = runner.submit(work, _inputs(stage, episode, self.settings))
         context = contextvars.copy_context()  # this flow run's, for a re-run of a stale cache hit
         return self._collector.submit(
             context.run, self._outcome, stage, episode, future, work, runner
         )
+
+    def batch_size(self, stage: Stage) -> int:
+        """Streaming: episodes the engine hands ``stage`` at once (:func:`stream_batch_size`)."""
+        return stream_batch_size(stage, self.settings.orchestration.task_batch)
+
+    def submit_batch(self, stage: Stage, episodes: list[Episode]) -> list[Future]:
+        """Streaming: one task per run of consecutive episodes (of one drama, as the engine hands
+        them), and a future of each episode's outcome, in order."""
+        _, batched, runner = self._streaming(stage)
+        futures: list[Future] = []
+        for group in batches(episodes, len(episodes)):
+            if len(group) == 1:
+                futures.append(self.submit(stage, group[0]))
+                continue
+            with self.runners.placement(stage):
+                future = runner.submit(batched, _batch_inputs(stage, group, self.settings))
+            context = contextvars.copy_context()
+            whole = self._collector.submit(
+                context.run, self._batch_outcomes, stage, group, future, batched, runner
+            )
+            futures.extend(_each_of(whole, len(group)))
+        return futures
 
     def finish(self, stage: Stage) -> Any:
         return finish_stage(stage)
@@ -344,6 +553,50 @@ def _inputs(stage: Stage, episode: Episode, settings: Settings) -> dict[str, Any
         "key": stage.key(episode),
         "settings": settings,
     }
+
+
+def _each_of(whole: Future, n: int) -> list[Future]:
+    """Futures of the ``n`` items of the list that ``whole`` resolves to (its error for each)."""
+    parts: list[Future] = [Future() for _ in range(n)]
+
+    def spread(done: Future) -> None:
+        if done.cancelled():  # the build stopped early
+            for part in parts:
+                part.cancel()
+            return
+        error = done.exception()
+        results = [None] * n if error is not None else done.result()
+        for part, result in zip(parts, results, strict=True):
+            if error is not None:
+                part.set_exception(error)
+            else:
+                part.set_result(result)
+
+    whole.add_done_callback(spread)
+    return parts
+
+
+def _batch_inputs(stage: Stage, episodes: list[Episode], settings: Settings) -> dict[str, Any]:
+    return {
+        "stage_name": stage.name,
+        "episodes": episodes,
+        "keys": [stage.key(episode) for episode in episodes],
+        "settings": settings,
+    }
+
+
+def _batch_state_outcomes(episodes: list[Episode], state, cached: bool) -> list[Outcome]:
+    """The outcome of each episode of a batch task's final ``state`` (a batch that failed or
+    crashed as a whole fails each of its episodes with the task's reason)."""
+    if not state.is_completed():
+        reason = _failure(state)
+        return [Outcome(episode, None, *reason) for episode in episodes]
+    return [
+        Outcome(episode, None, result.error, result.message, result.retryable)
+        if isinstance(result, EpisodeFailure)
+        else Outcome(episode, result, cached=cached)
+        for episode, result in zip(episodes, state.result(), strict=True)
+    ]
 
 
 def _checked_cache_hit(stage: Stage, episode: Episode, state, work, runner, settings: Settings):

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
+from pipeline.runner import stage_names
 
 if TYPE_CHECKING:
     from fsclap.config import Settings
+    from pipeline.stage import Stage
 
 #: Set (unless already set) before Prefect is imported by an in-process run.
 PREFECT_DEFAULTS = {
@@ -88,13 +90,17 @@ def result_storage(data_root: Path) -> Path:
 class TaskRunners:
     """Hands out the task runner for each stage: by default a thread pool as wide as the stage's
     ``workers`` (the plain runner's semantics, so a model that is not thread-safe stays on one
-    thread), or one client of an existing Dask cluster (``orchestration.task_runner: dask``)."""
+    thread), or one client of an existing Dask cluster (``orchestration.task_runner: dask``), where
+    :meth:`placement` keeps a stage's tasks on the workers that declare its resources."""
 
     def __init__(self, settings: Settings):
         self.kind = settings.orchestration.task_runner
         self.address = settings.orchestration.dask_address
+        self.stage_resources = settings.orchestration.stage_resources
         self._stack = ExitStack()
         self._dask = None
+        self._declared: set[str] = set()  # stages whose resources some worker was seen to declare
+        check_stage_names(self.stage_resources)
         if self.kind == "dask":
             if not self.address:
                 raise FsclapError(
@@ -132,3 +138,56 @@ class TaskRunners:
 
         with ThreadPoolTaskRunner(max_workers=max(int(workers), 1)) as runner:
             yield runner
+
+    def resources(self, stage: Stage) -> dict[str, float]:
+        """Dask worker resources each task of ``stage`` holds while it runs: the stage's entry in
+        ``orchestration.stage_resources``, else one ``GPU`` for a stage that loads a model on a
+        CUDA device (one model per GPU at a time), else none."""
+        if stage.name in self.stage_resources:
+            return dict(self.stage_resources[stage.name])
+        if stage.models() and stage.context.device.startswith("cuda"):
+            return {"GPU": 1}
+        return {}
+
+    @contextmanager
+    def placement(self, stage: Stage) -> Iterator[None]:
+        """Tasks submitted inside go only to Dask workers that declare ``stage``'s resources
+        (``dask worker --resources GPU=1``); threads have nothing to place."""
+        resources = self.resources(stage) if self._dask is not None else {}
+        if not resources:
+            yield
+            return
+        import dask
+
+        self._check_declared(stage.name, resources)
+        with dask.annotate(resources=resources):
+            yield
+
+    def _check_declared(self, stage_name: str, resources: dict[str, float]) -> None:
+        """Dask keeps a task that no worker can take waiting forever: refuse it at once."""
+        if stage_name in self._declared:
+            return
+        workers = self._dask.client.scheduler_info()["workers"].values()
+
+        def fits(worker: dict) -> bool:  # a task holds all its resources on one worker
+            declared = worker.get("resources") or {}
+            return all(declared.get(name, 0) >= amount for name, amount in resources.items())
+
+        if not any(fits(worker) for worker in workers):
+            wanted = ",".join(f"{name}={amount:g}" for name, amount in resources.items())
+            raise FsclapError(
+                f"stage {stage_name} needs Dask worker resource {wanted}, but no worker of the "
+                f"cluster at {self.address} declares it (start one with dask worker "
+                f"{self.address} --resources {wanted}, or set "
+                f"orchestration.stage_resources.{stage_name})"
+            )
+        self._declared.add(stage_name)
+
+
+def check_stage_names(stage_resources: dict[str, dict[str, float]]) -> None:
+    unknown = sorted(set(stage_resources) - set(stage_names()))
+    if unknown:
+        raise FsclapError(
+            f"unknown stage(s) in orchestration.stage_resources: {', '.join(unknown)} "
+            f"(stages: {', '.join(stage_names())})"
+        )

@@ -11,7 +11,7 @@ import contextvars
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
@@ -67,10 +67,26 @@ class Orchestration(BaseModel):
     dask_address: str | None = Field(
         None, description="Scheduler address of the Dask cluster, e.g. tcp://scheduler:8786."
     )
+    stage_resources: dict[str, dict[str, Annotated[float, Field(gt=0)]]] = Field(
+        default_factory=dict,
+        description="dask: Dask worker resources each task of a stage holds, by stage name, e.g. "
+        "stage_resources.separate={GPU: 1} (its tasks then run only on workers started with "
+        "--resources GPU=1). Default for a stage not named: {GPU: 1} when it loads a model and "
+        "the device is cuda, else none; {} names none.",
+    )
     result_cache: bool = Field(
         True,
         description="Persist each stage task's result under <data_root>/.prefect-results "
         "(keyed by the stage's resume key) so finished work the journal missed is reused.",
+    )
+    task_batch: int = Field(
+        0,
+        ge=0,
+        description="Episodes per Prefect task, stage by stage (a batch holds consecutive episodes "
+        "of one drama, run one after another; each still succeeds or fails alone). 0 = auto: one "
+        "per task while a stage runs fewer than 200 episodes, else enough to keep a stage near "
+        "200 tasks; 1 = one episode per task. Acquire always uses one; streaming builds batch "
+        "only the stages that load a model (4 per task with 0).",
     )
     streaming: bool = Field(
         False,

@@ -104,7 +104,12 @@ class StreamingExecutor(Protocol):
     """Runs what the engine plans one episode at a time (:meth:`CorpusBuild.run_streaming`):
     ``submit`` starts ``stage`` on one episode and returns a future of its :class:`Outcome`.
     A future that raises instead (a model that cannot load, a kill) stops the build. It never
-    writes the tables; ``close`` stops its workers (also when the build stops early)."""
+    writes the tables; ``close`` stops its workers (also when the build stops early).
+
+    An executor for which one unit of work per episode costs too much (a Prefect task, a GPU
+    worker's turn) also has ``batch_size(stage)`` and ``submit_batch(stage, episodes)`` (one
+    future per episode, in order): the engine then hands that stage up to ``batch_size``
+    waiting episodes of one drama at once (see :class:`Stream`)."""
 
     def discover(self, sources: Sources, lister: Callable) -> Discovery: ...
 
@@ -386,6 +391,12 @@ class Stream:
     Backpressure: at most ``capacity = workers + queue`` episodes are handed to a stage and not
     back yet, and a stage takes a new episode only while what it holds fits into the next stage's
     capacity; episodes enter the build (sources order) only while no routed episode waits for room.
+
+    Batches: a stage the executor takes in batches (``batch_size(stage)`` above 1, e.g. a GPU stage
+    of the Prefect executor) gets up to that many waiting episodes of one drama per hand-over, its
+    capacity grows to ``(workers + 1) * batch + queue`` (room for the next batch to gather), and it
+    takes a partial batch only while it has nothing in hand, so a busy stage collects the next
+    batch while an idle one never waits.
     """
 
     def __init__(
@@ -402,7 +413,13 @@ class Stream:
         self.stages = build.stages
         n = self.n = len(self.stages)
         self.summaries = [StageSummary(s.name, s.describe()) for s in self.stages]
-        self.capacity = [stage_workers(s) + max(queue, 0) for s in self.stages]
+        batch_size = getattr(executor, "batch_size", None)  # optional (StreamingExecutor)
+        self.batch = [max(int(batch_size(s)), 1) if batch_size else 1 for s in self.stages]
+        # a batched stage also has room for its next batch to gather while one runs
+        self.capacity = [
+            stage_workers(s) * b + (b if b > 1 else 0) + max(queue, 0)
+            for s, b in zip(self.stages, self.batch)
+        ]
         self.drama_wide = [is_drama_wide(s) for s in self.stages]
         self.corpus_wide = [is_corpus_wide(s) for s in self.stages]
         self.index = {episode_id: i for i, episode_id in enumerate(ids)}
@@ -461,8 +478,8 @@ class Stream:
                 moved = True
             moved |= self.release()
             for k in range(self.n):
-                while self.entry[k] and self.has_room(k):
-                    self.submit(k, self.entry[k].popleft())
+                while self.entry[k] and self.has_room(k) and self.takes_batch(k):
+                    self.submit(k)
                     moved = True
             moved |= self.finish_passed()
 
@@ -474,11 +491,39 @@ class Stream:
             return waiting < self.capacity[k + 1]
         return True
 
-    def submit(self, k: int, episode_id: str) -> None:
-        episode = self.tables.episodes[episode_id]
-        future = self.executor.submit(self.stages[k], episode)
-        self.futures[future] = (k, episode)
+    def takes_batch(self, k: int) -> bool:
+        """Whether stage ``k`` takes what waits now: always, one at a time; in batches, once the
+        episodes of one drama at the head of its queue make a full batch or are followed by
+        another drama's (they cannot grow), and at once while the stage has nothing in hand."""
+        if self.batch[k] == 1 or not self.inflight[k]:
+            return True
+        waiting, drama = self.entry[k], self.drama[self.entry[k][0]]
+        for i in range(min(len(waiting), self.batch[k])):
+            if self.drama[waiting[i]] != drama:
+                return True
+        return len(waiting) >= self.batch[k]
+
+    def submit(self, k: int) -> None:
+        """Hand stage ``k`` the next waiting episode, or up to a batch of them of one drama."""
+        waiting = self.entry[k]
+        group = [waiting.popleft()]
         self.inflight[k] += 1
+        while (
+            len(group) < self.batch[k]
+            and waiting
+            and self.drama[waiting[0]] == self.drama[group[0]]
+            and self.inflight[k] < self.capacity[k]
+        ):
+            group.append(waiting.popleft())
+            self.inflight[k] += 1
+        episodes = [self.tables.episodes[episode_id] for episode_id in group]
+        stage = self.stages[k]
+        if len(episodes) == 1:
+            futures = [self.executor.submit(stage, episodes[0])]
+        else:
+            futures = self.executor.submit_batch(stage, episodes)
+        for future, episode in zip(futures, episodes, strict=True):
+            self.futures[future] = (k, episode)
         if self.started[k] is None:
             self.started[k] = time.perf_counter()
 

@@ -44,3 +44,27 @@ def test_quick_mode_reports_every_measure_for_each_size(tmp_path, capsys):
     assert json.loads(out.read_text())["sizes"][0]["n"] == sizes[0]
     printed = capsys.readouterr().out
     assert "refresh ms/ep" in printed and "log-log slope" in printed
+
+
+@pytest.mark.slow
+def test_quick_mode_runs_the_prefect_flow_against_a_local_server(tmp_path, capsys):
+    """--executor prefect: the real build-corpus flow against `prefect server start`, batched; the
+    server records every task run the flow reported, and batching keeps them below one per stage
+    and episode."""
+    bench = _load()
+    results = bench.main(["--executor", "prefect", "--quick", "--work", str(tmp_path / "work")])
+    sizes = bench.QUICK_PREFECT["sizes"]
+    assert [row["n"] for row in results["sizes"]] == sizes and results["task_batch"] == 4
+    measures, fitted = bench.measures_of("prefect")
+    for row in results["sizes"]:
+        for key, _, _ in measures:
+            assert math.isfinite(row[key]) and row[key] >= 0, (row["n"], key)
+        assert all(row["checks"].values()), row["checks"]
+        first = row["runs"]["first"]
+        # acquire: one task per episode; the six other stages: batches of up to 4 episodes
+        assert row["n"] < first["task_runs"] < row["n"] + 6 * row["n"] / 2
+        assert first["events"] > first["task_runs"] and first["http_requests"] > 0
+        assert row["runs"]["refresh"]["work_done"] == 0
+    assert set(results["fits"]) == set(fitted)
+    printed = capsys.readouterr().out
+    assert "task runs" in printed and "server CPU s" in printed and "log-log slope" in printed

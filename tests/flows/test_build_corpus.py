@@ -415,3 +415,207 @@ def test_streaming_through_prefect_tasks_builds_the_same_corpus(
         for root in (tmp_path / "plain", tmp_path / "streamed")
     ]
     assert latest[0] == latest[1]  # the dataset version is a hash of its content
+
+
+# --- episodes batched per task -------------------------------------------------------------------
+
+
+def test_batches_hold_consecutive_episodes_of_one_drama():
+    from flows.build_corpus import AUTO_BATCH_FROM, AUTO_TASKS_PER_STAGE, batch_size, batches
+    from pipeline.tables import Episode
+
+    def episode(drama: str, index: int | None) -> Episode:
+        return Episode(
+            episode_id=f"{drama}-{index}",
+            drama_id=drama,
+            source_url="u",
+            source_key=f"{drama}-{index}",
+            episode_index=index,
+        )
+
+    given = [episode("b", 2), episode("a", 1), episode("a", 2), episode("a", 3), episode("a", 5)]
+    given += [episode("b", 1), episode("a", 6), episode("b", None)]
+    names = [[e.episode_id for e in batch] for batch in batches(given, 2)]
+    # per drama in order of appearance, by index; a gap (a4 done) or the size ends a batch
+    assert names == [["b-1", "b-2"], ["b-None"], ["a-1", "a-2"], ["a-3"], ["a-5", "a-6"]]
+    assert [len(b) for b in batches(given, 1)] == [1] * len(given)
+
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+    extract, acquire = Named("extract"), Named("acquire")
+    assert batch_size(extract, AUTO_BATCH_FROM - 1, 0) == 1  # small builds: one per task
+    assert batch_size(extract, 17_000, 0) == -(-17_000 // AUTO_TASKS_PER_STAGE)
+    assert batch_size(extract, 10, 4) == 4 and batch_size(acquire, 17_000, 0) == 1
+
+
+def _toy_build(data_root: Path, task_batch: int, bad: str = "d1:2", streaming: bool = False):
+    """Two toy stages (write, copy) over two dramas of five episodes through the PrefectExecutor
+    in a flow of their own; the episode ``bad`` fails for good at write."""
+    from prefect import flow
+
+    from flows.build_corpus import PrefectExecutor
+    from flows.params import BuildCorpusParams
+    from flows.runtime import TaskRunners
+    from fsclap.config import load_settings
+    from pipeline.engine import CorpusBuild
+    from pipeline.sources import RemoteEntry, Sources
+    from pipeline.stage import Stage, StageContext, StageError, short_hash
+
+    class BadContent(StageError):
+        pass
+
+    class Write(Stage):
+        name, version, done_status = "write", "1", "written"
+
+        def input_hash(self, episode):
+            return short_hash(episode.source_key)
+
+        def outputs(self, episode):
+            return [self.context.data_root / "write" / f"{episode.episode_id}.txt"]
+
+        def process(self, episode):
+            if episode.source_key == bad:
+                raise BadContent(f"{episode.episode_id}: bad content")
+            (path,) = self.outputs(episode)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(episode.source_key)
+            out = episode.copy()
+            out.media_path = self.context.rel(path)
+            return out
+
+    class Copy(Stage):
+        name, version, done_status = "copy", "1", "copied"
+
+        def input_hash(self, episode):
+            return short_hash(episode.media_path) if episode.media_path else None
+
+        def outputs(self, episode):
+            return [self.context.data_root / "copy" / f"{episode.episode_id}.txt"]
+
+        def process(self, episode):
+            (path,) = self.outputs(episode)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.context.abs(episode.media_path).read_text().upper())
+            out = episode.copy()
+            out.audio_path = self.context.rel(path)
+            return out
+
+    class ToyBuild(CorpusBuild):
+        def lister(self):
+            def list_entries(url):
+                drama = url.rsplit("/", 1)[-1]
+                return [
+                    RemoteEntry(url=f"{url}/{n}", source_key=f"{drama}:{n}") for n in range(1, 6)
+                ]
+
+            return list_entries
+
+    dramas = [
+        {"id": d, "title": d, "language": "en", "urls": [f"https://toy.invalid/{d}"]}
+        for d in ("d1", "d2")
+    ]
+    settings = load_settings(
+        overrides={"data_root": str(data_root), "orchestration": {"task_batch": task_batch}}
+    )
+    context = StageContext(data_root=data_root)
+
+    @flow(name="toy-build", persist_result=False)
+    def toy_build():
+        build = ToyBuild(
+            settings,
+            Sources(min_episodes=1, dramas=dramas),
+            [Write(context=context), Copy(context=context)],
+        )
+        with TaskRunners(settings) as runners:
+            executor = PrefectExecutor(BuildCorpusParams(), settings, runners)
+            if streaming:
+                return build.run_streaming(executor, queue=1)
+            return build.run(executor)
+
+    state = toy_build(return_state=True)
+    return state.result(), state.state_details.flow_run_id
+
+
+def _tables(data_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from pipeline.tables import read_episodes, read_failures
+
+    episodes = read_episodes(data_root).drop(columns=["updated_at"])
+    failures = read_failures(data_root).drop(columns=["time", "first_time"])
+    return (
+        episodes.sort_values("episode_id").reset_index(drop=True),
+        failures.sort_values("item_id").reset_index(drop=True),
+    )
+
+
+def test_batched_tasks_build_the_same_corpus_and_fail_one_episode_alone(tmp_path, api):
+    """orchestration.task_batch: consecutive episodes of a drama share a task named
+    <stage>/<drama>/<first>-<last>; the tables equal a one-episode-per-task build's, and the
+    episode that fails inside a batch is the only one that fails."""
+    single, _ = _toy_build(tmp_path / "single", task_batch=1)
+    batched, flow_run_id = _toy_build(tmp_path / "batched", task_batch=3)
+    for a, b in zip(_tables(tmp_path / "single"), _tables(tmp_path / "batched")):
+        pd.testing.assert_frame_equal(a, b)
+    episodes, failures = _tables(tmp_path / "batched")
+    assert (episodes["status"] == "copied").sum() == 9
+    assert failures[["stage", "error"]].values.tolist() == [["write", "BadContent"]]
+    assert [s.counts for s in batched.stages] == [s.counts for s in single.stages]
+
+    runs = api.task_runs(flow_run_id)
+    names = {r.name for r in runs if "/" in r.name}
+    # d1's episode 2 failed at write, so copy takes d1's 1 alone and 3-5 together
+    assert names == {
+        "write/d1/1-3",
+        "write/d1/4-5",
+        "write/d2/1-3",
+        "write/d2/4-5",
+        "copy/d1/1",
+        "copy/d1/3-5",
+        "copy/d2/1-3",
+        "copy/d2/4-5",
+    }
+    assert all(r.state.is_completed() for r in runs if "/" in r.name and "-" in r.name)
+
+
+def test_a_streaming_build_feeds_batched_stages_in_batches(tmp_path, api):
+    """Streaming with orchestration.task_batch: a stage gets tasks of several consecutive
+    episodes of one drama (the engine hands over what waits), and the tables equal a
+    one-episode-per-task stage-by-stage build's."""
+    _toy_build(tmp_path / "single", task_batch=1)
+    _, flow_run_id = _toy_build(tmp_path / "stream", task_batch=3, streaming=True)
+    for a, b in zip(_tables(tmp_path / "single"), _tables(tmp_path / "stream")):
+        pd.testing.assert_frame_equal(a, b)
+    names = [r.name for r in api.task_runs(flow_run_id) if "/" in r.name]
+    ranges = [n for n in names if "-" in n.rsplit("/", 1)[-1]]
+    assert ranges, names  # some tasks carried several episodes
+    covered = []
+    for name in names:
+        stage, drama, span = name.split("/")
+        first, _, last = span.partition("-")
+        covered += [(stage, drama, i) for i in range(int(first), int(last or first) + 1)]
+    assert len(covered) == len(set(covered))  # no episode handed twice
+    assert sum(1 for c in covered if c[0] == "write") == 10
+
+
+def test_a_cached_batch_reruns_only_its_failed_or_lost_episodes(tmp_path, api):
+    """The journal lost (a run died before recording its batches): the next run takes each batch
+    from the result cache, except the episode that failed and one whose output is gone."""
+    import shutil
+
+    data_root = tmp_path / "data"
+    _toy_build(data_root, task_batch=5)
+    episodes, _ = _tables(data_root)
+    lost = episodes[(episodes["drama_id"] == "d2") & (episodes["episode_index"] == 3)]
+    (data_root / "copy" / f"{lost['episode_id'].iloc[0]}.txt").unlink()  # of batch copy/d2/1-5
+    shutil.rmtree(data_root / "manifests")
+    again, flow_run_id = _toy_build(data_root, task_batch=5)
+    write, copy = again.stages
+    assert write.cached == 9 and write.counts["failed"] == 1 and write.counts["run"] == 0
+    assert copy.cached == 8 and copy.counts["run"] == 1
+    runs = [r for r in api.task_runs(flow_run_id) if "/" in r.name]
+    redone = sorted(r.name for r in runs if r.state.name != "Cached")
+    # the failed episode (d1's 2) ran again in a batch of its own, and so did the lost copy
+    assert redone == ["copy/d2/3", "write/d1/2"], [(r.name, r.state.name) for r in runs]
+    episodes, failures = _tables(data_root)
+    assert (episodes["status"] == "copied").sum() == 9 and len(failures) == 1

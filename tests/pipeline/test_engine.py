@@ -147,6 +147,22 @@ class StreamingThreads(ThreadsWithDiscovery):
     """The in-process executor, streaming (every stage at once)."""
 
 
+class BatchingThreads(StreamingThreads):
+    """Streaming, taking ``copy`` in batches of up to 3 (as the Prefect executor takes a stage
+    that loads a model); records each batch it was handed."""
+
+    def __init__(self, discovery):
+        super().__init__(discovery)
+        self.handed: list[tuple[str, list[str]]] = []
+
+    def batch_size(self, stage: Stage) -> int:
+        return 3 if stage.name == "copy" else 1
+
+    def submit_batch(self, stage: Stage, episodes: list[Episode]) -> list[Future]:
+        self.handed.append((stage.name, [e.episode_id for e in episodes]))
+        return [self.submit(stage, episode) for episode in episodes]
+
+
 class SerialStream(SerialExecutor):
     """Streaming, one episode at a time in the engine's thread (deterministic); ``die_after``
     kills it like :class:`SerialExecutor`."""
@@ -407,7 +423,12 @@ def test_streaming_builds_the_same_corpus_as_stage_by_stage(tmp_path):
     corpus = {"d": ["a", "bad", "b"], "e": ["c", "d"], "f": ["bad"]}
     grown = {**corpus, "e": ["c", "d", "new"]}  # a new episode re-gathers its drama
     results = []
-    for name, executor in (("stages", ThreadsWithDiscovery), ("stream", StreamingThreads)):
+    executors = (
+        ("stages", ThreadsWithDiscovery),
+        ("stream", StreamingThreads),
+        ("batches", BatchingThreads),
+    )
+    for name, executor in executors:
         root = tmp_path / name
         counts = []
         for listing in (corpus, corpus, grown):
@@ -415,9 +436,10 @@ def test_streaming_builds_the_same_corpus_as_stage_by_stage(tmp_path):
             summary = run(build, executor(dramas(**listing)), queue=0)
             counts.append([dict(s.counts) for s in summary.stages])
         results.append((counts, tables_and_files(root)))
-    (stage_counts, stage_tables), (stream_counts, stream_tables) = results
-    assert stream_counts == stage_counts
-    assert stream_tables == stage_tables
+    (stage_counts, stage_tables), *streamed = results
+    for stream_counts, stream_tables in streamed:
+        assert stream_counts == stage_counts
+        assert stream_tables == stage_tables
     assert stage_counts[2][2] == {"run": 3, "done": 2, "blocked": 2}  # drama "e" gathered again
     assert stage_tables[2]["gather/e.txt"] == "E-CE-DE-NEW"
 
@@ -435,3 +457,20 @@ def test_a_killed_stream_resumes_without_redoing_finished_work(tmp_path):
     assert not finished & set(resumed.ran)
     assert summary.finished == 3
     assert summary.stages[0].counts["known_failed"] + summary.stages[0].counts["failed"] == 1
+
+
+def test_a_batched_stage_gets_episodes_of_one_drama_together_and_never_waits_idle(tmp_path):
+    """A stage the executor takes in batches is handed up to a batch of one drama's waiting
+    episodes while it is busy, and whatever waits when it is idle (so the first hand-over is a
+    single episode: nothing makes an idle stage wait for a batch to fill)."""
+    events = Events()
+    executor = BatchingThreads(dramas(d=[f"a{i}" for i in range(8)], e=["b0", "b1", "b2"]))
+    build = streaming_build(tmp_path, events, pause=0.02)
+    summary = build.run_streaming(executor, queue=1)
+    assert summary.finished == 11
+    copy = [ids for name, ids in executor.handed if name == "copy"]
+    assert copy and all(1 < len(ids) <= 3 for ids in copy)
+    assert all(len({i.split("-")[0] for i in ids}) == 1 for ids in copy)  # one drama each
+    handed = sum(len(ids) for ids in copy)
+    assert handed < 11  # some copies went one at a time (an idle stage takes what waits)
+    assert [s.counts["run"] for s in summary.stages] == [11, 11, 11]
