@@ -473,7 +473,7 @@ class Stream:
         moved = True
         while moved:
             moved = False
-            while self.backlog and not any(self.entry):
+            while self.backlog and self.admitting():
                 self.route(self.backlog.popleft(), 0)
                 moved = True
             moved |= self.release()
@@ -482,6 +482,16 @@ class Stream:
                     self.submit(k)
                     moved = True
             moved |= self.finish_passed()
+
+    def admitting(self) -> bool:
+        """Whether a new episode may enter: nothing waits for room at a stage (an episode waiting
+        for a batched stage's batch to fill does not hold the others back)."""
+        for k, waiting in enumerate(self.entry):
+            if waiting and (
+                self.batch[k] == 1 or len(waiting) >= self.batch[k] or not self.has_room(k)
+            ):
+                return False
+        return True
 
     def has_room(self, k: int) -> bool:
         if self.inflight[k] >= self.capacity[k]:
