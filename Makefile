@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := ffmpeg espeak-ng sox
 TEST_SYSTEM_PACKAGES := chromium chromium-driver
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps test-system-deps demo test test-fast bench clean-venv lint
+.PHONY: setup system-deps test-system-deps demo prefect-demo test test-fast bench clean-venv lint
 
 setup: system-deps $(STAMP)
 
@@ -33,6 +33,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 
 demo: setup
 	$(VENV)/bin/fsclap demo
+
+# A local Prefect server with auth and workers, the three deployments run, kept up until Ctrl-C.
+prefect-demo: setup
+	$(VENV)/bin/fsclap prefect demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

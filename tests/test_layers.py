@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("fsclap", "pipeline", "model", "flows")
-APPLICATION = {"cli", "demo", "web", "weights", "testing", "__main__"}
+APPLICATION = {"cli", "demo", "demo_prefect", "web", "weights", "testing", "__main__"}
 RANK = {"core": 0, "pipeline": 1, "model": 1, "flows": 2, "application": 3}
 
 # Known exceptions, each with the reason it is still there. The test fails when one disappears,

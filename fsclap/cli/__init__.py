@@ -97,7 +97,8 @@ class RootGroup(LazyGroup):
         LazyCommand(
             "prefect",
             "fsclap.cli.prefect",
-            "Prefect server setup: work pools, limits and the deployments on a data root.",
+            "Prefect: set a server up (work pools, limits, deployments on a data root), or run the "
+            "whole demo stack.",
             group=True,
         ),
     )

@@ -8,9 +8,11 @@ import typer
 
 from flows.deploy import run_setup
 from fsclap.cli.common import command_settings
+from fsclap.demo_prefect import DEMO_RUNS, run_prefect_demo
 
 app = typer.Typer(
-    help="Prefect server setup: work pools, limits and the deployments on a data root.",
+    help="Prefect: set a server up (work pools, limits, deployments on a data root), or run the "
+    "whole demo stack.",
     no_args_is_help=True,
 )
 
@@ -82,3 +84,28 @@ def prefect_setup(
         notify_block=notify_block,
     )
     typer.echo(report.render())
+
+
+@app.command("demo")
+def prefect_demo(
+    folder: Path = typer.Option(
+        Path("prefect_demo"),
+        "--folder",
+        help="Working folder: the data root (FOLDER/data), the server's database, the logs.",
+    ),
+    port: int = typer.Option(4200, "--port", help="Port of the local Prefect server (UI and API)."),
+    runs: str = typer.Option(
+        ",".join(DEMO_RUNS),
+        "--runs",
+        help=f"Deployments to run, in order (of {', '.join(DEMO_RUNS)}; empty: none).",
+    ),
+    wait: bool = typer.Option(
+        True, "--wait/--no-wait", help="Keep the stack up until Ctrl-C (--no-wait: stop at once)."
+    ),
+) -> None:
+    """Start a local Prefect server with auth and a worker per pool, set it up on generated
+    dramas, run the nightly build, training and evaluation deployments, print the UI links and
+    keep everything running until Ctrl-C (then stop all it started)."""
+    chosen = [name.strip() for name in runs.split(",") if name.strip()]
+    code = run_prefect_demo(folder, port=port, runs=chosen, wait=wait, say=typer.echo)
+    raise typer.Exit(code)

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fsclap.demo_prefect import descendants
 from fsclap.testing.browser import CHROMIUM, headless_chromium, prefect_ui_login, prefect_ui_tab
 from fsclap.testing.webhook import webhook_receiver
 
@@ -100,28 +101,6 @@ class Stack:
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
-
-
-def parent_pid(pid: int) -> int:
-    # /proc/PID/stat is "PID (COMM) STATE PPID ...", and COMM may hold spaces
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def descendants(pid: int) -> list[int]:
-    """Every living process under ``pid`` (children, theirs, ...)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                children.setdefault(parent_pid(int(entry.name)), []).append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass  # gone meanwhile
-    found, todo = [], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found
 
 
 def process_groups(pids: list[int]) -> set[int]:
