@@ -59,6 +59,12 @@ Also tried without gain (seed 7, 4 x 2 x 60 s, same embeddings and resegmentatio
 ``spectralcluster`` 0.2.22 in place of the agglomerative step, with the ICASSP 2018 affinity
 refinement (37.5 -> 48.1 % mean DER) or auto-tuned p-pruning (NME-SC, 48.3 %): speaker counts came
 out about right but the clusters split voices the same way; the built-in eigengap option gives 46.0 %.
+Spectral gating of the music before the VAD (``noisereduce`` 3.0.3, a maintained library without
+model weights): on seed 7 missed speech fell 13.6 -> 5.0 % (non-stationary gating, full
+reduction) but confusion rose 22.9 -> 31.5 % (DER 37.5 -> 38.4); partial reduction (0.6) 36.6 %,
+stationary gating 36.8 %; embedding the gated audio as well 41.7 %; on seed 8 (base 37.2 %) 37.7
+and 36.9 % (missed 8.9 -> 5.0, confusion 26.9 -> 31.2). The speech it recovers under music goes
+mostly to the wrong speaker: missed speech turns into confusion, and nothing is gained overall.
 
 Left: confusion between espeak voices. With the true window labels DER would be 12.9 % (seeds 7
 and 8; with one label per VAD region 29.8 %: 30 % of regions hold two lines), but average-linkage
