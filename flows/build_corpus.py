@@ -523,6 +523,7 @@ def build_corpus(
     build = CorpusBuild(settings, loaded, built, retry_failed=params.retry_failed)
     start = time.perf_counter()
     with runners:
+        runners.check_resources(built)  # a GPU stage without a GPU worker fails now, not later
         executor = PrefectExecutor(params, settings, runners)
         if settings.orchestration.streaming:
             summary = build.run_streaming(executor, settings.orchestration.stream_queue)

@@ -163,6 +163,15 @@ class TaskRunners:
         with dask.annotate(resources=resources):
             yield
 
+    def check_resources(self, stages: list[Stage]) -> None:
+        """Before any work: every stage's resources are declared by some worker of the cluster."""
+        if self._dask is None:
+            return
+        for stage in stages:
+            resources = self.resources(stage)
+            if resources:
+                self._check_declared(stage.name, resources)
+
     def _check_declared(self, stage_name: str, resources: dict[str, float]) -> None:
         """Dask keeps a task that no worker can take waiting forever: refuse it at once."""
         if stage_name in self._declared:

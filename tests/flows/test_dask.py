@@ -170,6 +170,17 @@ def test_a_resource_no_worker_declares_is_refused_at_once(
             stages=["acquire"],
             overrides=[*overrides, "orchestration.stage_resources.acquire.GPU=2"],
         )
+    # a later stage's resource is checked before the first stage runs: nothing was downloaded
+    with pytest.raises(FsclapError, match="stage separate needs Dask worker resource TPU=1"):
+        build_corpus(
+            sources=sources,
+            data_root=tmp_path / "later",
+            stages=["acquire", "extract", "separate"],
+            overrides=[*overrides, "orchestration.stage_resources.separate.TPU=1"],
+        )
+    assert not (tmp_path / "later" / "media").exists() or not any(
+        (tmp_path / "later" / "media").iterdir()
+    )
 
 
 class _ModelStage:
