@@ -224,30 +224,24 @@ AUTO_BATCH_FROM = 200
 AUTO_TASKS_PER_STAGE = 200
 
 
-def batch_size(stage: Stage, episodes: int, setting: int) -> int:
-    """Episodes per task for ``episodes`` to run at ``stage``. Network stages keep one: their
-    retries with backoff are per episode, and a download outlasts a task's overhead anyway."""
-    if stage.name in NETWORK_STAGES:
-        return 1
-    if setting:
-        return setting
-    if episodes < AUTO_BATCH_FROM:
-        return 1
-    return math.ceil(episodes / AUTO_TASKS_PER_STAGE)
-
-
 #: Streaming with ``orchestration.task_batch: 0``: a stage that loads a model (a GPU stage) is
 #: handed this many episodes per task; the others one (an episode moves on as soon as it ends).
 STREAM_MODEL_BATCH = 4
 
 
-def stream_batch_size(stage: Stage, setting: int) -> int:
-    """Episodes per task for ``stage`` in a streaming build. Network stages keep one."""
+def batch_size(stage: Stage, episodes: int | None, setting: int) -> int:
+    """Episodes per task at ``stage``: stage by stage with ``episodes`` to run, or streaming
+    (``None``). Network stages keep one: their retries with backoff are per episode, and a
+    download outlasts a task's overhead anyway."""
     if stage.name in NETWORK_STAGES:
         return 1
     if setting:
         return setting
-    return STREAM_MODEL_BATCH if stage.models() else 1
+    if episodes is None:
+        return STREAM_MODEL_BATCH if stage.models() else 1
+    if episodes < AUTO_BATCH_FROM:
+        return 1
+    return math.ceil(episodes / AUTO_TASKS_PER_STAGE)
 
 
 def batches(episodes: list[Episode], size: int) -> list[list[Episode]]:
@@ -402,11 +396,7 @@ class PrefectExecutor:
         outcomes = _batch_state_outcomes(group, state, cached)
         if not cached:
             return outcomes
-        stale = [
-            o.episode
-            for o in outcomes
-            if not o.ok or not all(path.exists() for path in stage.outputs(o.result))
-        ]
+        stale = [o.episode for o in outcomes if not o.ok or not stage.outputs_exist(o.result)]
         if not stale:
             return outcomes
         log.info(
@@ -443,8 +433,8 @@ class PrefectExecutor:
         )
 
     def batch_size(self, stage: Stage) -> int:
-        """Streaming: episodes the engine hands ``stage`` at once (:func:`stream_batch_size`)."""
-        return stream_batch_size(stage, self.settings.orchestration.task_batch)
+        """Streaming: episodes the engine hands ``stage`` at once (:func:`batch_size`)."""
+        return batch_size(stage, None, self.settings.orchestration.task_batch)
 
     def submit_batch(self, stage: Stage, episodes: list[Episode]) -> list[Future]:
         """Streaming: one task per run of consecutive episodes (of one drama, as the engine hands
@@ -603,7 +593,7 @@ def _batch_state_outcomes(episodes: list[Episode], state, cached: bool) -> list[
 def _checked_cache_hit(stage: Stage, episode: Episode, state, work, runner, settings: Settings):
     """A cached result counts only while the files it names exist; otherwise redo the work."""
     cached = state.result()
-    if all(path.exists() for path in stage.outputs(cached)):
+    if stage.outputs_exist(cached):
         return state
     log.info(
         "%s/%s: cached result's outputs are gone; running again", stage.name, episode.episode_id

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from fsclap.errors import FsclapError
 from fsclap.layout import DataRoot
-from pipeline.runner import stage_names
 
 if TYPE_CHECKING:
     from fsclap.config import Settings
@@ -100,7 +99,6 @@ class TaskRunners:
         self._stack = ExitStack()
         self._dask = None
         self._declared: set[str] = set()  # stages whose resources some worker was seen to declare
-        check_stage_names(self.stage_resources)
         if self.kind == "dask":
             if not self.address:
                 raise FsclapError(
@@ -191,12 +189,3 @@ class TaskRunners:
                 f"orchestration.stage_resources.{stage_name})"
             )
         self._declared.add(stage_name)
-
-
-def check_stage_names(stage_resources: dict[str, dict[str, float]]) -> None:
-    unknown = sorted(set(stage_resources) - set(stage_names()))
-    if unknown:
-        raise FsclapError(
-            f"unknown stage(s) in orchestration.stage_resources: {', '.join(unknown)} "
-            f"(stages: {', '.join(stage_names())})"
-        )

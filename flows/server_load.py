@@ -34,6 +34,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_healthy(
+    url: str, process: subprocess.Popen, timeout_s: float, every_s: float = 0.3
+) -> str:
+    """Poll a server's health ``url`` until it answers 200: ``"healthy"``, or ``"exited"`` when
+    its ``process`` ended first, or ``"timeout"`` after ``timeout_s`` (callers say why)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return "exited"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return "healthy"
+        except (urllib.error.URLError, OSError):
+            time.sleep(every_s)
+    return "timeout"
+
+
 class LocalServer:
     """``prefect server start`` on a free loopback port over a SQLite database in ``home``, without
     the UI, in a process group of its own (stopped by its id on exit)."""
@@ -83,18 +101,12 @@ class LocalServer:
         return self
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = (self.home / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"prefect server exited ({self.process.returncode}):\n{tail}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.3)
-        raise TimeoutError(f"prefect server: no answer within {self.startup_timeout_s:.0f} s")
+        outcome = wait_until_healthy(f"{self.api_url}/health", self.process, self.startup_timeout_s)
+        if outcome == "exited":
+            tail = (self.home / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"prefect server exited ({self.process.returncode}):\n{tail}")
+        if outcome == "timeout":
+            raise TimeoutError(f"prefect server: no answer within {self.startup_timeout_s:.0f} s")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

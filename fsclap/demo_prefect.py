@@ -23,12 +23,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flows.server_load import wait_until_healthy
 from fsclap.errors import FsclapError
 
 #: The demo's training overrides: a small corpus trains in about a minute and a half on a CPU.
@@ -201,18 +200,12 @@ class PrefectDemo:
         return proc
 
     def _wait_healthy(self, server: subprocess.Popen) -> None:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                log = (self.logs / "server.log").read_text(errors="replace")
-                raise FsclapError(f"prefect server exited: {_last_line(log)}")
-            try:
-                with urllib.request.urlopen(f"{self.api}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.5)
-        raise FsclapError(f"the Prefect server did not answer within {HEALTH_TIMEOUT_S:.0f} s")
+        outcome = wait_until_healthy(f"{self.api}/health", server, HEALTH_TIMEOUT_S, every_s=0.5)
+        if outcome == "exited":
+            log = (self.logs / "server.log").read_text(errors="replace")
+            raise FsclapError(f"prefect server exited: {_last_line(log)}")
+        if outcome == "timeout":
+            raise FsclapError(f"the Prefect server did not answer within {HEALTH_TIMEOUT_S:.0f} s")
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -109,11 +109,15 @@ def stage_names() -> list[str]:
 def build_stages(settings: Settings, only: list[str] | None = None) -> list[Stage]:
     """Instantiate the pipeline's stages (or the named subset, in pipeline order)."""
     known = stage_names()
-    unknown = sorted(set(settings.stages) - set(known))
-    if unknown:
-        raise FsclapError(
-            f"unknown stage(s) in settings.stages: {', '.join(unknown)} (stages: {', '.join(known)})"
-        )
+    for where, named in (
+        ("settings.stages", settings.stages),
+        ("orchestration.stage_resources", settings.orchestration.stage_resources),
+    ):
+        unknown = sorted(set(named) - set(known))
+        if unknown:
+            raise FsclapError(
+                f"unknown stage(s) in {where}: {', '.join(unknown)} (stages: {', '.join(known)})"
+            )
     wanted = set(only or known)
     bad = sorted(wanted - set(known))
     if bad:

@@ -262,6 +262,10 @@ class Stage(ABC):
         key = key or self.key(episode)
         if key is None or episode.stamp(self.name).get("key") != key:
             return False
+        return self.outputs_exist(episode)
+
+    def outputs_exist(self, episode: Episode) -> bool:
+        """Whether every file this stage wrote for ``episode`` is there."""
         return all(path.exists() for path in self.outputs(episode))
 
     def ensure_setup(self) -> None:

@@ -262,13 +262,13 @@ def test_placement_on_threads_places_nothing():
 
 
 def test_stage_resources_of_an_unknown_stage_are_refused():
-    from flows.runtime import TaskRunners
     from fsclap.config import load_settings
     from fsclap.errors import FsclapError
+    from pipeline.runner import build_stages
 
     settings = load_settings(overrides=["orchestration.stage_resources.seperate.GPU=1"])
     with pytest.raises(FsclapError, match="unknown stage.*orchestration.stage_resources: seperate"):
-        TaskRunners(settings)
+        build_stages(settings)
 
 
 def test_dask_without_an_address_is_refused(tmp_path, episode_urls, sources_file):

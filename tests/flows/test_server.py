@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from flows.server_load import wait_until_healthy
 from fsclap.demo_prefect import descendants
 from fsclap.testing.browser import CHROMIUM, headless_chromium, prefect_ui_login, prefect_ui_tab
 from fsclap.testing.webhook import webhook_receiver
@@ -181,16 +182,12 @@ def wait_for(what: str | Callable[[], str], check, timeout: float, every: float 
 
 def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> float:
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if server.poll() is not None:
-            raise RuntimeError("prefect server exited")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return time.monotonic() - start
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.3)
-    raise TimeoutError(f"no answer from {url} within {timeout} s")
+    outcome = wait_until_healthy(url, server, timeout)
+    if outcome == "exited":
+        raise RuntimeError("prefect server exited")
+    if outcome == "timeout":
+        raise TimeoutError(f"no answer from {url} within {timeout} s")
+    return time.monotonic() - start
 
 
 @pytest.fixture(scope="module")

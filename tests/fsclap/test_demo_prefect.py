@@ -14,14 +14,9 @@ import pytest
 
 from fsclap.demo_prefect import descendants, port_in_use, run_prefect_demo
 from fsclap.errors import FsclapError
+from fsclap.testing.media import closed_port
 
 FSCLAP = str(Path(sys.executable).with_name("fsclap"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_port_in_use_or_an_unknown_run_is_refused_before_anything_starts(tmp_path):
@@ -33,7 +28,7 @@ def test_a_port_in_use_or_an_unknown_run_is_refused_before_anything_starts(tmp_p
         with pytest.raises(FsclapError, match=f"port {port} is in use"):
             run_prefect_demo(tmp_path, port=port, runs=[], wait=False, say=lambda _: None)
     with pytest.raises(FsclapError, match="unknown run"):
-        run_prefect_demo(tmp_path, port=free_port(), runs=["deploy"], wait=False)
+        run_prefect_demo(tmp_path, port=closed_port(), runs=["deploy"], wait=False)
     assert not (tmp_path / "logs").exists()
 
 
@@ -41,7 +36,7 @@ def test_a_port_in_use_or_an_unknown_run_is_refused_before_anything_starts(tmp_p
 def test_the_demo_builds_prints_the_links_and_stops_everything_on_ctrl_c(tmp_path):
     """The stack (server with auth, setup on generated dramas, a worker per pool) runs the nightly
     build, prints where to look, waits; Ctrl-C stops every process it started."""
-    port = free_port()
+    port = closed_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FSCLAP_", "PREFECT_"))}
     demo = subprocess.Popen(
         [FSCLAP, "prefect", "demo", "--folder", str(tmp_path), "--port", str(port)]
