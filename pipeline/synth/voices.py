@@ -24,8 +24,10 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -317,6 +319,19 @@ def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dic
     }
 
 
+@contextmanager
+def _exclusive(lock_path: Path):
+    """An exclusive advisory lock on ``lock_path`` for the block (other processes wait)."""
+    import fcntl
+
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @lru_cache(maxsize=1)
 def _kokoro_engine():
     """The package's module with its ONNX session rebuilt on one thread (see the module docstring)."""
@@ -328,7 +343,10 @@ def _kokoro_engine():
     import onnxruntime
 
     try:
-        core.phonemize("あ")  # loads the session, voices and the Japanese frontend
+        # the package assembles its model into a shared cache through one fixed temporary name, so
+        # two processes loading it for the first time at once break each other: one at a time
+        with _exclusive(core._cache_dir() / ".fsclap-assemble.lock"):
+            core.phonemize("あ")  # loads the session, voices and the Japanese frontend
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

@@ -112,3 +112,20 @@ def test_engine_errors_are_clear():
         synthesize(Voice("bad", "festival", "male", "x", "en"), TEXT, Controls())
     with pytest.raises(SynthesisError, match="sox"):
         sox_effects(np.zeros(100, np.float32), 16000, ["nosucheffect"])
+
+
+def _load_kokoro(_: int) -> str:
+    voices_module._kokoro_engine.cache_clear()
+    return str(voices_module._kokoro_engine().model_path())
+
+
+def test_kokoro_first_load_in_parallel_processes(tmp_path, monkeypatch):
+    """The package assembles its model into an empty cache through one fixed temporary file: the
+    first load in several workers at once (what a style corpus on a fresh machine does) must not
+    break any of them."""
+    import multiprocessing
+
+    monkeypatch.setenv("KOKORO_JA_CACHE", str(tmp_path / "cache"))
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        paths = pool.map(_load_kokoro, range(3))
+    assert len(set(paths)) == 1 and (tmp_path / "cache" / "kokoro-v1.0.int8.onnx").is_file()
