@@ -44,6 +44,7 @@ from pipeline.diarize.stage import Diarize
 from pipeline.scoring import diarization_error_corpus
 from pipeline.speakers import centroids_from, link_speakers
 from pipeline.stage import StageContext
+from pipeline.synth.drama import speech_turns
 from pipeline.tables import Episode
 
 SR = 16000
@@ -67,7 +68,7 @@ def generate(work: Path, dramas: int, episodes: int, duration: float, seed: int)
 
 
 def reference(truth: dict) -> list[tuple[float, float, str]]:
-    return [(line["start_s"], line["end_s"], line["speaker_id"]) for line in truth["lines"]]
+    return speech_turns(truth["lines"])
 
 
 def repet(audio: np.ndarray) -> np.ndarray:

@@ -252,6 +252,23 @@ def estimate_syllables(audio: np.ndarray, sr: int) -> int:
     return syllable_nuclei(audio, sr)
 
 
+def pauses(audio: np.ndarray, sr: int, min_s: float = PAUSE_MIN_S) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of the inactive stretches of at least ``min_s`` between the first and
+    the last active frame (the pauses inside an utterance; its edges are not pauses)."""
+    levels = frame_dbfs(audio, sr)
+    active = active_frames(levels, rel_db=PAUSE_REL_DB)
+    if not active.any():
+        return []
+    first, last = int(np.argmax(active)), int(active.size - np.argmax(active[::-1]))
+    inactive = ~active[first:last]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], inactive.astype(int), [0]])))
+    return [
+        (float((first + a) * HOP_S), float((first + b) * HOP_S))
+        for a, b in zip(edges[::2], edges[1::2])
+        if (b - a) * HOP_S >= min_s
+    ]
+
+
 def articulation_seconds(audio: np.ndarray, sr: int) -> float:
     """Active time without pauses (inactive stretches of at least ``PAUSE_MIN_S``)."""
     levels = frame_dbfs(audio, sr)
@@ -259,12 +276,7 @@ def articulation_seconds(audio: np.ndarray, sr: int) -> float:
     if not active.any():
         return 0.0
     first, last = int(np.argmax(active)), int(active.size - np.argmax(active[::-1]))
-    active = active[first:last]
-    # lengths of the inactive runs inside the speech span
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], (~active).astype(int), [0]])))
-    runs = edges[1::2] - edges[::2]
-    pause_frames = int(runs[runs * HOP_S >= PAUSE_MIN_S].sum())
-    return (active.size - pause_frames) * HOP_S
+    return (last - first) * HOP_S - sum(b - a for a, b in pauses(audio, sr))
 
 
 def rate_timebase(articulation_s: float, voiced_s: float) -> float:

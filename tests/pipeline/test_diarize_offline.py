@@ -1,4 +1,4 @@
-"""Offline profile end to end on generated drama episodes (issue-3 generator): silero-vad +
+"""Offline profile end to end on generated drama episodes (the drama generator): silero-vad +
 resemblyzer + clustering, scored with DER against the exact ground truth; and the bad inputs."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipeline.diarize.offline_backend import (
     window_regions,
 )
 from pipeline.scoring import diarization_error
+from pipeline.synth.drama import speech_turns
 
 SR = 16000
 
@@ -49,7 +50,7 @@ def diarizer():
 
 
 def reference(truth):
-    return [(line["start_s"], line["end_s"], line["speaker_id"]) for line in truth["lines"]]
+    return speech_turns(truth["lines"])
 
 
 def test_generated_episodes_with_music_are_diarized(episodes, diarizer):

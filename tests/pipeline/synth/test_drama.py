@@ -15,7 +15,7 @@ from fsclap.cli import main
 from fsclap.errors import FsclapError
 from pipeline.scoring import diarization_error, read_rttm, si_sdr
 from pipeline.synth import generate_dramas, load_truth, serving, write_served_sources
-from pipeline.synth.drama import SPEECH_TO_MUSIC_DB, plan_dramas
+from pipeline.synth.drama import SPEECH_TO_MUSIC_DB, plan_dramas, speech_turns
 from pipeline.synth.plots import plot_episode
 
 DURATION = 30.0
@@ -92,17 +92,42 @@ def test_rttm_matches_json_and_scores_zero_against_itself(dramas):
         turns = read_rttm(out / "truth" / "drama01" / t["episode_id"] / "episode.rttm")[
             t["episode_id"]
         ]
-        expected = sorted(
-            (line["start_s"], line["end_s"], line["speaker_id"]) for line in t["lines"]
-        )
+        expected = speech_turns(t["lines"])
+        assert len(expected) == len(t["lines"]) + sum(len(line["pauses"]) for line in t["lines"])
         assert [spk for _, _, spk in turns] == [spk for _, _, spk in expected]
         assert np.array([t[:2] for t in turns]) == pytest.approx(
             np.array([e[:2] for e in expected]), abs=1.5e-3
         )
         assert diarization_error(turns, turns, duration_s=t["duration_s"]).der == 0.0
     assert (out / "truth" / "all.rttm").read_text().count("SPEAKER") == sum(
-        len(t["lines"]) for t in load_truth(out)
+        len(speech_turns(t["lines"])) for t in load_truth(out)
     )
+
+
+def test_pauses_inside_lines_are_quiet_and_not_reference_speech(dramas):
+    """A line's pauses of 0.3 s or more (between its sentences) are stored, lie inside the line,
+    are quiet in the speech stem, and the reference turns leave them out."""
+    out, _ = dramas
+    found = 0
+    for t in load_truth(out):
+        sr = t["sample_rate"]
+        speech = load_audio(out / t["stems"]["speech"])[0]
+        for line in t["lines"]:
+            loud = np.percentile(
+                frame_dbfs(speech[int(line["start_s"] * sr) : int(line["end_s"] * sr)], sr), 95
+            )
+            for a, b in line["pauses"]:
+                found += 1
+                assert line["start_s"] < a < b < line["end_s"] and b - a >= 0.3 - 1e-6
+                quiet = speech[int(a * sr) + 1 : int(b * sr) - 1]
+                # another speaker may talk over the pause (an interruption): only clean pauses are checked
+                if not any(
+                    o is not line and o["start_s"] < b and o["end_s"] > a for o in t["lines"]
+                ):
+                    assert 10 * np.log10(np.mean(quiet**2) + 1e-12) < loud - 20, line["line_id"]
+            for start, end, _ in speech_turns([line]):
+                assert not any(start < b and end > a for a, b in line["pauses"])
+    assert found >= 3  # two-sentence lines pause between their sentences
 
 
 def test_stems_sum_to_the_mix_at_the_intended_ratios(dramas):
