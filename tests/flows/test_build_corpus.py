@@ -459,48 +459,10 @@ def _toy_build(data_root: Path, task_batch: int, bad: str = "d1:2", streaming: b
     from flows.params import BuildCorpusParams
     from flows.runtime import TaskRunners
     from fsclap.config import load_settings
+    from fsclap.testing.toy_stages import Copy, Write
     from pipeline.engine import CorpusBuild
     from pipeline.sources import RemoteEntry, Sources
-    from pipeline.stage import Stage, StageContext, StageError, short_hash
-
-    class BadContent(StageError):
-        pass
-
-    class Write(Stage):
-        name, version, done_status = "write", "1", "written"
-
-        def input_hash(self, episode):
-            return short_hash(episode.source_key)
-
-        def outputs(self, episode):
-            return [self.context.data_root / "write" / f"{episode.episode_id}.txt"]
-
-        def process(self, episode):
-            if episode.source_key == bad:
-                raise BadContent(f"{episode.episode_id}: bad content")
-            (path,) = self.outputs(episode)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(episode.source_key)
-            out = episode.copy()
-            out.media_path = self.context.rel(path)
-            return out
-
-    class Copy(Stage):
-        name, version, done_status = "copy", "1", "copied"
-
-        def input_hash(self, episode):
-            return short_hash(episode.media_path) if episode.media_path else None
-
-        def outputs(self, episode):
-            return [self.context.data_root / "copy" / f"{episode.episode_id}.txt"]
-
-        def process(self, episode):
-            (path,) = self.outputs(episode)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.context.abs(episode.media_path).read_text().upper())
-            out = episode.copy()
-            out.audio_path = self.context.rel(path)
-            return out
+    from pipeline.stage import StageContext
 
     class ToyBuild(CorpusBuild):
         def lister(self):
@@ -526,7 +488,7 @@ def _toy_build(data_root: Path, task_batch: int, bad: str = "d1:2", streaming: b
         build = ToyBuild(
             settings,
             Sources(min_episodes=1, dramas=dramas),
-            [Write(context=context), Copy(context=context)],
+            [Write({"fail_when": bad}, context=context), Copy(context=context)],
         )
         with TaskRunners(settings) as runners:
             executor = PrefectExecutor(BuildCorpusParams(), settings, runners)

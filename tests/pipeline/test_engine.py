@@ -4,7 +4,6 @@ gets the same journal, resume and summary."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from concurrent.futures import Future
@@ -14,60 +13,12 @@ import pandas as pd
 import pytest
 
 from fsclap.config import load_settings
+from fsclap.testing.toy_stages import Copy, Write
 from pipeline.engine import CorpusBuild, Outcome
 from pipeline.runner import ThreadExecutor, attempt
 from pipeline.sources import Discovery, Sources
 from pipeline.stage import Stage, StageContext, StageError, short_hash
 from pipeline.tables import CorpusTables, Episode, read_episodes, read_failures
-
-
-class BadContent(StageError):
-    pass
-
-
-class Write(Stage):
-    """Writes a file per episode; episodes whose source key says "bad" fail for good."""
-
-    name, version, done_status = "write", "1", "written"
-
-    def input_hash(self, episode: Episode) -> str | None:
-        return short_hash(episode.source_key)
-
-    def outputs(self, episode: Episode) -> list[Path]:
-        return [self.context.data_root / "write" / f"{episode.episode_id}.txt"]
-
-    def process(self, episode: Episode) -> Episode:
-        if "bad" in episode.source_key:
-            raise BadContent(f"{episode.episode_id}: bad content")
-        (path,) = self.outputs(episode)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(episode.source_key)
-        out = episode.copy()
-        out.media_path = self.context.rel(path)
-        return out
-
-
-class Copy(Stage):
-    """Copies what :class:`Write` wrote (its input is that file's content)."""
-
-    name, version, done_status = "copy", "1", "copied"
-
-    def input_hash(self, episode: Episode) -> str | None:
-        if not episode.media_path:
-            return None
-        source = self.context.abs(episode.media_path)
-        return hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
-
-    def outputs(self, episode: Episode) -> list[Path]:
-        return [self.context.data_root / "copy" / f"{episode.episode_id}.txt"]
-
-    def process(self, episode: Episode) -> Episode:
-        (path,) = self.outputs(episode)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.context.abs(episode.media_path).read_text().upper())
-        out = episode.copy()
-        out.audio_path = self.context.rel(path)
-        return out
 
 
 def listed(keys: list[str], title: str = "t") -> Discovery:
