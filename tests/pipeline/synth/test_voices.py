@@ -129,3 +129,20 @@ def test_kokoro_first_load_in_parallel_processes(tmp_path, monkeypatch):
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         paths = pool.map(_load_kokoro, range(3))
     assert len(set(paths)) == 1 and (tmp_path / "cache" / "kokoro-v1.0.int8.onnx").is_file()
+
+
+def test_piper_speaks_at_the_tempo_asked():
+    """Piper's length_scale moves its rate by about two thirds of what it asks; the generator
+    inverts the measured curve, so a slow or fast line is as slow or fast as its label says."""
+    from fsclap.acoustics import trim_bounds
+
+    def seconds(tempo: float) -> float:
+        audio, _ = synthesize(PIPER_VOICE, TEXT, Controls(tempo=tempo))
+        start, end = trim_bounds(audio, ENGINE_SAMPLE_RATE)
+        return (end - start) / ENGINE_SAMPLE_RATE
+
+    normal = seconds(1.0)
+    for tempo in (0.75, 1.33):
+        assert normal / seconds(tempo) == pytest.approx(tempo, rel=0.06), tempo
+    assert voices_module.piper_length_scale(1.0) == 1.0
+    assert voices_module.piper_length_scale(5.0) == 0.2  # beyond the measured curve: 1 / tempo
