@@ -292,8 +292,8 @@ def run_diarization(out: Path, size: dict, quick: bool) -> dict:
 def diarization_table(results: dict) -> list[str]:
     lines = [
         "| family | episodes | DER per episode (%) | mean DER (%) | missed speech (%) | false alarm (%) | "
-        "confusion (%) | speakers found / true | cross-episode purity (%) |",
-        "|" + "---|" * 9,
+        "confusion (%) | speakers found / true | cross-episode purity (%) | mean DER, pauses as speech (%) |",
+        "|" + "---|" * 10,
     ]
     for family, r in results.items():
         per = ", ".join(f"{e['der']:.1f}" for e in r["episodes"])
@@ -301,7 +301,8 @@ def diarization_table(results: dict) -> list[str]:
         purity = 100.0 * r["purity"].get("purity", math.nan)
         lines.append(
             f"| {family} | {len(r['episodes'])} | {per} | {r['der_mean']:.1f} | {r['missed']:.1f} | "
-            f"{r['false_alarm']:.1f} | {r['confusion']:.1f} | {counts} | {purity:.1f} |"
+            f"{r['false_alarm']:.1f} | {r['confusion']:.1f} | {counts} | {purity:.1f} | "
+            f"{r.get('der_mean_whole_lines', math.nan):.1f} |"
         )
     return lines
 
@@ -342,8 +343,12 @@ def run_captions(out: Path, size: dict, train_labels: str) -> dict:
             captioned = pd.read_parquet(
                 caption_manifest(bare, bare.with_suffix(".out.parquet"), settings).out_path
             )
-            merged = truth.set_index("clip_id")[list(ATTRIBUTES)].join(
-                captioned.set_index("clip_id")[list(ATTRIBUTES)], rsuffix="_measured"
+            merged = truth.set_index("clip_id")[list(ATTRIBUTES)].merge(
+                captioned.set_index("clip_id")[list(ATTRIBUTES)],
+                how="left",
+                left_index=True,
+                right_index=True,
+                suffixes=("", "_measured"),
             )
             entry = {}
             for attribute in ATTRIBUTES:
