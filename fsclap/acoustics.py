@@ -252,31 +252,34 @@ def estimate_syllables(audio: np.ndarray, sr: int) -> int:
     return syllable_nuclei(audio, sr)
 
 
-def pauses(audio: np.ndarray, sr: int, min_s: float = PAUSE_MIN_S) -> list[tuple[float, float]]:
-    """``(start_s, end_s)`` of the inactive stretches of at least ``min_s`` between the first and
-    the last active frame (the pauses inside an utterance; its edges are not pauses)."""
+def _span_and_pauses(audio: np.ndarray, sr: int, min_s: float) -> tuple[float, list]:
+    """Seconds from the first to the last active frame, and the ``(start_s, end_s)`` of the
+    inactive stretches of at least ``min_s`` between them."""
     levels = frame_dbfs(audio, sr)
     active = active_frames(levels, rel_db=PAUSE_REL_DB)
     if not active.any():
-        return []
+        return 0.0, []
     first, last = int(np.argmax(active)), int(active.size - np.argmax(active[::-1]))
     inactive = ~active[first:last]
     edges = np.flatnonzero(np.diff(np.concatenate([[0], inactive.astype(int), [0]])))
-    return [
+    found = [
         (float((first + a) * HOP_S), float((first + b) * HOP_S))
         for a, b in zip(edges[::2], edges[1::2])
         if (b - a) * HOP_S >= min_s
     ]
+    return (last - first) * HOP_S, found
+
+
+def pauses(audio: np.ndarray, sr: int, min_s: float = PAUSE_MIN_S) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of the inactive stretches of at least ``min_s`` between the first and
+    the last active frame (the pauses inside an utterance; its edges are not pauses)."""
+    return _span_and_pauses(audio, sr, min_s)[1]
 
 
 def articulation_seconds(audio: np.ndarray, sr: int) -> float:
     """Active time without pauses (inactive stretches of at least ``PAUSE_MIN_S``)."""
-    levels = frame_dbfs(audio, sr)
-    active = active_frames(levels, rel_db=PAUSE_REL_DB)
-    if not active.any():
-        return 0.0
-    first, last = int(np.argmax(active)), int(active.size - np.argmax(active[::-1]))
-    return (last - first) * HOP_S - sum(b - a for a, b in pauses(audio, sr))
+    span, found = _span_and_pauses(audio, sr, PAUSE_MIN_S)
+    return span - sum(b - a for a, b in found)
 
 
 def rate_timebase(articulation_s: float, voiced_s: float) -> float:

@@ -30,15 +30,10 @@ from pipeline.synth import voices  # noqa: E402
 LADDER = (0.55, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0)
 
 
-def speech_seconds(engine, text: str, length_scale: float) -> float:
-    from piper import SynthesisConfig
-
-    config = SynthesisConfig(
-        length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=True
-    )
-    audio = np.concatenate([c.audio_float_array for c in engine.synthesize(text, config)])
-    start, end = trim_bounds(audio, engine.config.sample_rate)
-    return (end - start) / engine.config.sample_rate
+def speech_seconds(text: str, length_scale: float) -> float:
+    audio, sr = voices.piper_render(text, length_scale)  # what the generator renders, before gain
+    start, end = trim_bounds(audio, sr)
+    return (end - start) / sr
 
 
 def main() -> None:
@@ -46,13 +41,12 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=24)
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
-    engine = voices._piper_voice()
     texts = bank.distinct_sentences(random.Random(args.seed), args.sentences, "en")
     ratios = {ls: [] for ls in LADDER}
     for text in texts:
-        base = speech_seconds(engine, text, 1.0)
+        base = speech_seconds(text, 1.0)
         for ls in LADDER:
-            ratios[ls].append(base / speech_seconds(engine, text, ls))
+            ratios[ls].append(base / speech_seconds(text, ls))
     print("PIPER_TEMPO_CURVE = (  # (length_scale, realised tempo), median over sentences")
     for ls in LADDER:
         spread = np.percentile(ratios[ls], [10, 90])

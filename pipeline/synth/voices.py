@@ -323,20 +323,26 @@ def piper_length_scale(tempo: float) -> float:
     return round(float(np.exp(np.interp(target, realised[::-1], scales[::-1]))), 4)
 
 
-def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
+def piper_render(text: str, length_scale: float) -> tuple[np.ndarray, int]:
+    """Piper's own output for ``text`` at ``length_scale`` (noise off) and its sample rate."""
     from piper import SynthesisConfig
 
     engine = _piper_voice()
-    length_scale = piper_length_scale(controls.tempo)
     config = SynthesisConfig(
         length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=True
     )
     chunks = [chunk.audio_float_array for chunk in engine.synthesize(text, config)]
     if not chunks:
         raise SynthesisError(f"piper produced no audio for {text!r}")
-    audio = np.concatenate(chunks).astype(np.float32) * 0.5
-    if engine.config.sample_rate != ENGINE_SAMPLE_RATE:
-        audio = resample(audio, engine.config.sample_rate, ENGINE_SAMPLE_RATE)
+    return np.concatenate(chunks).astype(np.float32), engine.config.sample_rate
+
+
+def _piper(voice: Voice, text: str, controls: Controls) -> tuple[np.ndarray, dict]:
+    length_scale = piper_length_scale(controls.tempo)
+    audio, sr = piper_render(text, length_scale)
+    audio = audio * 0.5
+    if sr != ENGINE_SAMPLE_RATE:
+        audio = resample(audio, sr, ENGINE_SAMPLE_RATE)
     cents = int(round(controls.semitones * 100))
     if cents:
         audio = sox_effects(audio, ENGINE_SAMPLE_RATE, ["pitch", str(cents)])
